@@ -1,0 +1,39 @@
+// Copies the editor assets that tsc does not emit into dist/nodes/<type>/:
+// <type>.html, locales/**, and the node's icon(s) from the top-level icons/ folder.
+// Node-RED loads X.html, locales/ and icons/ from beside each listed X.js.
+import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'nodes');
+const out = join(root, 'dist', 'nodes');
+const icons = join(root, 'icons');
+
+let copied = 0;
+for (const type of readdirSync(src)) {
+  const dir = join(src, type);
+  if (!statSync(dir).isDirectory() || !type.startsWith('rt-')) continue;
+  const dest = join(out, type);
+  mkdirSync(dest, { recursive: true });
+  for (const f of readdirSync(dir)) {
+    if (f.endsWith('.html')) {
+      cpSync(join(dir, f), join(dest, f));
+      copied++;
+    }
+  }
+  if (existsSync(join(dir, 'locales'))) {
+    cpSync(join(dir, 'locales'), join(dest, 'locales'), { recursive: true });
+    copied++;
+  }
+  if (existsSync(icons)) {
+    mkdirSync(join(dest, 'icons'), { recursive: true });
+    for (const f of readdirSync(icons)) {
+      if (f.endsWith('.svg') || f.endsWith('.png')) {
+        cpSync(join(icons, f), join(dest, 'icons', f));
+        copied++;
+      }
+    }
+  }
+}
+console.log(`copy-assets: ${copied} assets copied into dist/nodes`);
