@@ -1,0 +1,125 @@
+// Starts a real Node-RED runtime in a child process with this working tree's
+// nodes loaded (nodesDir = repo root, loaded as a package), a temp user dir
+// and a free port. Used by flow tests, signal tests and benchmarks.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { freePort, repoRoot, tempDir } from './util';
+
+export interface ChildRuntime {
+  port: number;
+  url: string;
+  userDir: string;
+  proc: ChildProcess;
+  log(): string;
+  /** Deploys a full flow set through the admin API. */
+  deploy(flows: object[], type?: 'full' | 'flows' | 'nodes'): Promise<void>;
+  /** GET a path on the runtime; returns status and text. */
+  get(path: string): Promise<{ status: number; text: string }>;
+  post(path: string, body: unknown): Promise<{ status: number; text: string }>;
+  /** Sends a signal and resolves with the exit code/signal. */
+  kill(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  cleanup(): void;
+}
+
+export interface ChildOptions {
+  flows?: object[];
+  settings?: Record<string, unknown>;
+  /** Extra lines inserted into settings.js (JS source, e.g. functions). */
+  settingsSource?: string;
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+  execArgv?: string[];
+}
+
+export async function startNodeRed(opts: ChildOptions = {}): Promise<ChildRuntime> {
+  const port = await freePort();
+  const tmp = tempDir('rtedge-nr-');
+  const userDir = tmp.dir;
+  const settings = {
+    uiPort: port,
+    uiHost: '127.0.0.1',
+    flowFile: 'flows.json',
+    nodesDir: [repoRoot],
+    httpNodeRoot: '/',
+    logging: { console: { level: 'info', metrics: false, audit: false } },
+    editorTheme: { tours: false },
+    telemetry: { enabled: false },
+    diagnostics: { enabled: false },
+    ...opts.settings,
+  };
+  writeFileSync(
+    join(userDir, 'settings.js'),
+    `module.exports = Object.assign(${JSON.stringify(settings, null, 2)}, {${opts.settingsSource ?? ''}});\n`,
+  );
+  writeFileSync(join(userDir, 'flows.json'), JSON.stringify(opts.flows ?? []));
+  const red = require.resolve('node-red/red.js');
+  const proc = spawn(process.execPath, [...(opts.execArgv ?? []), red, '--userDir', userDir, '--settings', join(userDir, 'settings.js')], {
+    cwd: repoRoot,
+    env: { ...process.env, NODE_RED_ENABLE_TOURS: 'false', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+
+  await new Promise<void>((resolve, reject) => {
+    const limit = opts.startTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => reject(new Error(`Node-RED did not start in ${limit} ms:\n${out}`)), limit);
+    const check = (): void => {
+      if (/Started flows|Flows file.*not found|Starting flows/.test(out) && /Server now running/.test(out)) {
+        clearTimeout(timer);
+        proc.stdout!.off('data', check);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Node-RED exited with ${code} before starting:\n${out}`));
+    });
+  });
+
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  };
+
+  return {
+    port,
+    url,
+    userDir,
+    proc,
+    log: () => out,
+    async deploy(flows, type = 'full') {
+      const r = await request('POST', '/flows', flows, { 'Node-RED-Deployment-Type': type, 'Node-RED-API-Version': 'v1' });
+      if (r.status >= 300) throw new Error(`deploy failed: ${r.status} ${r.text}`);
+    },
+    get: (path) => request('GET', path),
+    post: (path, body) => request('POST', path, body),
+    kill(signal = 'SIGTERM', timeoutMs = 20_000) {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          resolve({ code: proc.exitCode, signal: proc.signalCode });
+          return;
+        }
+        const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+        proc.once('exit', (code, sig) => {
+          clearTimeout(t);
+          resolve({ code, signal: sig });
+        });
+        proc.kill(signal);
+      });
+    },
+    cleanup() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      tmp.cleanup();
+    },
+  };
+}
