@@ -1,0 +1,58 @@
+// Config of rt-journey-egress: versioned, migrated, copied and clamped.
+// Pure: no Node-RED import.
+import { isAbsolute, resolve } from 'node:path';
+
+import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
+import type { NodeDef } from '../shared/red-types';
+import { checkPattern } from './egress-core';
+
+export interface EgressDef extends NodeDef {
+  version?: number;
+  path?: string;
+  flushCount?: number | string;
+  flushMs?: number | string;
+  fsync?: string;
+  queueLimit?: number | string;
+  utc?: boolean | string;
+  createDir?: boolean | string;
+  report?: boolean | string;
+}
+
+export const MIGRATIONS: ReadonlyArray<Migration<EgressDef>> = [
+  // v1: first release. Configs saved before `version` existed get the v1 defaults.
+  {
+    version: 1,
+    up: (d) => ({ fsync: 'batch', queueLimit: 10000, utc: false, createDir: true, report: false, ...d }),
+  },
+];
+
+export interface EgressConfig {
+  pattern: string;
+  flushCount: number;
+  flushMs: number;
+  fsync: 'none' | 'batch';
+  queueLimit: number;
+  utc: boolean;
+  createDir: boolean;
+  report: boolean;
+  patternError: string | null;
+}
+
+/** Copies and clamps the editor config; never throws. */
+export function readConfig(raw: EgressDef, baseDir: string): EgressConfig {
+  const d = migrate(raw, MIGRATIONS);
+  const p = typeof d.path === 'string' ? d.path.trim() : '';
+  const patternError = checkPattern(p);
+  return {
+    pattern: patternError ? '' : isAbsolute(p) ? p : resolve(baseDir, p),
+    flushCount: clampInt(d.flushCount, 1, 100000, 10),
+    flushMs: clampInt(d.flushMs, 10, 3_600_000, 1000),
+    fsync: oneOf(d.fsync, ['none', 'batch'] as const, 'batch'),
+    queueLimit: clampInt(d.queueLimit, 1, 10_000_000, 10000),
+    utc: bool(d.utc, false),
+    createDir: bool(d.createDir, true),
+    report: bool(d.report, false),
+    patternError,
+  };
+}
+

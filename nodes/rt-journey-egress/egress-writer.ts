@@ -1,0 +1,250 @@
+// The file side of rt-journey-egress: it runs inside the egress worker thread.
+// Plain TypeScript with injected fs, clock and timers, so it is unit-tested
+// in-process (fake clock, fs stub) and used unchanged by egress.worker.ts.
+//
+// - Lines stay pending, in order, until written; a failed write is undone
+//   (ftruncate to the size before the batch) and retried with backoff, so a
+//   line is never half-written nor reordered.
+// - One open file descriptor per target file; rotation (the pattern expands to
+//   a new name) fsyncs and closes the old file first.
+// - fsync policy: 'batch' fsyncs after every flush; 'none' leaves it to the OS,
+//   except at rotation and close, which always fsync.
+import { dirname } from 'node:path';
+
+import { type FlushPolicy, FlushScheduler, formatPath } from './egress-core';
+
+export interface FsLike {
+  openSync(path: string, flags: string, mode?: number): number;
+  writeSync(fd: number, buf: Buffer, offset?: number, length?: number): number;
+  fsyncSync(fd: number): void;
+  closeSync(fd: number): void;
+  fstatSync(fd: number): { size: number };
+  ftruncateSync(fd: number, len: number): void;
+  mkdirSync(path: string, opts: { recursive: true }): unknown;
+}
+
+export interface TimerLike {
+  set(fn: () => void, ms: number): unknown;
+  clear(h: unknown): void;
+}
+
+export interface WriterOptions extends FlushPolicy {
+  /** Absolute path pattern (%Y %m %d %H). */
+  pattern: string;
+  fsync: 'none' | 'batch';
+  utc: boolean;
+  createDir: boolean;
+  /** Retry backoff after a write error. */
+  retryInitialMs: number;
+  retryMaxMs: number;
+}
+
+export interface FlushReport {
+  upTo: number;
+  lines: number;
+  bytes: number;
+  file: string;
+  latencyUs: number;
+}
+
+export interface WriterEvents {
+  flushed(r: FlushReport): void;
+  error(err: NodeJS.ErrnoException, file: string, pending: number, retryInMs: number): void;
+  recovered(file: string): void;
+}
+
+export class EgressWriter {
+  private lines: string[] = [];
+  private ts: number[] = [];
+  /** seq of lines[0] */
+  private seq0 = 1;
+  private fd = -1;
+  private fdPath = '';
+  private timer: unknown = null;
+  private retryTimer: unknown = null;
+  private retryAttempt = 0;
+  private inError = false;
+  private closed = false;
+  private readonly sched: FlushScheduler;
+
+  constructor(
+    private readonly o: WriterOptions,
+    private readonly fs: FsLike,
+    private readonly clock: { now(): number; hrUs(): number },
+    private readonly timers: TimerLike,
+    private readonly ev: WriterEvents,
+  ) {
+    this.sched = new FlushScheduler({ count: o.count, intervalMs: o.intervalMs }, clock.now);
+  }
+
+  get pending(): number {
+    return this.lines.length;
+  }
+
+  /**
+   * Adds lines seq0.. in order. A batch that restarts an earlier sequence (after
+   * a host-side rewind) replaces what is pending from that seq on.
+   */
+  append(seq0: number, lines: string[], ts: number[]): void {
+    if (this.closed) return;
+    const expected = this.seq0 + this.lines.length;
+    if (this.lines.length === 0) {
+      this.seq0 = seq0;
+    } else if (seq0 !== expected) {
+      // Keep what precedes seq0, drop any overlap, then append.
+      const keep = Math.max(0, Math.min(this.lines.length, seq0 - this.seq0));
+      this.lines.length = keep;
+      this.ts.length = keep;
+      if (keep === 0) this.seq0 = seq0;
+    }
+    for (let i = 0; i < lines.length; i++) {
+      this.lines.push(lines[i]);
+      this.ts.push(ts[i]);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.inError || this.closed) return;
+    const d = this.sched.added(this.lines.length);
+    if (d === 'now') {
+      this.clearTimer();
+      this.flush();
+    } else if (this.timer === null) {
+      this.timer = this.timers.set(() => {
+        this.timer = null;
+        this.flush();
+      }, d);
+    }
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) this.timers.clear(this.timer);
+    this.timer = null;
+  }
+
+  /** Writes everything pending. Returns true when nothing is left pending. */
+  flush(final = false): boolean {
+    while (this.lines.length > 0) {
+      // The run of lines that go to the same file.
+      const file = formatPath(this.o.pattern, this.ts[0], this.o.utc);
+      let n = 1;
+      while (n < this.lines.length && formatPath(this.o.pattern, this.ts[n], this.o.utc) === file) n++;
+      if (!this.writeRun(file, n, final)) return false;
+    }
+    this.sched.flushed();
+    return true;
+  }
+
+  private openFor(file: string): void {
+    if (this.fd >= 0 && this.fdPath === file) return;
+    if (this.fd >= 0) {
+      // Rotation: make the finished file durable before moving on.
+      const old = this.fd;
+      this.fd = -1;
+      this.fdPath = '';
+      try {
+        this.fs.fsyncSync(old);
+      } finally {
+        this.fs.closeSync(old);
+      }
+    }
+    if (this.o.createDir) this.fs.mkdirSync(dirname(file), { recursive: true });
+    this.fd = this.fs.openSync(file, 'a', 0o644);
+    this.fdPath = file;
+  }
+
+  private writeRun(file: string, n: number, final: boolean): boolean {
+    const t0 = this.clock.hrUs();
+    let before = -1;
+    const text = this.lines.slice(0, n).join('\n') + '\n';
+    const buf = Buffer.from(text, 'utf8');
+    try {
+      this.openFor(file);
+      before = this.fs.fstatSync(this.fd).size;
+      let off = 0;
+      while (off < buf.length) off += this.fs.writeSync(this.fd, buf, off, buf.length - off);
+      if (this.o.fsync === 'batch' || final) this.fs.fsyncSync(this.fd);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      // Undo a partial write so a retry never leaves half a line.
+      if (this.fd >= 0) {
+        try {
+          if (before >= 0) this.fs.ftruncateSync(this.fd, before);
+        } catch {
+          /* best effort */
+        }
+        try {
+          this.fs.closeSync(this.fd);
+        } catch {
+          /* ignore */
+        }
+      }
+      this.fd = -1;
+      this.fdPath = '';
+      this.failed(err, file, final);
+      return false;
+    }
+    const upTo = this.seq0 + n - 1;
+    this.lines.splice(0, n);
+    this.ts.splice(0, n);
+    this.seq0 = upTo + 1;
+    if (this.inError) {
+      this.inError = false;
+      this.retryAttempt = 0;
+      this.ev.recovered(file);
+    }
+    this.ev.flushed({ upTo, lines: n, bytes: buf.length, file, latencyUs: Math.max(0, this.clock.hrUs() - t0) });
+    return true;
+  }
+
+  private failed(err: NodeJS.ErrnoException, file: string, final: boolean): void {
+    this.inError = true;
+    this.clearTimer();
+    const delay = Math.min(this.o.retryMaxMs, this.o.retryInitialMs * 2 ** Math.min(this.retryAttempt++, 20));
+    this.ev.error(err, file, this.lines.length, final ? 0 : delay);
+    if (final || this.closed) return;
+    if (this.retryTimer === null) {
+      this.retryTimer = this.timers.set(() => {
+        this.retryTimer = null;
+        if (this.closed) return;
+        if (this.flush()) this.inError = false;
+      }, delay);
+    }
+  }
+
+  /**
+   * Flushes everything and fsyncs, retrying failed writes until `deadline`
+   * (epoch ms). Returns the number of lines that could not be written.
+   */
+  async close(deadline: number, sleep: (ms: number) => Promise<void>): Promise<number> {
+    this.clearTimer();
+    if (this.retryTimer !== null) this.timers.clear(this.retryTimer);
+    this.retryTimer = null;
+    let attempt = 0;
+    while (!this.flush(true)) {
+      if (this.clock.now() >= deadline) break;
+      await sleep(Math.min(this.o.retryMaxMs, this.o.retryInitialMs * 2 ** Math.min(attempt++, 10), Math.max(0, deadline - this.clock.now())));
+    }
+    this.closed = true;
+    if (this.fd >= 0) {
+      try {
+        this.fs.fsyncSync(this.fd);
+      } catch {
+        /* reported by the write path */
+      }
+      try {
+        this.fs.closeSync(this.fd);
+      } catch {
+        /* ignore */
+      }
+    }
+    this.fd = -1;
+    return this.lines.length;
+  }
+
+  /** Lines still pending, for a last-resort report. */
+  pendingLines(): { seq0: number; lines: string[] } {
+    return { seq0: this.seq0, lines: [...this.lines] };
+  }
+}

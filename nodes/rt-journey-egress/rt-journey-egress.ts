@@ -1,0 +1,261 @@
+// rt-journey-egress: appends each msg.payload (an object) as one JSON line to
+// a file. The flow engine only serialises the line and hands it over; a shared
+// worker thread does all file I/O (batched: flush on count or timer, fsync
+// policy, daily rotation by path pattern). A message's done() is called when
+// its line is on disk, so Complete nodes and close/redeploy see real writes.
+import { join } from 'node:path';
+
+import { fromWireError } from '../shared/protocol';
+import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
+import { runtimeMetrics } from '../shared/registry';
+import { SharedMetrics } from '../shared/shared-metrics';
+import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
+import { WorkerLease } from '../shared/worker-host';
+import { type EgressConfig, type EgressDef, readConfig } from './egress-config';
+import { encodeLine, formatPath, Ledger } from './egress-core';
+import { EGRESS_METRICS, type EgressCmd, type EgressEvent, type EgressInit } from './egress-protocol';
+
+const TYPE = 'rt-journey-egress';
+
+interface EgressNode extends Node {
+  _lease?: WorkerLease<EgressEvent, EgressCmd>;
+}
+
+export = function register(RED: NodeAPI): void {
+  const metrics = runtimeMetrics(RED);
+  const fam = {
+    lines: metrics.readerFamily('rtedge_egress_lines_total', 'Journey lines written to disk', 'counter'),
+    batches: metrics.readerFamily('rtedge_egress_batches_total', 'Flushes (write calls) performed', 'counter'),
+    bytes: metrics.readerFamily('rtedge_egress_bytes_total', 'Bytes appended to journey files', 'counter'),
+    writeErrors: metrics.readerFamily('rtedge_egress_write_errors_total', 'Failed write attempts (retried)', 'counter'),
+    dropped: metrics.readerFamily('rtedge_egress_dropped_total', 'Journeys refused because the queue was full', 'counter'),
+    badInput: metrics.readerFamily('rtedge_egress_bad_input_total', 'Messages rejected as bad input', 'counter'),
+    depth: metrics.readerFamily('rtedge_egress_queue_depth', 'Journeys accepted and not yet on disk', 'gauge'),
+    flush: metrics.sharedHistogramFamily('rtedge_egress_flush_seconds', 'Time to write (and fsync) one batch'),
+  };
+  const now: () => number = typeof RED.settings.rtEdgeClock === 'function' ? (RED.settings.rtEdgeClock as () => number) : Date.now;
+  const baseDir =
+    (typeof RED.settings.fileWorkingDirectory === 'string' && RED.settings.fileWorkingDirectory) ||
+    RED.settings.userDir ||
+    process.cwd();
+  const testHooks = RED.settings.rtEdgeTestHooks === true;
+
+  function JourneyEgressNode(this: EgressNode, def: EgressDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const cfg = readConfig(def, baseDir);
+    const status = new ThrottledStatus(node);
+    const labels = { node: node.id };
+    const shared = SharedMetrics.create(EGRESS_METRICS);
+    const ledger = new Ledger<DoneFn>(cfg.queueLimit);
+    const dropWarn = new RateLimitedWarning((t) => node.warn(t));
+    let dropped = 0;
+    let badInput = 0;
+    let written = 0;
+    let inError = false;
+    let closing = false;
+    let postScheduled: NodeJS.Immediate | null = null;
+
+    fam.lines.attach(labels, () => shared.counter('lines'));
+    fam.batches.attach(labels, () => shared.counter('batches'));
+    fam.bytes.attach(labels, () => shared.counter('bytes'));
+    fam.writeErrors.attach(labels, () => shared.counter('write_errors'));
+    fam.dropped.attach(labels, () => dropped);
+    fam.badInput.attach(labels, () => badInput);
+    fam.depth.attach(labels, () => ledger.depth);
+    fam.flush.attach(labels, shared.histogram('flush'));
+
+    const showOk = (): void => {
+      if (inError) return;
+      const depth = ledger.depth;
+      if (depth >= Math.max(100, cfg.flushCount * 10)) status.set('depth', RED._(`${TYPE}.status.queued`, { n: depth }));
+      else status.set('ok', RED._(`${TYPE}.status.written`, { n: written }));
+    };
+
+    let lease: WorkerLease<EgressEvent, EgressCmd> | null = null;
+
+    const post = (): void => {
+      postScheduled = null;
+      if (!lease || lease.state !== 'ready') return;
+      const batch = ledger.takeUnposted();
+      if (batch && !lease.post({ t: 'append', seq0: batch.seq0, lines: batch.lines, ts: batch.ts })) ledger.rewind();
+    };
+
+    const onEvent = (ev: EgressEvent): void => {
+      switch (ev.t) {
+        case 'flushed': {
+          const dones = ledger.ack(ev.upTo);
+          written += ev.lines;
+          for (const d of dones) d();
+          if (cfg.report) {
+            node.send({
+              topic: 'flush',
+              payload: { count: ev.lines, bytes: ev.bytes, file: ev.file, flush_ms: ev.latencyUs / 1000, queued: ledger.depth },
+            });
+          }
+          showOk();
+          break;
+        }
+        case 'error': {
+          const err = fromWireError(ev.error) as NodeJS.ErrnoException;
+          if (!inError) {
+            // Once per outage: a Catch node gets it, the log gets one line.
+            inError = true;
+            const text = RED._(`${TYPE}.errors.write`, { file: ev.file, error: err.message });
+            node.error(text, { topic: 'write-error', payload: { file: ev.file, code: err.code, error: err.message, pending: ev.pending, retry_ms: ev.retryInMs } });
+          }
+          status.immediate('error', RED._(`${TYPE}.status.writeError`, { code: err.code ?? 'error' }));
+          break;
+        }
+        case 'recovered':
+          inError = false;
+          node.log(RED._(`${TYPE}.errors.recovered`, { file: ev.file }));
+          showOk();
+          break;
+        case 'lost':
+          // Reported by close: handled there with the ledger.
+          break;
+        case 'fatal':
+          node.error(RED._(`${TYPE}.errors.worker`, { error: ev.error.message }));
+          break;
+      }
+    };
+
+    if (cfg.patternError) {
+      node.error(RED._(`${TYPE}.errors.badPath`, { error: cfg.patternError }));
+      status.immediate('error', RED._(`${TYPE}.status.badConfig`));
+    } else {
+      const init: EgressInit = {
+        pattern: cfg.pattern,
+        count: cfg.flushCount,
+        intervalMs: cfg.flushMs,
+        fsync: cfg.fsync,
+        utc: cfg.utc,
+        createDir: cfg.createDir,
+        retryInitialMs: 100,
+        retryMaxMs: 5000,
+        closeTimeoutMs: 10_000,
+        metrics: shared.sab,
+        testHooks,
+      };
+      lease = new WorkerLease<EgressEvent, EgressCmd>({
+        script: join(__dirname, 'egress.worker.js'),
+        key: TYPE,
+        init,
+        onEvent,
+        onReady: () => {
+          if (!inError) showOk();
+          post();
+        },
+        onRestart: () => {
+          // The new worker has nothing: hand it every line not yet acknowledged, in order.
+          ledger.rewind();
+          post();
+        },
+        onError: (err) => {
+          node.error(RED._(`${TYPE}.errors.worker`, { error: err.message }));
+          status.immediate('error', RED._(`${TYPE}.status.restarting`));
+        },
+      });
+      node._lease = lease;
+      lease.start();
+      status.set('ok', RED._(`${TYPE}.status.ready`));
+    }
+
+    node.on('input', (msg: NodeMessage, _send: SendFn, done: DoneFn) => {
+      if (!lease) {
+        done(new Error(RED._(`${TYPE}.errors.notConfigured`)));
+        return;
+      }
+      let line: string;
+      try {
+        line = encodeLine(msg.payload);
+      } catch (err) {
+        badInput++;
+        status.immediate('error', RED._(`${TYPE}.status.badInput`));
+        done(err as Error);
+        return;
+      }
+      if (ledger.offer(line, now(), done) === 0) {
+        dropped++;
+        dropWarn.hit((n) => RED._(`${TYPE}.errors.dropWarn`, { n, limit: cfg.queueLimit }));
+        done(new Error(RED._(`${TYPE}.errors.queueFull`, { limit: cfg.queueLimit })));
+        return;
+      }
+      if (postScheduled === null && !closing) postScheduled = setImmediate(post);
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      if (postScheduled) clearImmediate(postScheduled);
+      postScheduled = null;
+      const finish = (): void => {
+        fam.lines.detach(labels);
+        fam.batches.detach(labels);
+        fam.bytes.detach(labels);
+        fam.writeErrors.detach(labels);
+        fam.dropped.detach(labels);
+        fam.badInput.detach(labels);
+        fam.depth.detach(labels);
+        fam.flush.detach(labels);
+        status.close();
+        done();
+      };
+      if (!lease) {
+        finish();
+        return;
+      }
+      post();
+      const l = lease;
+      l.close(12_000).then(
+        (confirmed) => {
+          const rest = ledger.drainAll();
+          if (rest.lines.length > 0) {
+            let err: Error | null = null;
+            if (!confirmed) {
+              // The worker died or hung while closing: write what is left from here, once.
+              err = lastResortWrite(cfg, rest.lines, rest.ts);
+            } else {
+              err = new Error(RED._(`${TYPE}.errors.lost`, { n: rest.lines.length }));
+            }
+            if (err) {
+              node.error(RED._(`${TYPE}.errors.lost`, { n: rest.lines.length }) + ': ' + err.message);
+              for (const d of rest.dones) d(err);
+            } else {
+              for (const d of rest.dones) d();
+            }
+          }
+          finish();
+        },
+        () => finish(),
+      );
+    });
+  }
+
+  RED.nodes.registerType(TYPE, JourneyEgressNode as never);
+};
+
+/** Synchronous append from the main thread, used only at close when the worker is gone. */
+function lastResortWrite(cfg: EgressConfig, lines: string[], ts: number[]): Error | null {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require('node:fs') as typeof import('node:fs');
+  try {
+    let i = 0;
+    while (i < lines.length) {
+      const file = formatPath(cfg.pattern, ts[i], cfg.utc);
+      let j = i + 1;
+      while (j < lines.length && formatPath(cfg.pattern, ts[j], cfg.utc) === file) j++;
+      const fd = fs.openSync(file, 'a');
+      try {
+        fs.writeSync(fd, lines.slice(i, j).join('\n') + '\n');
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      i = j;
+    }
+    return null;
+  } catch (e) {
+    return e as Error;
+  }
+}

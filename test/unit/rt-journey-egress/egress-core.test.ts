@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+
+import { readConfig } from '../../../nodes/rt-journey-egress/egress-config';
+import { checkPattern, EgressInputError, encodeLine, FlushScheduler, formatPath, Ledger } from '../../../nodes/rt-journey-egress/egress-core';
+
+describe('egress-core', () => {
+  describe('encodeLine', () => {
+    it('encodes a plain object as one line of JSON', () => {
+      const line = encodeLine({ a: 1, s: 'x\ny', n: null, nested: { b: [1, 2] } });
+      assert.equal(line, '{"a":1,"s":"x\\ny","n":null,"nested":{"b":[1,2]}}');
+      assert.ok(!line.includes('\n'));
+      assert.deepEqual(JSON.parse(line), { a: 1, s: 'x\ny', n: null, nested: { b: [1, 2] } });
+    });
+    it('accepts null-prototype objects', () => {
+      const o = Object.create(null) as Record<string, unknown>;
+      o.k = 1;
+      assert.equal(encodeLine(o), '{"k":1}');
+    });
+    for (const [what, v] of [
+      ['a string', 'journey'],
+      ['a number', 3],
+      ['null', null],
+      ['undefined', undefined],
+      ['an array', [1, 2]],
+      ['a Buffer', Buffer.from('x')],
+      ['a Date', new Date()],
+    ] as Array<[string, unknown]>) {
+      it(`rejects ${what}`, () => {
+        assert.throws(() => encodeLine(v), (e: unknown) => e instanceof EgressInputError && e.code === 'not-object');
+      });
+    }
+    it('rejects circular structures with a clear message', () => {
+      const o: Record<string, unknown> = { a: 1 };
+      o.self = o;
+      assert.throws(() => encodeLine(o), (e: unknown) => e instanceof EgressInputError && e.code === 'circular' && /circular/.test(e.message));
+    });
+    it('rejects BigInt with a clear message', () => {
+      assert.throws(() => encodeLine({ big: 10n }), (e: unknown) => e instanceof EgressInputError && e.code === 'bigint' && /BigInt/.test(e.message));
+    });
+  });
+
+  describe('formatPath / checkPattern', () => {
+    const t = Date.UTC(2026, 0, 5, 7, 8, 9); // 2026-01-05T07:08:09Z
+    it('expands date fields in UTC', () => {
+      assert.equal(formatPath('/x/j-%Y-%m-%d_%H.jsonl', t, true), '/x/j-2026-01-05_07.jsonl');
+      assert.equal(formatPath('/x/100%%-%Y', t, true), '/x/100%-2026');
+    });
+    it('expands date fields in local time', () => {
+      const d = new Date(t);
+      const exp = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+      assert.equal(formatPath('%Y-%m-%d', t, false), exp);
+    });
+    it('leaves a pattern without fields unchanged', () => {
+      assert.equal(formatPath('/var/log/j.jsonl', t, true), '/var/log/j.jsonl');
+    });
+    it('validates patterns', () => {
+      assert.equal(checkPattern('a-%Y.jsonl'), null);
+      assert.match(String(checkPattern('')), /empty/);
+      assert.match(String(checkPattern('a-%q')), /unknown/);
+      assert.match(String(checkPattern('a-%')), /unknown/);
+      assert.match(String(checkPattern(42)), /empty/);
+    });
+  });
+
+  describe('readConfig', () => {
+    it('fills v1 defaults, clamps numbers and resolves relative paths', () => {
+      const c = readConfig({ id: 'n', type: 'rt-journey-egress', path: 'j/%Y.jsonl', flushCount: '0', flushMs: 'abc', queueLimit: 5 }, '/base');
+      assert.equal(c.pattern, '/base/j/%Y.jsonl');
+      assert.equal(c.flushCount, 1);
+      assert.equal(c.flushMs, 1000);
+      assert.equal(c.fsync, 'batch');
+      assert.equal(c.queueLimit, 5);
+      assert.equal(c.createDir, true);
+      assert.equal(c.patternError, null);
+    });
+    it('keeps explicit values and reports a bad path without throwing', () => {
+      const c = readConfig({ id: 'n', type: 't', version: 1, path: '%x', fsync: 'none', createDir: false }, '/b');
+      assert.equal(c.fsync, 'none');
+      assert.equal(c.createDir, false);
+      assert.match(String(c.patternError), /unknown/);
+      assert.equal(c.pattern, '');
+    });
+  });
+
+  describe('FlushScheduler', () => {
+    it('flushes on count or when the oldest line has waited the interval', () => {
+      let now = 1000;
+      const s = new FlushScheduler({ count: 10, intervalMs: 1000 }, () => now);
+      assert.equal(s.added(3), 1000);
+      now += 400;
+      assert.equal(s.added(5), 600);
+      assert.equal(s.due(5), false);
+      now += 600;
+      assert.equal(s.due(5), true);
+      assert.equal(s.added(10), 'now');
+      s.flushed();
+      now += 5000;
+      assert.equal(s.added(1), 1000, 'the interval restarts with the next line');
+    });
+  });
+
+  describe('Ledger', () => {
+    it('keeps order, refuses beyond the limit, acks in order', () => {
+      const l = new Ledger<number>(3);
+      assert.equal(l.offer('a', 1, 101), 1);
+      assert.equal(l.offer('b', 2, 102), 2);
+      assert.equal(l.offer('c', 3, 103), 3);
+      assert.equal(l.offer('d', 4, 104), 0, 'full');
+      assert.equal(l.depth, 3);
+      assert.deepEqual(l.takeUnposted(), { seq0: 1, lines: ['a', 'b', 'c'], ts: [1, 2, 3] });
+      assert.equal(l.takeUnposted(), null);
+      assert.deepEqual(l.ack(2), [101, 102]);
+      assert.equal(l.depth, 1);
+      assert.equal(l.offer('e', 5, 105), 4);
+      assert.deepEqual(l.takeUnposted(), { seq0: 4, lines: ['e'], ts: [5] });
+      assert.deepEqual(l.ack(2), [], 'a repeated ack completes nothing twice');
+    });
+    it('rewind re-posts everything unacknowledged', () => {
+      const l = new Ledger<number>(10);
+      for (let i = 0; i < 5; i++) l.offer(`l${i}`, i, i);
+      l.takeUnposted();
+      l.ack(2);
+      l.rewind();
+      assert.deepEqual(l.takeUnposted(), { seq0: 3, lines: ['l2', 'l3', 'l4'], ts: [2, 3, 4] });
+    });
+    it('stays correct across compaction of a long stream', () => {
+      const l = new Ledger<number>(100000);
+      let acked = 0;
+      for (let i = 1; i <= 50000; i++) {
+        l.offer(`x${i}`, i, i);
+        if (i % 7 === 0) {
+          l.takeUnposted();
+          const d = l.ack(i - 3);
+          for (const v of d) assert.equal(v, ++acked);
+        }
+      }
+      const rest = l.drainAll();
+      assert.equal(rest.dones[0], acked + 1);
+      assert.equal(rest.dones.length, 50000 - acked);
+      assert.equal(l.depth, 0);
+    });
+  });
+});
