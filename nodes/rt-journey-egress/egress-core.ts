@@ -12,11 +12,14 @@ export class EgressInputError extends Error {
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  if (Buffer.isBuffer(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
+/**
+ * An object whose JSON form is an object: not an array, a Buffer, a typed
+ * array, a Date, a Map... Works across realms: payloads built in a function
+ * node come from its vm context, whose Object.prototype is not ours.
+ */
+function isJsonObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) return false;
+  return Object.prototype.toString.call(v) === '[object Object]';
 }
 
 /**
@@ -26,7 +29,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * escapes them inside strings.
  */
 export function encodeLine(payload: unknown): string {
-  if (!isPlainObject(payload)) {
+  if (!isJsonObject(payload)) {
     const what = payload === null ? 'null' : Array.isArray(payload) ? 'an array' : typeof payload;
     throw new EgressInputError(`payload must be an object, got ${what}`, 'not-object');
   }

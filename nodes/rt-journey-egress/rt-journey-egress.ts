@@ -52,6 +52,7 @@ export = function register(RED: NodeAPI): void {
     let dropped = 0;
     let badInput = 0;
     let written = 0;
+    let accepted = 0;
     let inError = false;
     let closing = false;
     let postScheduled: NodeJS.Immediate | null = null;
@@ -182,6 +183,7 @@ export = function register(RED: NodeAPI): void {
         done(new Error(RED._(`${TYPE}.errors.queueFull`, { limit: cfg.queueLimit })));
         return;
       }
+      accepted++;
       if (postScheduled === null && !closing) postScheduled = setImmediate(post);
     });
 
@@ -199,6 +201,7 @@ export = function register(RED: NodeAPI): void {
         fam.depth.detach(labels);
         fam.flush.detach(labels);
         status.close();
+        node.log(RED._(`${TYPE}.errors.closed`, { accepted, written, dropped }));
         done();
       };
       if (!lease) {

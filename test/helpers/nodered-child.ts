@@ -65,22 +65,29 @@ export async function startNodeRed(opts: ChildOptions = {}): Promise<ChildRuntim
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const url = `http://127.0.0.1:${port}`;
 
-  await new Promise<void>((resolve, reject) => {
-    const limit = opts.startTimeoutMs ?? 30_000;
-    const timer = setTimeout(() => reject(new Error(`Node-RED did not start in ${limit} ms:\n${out}`)), limit);
-    const check = (): void => {
-      if (/Started flows|Flows file.*not found|Starting flows/.test(out) && /Server now running/.test(out)) {
-        clearTimeout(timer);
-        proc.stdout!.off('data', check);
-        resolve();
+  // Started = the admin API answers and the flows have started (polling, so
+  // it works whatever the log level is).
+  const limit = opts.startTimeoutMs ?? 30_000;
+  let exited = false;
+  proc.once('exit', () => (exited = true));
+  const end = Date.now() + limit;
+  for (;;) {
+    if (exited) throw new Error(`Node-RED exited before starting:\n${out}`);
+    if (Date.now() > end) {
+      proc.kill('SIGKILL');
+      throw new Error(`Node-RED did not start in ${limit} ms:\n${out}`);
+    }
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/flows/state`, { headers: { 'Node-RED-API-Version': 'v2' } });
+      if (r.status === 200) {
+        const st = (await r.json()) as { state?: string };
+        if (!st.state || st.state === 'start') break;
       }
-    };
-    proc.stdout!.on('data', check);
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Node-RED exited with ${code} before starting:\n${out}`));
-    });
-  });
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(url + path, {

@@ -141,3 +141,14 @@ describe('egress-core', () => {
     });
   });
 });
+
+describe('egress-core across realms', () => {
+  it('accepts objects made in another vm context (a function node sandbox)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const vm = require('node:vm') as typeof import('node:vm');
+    const o = vm.runInNewContext('({ seq: 1, tags: ["a"] })');
+    assert.equal(encodeLine(o), '{"seq":1,"tags":["a"]}');
+    assert.throws(() => encodeLine(vm.runInNewContext('[1]')), EgressInputError);
+    assert.throws(() => encodeLine(vm.runInNewContext('new Date()')), EgressInputError);
+  });
+});

@@ -1,0 +1,128 @@
+// rt-journey-egress in a real Node-RED process: /metrics values, redeploy and
+// SIGTERM mid-stream lose nothing.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
+import { sleep, waitFor } from '../helpers/util';
+
+function seqs(file: string): number[] {
+  if (!existsSync(file)) return [];
+  const t = readFileSync(file, 'utf8');
+  if (!t) return [];
+  assert.ok(t.endsWith('\n'), 'no half-written line');
+  return t
+    .slice(0, -1)
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { seq: number }).seq);
+}
+
+/** A flow: inject -> function that emits `burst` journeys every `everyMs` -> egress. */
+function streamFlow(file: string, burst: number, everyMs: number, egressName = 'log'): object[] {
+  return [
+    { id: 't1', type: 'tab', label: 'stream' },
+    {
+      id: 'gen',
+      z: 't1',
+      type: 'function',
+      name: 'journeys',
+      func: `let n = context.get('n') || 0; for (let i = 0; i < ${burst}; i++) { n++; node.send({ payload: { seq: n, gate: 'G1' } }); } context.set('n', n); return null;`,
+      outputs: 1,
+      wires: [['eg']],
+    },
+    { id: 'tick', z: 't1', type: 'inject', repeat: String(everyMs / 1000), once: true, onceDelay: 0.1, props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
+    { id: 'eg', z: 't1', type: 'rt-journey-egress', name: egressName, version: 1, path: file, flushCount: 10, flushMs: 1000, fsync: 'none', queueLimit: 1000000, createDir: true, report: false, wires: [[]] },
+  ];
+}
+
+function closedCounts(log: string): Array<{ accepted: number; written: number; dropped: number }> {
+  const out: Array<{ accepted: number; written: number; dropped: number }> = [];
+  for (const m of log.matchAll(/closed: (\d+) journeys accepted, (\d+) written, (\d+) dropped/g)) {
+    out.push({ accepted: Number(m[1]), written: Number(m[2]), dropped: Number(m[3]) });
+  }
+  return out;
+}
+
+describe('rt-journey-egress in a Node-RED process', function () {
+  this.timeout(120_000);
+  let rt: ChildRuntime | null = null;
+  afterEach(async () => {
+    if (rt) {
+      await rt.kill('SIGKILL');
+      rt.cleanup();
+    }
+    rt = null;
+  });
+
+  it('GET /metrics shows the egress counters with correct values', async () => {
+    rt = await startNodeRed();
+    const file = join(rt.userDir, 'm.jsonl');
+    const flows = [
+      { id: 't1', type: 'tab', label: 'm' },
+      { id: 'inj', z: 't1', type: 'inject', once: true, onceDelay: 0.1, repeat: '', props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
+      { id: 'gen', z: 't1', type: 'function', func: 'for (let i = 1; i <= 25; i++) node.send({payload:{seq:i}}); node.send({payload:"bad"}); return null;', outputs: 1, wires: [['eg']] },
+      { id: 'eg', z: 't1', type: 'rt-journey-egress', version: 1, path: file, flushCount: 10, flushMs: 200, fsync: 'batch', queueLimit: 1000, createDir: true, report: false, wires: [[]] },
+    ];
+    const r0 = await rt.get('/metrics');
+    assert.equal(r0.status, 200, 'served before any message has flowed');
+    assert.match(r0.text, /process_cpu_user_seconds_total/);
+    await rt.deploy(flows);
+    await waitFor(() => seqs(file).length === 25, 10_000, '25 lines');
+    await sleep(300);
+    const r = await rt.get('/metrics');
+    assert.equal(r.status, 200);
+    const val = (name: string): number => {
+      const m = r.text.match(new RegExp(`^${name}\\{node="eg"\\} (\\S+)$`, 'm'));
+      assert.ok(m, `${name} missing in:\n${r.text.slice(0, 3000)}`);
+      return Number(m[1]);
+    };
+    assert.equal(val('rtedge_egress_lines_total'), 25);
+    assert.equal(val('rtedge_egress_bytes_total'), readFileSync(file).length);
+    assert.equal(val('rtedge_egress_bad_input_total'), 1);
+    assert.equal(val('rtedge_egress_dropped_total'), 0);
+    assert.equal(val('rtedge_egress_queue_depth'), 0);
+    assert.ok(val('rtedge_egress_batches_total') >= 1);
+    assert.equal(val('rtedge_egress_flush_seconds_count'), val('rtedge_egress_batches_total'));
+    assert.match(r.text, /rtedge_egress_flush_seconds_bucket\{node="eg",le="0.001"\} \d+/);
+    assert.match(r.text, /# TYPE rtedge_egress_flush_seconds histogram/);
+  });
+
+  it('a redeploy mid-stream loses nothing', async () => {
+    rt = await startNodeRed();
+    const file = join(rt.userDir, 'r.jsonl');
+    await rt.deploy(streamFlow(file, 200, 20));
+    await waitFor(() => seqs(file).length > 2000, 20_000, 'stream running');
+    // full redeploy with a changed egress: the old instance closes mid-stream
+    await rt.deploy(streamFlow(file, 200, 20, 'log2'));
+    await waitFor(() => closedCounts(rt!.log()).length === 1, 20_000, 'the first egress closed');
+    await sleep(1500);
+    await rt.kill('SIGTERM');
+    const closed = closedCounts(rt.log());
+    assert.equal(closed.length, 2, rt.log());
+    const accepted = closed.reduce((a, c) => a + c.accepted, 0);
+    const s = seqs(file);
+    assert.equal(s.length, accepted, 'every accepted journey is on disk');
+    assert.equal(closed[0].written, closed[0].accepted);
+    // The generator restarts its counter with the new flow: two in-order runs, each 1..k without gaps.
+    const cut = s.findIndex((v, i) => i > 0 && v <= s[i - 1]);
+    const first = cut < 0 ? s : s.slice(0, cut);
+    const second = cut < 0 ? [] : s.slice(cut);
+    first.forEach((v, i) => assert.equal(v, i + 1));
+    second.forEach((v, i) => assert.equal(v, i + 1));
+  });
+
+  it('SIGTERM of Node-RED mid-stream loses nothing', async () => {
+    rt = await startNodeRed();
+    const file = join(rt.userDir, 's.jsonl');
+    await rt.deploy(streamFlow(file, 500, 10));
+    await waitFor(() => seqs(file).length > 3000, 20_000, 'stream running');
+    const res = await rt.kill('SIGTERM');
+    assert.ok(res.code === 0 || res.signal === 'SIGTERM' || res.code !== null, `exit ${JSON.stringify(res)}`);
+    const closed = closedCounts(rt.log());
+    assert.equal(closed.length, 1, `close report missing:\n${rt.log().slice(-2000)}`);
+    const s = seqs(file);
+    assert.equal(s.length, closed[0].accepted, 'every accepted journey is on disk');
+    s.forEach((v, i) => assert.equal(v, i + 1, 'in order, exactly once'));
+  });
+});
