@@ -1,0 +1,25 @@
+// npm run bench [-- <name> ...]: runs the named benchmarks (default: all) one
+// after another, each in its own process, and passes their output through.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = __dirname;
+const all = readdirSync(dir)
+  .filter((f) => f.endsWith('.js') && f !== 'run.js')
+  .map((f) => f.slice(0, -3))
+  .sort();
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = wanted.length ? wanted : all;
+let failed = 0;
+for (const name of names) {
+  if (!all.includes(name)) {
+    console.error(`unknown benchmark ${name}; have: ${all.join(', ')}`);
+    failed++;
+    continue;
+  }
+  console.error(`\n=== bench ${name} ===`);
+  const r = spawnSync(process.execPath, [join(dir, `${name}.js`), ...process.argv.slice(2).filter((a) => a.startsWith('-'))], { stdio: 'inherit' });
+  if (r.status !== 0) failed++;
+}
+process.exit(failed ? 1 : 0);
