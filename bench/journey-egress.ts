@@ -86,9 +86,9 @@ async function throughput(kind: Kind): Promise<number> {
   const { rt } = await start();
   try {
     const file = join(rt.userDir, `tp-${kind}.jsonl`);
-    const t0 = Date.now();
     await rt.deploy([{ id: 't', type: 'tab', label: 'bench' }, inject, gen(N, 500, 0), sink(kind, file)]);
-    // time from the first line to the last
+    // from the inject firing (onceDelay 0.5 s after deploy) to the last line on disk
+    const t0 = Date.now() + 500;
     let first = 0;
     let last = 0;
     let lastChange = Date.now();
@@ -101,7 +101,8 @@ async function throughput(kind: Kind): Promise<number> {
       if (Date.now() - lastChange > 20_000 || Date.now() - t0 > 300_000) throw new Error(`${kind}: stuck at ${n}/${N} lines\n${rt.log().slice(-1500)}`);
       await sleep(n > 0 ? 20 : 5);
     }
-    const secs = (Date.now() - first) / 1000;
+    const secs = (Date.now() - t0) / 1000;
+    log(`${kind}: first line after ${first - t0} ms, last after ${Math.round(secs * 1000)} ms`);
     return N / Math.max(secs, 0.001);
   } finally {
     await rt.kill('SIGTERM');
@@ -133,9 +134,15 @@ async function steady(kind: Kind): Promise<{ el_p99_ms: number; el_max_ms: numbe
 
 async function rssPerInstance(): Promise<{ first_mb: number; per_instance_mb: number }> {
   const { rt, probeOut } = await start();
+  const K = 51;
+  // median of 3 readings, each after a forced GC
   const rssNow = async (): Promise<number> => {
-    await sleep(2500);
-    return (await probe(rt, probeOut)).rss_mb;
+    const r: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await sleep(1500);
+      r.push((await probe(rt, probeOut)).rss_mb);
+    }
+    return r.sort((a, b) => a - b)[1];
   };
   try {
     const tab = { id: 't', type: 'tab', label: 'mem' };
@@ -144,10 +151,10 @@ async function rssPerInstance(): Promise<{ first_mb: number; per_instance_mb: nu
     const r0 = await rssNow();
     await rt.deploy(flows(1));
     const r1 = await rssNow();
-    await rt.deploy(flows(11));
-    const r11 = await rssNow();
-    log(`rss: no egress ${r0.toFixed(1)} MB, 1 instance ${r1.toFixed(1)} MB, 11 instances ${r11.toFixed(1)} MB`);
-    return { first_mb: r1 - r0, per_instance_mb: (r11 - r1) / 10 };
+    await rt.deploy(flows(K));
+    const rK = await rssNow();
+    log(`rss: no egress ${r0.toFixed(1)} MB, 1 instance ${r1.toFixed(1)} MB, ${K} instances ${rK.toFixed(1)} MB`);
+    return { first_mb: r1 - r0, per_instance_mb: (rK - r1) / (K - 1) };
   } finally {
     await rt.kill('SIGTERM');
     rt.cleanup();
