@@ -241,13 +241,44 @@ describe('rt-journey-egress node', function () {
     assert.match(String((caught[0].error as { message: string }).message), /notConfigured|Not configured/);
   });
 
-  it('20 redeploys leave no worker thread and no extra handles', async () => {
+  it('a 10 000 msg burst gives at most a few status updates; drop warnings are rate-limited with the count', async () => {
+    const dir = join(tmp.dir, 'blocked2');
+    await load(flow(join(dir, 'j.jsonl'), { createDir: false, queueLimit: 100, report: false }));
+    const eg = helper.getNode('eg') as TestNode & { status(s: unknown): void; warn(t: unknown): void };
+    const statuses: unknown[] = [];
+    const warnings: string[] = [];
+    eg.status = (st: unknown) => statuses.push(st);
+    eg.warn = (t: unknown) => warnings.push(String(t));
+    const t0 = Date.now();
+    for (let i = 0; i < 10_000; i++) eg.receive({ payload: { i } });
+    await sleep(1200);
+    const secs = (Date.now() - t0) / 1000;
+    assert.ok(statuses.length <= Math.ceil(secs * 4) + 2, `${statuses.length} status updates in ${secs.toFixed(1)} s`);
+    assert.ok(warnings.length >= 1 && warnings.length <= Math.ceil(secs) + 1, `${warnings.length} warnings`);
+    assert.match(warnings[0], /dropWarn|dropped/);
+  });
+
+  it('close of an idle node takes well under 2 s', async () => {
+    await load(flow(join(tmp.dir, 'j.jsonl')));
+    (helper.getNode('eg') as TestNode).receive({ payload: { a: 1 } });
+    await sleep(100);
+    const t0 = Date.now();
+    await helper.unload();
+    assert.ok(Date.now() - t0 < 2000, `close took ${Date.now() - t0} ms`);
+  });
+
+  it('50 redeploys leave no worker thread, no extra handles, no MaxListeners warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w.name + ': ' + w.message);
+    };
+    process.on('warning', onWarning);
     const file = join(tmp.dir, 'j.jsonl');
     await load(flow(file));
     await helper.unload();
     await sleep(100);
     const handles0 = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
-    for (let k = 0; k < 20; k++) {
+    for (let k = 0; k < 50; k++) {
       await load(flow(file));
       (helper.getNode('eg') as TestNode).receive({ payload: { k } });
       await helper.unload();
@@ -256,8 +287,10 @@ describe('rt-journey-egress node', function () {
     await sleep(200);
     const handles1 = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
     assert.ok(handles1 <= handles0 + 1, `handles ${handles0} -> ${handles1}`);
-    assert.equal(readLines(file).length, 20);
+    assert.equal(readLines(file).length, 50);
     assert.ok(readdirSync(tmp.dir).length >= 1);
+    process.off('warning', onWarning);
+    assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
     void chmodSync;
   });
 });
