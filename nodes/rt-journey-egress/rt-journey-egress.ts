@@ -168,6 +168,11 @@ export = function register(RED: NodeAPI): void {
         done(new Error(RED._(`${TYPE}.errors.notConfigured`)));
         return;
       }
+      if (closing) {
+        // The node is flushing for close: a journey arriving now is refused, not silently lost.
+        done(new Error(RED._(`${TYPE}.errors.closing`)));
+        return;
+      }
       let line: string;
       try {
         line = encodeLine(msg.payload);
