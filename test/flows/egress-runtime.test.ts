@@ -112,17 +112,20 @@ describe('rt-journey-egress in a Node-RED process', function () {
     second.forEach((v, i) => assert.equal(v, i + 1));
   });
 
-  it('SIGTERM of Node-RED mid-stream loses nothing', async () => {
-    rt = await startNodeRed();
-    const file = join(rt.userDir, 's.jsonl');
-    await rt.deploy(streamFlow(file, 500, 10));
-    await waitFor(() => seqs(file).length > 3000, 20_000, 'stream running');
-    const res = await rt.kill('SIGTERM');
-    assert.ok(res.code === 0 || res.signal === 'SIGTERM' || res.code !== null, `exit ${JSON.stringify(res)}`);
-    const closed = closedCounts(rt.log());
-    assert.equal(closed.length, 1, `close report missing:\n${rt.log().slice(-2000)}`);
-    const s = seqs(file);
-    assert.equal(s.length, closed[0].accepted, 'every accepted journey is on disk');
-    s.forEach((v, i) => assert.equal(v, i + 1, 'in order, exactly once'));
-  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${signal} of Node-RED mid-stream loses nothing`, async () => {
+      rt = await startNodeRed();
+      const file = join(rt.userDir, 's.jsonl');
+      await rt.deploy(streamFlow(file, 500, 10));
+      await waitFor(() => seqs(file).length > 3000, 20_000, 'stream running');
+      const res = await rt.kill(signal);
+      assert.ok(res.signal === null, `exited by itself after flushing: ${JSON.stringify(res)}`);
+      const closed = closedCounts(rt.log());
+      assert.equal(closed.length, 1, `close report missing:\n${rt.log().slice(-2000)}`);
+      const s = seqs(file);
+      assert.equal(s.length, closed[0].accepted, 'every accepted journey is on disk');
+      assert.equal(closed[0].written, closed[0].accepted);
+      s.forEach((v, i) => assert.equal(v, i + 1, 'in order, exactly once'));
+    });
+  }
 });
