@@ -50,6 +50,14 @@ describe('examples and shipped flows deploy in a real Node-RED runtime', functio
     }
   });
 
+  it('Import > Examples lists this package and every example folder', async () => {
+    const r = await rt.get('/library/examples/flows/@rtedge/node-red-realtime-edge/');
+    assert.equal(r.status, 200, r.text);
+    const listed = JSON.parse(r.text) as string[];
+    const dirs = readdirSync(join(repoRoot, 'examples')).filter((d) => statSync(join(repoRoot, 'examples', d)).isDirectory());
+    for (const d of dirs) assert.ok(listed.includes(d), `examples/${d} not offered by the editor: ${r.text}`);
+  });
+
   for (const file of [...examples, ...shipped]) {
     const name = file.slice(repoRoot.length + 1);
     it(`deploys ${name} with zero errors`, async () => {
