@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict';
+
+import { DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams } from '../../../nodes/rt-dosing/dosing-core';
+import { DEFAULT_PLANT, Plant, type PlantParams } from '../../helpers/dosing-plant';
+
+const PERIOD_US = 12_500; // 80 SPS
+
+/** Runs one dose in virtual time; returns the record and the plant's true final mass. */
+function dose(
+  c: DosingController,
+  plant: Plant,
+  targetG: number,
+  hooks: { onStep?: (tUs: number, plant: Plant) => boolean | void } = {},
+): { rec: DoseRecord; trueG: number } {
+  let t = plant.timeUs;
+  const zero = plant.mass;
+  c.setSamplePeriod(PERIOD_US);
+  c.start(Math.round(targetG * 100), t);
+  let duty = 0;
+  for (let i = 0; i < 200_000 && c.running; i++) {
+    t += PERIOD_US;
+    plant.advance(t);
+    if (hooks.onStep?.(t, plant) === true) continue; // sample suppressed
+    const cmd = c.step({ cg: plant.readCg(), tUs: t });
+    if (cmd.stopAtUs !== undefined) {
+      if (cmd.duty !== duty) plant.setDuty(cmd.duty, t);
+      plant.setDuty(0, cmd.stopAtUs);
+      duty = 0;
+    } else if (cmd.duty !== duty) {
+      plant.setDuty(cmd.duty, t);
+      duty = cmd.duty;
+    }
+  }
+  if (duty !== 0) plant.setDuty(0, t);
+  plant.advance(t + 2_000_000);
+  const rec = c.lastRecord();
+  assert.ok(rec, 'dose finished');
+  return { rec, trueG: plant.mass - zero };
+}
+
+function fresh(params: Partial<DosingParams> = {}, plantP: Partial<PlantParams> = {}, tau = 200_000) {
+  return { c: new DosingController({ fineDuty: 100, fineBandCg: 200, toleranceCg: 10, ...params }, tau), plant: new Plant({ ...DEFAULT_PLANT, ...plantP }) };
+}
+
+describe('dosing-core: DosingController', () => {
+  it('rejects bad targets and a second start while running', () => {
+    const c = new DosingController();
+    assert.throws(() => c.start(-5, 0), /positive/);
+    assert.throws(() => c.start(0, 0), /positive/);
+    assert.throws(() => c.start(12.5, 0), /positive/);
+    assert.throws(() => c.start(NaN, 0), /positive/);
+    assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), /never-exceed/);
+    c.start(1000, 0);
+    assert.throws(() => c.start(1000, 0), /already running/);
+  });
+
+  it('tares, runs coarse then fine, cuts off early, settles on a stable window, and learns tau', () => {
+    const { c, plant } = fresh();
+    const states = new Set<string>();
+    const errors: number[] = [];
+    for (let k = 0; k < 12; k++) {
+      const { rec, trueG } = dose(c, plant, 100, { onStep: () => void states.add(c.state) });
+      assert.notEqual(rec.result, 'aborted', `dose ${k}: ${rec.reason}`);
+      errors.push(trueG - 100);
+      assert.ok(rec.coarseUs > 0 && rec.fineUs > 0 && rec.settleUs > 0);
+    }
+    for (const s of ['taring', 'coarse', 'fine', 'settling']) assert.ok(states.has(s), `visited ${s}`);
+    // tau started at 0.2 s and the plant's stop delay is 0.35 s: learned within a few doses
+    assert.ok(Math.abs(c.tau - 350_000) < 60_000, `tau ${c.tau}`);
+    const late = errors.slice(5).map(Math.abs);
+    assert.ok(Math.max(...late) <= 0.1, `errors after learning: ${late.map((e) => e.toFixed(3)).join(' ')}`);
+    const first = Math.abs(errors[0]);
+    assert.ok(first > Math.max(...late), 'the first dose, before learning, is the worst');
+  });
+
+  it('keeps accuracy when the flow drops 20 % (tau is a time, the rate is measured live)', () => {
+    const { c, plant } = fresh({}, {}, 350_000);
+    for (let k = 0; k < 6; k++) dose(c, plant, 100);
+    plant.flowScale = 0.8;
+    const after = [0, 1, 2].map(() => Math.abs(dose(c, plant, 100).trueG - 100));
+    assert.ok(Math.max(...after) <= 0.1, `errors after the drop: ${after.map((e) => e.toFixed(3)).join(' ')}`);
+  });
+
+  it('ignores a single outlier dose for learning, adopts a confirmed change', () => {
+    const c = new DosingController({ confirm: 3 }, 350_000);
+    const learn = (inflightCg: number, rate: number): boolean => (c as unknown as { learn(a: number, b: number): boolean }).learn(inflightCg, rate);
+    assert.equal(learn(70, 200), true); // 0.35 s
+    assert.equal(c.tau, 350_000);
+    assert.equal(learn(200, 200), false, 'a 1 s in-flight is an outlier');
+    assert.equal(c.tau, 350_000);
+    assert.equal(learn(72, 200), true);
+    assert.equal(c.tau, 355_000, 'half of the error');
+    assert.equal(learn(120, 200), false);
+    assert.equal(learn(120, 200), false);
+    assert.equal(c.tau, 355_000, 'outliers do not move tau');
+    assert.equal(learn(120, 200), true);
+    assert.equal(c.tau, 600_000, 'three agreeing outliers are a real change');
+  });
+
+  it('stop input: motor off in the same call, dose aborted', () => {
+    const { c, plant } = fresh({}, {}, 350_000);
+    const { rec } = dose(c, plant, 100, {
+      onStep: (t) => {
+        if (c.state === 'coarse' && t > 1_500_000) {
+          assert.deepEqual(c.abort('stop', t), { duty: 0 });
+        }
+      },
+    });
+    assert.equal(rec.result, 'aborted');
+    assert.equal(rec.reason, 'stop');
+  });
+
+  it('no progress (jam or empty hopper) aborts within ~2 s of coarse', () => {
+    const { c, plant } = fresh({}, {}, 350_000);
+    plant.jammed = true;
+    const { rec } = dose(c, plant, 100);
+    assert.equal(rec.reason, 'no-progress');
+    assert.ok(rec.durationUs < 4_000_000, `${rec.durationUs}`);
+  });
+
+  it('container removed (a sudden drop) aborts', () => {
+    const { c, plant } = fresh({ containerDropCg: 1000 }, {}, 350_000);
+    const { rec } = dose(c, plant, 100, {
+      onStep: (_t, p) => {
+        if (c.state === 'coarse' && c.netCg > 3000) p.mass -= 40;
+      },
+    });
+    assert.equal(rec.reason, 'container-removed');
+  });
+
+  it('never-exceed weight aborts', () => {
+    const { c, plant } = fresh({ neverExceedCg: 5000 }, {}, 350_000);
+    const { rec } = dose(c, plant, 49.9, {
+      onStep: (_t, p) => {
+        if (c.state === 'coarse' && c.netCg > 2000) p.mass += 40;
+      },
+    });
+    assert.equal(rec.reason, 'never-exceed');
+  });
+
+  it('stale sensor: no sample for 300 ms aborts, by step or by the watchdog', () => {
+    const { c, plant } = fresh({}, {}, 350_000);
+    let gapAt = 0;
+    const { rec } = dose(c, plant, 100, {
+      onStep: (t) => {
+        if (c.state === 'coarse' && gapAt === 0 && t > 1_000_000) gapAt = t;
+        return gapAt > 0 && t < gapAt + 320_000;
+      },
+    });
+    assert.equal(rec.reason, 'stale-sensor');
+    const c2 = new DosingController();
+    c2.start(1000, 0);
+    assert.equal(c2.checkStale(200_000), null);
+    assert.deepEqual(c2.checkStale(300_001), { duty: 0 });
+    assert.equal(c2.lastRecord()?.reason, 'stale-sensor');
+  });
+
+  it('a sensor fault flag and the max dose time abort', () => {
+    const c = new DosingController({ maxDoseUs: 1_000_000 });
+    c.start(1000, 0, { tare: false });
+    assert.deepEqual(c.step({ cg: 0, tUs: 10_000, fault: true }), { duty: 0 });
+    assert.equal(c.lastRecord()?.reason, 'sensor-fault');
+    c.start(1000, 0, { tare: false });
+    for (let t = 12_500; t < 1_100_000; t += 12_500) c.step({ cg: Math.trunc(t / 1000), tUs: t });
+    assert.equal(c.lastRecord()?.reason, 'max-time');
+  });
+
+  it('settling waits for a stable window, not a fixed time', () => {
+    const quiet = fresh({}, { noiseG: 0.005 }, 350_000);
+    const noisy = fresh({}, { noiseG: 0.005 }, 350_000);
+    const a = dose(quiet.c, quiet.plant, 50).rec;
+    let shake = 100;
+    const b = dose(noisy.c, noisy.plant, 50, {
+      onStep: (_t, p) => {
+        if (noisy.c.state === 'settling' && shake > 0) {
+          shake--;
+          p.mass += shake % 2 ? 0.2 : -0.2; // vibration after the cut-off
+        }
+      },
+    }).rec;
+    assert.ok(b.settleUs > a.settleUs + 500_000, `settle ${a.settleUs} vs ${b.settleUs}`);
+  });
+
+  it('tops up when under, if enabled', () => {
+    const { c, plant } = fresh({ topUpPulseUs: 150_000, topUpMax: 3, toleranceCg: 3 }, {}, 700_000); // tau far too long: stops early
+    const { rec } = dose(c, plant, 50);
+    assert.ok(rec.topUps >= 1, 'at least one top-up pulse');
+  });
+});
