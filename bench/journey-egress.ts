@@ -10,7 +10,7 @@
 //     worker thread; the first instance pays for the thread).
 // Last line: {"ours_msgs_per_s","core_msgs_per_s","ratio","ours_el_p99_ms",
 // "core_el_p99_ms","lines_lost","rss_per_instance_mb", ...}.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type ChildRuntime, startNodeRed } from '../test/helpers/nodered-child';
@@ -79,6 +79,7 @@ async function start(): Promise<{ rt: ChildRuntime; probeOut: string }> {
     env: { RTEDGE_EL_PROBE_OUT: probeOut },
     settings: { logging: { console: { level: 'warn' } } },
   });
+  rt.proc.once('exit', () => rmSync(probeOut, { force: true }));
   return { rt, probeOut };
 }
 
