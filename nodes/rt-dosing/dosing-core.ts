@@ -79,6 +79,8 @@ export interface DosingParams {
   tauMaxUs: number;
   outlierPct: number;
   confirm: number;
+  /** tau moves by 1/learnDiv of each dose's error (2 = Rice Lake's half). */
+  learnDiv: number;
   /** Settling gives up (judges anyway) after this long. */
   maxSettleUs: number;
 }
@@ -86,7 +88,7 @@ export interface DosingParams {
 export const DEFAULT_PARAMS: DosingParams = {
   coarseDuty: 1000,
   fineDuty: 100,
-  fineBandCg: 150,
+  fineBandCg: 200,
   toleranceCg: 10,
   stableSpreadCg: 4,
   stableWindowUs: 500_000,
@@ -103,6 +105,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   tauMaxUs: 2_000_000,
   outlierPct: 50,
   confirm: 3,
+  learnDiv: 2,
   maxSettleUs: 5_000_000,
 };
 
@@ -479,8 +482,10 @@ export class DosingController {
   /** Updates the flow estimate of the duty that ran tau ago, when it ran steadily over the rate window. */
   private measureFlow(t: number): void {
     this.rateNow = this.win.slopeCgPerS(this.p.rateWindowUs);
-    const from = t - this.tauUs - this.p.rateWindowUs;
-    const to = t - this.tauUs;
+    // the samples in the slope window left the auger tau earlier; a margin covers an imprecise tau
+    const margin = 100_000;
+    const from = t - this.tauUs - this.p.rateWindowUs - margin;
+    const to = t - this.tauUs + margin;
     if (from < this.coarseStartUs) return;
     const d = this.dutyAt(to);
     if (d <= 0 || this.dutyAt(from) !== d) return;
@@ -569,7 +574,7 @@ export class DosingController {
     }
     this.outlierRun = 0;
     this.outlierTaus = [];
-    this.setTau(this.tauUs + Math.trunc((measured - this.tauUs) / 2));
+    this.setTau(this.tauUs + Math.trunc((measured - this.tauUs) / this.p.learnDiv));
     return true;
   }
 
