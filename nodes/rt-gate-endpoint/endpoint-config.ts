@@ -1,0 +1,67 @@
+// Config of rt-gate-endpoint: versioned, migrated, validated. Pure.
+import { bool, clampInt, type Migration, migrate } from '../shared/migrate';
+import type { Node, NodeDef } from '../shared/red-types';
+import { compileAck, templateFields, unescapeTemplate } from '../rt-gate-command/gate-core';
+
+export interface EndpointDef extends NodeDef {
+  version?: number;
+  host?: string;
+  port?: number | string;
+  template?: string;
+  ack?: string;
+  timeout?: number | string;
+  backoffMin?: number | string;
+  backoffMax?: number | string;
+  keepAlive?: boolean | string;
+}
+
+export interface EndpointConfig {
+  host: string;
+  port: number;
+  template: string;
+  ack: string;
+  timeoutMs: number;
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  keepAlive: boolean;
+  /** Problems found in the config (empty when valid). */
+  problems: string[];
+}
+
+const MIGRATIONS: ReadonlyArray<Migration<EndpointDef>> = [
+  { version: 1, up: (d) => ({ template: 'OPEN {gate}\\r\\n', ack: '^OK', timeout: 5000, backoffMin: 250, backoffMax: 10000, keepAlive: true, ...d }) },
+];
+
+export function readEndpoint(raw: EndpointDef): EndpointConfig {
+  const d = migrate(raw, MIGRATIONS);
+  const problems: string[] = [];
+  const host = typeof d.host === 'string' ? d.host.trim() : '';
+  if (!host) problems.push('host is empty');
+  const port = clampInt(d.port, 0, 65535, 0);
+  if (port < 1) problems.push('port must be 1-65535');
+  const template = unescapeTemplate(typeof d.template === 'string' ? d.template : 'OPEN {gate}\\r\\n');
+  if (!templateFields(template).includes('gate') && !/gate/i.test(template)) problems.push('the template should contain {gate}');
+  const ack = typeof d.ack === 'string' ? d.ack : '';
+  try {
+    compileAck(ack);
+  } catch (e) {
+    problems.push(`acknowledgement pattern: ${(e as Error).message}`);
+  }
+  const backoffMinMs = clampInt(d.backoffMin, 10, 60_000, 250);
+  return {
+    host,
+    port,
+    template,
+    ack,
+    timeoutMs: clampInt(d.timeout, 10, 600_000, 5000),
+    backoffMinMs,
+    backoffMaxMs: Math.max(backoffMinMs, clampInt(d.backoffMax, 10, 600_000, 10_000)),
+    keepAlive: bool(d.keepAlive, true),
+    problems,
+  };
+}
+
+export interface EndpointNode extends Node {
+  config: EndpointConfig;
+}
+

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+
+import { ackMatches, checkGate, compileAck, GateInputError, LineSplitter, reconnectDelay, renderCommand, templateFields, unescapeTemplate } from '../../../nodes/rt-gate-command/gate-core';
+import { readEndpoint } from '../../../nodes/rt-gate-endpoint/endpoint-config';
+
+describe('gate-core', () => {
+  it('renders templates from message fields, with escapes', () => {
+    const t = unescapeTemplate('OPEN {gate} T{track_id}\\r\\n');
+    assert.equal(t, 'OPEN {gate} T{track_id}\r\n');
+    assert.deepEqual(templateFields(t), ['gate', 'track_id']);
+    assert.equal(renderCommand(t, { gate: 'G1', track_id: 42 }), 'OPEN G1 T42\r\n');
+  });
+  it('rejects a missing field, a line break in a value, an oversize command', () => {
+    assert.throws(() => renderCommand('OPEN {gate}', {}), (e: unknown) => e instanceof GateInputError && e.code === 'missing-field');
+    assert.throws(() => renderCommand('OPEN {gate}', { gate: 'a\r\nOPEN b' }), GateInputError);
+    assert.throws(() => renderCommand('OPEN {gate}', { gate: { x: 1 } }), GateInputError);
+    assert.throws(() => renderCommand('OPEN {gate}', { gate: 'x'.repeat(2000) }), (e: unknown) => e instanceof GateInputError && e.code === 'oversize');
+  });
+  it('validates gate ids', () => {
+    assert.equal(checkGate('G1'), 'G1');
+    assert.equal(checkGate(7), '7');
+    for (const bad of [undefined, null, '', '  ', NaN, {}, 'a\nb']) assert.throws(() => checkGate(bad), GateInputError);
+  });
+  it('splits replies into lines across chunks and CR/LF/CRLF', () => {
+    const s = new LineSplitter();
+    assert.deepEqual(s.push('OK G'), []);
+    assert.deepEqual(s.push('1\r\nOK G2\nOK'), ['OK G1', 'OK G2']);
+    assert.deepEqual(s.push(' G3\r'), ['OK G3']);
+    const small = new LineSplitter(8);
+    assert.deepEqual(small.push('0123456789'), ['0123456789'], 'overlong garbage does not grow forever');
+  });
+  it('matches acknowledgements with {gate} standing for the gate in flight', () => {
+    const ack = compileAck('^OK {gate}$')!;
+    assert.equal(ackMatches(ack, 'OK G1', 'G1'), true);
+    assert.equal(ackMatches(ack, 'OK G2', 'G1'), false);
+    assert.equal(ackMatches(compileAck('^OK')!, 'OK anything', 'G9'), true);
+    assert.equal(ackMatches(compileAck('^OK {gate}$')!, 'OK a.b', 'a.b'), true);
+    assert.equal(ackMatches(compileAck('^OK {gate}$')!, 'OK axb', 'a.b'), false, 'gate ids are literal');
+    assert.equal(compileAck(''), null);
+    assert.throws(() => compileAck('('));
+  });
+  it('reconnect backoff grows, is bounded and jittered', () => {
+    assert.equal(reconnectDelay(0, 100, 1000, () => 0.5), 100);
+    assert.equal(reconnectDelay(2, 100, 1000, () => 0.5), 400);
+    assert.equal(reconnectDelay(9, 100, 1000, () => 0.5), 1000);
+    assert.equal(reconnectDelay(0, 100, 1000, () => 0), 80);
+  });
+  it('endpoint config: defaults, clamping and problems', () => {
+    const c = readEndpoint({ id: 'e', type: 'rt-gate-endpoint', host: 'ctl', port: '4001' });
+    assert.equal(c.template, 'OPEN {gate}\r\n');
+    assert.equal(c.timeoutMs, 5000);
+    assert.deepEqual(c.problems, []);
+    const bad = readEndpoint({ id: 'e', type: 'rt-gate-endpoint', version: 1, host: '', port: 0, ack: '(', template: 'X' });
+    assert.equal(bad.problems.length, 4, bad.problems.join('; '));
+  });
+});
