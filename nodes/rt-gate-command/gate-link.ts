@@ -31,7 +31,8 @@ export class GateLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private cmdTimer: NodeJS.Timeout | null = null;
   private readonly queue: Pending[] = [];
-  private current: (Pending & { sentUs: number }) | null = null;
+  /** Sent, awaiting acknowledgement, in send order (the controller answers in order). */
+  private inflight: Array<Pending & { sentUs: number; timer: NodeJS.Timeout | null }> = [];
   private readonly lines = new LineSplitter();
   private readonly ack: RegExp | null;
 
@@ -44,7 +45,7 @@ export class GateLink {
   }
 
   get depth(): number {
-    return this.queue.length + (this.current ? 1 : 0);
+    return this.queue.length + this.inflight.length;
   }
 
   enqueue(p: Pending): void {
@@ -93,12 +94,7 @@ export class GateLink {
     this.sock = null;
     this.lines.reset();
     if (wasUp) this.h.onConnected(false);
-    if (this.current) {
-      const c = this.current;
-      this.current = null;
-      this.clearCmdTimer();
-      this.finish(c, 'error', this.h.nowUs() - c.sentUs, `${reason} before the acknowledgement`);
-    }
+    this.failInflight(`${reason} before the acknowledgement`);
     if (this.closed) return;
     this.h.emit({ t: 'link', state: 'down', error: reason });
     const delay = reconnectDelay(this.attempt++, this.o.backoffMinMs, this.o.backoffMaxMs);
@@ -131,62 +127,62 @@ export class GateLink {
     this.cmdTimer = null;
   }
 
+  private failInflight(reason: string): void {
+    const now = this.h.nowUs();
+    for (const c of this.inflight.splice(0)) {
+      if (c.timer) clearTimeout(c.timer);
+      this.finish(c, 'error', now - c.sentUs, reason);
+    }
+  }
+
   private pump(): void {
-    if (!this.connected || !this.sock || this.current || this.closed) {
+    if (!this.connected || !this.sock || this.closed) {
       if (!this.connected) this.expireQueued();
       return;
     }
     this.clearCmdTimer();
-    const now = this.h.nowUs();
     const limit = this.o.timeoutMs * 1000;
-    let p = this.queue.shift();
-    while (p && now - p.enqUs >= limit) {
-      this.finish(p, 'timeout', 0, 'waited in the queue longer than the timeout');
-      p = this.queue.shift();
-    }
-    if (!p) return;
-    const cur = { ...p, sentUs: now };
-    this.current = cur;
-    this.h.onSent(now - p.enqUs);
-    const s = this.sock;
-    s.write(p.text, 'latin1', () => {
-      if (this.current === cur && !this.ack) {
-        this.current = null;
-        this.clearCmdTimer();
-        this.finish(cur, 'ok', this.h.nowUs() - cur.sentUs);
-        this.pump();
+    const max = Math.max(1, this.o.maxInflight);
+    while (this.inflight.length < max && this.queue.length > 0) {
+      const now = this.h.nowUs();
+      const p = this.queue.shift()!;
+      if (now - p.enqUs >= limit) {
+        this.finish(p, 'timeout', 0, 'waited in the queue longer than the timeout');
+        continue;
       }
-    });
-    this.cmdTimer = setTimeout(() => {
-      this.cmdTimer = null;
-      if (this.current !== cur) return;
-      this.current = null;
-      this.finish(cur, 'timeout', this.h.nowUs() - cur.sentUs, `no acknowledgement within ${this.o.timeoutMs} ms`);
-      // A late answer must not be taken for the next command's: start a fresh connection.
-      this.dropLinkQuiet();
-    }, this.o.timeoutMs);
+      const cur = { ...p, sentUs: now, timer: null as NodeJS.Timeout | null };
+      this.inflight.push(cur);
+      this.h.onSent(now - p.enqUs);
+      this.sock.write(p.text, 'latin1', () => {
+        if (!this.ack) this.complete(cur, 'ok');
+      });
+      cur.timer = setTimeout(() => {
+        cur.timer = null;
+        const i = this.inflight.indexOf(cur);
+        if (i < 0) return;
+        this.inflight.splice(i, 1);
+        this.finish(cur, 'timeout', this.h.nowUs() - cur.sentUs, `no acknowledgement within ${this.o.timeoutMs} ms`);
+        // A late answer must not be taken for another command's: start a fresh connection.
+        this.dropLink('no acknowledgement');
+      }, this.o.timeoutMs);
+    }
   }
 
-  /** Reconnect after a timeout, without failing anything else. */
-  private dropLinkQuiet(): void {
-    this.dropLink('no acknowledgement');
+  private complete(cur: Pending & { sentUs: number; timer: NodeJS.Timeout | null }, result: 'ok' | 'error', reason?: string, reply?: string): void {
+    const i = this.inflight.indexOf(cur);
+    if (i < 0) return;
+    this.inflight.splice(i, 1);
+    if (cur.timer) clearTimeout(cur.timer);
+    this.finish(cur, result, this.h.nowUs() - cur.sentUs, reason, reply);
+    this.pump();
   }
 
   private onData(d: string): void {
     for (const line of this.lines.push(d)) {
-      const cur = this.current;
-      if (!cur) continue; // unsolicited line: ignored
-      if (this.ack && ackMatches(this.ack, line, cur.gate)) {
-        this.current = null;
-        this.clearCmdTimer();
-        this.finish(cur, 'ok', this.h.nowUs() - cur.sentUs, undefined, line);
-        this.pump();
-      } else if (this.ack) {
-        this.current = null;
-        this.clearCmdTimer();
-        this.finish(cur, 'error', this.h.nowUs() - cur.sentUs, 'unexpected reply from the gate controller', line.slice(0, 200));
-        this.pump();
-      }
+      const cur = this.inflight[0];
+      if (!cur || !this.ack) continue; // unsolicited line, or no acknowledgement expected: ignored
+      if (ackMatches(this.ack, line, cur.gate)) this.complete(cur, 'ok', undefined, line);
+      else this.complete(cur, 'error', 'unexpected reply from the gate controller', line.slice(0, 200));
     }
   }
 
@@ -201,18 +197,14 @@ export class GateLink {
   /** Gives queued commands up to graceMs to go out, fails the rest, closes the socket. */
   async close(graceMs: number): Promise<void> {
     const end = Date.now() + graceMs;
-    while ((this.current || this.queue.length) && this.connected && Date.now() < end) {
+    while ((this.inflight.length || this.queue.length) && this.connected && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 5));
     }
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.clearCmdTimer();
-    if (this.current) {
-      const c = this.current;
-      this.current = null;
-      this.finish(c, 'error', this.h.nowUs() - c.sentUs, 'node closed before the acknowledgement');
-    }
+    this.failInflight('node closed before the acknowledgement');
     for (const p of this.queue.splice(0)) this.finish(p, 'error', 0, 'node closed before the command was sent');
     const s = this.sock;
     this.sock = null;

@@ -14,6 +14,8 @@ export interface GateInit {
   /** Acknowledgement pattern source ('' = none: a command is done when written). */
   ack: string;
   timeoutMs: number;
+  /** Commands sent ahead without waiting for the previous acknowledgement (replies come in order). */
+  maxInflight: number;
   backoffMinMs: number;
   backoffMaxMs: number;
   keepAlive: boolean;

@@ -103,6 +103,7 @@ export = function register(RED: NodeAPI): void {
         port: c.port,
         ack: c.ack,
         timeoutMs: c.timeoutMs,
+        maxInflight: c.maxInflight,
         backoffMinMs: c.backoffMinMs,
         backoffMaxMs: c.backoffMaxMs,
         keepAlive: c.keepAlive,

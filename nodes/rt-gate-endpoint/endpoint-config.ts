@@ -10,6 +10,7 @@ export interface EndpointDef extends NodeDef {
   template?: string;
   ack?: string;
   timeout?: number | string;
+  inflight?: number | string;
   backoffMin?: number | string;
   backoffMax?: number | string;
   keepAlive?: boolean | string;
@@ -21,6 +22,7 @@ export interface EndpointConfig {
   template: string;
   ack: string;
   timeoutMs: number;
+  maxInflight: number;
   backoffMinMs: number;
   backoffMaxMs: number;
   keepAlive: boolean;
@@ -29,7 +31,7 @@ export interface EndpointConfig {
 }
 
 const MIGRATIONS: ReadonlyArray<Migration<EndpointDef>> = [
-  { version: 1, up: (d) => ({ template: 'OPEN {gate}\\r\\n', ack: '^OK', timeout: 5000, backoffMin: 250, backoffMax: 10000, keepAlive: true, ...d }) },
+  { version: 1, up: (d) => ({ template: 'OPEN {gate}\\r\\n', ack: '^OK', timeout: 5000, inflight: 8, backoffMin: 250, backoffMax: 10000, keepAlive: true, ...d }) },
 ];
 
 export function readEndpoint(raw: EndpointDef): EndpointConfig {
@@ -54,6 +56,7 @@ export function readEndpoint(raw: EndpointDef): EndpointConfig {
     template,
     ack,
     timeoutMs: clampInt(d.timeout, 10, 600_000, 5000),
+    maxInflight: clampInt(d.inflight, 1, 64, 8),
     backoffMinMs,
     backoffMaxMs: Math.max(backoffMinMs, clampInt(d.backoffMax, 10, 600_000, 10_000)),
     keepAlive: bool(d.keepAlive, true),

@@ -117,7 +117,7 @@ describe('rt-gate-command node', function () {
 
   it('the link drops mid-stream: every accepted command gets a result, later ones go out after reconnect', async () => {
     peer = await startPeer('close-after:5', 1);
-    await load(flow(peer.port));
+    await load(flow(peer.port, { inflight: 1 }));
     const rs = results();
     const gc = helper.getNode('gc') as TestNode;
     for (let i = 1; i <= 12; i++) gc.receive({ payload: { gate: `G${i}` } });
@@ -127,6 +127,21 @@ describe('rt-gate-command node', function () {
     assert.match(String(byGate.get('G5')!.reason), /closed/);
     for (const g of ['G1', 'G2', 'G3', 'G4', 'G6', 'G7', 'G12']) assert.equal(byGate.get(g)!.result, 'ok', g);
     assert.ok(peer.connections >= 2, 'reconnected');
+  });
+
+  it('pipelined (8 in flight): a dropped link fails exactly the commands in flight, the rest go out after reconnect', async () => {
+    peer = await startPeer('close-after:5', 20);
+    await load(flow(peer.port, { inflight: 8 }));
+    const rs = results();
+    const gc = helper.getNode('gc') as TestNode;
+    for (let i = 1; i <= 12; i++) gc.receive({ payload: { gate: `G${i}` } });
+    await waitFor(() => rs.length === 12, 10_000, '12 results');
+    const errors = rs.filter((r) => r.result === 'error').map((r) => r.gate);
+    const oks = rs.filter((r) => r.result === 'ok').map((r) => r.gate);
+    assert.equal(errors.length + oks.length, 12, 'every command has a result');
+    assert.ok(errors.includes('G5'), 'the command that was on the wire when the link dropped failed');
+    assert.ok(oks.includes('G12'), 'later commands went out after the reconnect');
+    assert.ok(peer.connections >= 2);
   });
 
   it('queue full: exactly the excess is dropped, counted, answered and warned about once', async () => {

@@ -1,0 +1,120 @@
+// npm run bench -- gate-command
+//
+// Against a TCP peer (a separate process) that answers after 2 ms: 1000
+// commands at 200/s, once through Node-RED's core `tcp request` node and once
+// through rt-gate-command, each idle and with the flow engine blocked 200 ms
+// every second by a busy function node, in real Node-RED processes.
+// Measured: enqueue-to-wire latency (the generator stamps each command with
+// the monotonic clock; the peer stamps its arrival with the same clock).
+// Last line: {"ours_idle_p99_ms","ours_load_p99_ms","core_load_p99_ms","ours_lost", ...}
+import { startNodeRed } from '../test/helpers/nodered-child';
+import { type Peer, startPeer } from '../test/helpers/tcp-peer';
+import { log, machine, percentile, result, round } from './lib/common';
+
+const N = Number(process.env.BENCH_N ?? 1000);
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+type Kind = 'ours' | 'core';
+
+function flows(kind: Kind, port: number, load: boolean): object[] {
+  const every = 1000 / RATE;
+  const gen = {
+    id: 'gen',
+    z: 't',
+    type: 'function',
+    name: 'commands',
+    outputs: 1,
+    func: `
+      const hr = global.get('hrUs');
+      let n = 0; const start = Date.now();
+      const tick = () => {
+        const due = Math.min(${N}, Math.floor((Date.now() - start) / ${every}) + 1);
+        while (n < due) {
+          n++;
+          const enq = hr();
+          ${kind === 'ours' ? "node.send({ payload: { gate: 'G' + n, enq } });" : "node.send({ payload: 'OPEN G' + n + ' ' + enq + '\\r\\n' });"}
+        }
+        if (n < ${N}) setTimeout(tick, 1);
+      };
+      tick();
+      return null;`,
+    wires: [['sink']],
+  };
+  const sink =
+    kind === 'ours'
+      ? { id: 'sink', z: 't', type: 'rt-gate-command', version: 1, endpoint: 'ep', queueLimit: 64, wires: [[]] }
+      : { id: 'sink', z: 't', type: 'tcp request', server: '127.0.0.1', port: String(port), out: 'char', ret: 'string', splitc: '\\n', newline: '', trim: false, tls: '', wires: [[]] };
+  const nodes: object[] = [
+    { id: 't', type: 'tab', label: 'bench' },
+    { id: 'go', z: 't', type: 'inject', once: true, onceDelay: 1, repeat: '', props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
+    gen,
+    sink,
+  ];
+  if (kind === 'ours') {
+    nodes.push({ id: 'ep', type: 'rt-gate-endpoint', version: 1, host: '127.0.0.1', port, template: 'OPEN {gate} {enq}\\r\\n', ack: "^OK", timeout: 5000, inflight: 16, backoffMin: 50, backoffMax: 1000, keepAlive: true });
+  }
+  if (load) {
+    nodes.push(
+      { id: 'blk_t', z: 't', type: 'inject', once: true, onceDelay: 1.1, repeat: '1', props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['blk']] },
+      { id: 'blk', z: 't', type: 'function', name: 'busy 200 ms', outputs: 1, func: 'const e = Date.now() + 200; while (Date.now() < e) {} return null;', wires: [[]] },
+    );
+  }
+  return nodes;
+}
+
+async function run(kind: Kind, load: boolean): Promise<{ p50: number; p99: number; max: number; lost: number }> {
+  const peer: Peer = await startPeer('ok', 2);
+  const rt = await startNodeRed({
+    settings: { logging: { console: { level: 'warn' } } },
+    settingsSource: 'functionGlobalContext: { hrUs: () => Number(process.hrtime.bigint() / 1000n) }',
+  });
+  try {
+    await rt.deploy(flows(kind, peer.port, load));
+    const end = Date.now() + (N / RATE) * 1000 + 15_000;
+    while (peer.lines.length < N && Date.now() < end) await sleep(100);
+    await sleep(300);
+    const lat = peer.lines
+      .map((l) => {
+        const m = /^OPEN G\d+ (\d+)$/.exec(l.line);
+        return m ? (l.atUs - Number(m[1])) / 1000 : NaN;
+      })
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
+    return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat[lat.length - 1], lost: N - peer.lines.length };
+  } finally {
+    await rt.kill('SIGTERM');
+    rt.cleanup();
+    await peer.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  log(`gate-command: ${N} commands at ${RATE}/s, peer answers after 2 ms`);
+  log(JSON.stringify(machine()));
+  const r: Record<string, { p50: number; p99: number; max: number; lost: number }> = {};
+  for (const kind of ['core', 'ours'] as Kind[]) {
+    for (const load of [false, true]) {
+      const k = `${kind}_${load ? 'load' : 'idle'}`;
+      r[k] = await run(kind, load);
+      log(`${k.padEnd(10)} enqueue-to-wire p50 ${r[k].p50.toFixed(2)} ms, p99 ${r[k].p99.toFixed(2)} ms, max ${r[k].max.toFixed(1)} ms, lost ${r[k].lost}`);
+    }
+  }
+  result({
+    bench: 'gate-command',
+    ours_idle_p99_ms: round(r.ours_idle.p99, 2),
+    ours_load_p99_ms: round(r.ours_load.p99, 2),
+    core_load_p99_ms: round(r.core_load.p99, 2),
+    ours_lost: r.ours_idle.lost + r.ours_load.lost,
+    core_idle_p99_ms: round(r.core_idle.p99, 2),
+    ours_load_max_ms: round(r.ours_load.max, 2),
+    core_load_max_ms: round(r.core_load.max, 2),
+    core_lost: r.core_idle.lost + r.core_load.lost,
+    machine: machine(),
+  });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
