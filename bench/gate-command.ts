@@ -4,9 +4,14 @@
 // commands at 200/s, once through Node-RED's core `tcp request` node and once
 // through rt-gate-command, each idle and with the flow engine blocked 200 ms
 // every second by a busy function node, in real Node-RED processes.
-// Measured: enqueue-to-wire latency (the generator stamps each command with
-// the monotonic clock; the peer stamps its arrival with the same clock).
+// Measured: enqueue-to-wire latency: each command is stamped with the monotonic
+// clock when the node under test receives it (Node-RED's onReceive messaging
+// hook, preloaded by bench/lib/enqueue-hook), and the peer stamps its arrival
+// with the same clock. So both nodes are timed from the same instant, after
+// the flow engine has delivered the message to them.
 // Last line: {"ours_idle_p99_ms","ours_load_p99_ms","core_load_p99_ms","ours_lost", ...}
+import { join } from 'node:path';
+
 import { startNodeRed } from '../test/helpers/nodered-child';
 import { type Peer, startPeer } from '../test/helpers/tcp-peer';
 import { log, machine, percentile, result, round } from './lib/common';
@@ -26,14 +31,12 @@ function flows(kind: Kind, port: number, load: boolean): object[] {
     name: 'commands',
     outputs: 1,
     func: `
-      const hr = global.get('hrUs');
       let n = 0; const start = Date.now();
       const tick = () => {
         const due = Math.min(${N}, Math.floor((Date.now() - start) / ${every}) + 1);
         while (n < due) {
           n++;
-          const enq = hr();
-          ${kind === 'ours' ? "node.send({ payload: { gate: 'G' + n, enq } });" : "node.send({ payload: 'OPEN G' + n + ' ' + enq + '\\r\\n' });"}
+          ${kind === 'ours' ? "node.send({ payload: { gate: 'G' + n, enq: 0 } });" : "node.send({ payload: 'OPEN G' + n + ' ENQ\\r\\n' });"}
         }
         if (n < ${N}) setTimeout(tick, 1);
       };
@@ -52,7 +55,7 @@ function flows(kind: Kind, port: number, load: boolean): object[] {
     sink,
   ];
   if (kind === 'ours') {
-    nodes.push({ id: 'ep', type: 'rt-gate-endpoint', version: 1, host: '127.0.0.1', port, template: 'OPEN {gate} {enq}\\r\\n', ack: "^OK", timeout: 5000, inflight: 16, backoffMin: 50, backoffMax: 1000, keepAlive: true });
+    nodes.push({ id: 'ep', type: 'rt-gate-endpoint', version: 1, host: '127.0.0.1', port, template: 'OPEN {gate} {enq}\\r\\n', ack: "^OK", timeout: 5000, inflight: 64, backoffMin: 50, backoffMax: 1000, keepAlive: true });
   }
   if (load) {
     nodes.push(
@@ -67,7 +70,7 @@ async function run(kind: Kind, load: boolean): Promise<{ p50: number; p99: numbe
   const peer: Peer = await startPeer('ok', 2);
   const rt = await startNodeRed({
     settings: { logging: { console: { level: 'warn' } } },
-    settingsSource: 'functionGlobalContext: { hrUs: () => Number(process.hrtime.bigint() / 1000n) }',
+    execArgv: ['-r', join(__dirname, 'lib', 'enqueue-hook.js')],
   });
   try {
     await rt.deploy(flows(kind, peer.port, load));
