@@ -48,6 +48,10 @@ export = function register(RED: NodeAPI): void {
     connected: metrics.readerFamily('rtedge_gate_connected', '1 while the link to the gate controller is up', 'gauge'),
     queueDelay: metrics.sharedHistogramFamily('rtedge_gate_queue_delay_seconds', 'Time from enqueue to the command going on the wire'),
     sendLatency: metrics.sharedHistogramFamily('rtedge_gate_send_latency_seconds', 'Time from send to acknowledgement'),
+    queueDelayP99: metrics.readerFamily('rtedge_gate_queue_delay_p99_seconds', 'Queue delay p99 since start (fine histogram, within 6.25 %)', 'gauge'),
+    queueDelayMax: metrics.readerFamily('rtedge_gate_queue_delay_max_seconds', 'Largest queue delay since start', 'gauge'),
+    sendLatencyP99: metrics.readerFamily('rtedge_gate_send_latency_p99_seconds', 'Send latency p99 since start (fine histogram, within 6.25 %)', 'gauge'),
+    sendLatencyMax: metrics.readerFamily('rtedge_gate_send_latency_max_seconds', 'Largest send latency since start', 'gauge'),
   };
 
   function GateCommandNode(this: GateNode, def: CommandDef): void {
@@ -82,6 +86,10 @@ export = function register(RED: NodeAPI): void {
     fam.connected.attach(labels, () => shared.gauge('connected'));
     fam.queueDelay.attach(labels, shared.histogram('queue_delay'));
     fam.sendLatency.attach(labels, shared.histogram('send_latency'));
+    fam.queueDelayP99.attach(labels, () => shared.histogram('queue_delay').summaryMs().p99 / 1000);
+    fam.queueDelayMax.attach(labels, () => shared.histogram('queue_delay').summaryMs().max / 1000);
+    fam.sendLatencyP99.attach(labels, () => shared.histogram('send_latency').summaryMs().p99 / 1000);
+    fam.sendLatencyMax.attach(labels, () => shared.histogram('send_latency').summaryMs().max / 1000);
 
     const show = (): void => {
       if (link === 'connected') {
@@ -203,6 +211,10 @@ export = function register(RED: NodeAPI): void {
         fam.connected.detach(labels);
         fam.queueDelay.detach(labels);
         fam.sendLatency.detach(labels);
+        fam.queueDelayP99.detach(labels);
+        fam.queueDelayMax.detach(labels);
+        fam.sendLatencyP99.detach(labels);
+        fam.sendLatencyMax.detach(labels);
         status.close();
         for (const w of waiting.values()) w.done();
         waiting.clear();

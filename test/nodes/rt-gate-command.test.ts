@@ -232,3 +232,4 @@ describe('rt-gate-command node', function () {
     assert.match(caught[0], /notConfigured|Not configured/);
   });
 });
+
