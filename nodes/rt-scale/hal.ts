@@ -1,0 +1,59 @@
+// The HAL: one interface over the HX711 pins, the data-ready edge and the
+// motor PWM, with a simulated and a pigpio backend. Created inside the HAL
+// worker thread only (pigpio's addon is not context-aware and owns the GPIO).
+import { type Clock, RealClock } from './clock';
+import type { Hx711Pins } from './hx711-protocol';
+import { openPigpio } from './hal-pigpio';
+import type { HalConfig } from './scale-protocol';
+import { SimHx711 } from './sim-hx711';
+
+export interface ScaleHal {
+  readonly pins: Hx711Pins;
+  readonly clock: Clock;
+  /** Calls onEdge(edgeUs) on every DOUT falling edge, edgeUs on the clock's time base. */
+  start(onEdge: (edgeUs: number) => void): void;
+  /** PD_SCK held high (chip off) / released (chip resets and settles). */
+  powerDown(): void;
+  powerUp(): void;
+  /** Motor duty, permille (0 = off). */
+  setMotor(permille: number): void;
+  /** Releases the pins; the motor is off afterwards. */
+  close(): void;
+  /** The simulated chip (simulated backend only). */
+  readonly sim: SimHx711 | null;
+}
+
+class SimHal implements ScaleHal {
+  readonly sim: SimHx711;
+  constructor(
+    cfg: HalConfig,
+    readonly clock: Clock,
+  ) {
+    this.sim = new SimHx711(clock, { ...(cfg.sim ?? {}), sps: cfg.sps });
+  }
+  get pins(): Hx711Pins {
+    return this.sim;
+  }
+  start(onEdge: (edgeUs: number) => void): void {
+    this.sim.start(onEdge);
+  }
+  powerDown(): void {
+    this.sim.powerDown();
+  }
+  powerUp(): void {
+    this.sim.powerUp();
+  }
+  setMotor(permille: number): void {
+    this.sim.setMotor(permille);
+  }
+  close(): void {
+    this.sim.setMotor(0);
+    this.sim.stop();
+  }
+}
+
+/** Opens a backend. Throws an Error with a user-facing message when it cannot. */
+export function openHal(cfg: HalConfig, clock: Clock = new RealClock()): ScaleHal {
+  if (cfg.backend === 'simulated') return new SimHal(cfg, clock);
+  return openPigpio(cfg);
+}

@@ -1,0 +1,178 @@
+// One scale inside the HAL worker: the event-driven sampling loop (no polling
+// sleeps: it runs on the data-ready edge), the no-data watchdog, the SPSC ring
+// to the main thread, tare/calibrate/power, and the in-worker sample
+// listeners (the dosing controller). Runs on any clock, so the same code runs
+// in real time in the worker and in virtual time in tests and benchmarks.
+import type { SpscRing } from '../shared/spsc-ring';
+import type { SharedMetrics } from '../shared/shared-metrics';
+import type { ScaleHal } from './hal';
+import { GAIN_PULSES, type Gain, readFrame } from './hx711-protocol';
+import { type Calibration, calibrateCpg, type SampleOut, Sampler, type SamplerEvent, type SamplerOptions } from './sampler-core';
+import { REC_CG, REC_FILTERED, REC_FLAGS, REC_LAT_US, REC_RAW, REC_SEQ, REC_T_HI, REC_T_LO, REC_WORDS, type ScaleEvent } from './scale-protocol';
+
+export interface EngineOptions {
+  gain: Gain;
+  cal: Calibration;
+  sampler: Partial<SamplerOptions>;
+  calSamples: number;
+  periodUs: number;
+}
+
+export type SampleListener = (s: SampleOut, fault: boolean) => void;
+
+export class ScaleEngine {
+  readonly sampler: Sampler;
+  private readonly pulses: 25 | 26 | 27;
+  private readonly rec = new Int32Array(REC_WORDS);
+  private cancelWatchdog: (() => void) | null = null;
+  private lastEdgeUs = 0;
+  private powered = true;
+  private closed = false;
+  private readonly listeners = new Set<SampleListener>();
+
+  constructor(
+    readonly hal: ScaleHal,
+    private readonly o: EngineOptions,
+    private readonly ring: SpscRing | null,
+    private readonly m: SharedMetrics | null,
+    private readonly emit: (ev: ScaleEvent) => void,
+  ) {
+    this.sampler = new Sampler(o.cal, o.sampler);
+    this.pulses = GAIN_PULSES[o.gain];
+  }
+
+  start(): void {
+    this.m?.setGauge('powered', 1);
+    this.lastEdgeUs = this.hal.clock.nowUs();
+    this.hal.start((edgeUs) => this.onEdge(edgeUs));
+    this.armWatchdog();
+  }
+
+  addListener(fn: SampleListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** The data-ready "interrupt". */
+  onEdge(edgeUs: number): void {
+    if (this.closed || !this.powered) return;
+    this.lastEdgeUs = edgeUs;
+    const fr = readFrame(this.hal.pins, this.pulses);
+    const { sample, event, bad } = this.sampler.onFrame(fr, edgeUs);
+    if (bad) this.m?.inc(bad);
+    if (sample) this.publish(sample);
+    if (event) this.onEvent(event);
+    this.armWatchdog();
+  }
+
+  private publish(s: SampleOut): void {
+    const fault = (s.flags & 2) !== 0;
+    for (const fn of this.listeners) fn(s, fault);
+    const r = this.rec;
+    r[REC_SEQ] = s.seq;
+    r[REC_T_HI] = Math.floor(s.tUs / 4294967296);
+    r[REC_T_LO] = s.tUs >>> 0;
+    r[REC_RAW] = s.raw;
+    r[REC_CG] = s.cg;
+    r[REC_FLAGS] = s.flags;
+    r[REC_FILTERED] = s.filtered;
+    const lat = this.hal.clock.nowUs() - s.tUs;
+    r[REC_LAT_US] = lat;
+    this.ring?.push(r);
+    const m = this.m;
+    if (m) {
+      if (!fault) {
+        m.inc('samples');
+        m.setGauge('weight_cg', s.cg);
+      }
+      m.histogram('latency').observeUs(lat);
+    }
+  }
+
+  private onEvent(ev: SamplerEvent): void {
+    if (ev.t === 'fault') {
+      this.m?.inc('faults');
+      this.m?.setGauge('fault', 1);
+      this.emit({ t: 'fault', reason: ev.reason, run: ev.run });
+    } else {
+      this.m?.setGauge('fault', 0);
+      this.emit({ t: 'recovered' });
+    }
+  }
+
+  /** No data-ready within 3 periods: count it, raise a fault after the run, try a read if DOUT is already low. */
+  private armWatchdog(): void {
+    this.cancelWatchdog?.();
+    if (this.closed || !this.powered) return;
+    const due = this.lastEdgeUs + 3 * this.o.periodUs;
+    this.cancelWatchdog = this.hal.clock.at(due, () => {
+      this.cancelWatchdog = null;
+      if (this.closed || !this.powered) return;
+      if (this.hal.pins.dout() === 0) {
+        // a conversion is waiting whose edge was missed: read it now
+        this.onEdge(this.hal.clock.nowUs());
+        return;
+      }
+      this.m?.inc('no_data');
+      const ev = this.sampler.missing();
+      if (ev) this.onEvent(ev);
+      this.lastEdgeUs = due;
+      this.armWatchdog();
+    });
+  }
+
+  power(on: boolean): void {
+    if (on === this.powered) return;
+    this.powered = on;
+    this.m?.setGauge('powered', on ? 1 : 0);
+    if (on) {
+      this.hal.powerUp();
+      this.sampler.resettle();
+      this.lastEdgeUs = this.hal.clock.nowUs();
+      this.armWatchdog();
+    } else {
+      this.cancelWatchdog?.();
+      this.cancelWatchdog = null;
+      this.hal.powerDown();
+    }
+  }
+
+  /** Averages calSamples filtered readings and makes them zero. */
+  tare(): Promise<Calibration> {
+    return this.collect().then((avg) => {
+      this.sampler.cal = { ...this.sampler.cal, zero: avg };
+      this.emit({ t: 'calibration', cal: this.sampler.cal, how: 'tare' });
+      return this.sampler.cal;
+    });
+  }
+
+  /** Averages calSamples readings with a known weight on the cell and sets counts per gram. */
+  calibrate(knownCg: number): Promise<Calibration> {
+    return this.collect().then((avg) => {
+      const cpgMilli = calibrateCpg(avg, this.sampler.cal.zero, knownCg);
+      this.sampler.cal = { ...this.sampler.cal, cpgMilli };
+      this.emit({ t: 'calibration', cal: this.sampler.cal, how: 'calibrate' });
+      return this.sampler.cal;
+    });
+  }
+
+  private collect(): Promise<number> {
+    if (!this.powered) return Promise.reject(new Error('the scale is powered down'));
+    return new Promise((resolve) => this.sampler.collect(this.o.calSamples, resolve));
+  }
+
+  /** Noise readout, grams (also published as a gauge). */
+  noise(): number {
+    const g = this.sampler.noiseG();
+    this.m?.setGauge('noise_ug', Math.round(g * 1e6));
+    return g;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cancelWatchdog?.();
+    this.listeners.clear();
+    this.hal.close();
+  }
+}

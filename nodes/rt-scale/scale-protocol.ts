@@ -1,0 +1,68 @@
+// Commands, events, ring layout and shared metrics between a scale (rt-scale
+// config node) and its instance in the HAL worker.
+import type { MetricSpec } from '../shared/shared-metrics';
+import type { Gain } from './hx711-protocol';
+import type { Calibration, SamplerOptions } from './sampler-core';
+import type { SimChipOptions, SimFaults } from './sim-hx711';
+
+export const SCALE_METRICS: MetricSpec = {
+  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'settling', 'faults'],
+  gauges: ['weight_cg', 'noise_ug', 'fault', 'powered'],
+  histograms: ['latency'],
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+};
+
+/** Ring record, Int32 words. */
+export const REC_SEQ = 0;
+export const REC_T_HI = 1;
+export const REC_T_LO = 2;
+export const REC_RAW = 3;
+export const REC_CG = 4;
+export const REC_FLAGS = 5;
+export const REC_LAT_US = 6;
+export const REC_FILTERED = 7;
+export const REC_WORDS = 8;
+/** 2^10 records: 12.8 s at 80 SPS before a stalled consumer costs a sample. */
+export const RING_CAPACITY = 1024;
+
+export function recTimeUs(rec: ArrayLike<number>): number {
+  return rec[REC_T_HI] * 4294967296 + (rec[REC_T_LO] >>> 0);
+}
+
+export interface HalConfig {
+  backend: 'simulated' | 'pigpio';
+  doutPin: number;
+  sckPin: number;
+  motorPin: number;
+  motorHz: number;
+  sps: 10 | 80;
+  /** Simulated backend: chip and world parameters. */
+  sim?: Partial<SimChipOptions>;
+  /** The module to load for the pigpio backend (tests point it elsewhere). */
+  pigpioModule?: string;
+}
+
+export interface ScaleInit {
+  name: string;
+  hal: HalConfig;
+  gain: Gain;
+  cal: Calibration;
+  sampler: Partial<SamplerOptions>;
+  ring: SharedArrayBuffer;
+  metrics: SharedArrayBuffer;
+  /** Samples averaged for tare and calibration. */
+  calSamples: number;
+}
+
+export type ScaleCmd =
+  | { t: 'tare' }
+  | { t: 'calibrate'; knownCg: number }
+  | { t: 'power'; on: boolean }
+  | { t: 'motor'; permille: number }
+  | { t: 'sim'; loadG?: number; empty?: boolean; faults?: SimFaults; flowScale?: number; jammed?: boolean }
+  | { t: 'noise' };
+
+export type ScaleEvent =
+  | { t: 'fault'; reason: string; run: number }
+  | { t: 'recovered' }
+  | { t: 'calibration'; cal: Calibration; how: 'tare' | 'calibrate' };

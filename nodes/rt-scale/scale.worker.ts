@@ -1,0 +1,56 @@
+// The HAL worker: one thread per process owns every scale's pins (pigpio is
+// not context-aware and allows one user per Pi). Each rt-scale config node
+// attaches one instance: its HAL, its sampling engine, its ring.
+import { SharedMetrics } from '../shared/shared-metrics';
+import { SpscRing } from '../shared/spsc-ring';
+import { serveInstances } from '../shared/worker-runtime';
+import { openHal } from './hal';
+import { periodUs } from './hx711-protocol';
+import { ScaleEngine } from './scale-engine';
+import { SCALE_METRICS, type ScaleCmd, type ScaleEvent, type ScaleInit } from './scale-protocol';
+
+serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
+  const hal = openHal(init.hal); // throws a user-facing error (pigpio missing...): attach fails, the node shows it
+  const engine = new ScaleEngine(
+    hal,
+    { gain: init.gain, cal: init.cal, sampler: init.sampler, calSamples: init.calSamples, periodUs: periodUs(init.hal.sps) },
+    SpscRing.attach(init.ring),
+    SharedMetrics.attach(SCALE_METRICS, init.metrics),
+    (ev) => ctx.emit(ev),
+  );
+  engine.start();
+  const noiseTimer = setInterval(() => engine.noise(), 1000);
+  return {
+    onCommand(cmd) {
+      switch (cmd.t) {
+        case 'tare':
+          return engine.tare();
+        case 'calibrate':
+          return engine.calibrate(cmd.knownCg);
+        case 'power':
+          engine.power(cmd.on);
+          return cmd.on;
+        case 'motor':
+          hal.setMotor(cmd.permille);
+          return cmd.permille;
+        case 'noise':
+          return engine.noise();
+        case 'sim': {
+          const sim = hal.sim;
+          if (!sim) throw new Error('simulation commands need the simulated backend');
+          if (cmd.loadG !== undefined) sim.world.placedG = cmd.loadG;
+          if (cmd.empty) sim.world.empty();
+          if (cmd.faults) sim.faults = { ...sim.faults, ...cmd.faults };
+          if (cmd.flowScale !== undefined) sim.world.flowScale = cmd.flowScale;
+          if (cmd.jammed !== undefined) sim.world.jammed = cmd.jammed;
+          return { placedG: sim.world.placedG, massG: sim.world.mass };
+        }
+      }
+      return undefined;
+    },
+    close() {
+      clearInterval(noiseTimer);
+      engine.close();
+    },
+  };
+});

@@ -1,0 +1,222 @@
+// A simulated HX711 at the bit level, with the load cell and the dosed
+// material behind it. It raises data-ready (DOUT falls) on its own crystal
+// schedule, shifts the 24-bit two's complement code out MSB first on PD_SCK
+// pulses, takes the gain of the next conversion from the pulse count, powers
+// down when PD_SCK stays high for 60 us or more (the rest of the frame reads
+// as 1s, then it restarts at A/128), outputs unsettled values for 4
+// conversions after power-up or a gain change, and saturates at 0x7FFFFF /
+// 0x800000. Deterministic with a seed. Float arithmetic is fine here: this is
+// the simulated world, not the control path.
+import type { Clock } from './clock';
+import { encode24, type Hx711Pins, POWER_DOWN_US } from './hx711-protocol';
+import { Plant, type PlantParams } from './sim-world';
+
+export interface SimChipOptions {
+  sps: 10 | 80;
+  /** Counts with nothing on the cell (channel A, gain 128). */
+  zeroCounts: number;
+  /** Counts per gram at channel A, gain 128. */
+  countsPerGram: number;
+  /** Reading noise, counts (sigma, gain 128). */
+  noiseCounts: number;
+  /** Slow drift, counts per minute (gain 128). */
+  driftCountsPerMin: number;
+  /** Nominal PD_SCK high time of one pulse, us (a real bit-bang takes a few us). */
+  pulseHighUs: number;
+  /** The material model. */
+  plant: PlantParams;
+  seed: number;
+}
+
+export const DEFAULT_SIM_CHIP: SimChipOptions = {
+  sps: 80,
+  zeroCounts: 84_000,
+  countsPerGram: 420,
+  noiseCounts: 6,
+  driftCountsPerMin: 2,
+  pulseHighUs: 2,
+  plant: { coarseGps: 20, delayS: 0.35, ripple: 0.05, rippleHz: 2, noiseG: 0, jitterS: 0.005, seed: 1 },
+  seed: 1,
+};
+
+/** Faults a test or a demo can switch on. */
+export interface SimFaults {
+  /** No more conversions (a cut DOUT wire, a dead chip). */
+  stall?: boolean;
+  /** Probability that a PD_SCK pulse is stretched past the power-down limit (a preempted thread). */
+  stretchProb?: number;
+  /** The chip repeats its last code. */
+  stuck?: boolean;
+}
+
+type Channel = 'A128' | 'B32' | 'A64';
+const NEXT_GAIN: Record<number, Channel> = { 25: 'A128', 26: 'B32', 27: 'A64' };
+
+export class SimHx711 implements Hx711Pins {
+  readonly world: Plant;
+  private readonly o: SimChipOptions;
+  private readonly period: number;
+  private readonly t0: number;
+  private onEdge: ((edgeUs: number) => void) | null = null;
+  private cancel: (() => void) | null = null;
+  private nextEdgeUs = 0;
+  private doutLevel: 0 | 1 = 1;
+  private code = 0;
+  private bit = 0;
+  private pulses = 0;
+  private highSince = -1;
+  private stretched = false;
+  private gain: Channel = 'A128';
+  private settleLeft = 4;
+  private poweredDown = false;
+  private lastCode = 0;
+  faults: SimFaults = {};
+  /** Conversions made, and frames the host lost to a power-down. */
+  conversions = 0;
+  powerDowns = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    opts: Partial<SimChipOptions> = {},
+  ) {
+    this.o = { ...DEFAULT_SIM_CHIP, ...opts, plant: { ...DEFAULT_SIM_CHIP.plant, ...(opts.plant ?? {}) } };
+    this.period = this.o.sps === 80 ? 12_500 : 100_000;
+    this.world = new Plant({ ...this.o.plant, seed: this.o.seed });
+    this.t0 = clock.nowUs();
+  }
+
+  get periodUs(): number {
+    return this.period;
+  }
+
+  /** Starts conversions; onEdge(edgeUs) is the DOUT falling edge (the "interrupt"). */
+  start(onEdge: (edgeUs: number) => void): void {
+    this.onEdge = onEdge;
+    this.restart();
+  }
+
+  stop(): void {
+    this.onEdge = null;
+    this.cancel?.();
+    this.cancel = null;
+  }
+
+  /** Motor duty (permille), effective at the cell after the transport delay. */
+  setMotor(permille: number): void {
+    this.world.setDuty(permille, this.clock.nowUs() - this.t0);
+  }
+
+  /** Host holds PD_SCK high: the chip powers down until it goes low. */
+  powerDown(): void {
+    this.poweredDown = true;
+    this.doutLevel = 1;
+    this.cancel?.();
+    this.cancel = null;
+  }
+
+  /** PD_SCK low after a power-down: reset to A/128 and settle. */
+  powerUp(): void {
+    if (!this.poweredDown) return;
+    this.poweredDown = false;
+    this.gain = 'A128';
+    this.restart();
+  }
+
+  get isPoweredDown(): boolean {
+    return this.poweredDown;
+  }
+
+  // ---- pins ----
+  dout(): 0 | 1 {
+    return this.doutLevel;
+  }
+
+  sckHigh(): 0 | 1 {
+    this.highSince = this.clock.nowUs();
+    const p = this.faults.stretchProb ?? 0;
+    this.stretched = p > 0 && this.world.uniform() < p;
+    if (this.poweredDown) return 1;
+    this.pulses++;
+    if (this.bit < 24 && this.doutLevel === 0) {
+      const b = ((this.code >> (23 - this.bit)) & 1) as 0 | 1;
+      this.bit++;
+      return b;
+    }
+    // gain pulses (25th..27th): DOUT goes high after the 25th
+    this.doutLevel = 1;
+    return 1;
+  }
+
+  sckLow(): number {
+    const high = Math.max(0, this.clock.nowUs() - this.highSince) + this.o.pulseHighUs + (this.stretched ? 2 * POWER_DOWN_US : 0);
+    this.stretched = false;
+    if (high >= POWER_DOWN_US && !this.poweredDown) {
+      // powered down mid-frame, then up again now that PD_SCK is low: the rest reads as 1s
+      this.powerDowns++;
+      this.doutLevel = 1;
+      this.bit = 24;
+      this.pulses = 0;
+      this.gain = 'A128';
+      this.restart();
+      return high;
+    }
+    return high;
+  }
+
+  // ---- conversions ----
+  private restart(): void {
+    this.cancel?.();
+    this.settleLeft = 4;
+    this.nextEdgeUs = this.clock.nowUs() + this.period;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (!this.onEdge || this.poweredDown) return;
+    this.cancel = this.clock.at(this.nextEdgeUs, () => this.convert());
+  }
+
+  private convert(): void {
+    const edge = this.nextEdgeUs;
+    this.nextEdgeUs += this.period;
+    if (!this.faults.stall) {
+      this.conversions++;
+      if (this.pulses >= 25) {
+        // the last frame's pulse count selects this conversion's channel and gain
+        const g = NEXT_GAIN[Math.min(27, this.pulses)];
+        if (g !== this.gain) {
+          this.gain = g;
+          this.settleLeft = 4;
+        }
+      }
+      this.code = this.faults.stuck && this.conversions > 1 ? this.lastCode : this.sample(edge);
+      this.lastCode = this.code;
+      this.bit = 0;
+      this.pulses = 0;
+      const wasHigh = this.doutLevel === 1;
+      this.doutLevel = 0;
+      // A conversion the host did not read is overwritten without a new falling edge.
+      if (wasHigh) this.onEdge?.(edge);
+    }
+    this.schedule();
+  }
+
+  private sample(edgeUs: number): number {
+    const rel = edgeUs - this.t0;
+    this.world.advance(rel);
+    const o = this.o;
+    let v: number;
+    const noise = this.world.gauss() * o.noiseCounts;
+    const drift = (o.driftCountsPerMin * rel) / 60e6;
+    if (this.gain === 'B32') v = 1_200 + noise / 4; // channel B: nothing connected
+    else {
+      const scale = this.gain === 'A64' ? 0.5 : 1;
+      v = (o.zeroCounts + this.world.totalG * o.countsPerGram + noise + drift) * scale;
+    }
+    if (this.settleLeft > 0) {
+      this.settleLeft--;
+      v += (this.world.uniform() - 0.5) * 200_000; // unsettled after power-up or a gain change
+    }
+    return encode24(Math.round(v));
+  }
+}

@@ -1,0 +1,104 @@
+// The simulated world on the load cell: material flowing in at a rate set by
+// the motor duty, a transport delay (material in flight when the motor stops
+// or slows), flow ripple at the auger's rotation, a weight placed on the cell
+// (a container, a calibration weight) and, for controller tests, a noisy
+// reading. Deterministic (seeded). Runs on any clock: the caller advances it.
+// The simulated HX711 (sim-hx711.ts) turns its mass into ADC counts.
+
+export interface PlantParams {
+  /** flow at full duty, g/s */
+  coarseGps: number;
+  /** transport delay + stop latency, s */
+  delayS: number;
+  /** ripple amplitude (fraction) and frequency (Hz) */
+  ripple: number;
+  rippleHz: number;
+  /** reading noise sigma, g */
+  noiseG: number;
+  /** jitter of the delay, s (uniform +-) */
+  jitterS: number;
+  seed: number;
+}
+
+export const DEFAULT_PLANT: PlantParams = { coarseGps: 20, delayS: 0.35, ripple: 0.05, rippleHz: 2, noiseG: 0.01, jitterS: 0.005, seed: 1 };
+
+export class Plant {
+  /** grams landed on the scale */
+  mass = 0;
+  private t = 0; // s
+  private rnd: () => number;
+  /** duty changes waiting to reach the scale: [time they take effect, duty permille] */
+  private pending: Array<[number, number]> = [];
+  private effDuty = 0;
+  private phase = 0;
+  flowScale = 1;
+  jammed = false;
+  /** A weight placed on the cell besides the dosed material (container, calibration weight), g. */
+  placedG = 0;
+
+  constructor(readonly p: PlantParams = DEFAULT_PLANT) {
+    let s = p.seed >>> 0 || 1;
+    this.rnd = () => {
+      // xorshift32
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s / 0x100000000;
+    };
+  }
+
+  get timeUs(): number {
+    return Math.round(this.t * 1e6);
+  }
+
+  /** The motor duty changes at time atUs (default: now). */
+  setDuty(permille: number, atUs?: number): void {
+    const at = (atUs ?? this.timeUs) / 1e6;
+    const jitter = (this.rnd() * 2 - 1) * this.p.jitterS;
+    this.pending.push([at + this.p.delayS + jitter, permille]);
+    this.pending.sort((a, b) => a[0] - b[0]);
+  }
+
+  /** Advances to time tUs in 1 ms steps. */
+  advance(tUs: number): void {
+    const end = tUs / 1e6;
+    const dt = 0.001;
+    while (this.t < end - 1e-12) {
+      const step = Math.min(dt, end - this.t);
+      while (this.pending.length && this.pending[0][0] <= this.t) this.effDuty = this.pending.shift()![1];
+      this.phase += 2 * Math.PI * this.p.rippleHz * step;
+      const flow = this.jammed ? 0 : (this.p.coarseGps * this.flowScale * this.effDuty) / 1000;
+      this.mass += flow * (1 + this.p.ripple * Math.sin(this.phase)) * step;
+      this.t += step;
+    }
+  }
+
+  /** Everything on the cell now, g. */
+  get totalG(): number {
+    return this.mass + this.placedG;
+  }
+
+  /** Removes the dosed material (the container is emptied or taken away). */
+  empty(): void {
+    this.mass = 0;
+  }
+
+  /** Standard normal deviate from the seeded generator (Box-Muller). */
+  gauss(): number {
+    const u = Math.max(1e-12, this.rnd());
+    const v = this.rnd();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Uniform in [0, 1) from the seeded generator. */
+  uniform(): number {
+    return this.rnd();
+  }
+
+  /** A noisy reading in centigrams (Box-Muller). */
+  readCg(): number {
+    return Math.round((this.mass + this.gauss() * this.p.noiseG) * 100);
+  }
+}
