@@ -49,6 +49,7 @@ export const DEFAULT_SAMPLER: SamplerOptions = {
 };
 
 export interface SampleOut {
+  /** Published samples, 1, 2, 3... (a gap downstream means a sample was lost on the way). */
   seq: number;
   /** Data-ready edge time, us. */
   tUs: number;
@@ -196,7 +197,6 @@ export class Sampler {
 
   /** A data-ready period passed without an edge. */
   missing(): SamplerEvent | null {
-    this.seq++;
     return this.badRead('no_data');
   }
 
@@ -205,7 +205,6 @@ export class Sampler {
    * when the read is discarded) and a fault/recovery event if the run changed.
    */
   onFrame(fr: FrameResult, edgeUs: number): { sample: SampleOut | null; event: SamplerEvent | null; bad: BadReason | 'settling' | null } {
-    this.seq++;
     if (!fr.ok) {
       const reason: BadReason = fr.failure === 'overrun' ? 'overrun' : fr.failure === 'dout-low' ? 'dout_low' : 'not_ready';
       if (reason === 'overrun') this.resettle(); // the chip powered down and restarts: it settles again
@@ -268,7 +267,7 @@ export class Sampler {
       this.faulted = null;
       event = { t: 'recovered' };
     }
-    return { sample: { seq: this.seq, tUs: edgeUs, raw, filtered, cg, flags }, event, bad: null };
+    return { sample: { seq: ++this.seq, tUs: edgeUs, raw, filtered, cg, flags }, event, bad: null };
   }
 
   /** Sigma of the last noiseWindow raw samples, in grams (off the hot path: on request). */
@@ -288,7 +287,7 @@ export class Sampler {
   }
 
   private flagged(raw: number, edgeUs: number): SampleOut {
-    return { seq: this.seq, tUs: edgeUs, raw, filtered: this.lastFiltered, cg: this.lastCg, flags: FLAG_FAULT };
+    return { seq: ++this.seq, tUs: edgeUs, raw, filtered: this.lastFiltered, cg: this.lastCg, flags: FLAG_FAULT };
   }
 
   private badRead(reason: BadReason): SamplerEvent | null {

@@ -64,7 +64,6 @@ export class SimHx711 implements Hx711Pins {
   private code = 0;
   private bit = 0;
   private pulses = 0;
-  private highSince = -1;
   private stretched = false;
   private gain: Channel = 'A128';
   private settleLeft = 4;
@@ -132,7 +131,6 @@ export class SimHx711 implements Hx711Pins {
   }
 
   sckHigh(): 0 | 1 {
-    this.highSince = this.clock.nowUs();
     const p = this.faults.stretchProb ?? 0;
     this.stretched = p > 0 && this.world.uniform() < p;
     if (this.poweredDown) return 1;
@@ -148,7 +146,9 @@ export class SimHx711 implements Hx711Pins {
   }
 
   sckLow(): number {
-    const high = Math.max(0, this.clock.nowUs() - this.highSince) + this.o.pulseHighUs + (this.stretched ? 2 * POWER_DOWN_US : 0);
+    // The modelled pulse, not the host's wall time: a simulated chip is not disturbed when the
+    // host thread is preempted (the stretch fault models that on purpose, deterministically).
+    const high = this.o.pulseHighUs + (this.stretched ? 2 * POWER_DOWN_US : 0);
     this.stretched = false;
     if (high >= POWER_DOWN_US && !this.poweredDown) {
       // powered down mid-frame, then up again now that PD_SCK is low: the rest reads as 1s

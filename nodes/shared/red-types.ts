@@ -61,6 +61,7 @@ export interface HttpRequest {
   method: string;
   url: string;
   headers: Record<string, string | string[] | undefined>;
+  params?: Record<string, string>;
 }
 export interface HttpResponse {
   status(code: number): HttpResponse;

@@ -1,0 +1,234 @@
+// rt-scale (config): one load cell and its motor. It owns the scale's instance
+// in the HAL worker (started by the first node that uses it, ended with the
+// last), drains the sample ring on the main thread without ever making the
+// worker wait, persists run-time calibration, and exports the scale's metrics.
+import { join } from 'node:path';
+
+import type { HttpRequest, HttpResponse, NodeAPI } from '../shared/red-types';
+import { runtimeMetrics } from '../shared/registry';
+import { SharedMetrics } from '../shared/shared-metrics';
+import { SpscRing } from '../shared/spsc-ring';
+import { WorkerLease } from '../shared/worker-host';
+import { CalibrationStore } from './calibration-store';
+import { BAD_REASONS, type Calibration } from './sampler-core';
+import type { DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
+import { readScale, type ScaleDef } from './scale-config';
+import {
+  REC_CG,
+  REC_FILTERED,
+  REC_FLAGS,
+  REC_LAT_US,
+  REC_RAW,
+  REC_SEQ,
+  REC_WORDS,
+  recTimeUs,
+  RING_CAPACITY,
+  SCALE_METRICS,
+  type ScaleCmd,
+  type ScaleEvent,
+  type ScaleInit,
+} from './scale-protocol';
+
+const TYPE = 'rt-scale';
+const DRAIN_MS = 25;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export = function register(RED: NodeAPI): void {
+  const metrics = runtimeMetrics(RED);
+  const fam = {
+    samples: metrics.readerFamily('rtedge_hx711_samples_total', 'Good HX711 samples published', 'counter'),
+    bad: metrics.readerFamily('rtedge_hx711_bad_reads_total', 'HX711 reads discarded or flagged (label reason)', 'counter'),
+    faults: metrics.readerFamily('rtedge_hx711_faults_total', 'HX711 fault events (a run of bad reads)', 'counter'),
+    lost: metrics.readerFamily('rtedge_hx711_samples_lost_total', 'Samples that did not reach the main thread (ring full)', 'counter'),
+    weight: metrics.readerFamily('rtedge_hx711_weight_grams', 'Latest filtered weight', 'gauge'),
+    noise: metrics.readerFamily('rtedge_hx711_noise_grams', 'Reading noise: sigma of the last second of raw samples', 'gauge'),
+    latency: metrics.sharedHistogramFamily('rtedge_hx711_sample_latency_seconds', 'Data-ready edge to sample in the ring (available to the controller)'),
+    latP50: metrics.readerFamily('rtedge_hx711_sample_latency_p50_seconds', 'Sample latency p50 since start (within 6.25 %)', 'gauge'),
+    latP95: metrics.readerFamily('rtedge_hx711_sample_latency_p95_seconds', 'Sample latency p95 since start (within 6.25 %)', 'gauge'),
+    latP99: metrics.readerFamily('rtedge_hx711_sample_latency_p99_seconds', 'Sample latency p99 since start (within 6.25 %)', 'gauge'),
+    latMax: metrics.readerFamily('rtedge_hx711_sample_latency_max_seconds', 'Largest sample latency since start', 'gauge'),
+  };
+  const store = new CalibrationStore(join(RED.settings.userDir || process.cwd(), 'rtedge-calibration'));
+  const testHooks = RED.settings.rtEdgeTestHooks === true;
+
+  // The editor shows the calibration in use (config values or the stored run-time calibration).
+  RED.httpAdmin?.get(
+    '/rt-scale/:id/calibration',
+    (RED.auth ? RED.auth.needsPermission('rt-scale.read') : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as (q: HttpRequest, s: HttpResponse, next?: () => void) => void,
+    (req: HttpRequest, res: HttpResponse) => {
+      const id = req.params?.id ?? '';
+      const node = RED.nodes.getNode(id) as ScaleNode | null;
+      const stored = store.read(id);
+      const body = node
+        ? { active: node.calibration(), stored, source: store.effective(id, node.config.cal).stored ? 'stored' : 'config' }
+        : { active: null, stored, source: stored ? 'stored' : 'none' };
+      res.set('Content-Type', 'application/json').send(JSON.stringify(body));
+    },
+  );
+
+  function ScaleConfigNode(this: Mutable<ScaleNode>, def: ScaleDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const config = readScale(def);
+    node.config = config;
+    const labels = { scale: node.id };
+    const users = new Set<ScaleUser>();
+    let lease: WorkerLease<ScaleEvent, ScaleCmd> | null = null;
+    let leaseClosing: Promise<unknown> = Promise.resolve();
+    let drainTimer: NodeJS.Timeout | null = null;
+    let shared: SharedMetrics | null = null;
+    let ring: SpscRing | null = null;
+    let lastSeq = 0;
+    let lost = 0;
+    let latest: DecodedSample | null = null;
+    let cal: Calibration = store.effective(node.id, config.cal).cal;
+    node.ready = false;
+    node.startError = config.problems.length ? RED._(`${TYPE}.errors.badConfig`, { problems: config.problems.join('; ') }) : null;
+    if (node.startError) node.error(node.startError);
+    // hrtime -> epoch ms for msg.ts
+    const hrNowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+    const epochOffsetMs = Date.now() - hrNowUs() / 1000;
+
+    const notify = (n: ScaleNotice): void => {
+      for (const u of users) u.onNotice?.(n);
+    };
+
+    const drain = (): void => {
+      if (!ring) return;
+      const batch: DecodedSample[] = [];
+      ring.drain((r) => {
+        const seq = r[REC_SEQ];
+        if (lastSeq !== 0 && seq > lastSeq + 1) lost += seq - lastSeq - 1;
+        lastSeq = seq;
+        const tUs = recTimeUs(r);
+        batch.push({ seq, tUs, ts: Math.round(epochOffsetMs + tUs / 1000), raw: r[REC_RAW], filtered: r[REC_FILTERED], cg: r[REC_CG], flags: r[REC_FLAGS], latUs: r[REC_LAT_US] });
+      });
+      if (batch.length === 0) return;
+      latest = batch[batch.length - 1];
+      for (const u of users) u.onSamples?.(batch);
+    };
+
+    const attachMetrics = (m: SharedMetrics): void => {
+      fam.samples.attach(labels, () => m.counter('samples'));
+      for (const r of [...BAD_REASONS, 'settling']) fam.bad.attach({ ...labels, reason: r }, () => m.counter(r));
+      fam.faults.attach(labels, () => m.counter('faults'));
+      fam.lost.attach(labels, () => lost); // a full ring rejects a record: its seq is then missing downstream
+      fam.weight.attach(labels, () => m.gauge('weight_cg') / 100);
+      fam.noise.attach(labels, () => m.gauge('noise_ug') / 1e6);
+      const h = m.histogram('latency');
+      fam.latency.attach(labels, h);
+      fam.latP50.attach(labels, () => h.summaryMs().p50 / 1000);
+      fam.latP95.attach(labels, () => h.summaryMs().p95 / 1000);
+      fam.latP99.attach(labels, () => h.summaryMs().p99 / 1000);
+      fam.latMax.attach(labels, () => h.summaryMs().max / 1000);
+    };
+    const detachMetrics = (): void => {
+      for (const f of [fam.samples, fam.faults, fam.lost, fam.weight, fam.noise, fam.latency, fam.latP50, fam.latP95, fam.latP99, fam.latMax]) f.detach(labels);
+      for (const r of [...BAD_REASONS, 'settling']) fam.bad.detach({ ...labels, reason: r });
+    };
+
+    const startLease = (): void => {
+      shared = SharedMetrics.create(SCALE_METRICS);
+      ring = SpscRing.create(RING_CAPACITY, REC_WORDS);
+      lastSeq = 0;
+      attachMetrics(shared);
+      const init: ScaleInit = {
+        name: node.name || node.id,
+        hal: {
+          backend: config.backend,
+          doutPin: config.doutPin,
+          sckPin: config.sckPin,
+          motorPin: config.motorPin,
+          motorHz: config.motorHz,
+          sps: config.sps,
+          ...(testHooks && typeof RED.settings.rtEdgePigpioModule === 'string' ? { pigpioModule: RED.settings.rtEdgePigpioModule } : {}),
+        },
+        gain: config.gain,
+        cal,
+        sampler: config.sampler,
+        ring: ring.sab,
+        metrics: shared.sab,
+        calSamples: config.sps === 80 ? 16 : 4,
+      };
+      lease = new WorkerLease<ScaleEvent, ScaleCmd>({
+        script: join(__dirname, 'scale.worker.js'),
+        key: 'rt-scale-hal', // one HAL thread per process owns every scale's pins
+        init,
+        onEvent: (ev) => {
+          if (ev.t === 'calibration') {
+            cal = ev.cal;
+            init.cal = ev.cal; // a worker restart keeps the new calibration
+            try {
+              store.write(node.id, ev.cal, config.cal, ev.how);
+            } catch (err) {
+              node.error(RED._(`${TYPE}.errors.store`, { error: (err as Error).message }));
+            }
+          }
+          notify(ev);
+        },
+        onError: (err) => {
+          node.startError = `${RED._(`${TYPE}.errors.start`)}: ${err.message}`;
+          node.error(node.startError);
+          notify({ t: 'error', message: node.startError });
+        },
+        onReady: () => {
+          node.ready = true;
+          node.startError = null;
+          notify({ t: 'ready' });
+        },
+      });
+      lease.start();
+      drainTimer = setInterval(drain, DRAIN_MS);
+    };
+
+    const stopLease = (): Promise<unknown> => {
+      if (!lease) return leaseClosing;
+      const l = lease;
+      lease = null;
+      node.ready = false;
+      if (drainTimer) clearInterval(drainTimer);
+      drainTimer = null;
+      leaseClosing = l.close(3000).then(
+        () => {
+          drain();
+          detachMetrics();
+          ring = null;
+        },
+        () => detachMetrics(),
+      );
+      return leaseClosing;
+    };
+
+    node.attach = (user: ScaleUser) => {
+      users.add(user);
+      if (config.problems.length === 0 && !lease) {
+        // a previous instance may still be closing: start after it has released the pins
+        void leaseClosing.then(() => {
+          if (users.size > 0 && !lease) startLease();
+        });
+      } else if (node.ready) user.onNotice?.({ t: 'ready' });
+      else if (node.startError) user.onNotice?.({ t: 'error', message: node.startError });
+      return () => {
+        users.delete(user);
+        return users.size === 0 ? stopLease().then(() => undefined) : Promise.resolve();
+      };
+    };
+    node.request = <T>(cmd: ScaleCmd, timeoutMs = 5000): Promise<T> => {
+      if (!lease || !node.ready) return Promise.reject(new Error(node.startError ?? RED._(`${TYPE}.errors.notReady`)));
+      return lease.request<T>(cmd, timeoutMs);
+    };
+    node.calibration = () => cal;
+    node.latest = () => latest;
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      users.clear();
+      stopLease().then(
+        () => done(),
+        () => done(),
+      );
+    });
+  }
+
+  RED.nodes.registerType(TYPE, ScaleConfigNode as never);
+};

@@ -1,0 +1,98 @@
+// Config of rt-scale: versioned, migrated, validated. Pure.
+import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
+import type { NodeDef } from '../shared/red-types';
+import type { Gain } from './hx711-protocol';
+import type { Calibration, SamplerOptions } from './sampler-core';
+
+export interface ScaleDef extends NodeDef {
+  version?: number;
+  backend?: string;
+  doutPin?: number | string;
+  sckPin?: number | string;
+  gain?: string;
+  rate?: number | string;
+  zero?: number | string;
+  countsPerGram?: number | string;
+  motorPin?: number | string;
+  motorHz?: number | string;
+  median?: boolean | string;
+  average?: number | string;
+  stableG?: number | string;
+  faultRun?: number | string;
+  capacityG?: number | string;
+}
+
+export interface ScaleConfig {
+  backend: 'simulated' | 'pigpio';
+  doutPin: number;
+  sckPin: number;
+  gain: Gain;
+  sps: 10 | 80;
+  cal: Calibration;
+  motorPin: number;
+  motorHz: number;
+  sampler: Partial<SamplerOptions>;
+  capacityCg: number;
+  problems: string[];
+}
+
+const MIGRATIONS: ReadonlyArray<Migration<ScaleDef>> = [
+  {
+    version: 1,
+    up: (d) => ({ backend: 'simulated', doutPin: 5, sckPin: 6, gain: 'A128', rate: 80, zero: 84000, countsPerGram: 420, motorPin: 18, motorHz: 10000, median: true, average: 4, stableG: 0.05, faultRun: 3, capacityG: 5000, ...d }),
+  },
+];
+
+function num(v: unknown): number {
+  return typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+}
+
+export function readScale(raw: ScaleDef): ScaleConfig {
+  const d = migrate(raw, MIGRATIONS);
+  const problems: string[] = [];
+  const backend = oneOf(d.backend, ['simulated', 'pigpio'] as const, 'simulated');
+  if (d.backend !== undefined && d.backend !== backend) problems.push(`unknown backend "${String(d.backend)}" (simulated or pigpio)`);
+  const pin = (v: unknown, what: string): number => {
+    const n = num(v);
+    if (!Number.isInteger(n) || n < 0 || n > 27) {
+      problems.push(`${what} must be a BCM GPIO number 0-27`);
+      return 0;
+    }
+    return n;
+  };
+  const doutPin = pin(d.doutPin, 'DOUT pin');
+  const sckPin = pin(d.sckPin, 'PD_SCK pin');
+  const motorPin = pin(d.motorPin, 'motor pin');
+  if (new Set([doutPin, sckPin, motorPin]).size < 3) problems.push('DOUT, PD_SCK and motor pins must differ');
+  const rate = num(d.rate);
+  if (rate !== 10 && rate !== 80) problems.push('rate must be 10 or 80 samples per second');
+  const zero = num(d.zero);
+  if (!Number.isInteger(zero) || zero < -0x800000 || zero > 0x7fffff) problems.push('zero offset must be an integer count');
+  const cpg = num(d.countsPerGram);
+  if (!Number.isFinite(cpg) || Math.abs(cpg) < 0.001) problems.push('counts per gram must be a non-zero number');
+  const stableG = num(d.stableG);
+  if (!(stableG > 0)) problems.push('stable threshold must be a positive number of grams');
+  const capacityG = num(d.capacityG);
+  if (!(capacityG > 0) || capacityG > 200_000) problems.push('capacity must be 0-200000 g');
+  const gain = oneOf(d.gain, ['A128', 'B32', 'A64'] as const, 'A128');
+  return {
+    backend,
+    doutPin,
+    sckPin,
+    gain,
+    sps: rate === 10 ? 10 : 80,
+    cal: { zero: Number.isInteger(zero) ? zero : 0, cpgMilli: Number.isFinite(cpg) && cpg !== 0 ? Math.round(cpg * 1000) : 1000 },
+    motorPin,
+    motorHz: clampInt(d.motorHz, 1, 30_000_000, 10_000),
+    sampler: {
+      median: bool(d.median, true),
+      average: clampInt(d.average, 1, 16, 4),
+      stableCg: Math.max(1, Math.round((stableG > 0 ? stableG : 0.05) * 100)),
+      faultRun: clampInt(d.faultRun, 1, 1000, 3),
+      stableWindow: rate === 10 ? 5 : 40,
+      noiseWindow: rate === 10 ? 20 : 80,
+    },
+    capacityCg: Math.round((capacityG > 0 ? capacityG : 5000) * 100),
+    problems,
+  };
+}

@@ -1,0 +1,220 @@
+// rt-scale + rt-hx711 in a real Node-RED runtime (node-red-node-test-helper)
+// on the simulated backend: weight messages, tare/calibrate and their
+// persistence, bad input, faults, a blocked flow engine losing no sample, two
+// scales, pigpio errors, and a clean close.
+import assert from 'node:assert/strict';
+
+import { activeWorkerCount } from '../../nodes/shared/worker-host';
+import { sleep, tempDir, waitFor } from '../helpers/util';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const helper = require('node-red-node-test-helper');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const scaleNode = require('../../nodes/rt-scale/rt-scale');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const hx711Node = require('../../nodes/rt-hx711/rt-hx711');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const functionNode = require('@node-red/nodes/core/function/10-function.js');
+
+helper.init(require.resolve('node-red'));
+
+interface W {
+  grams: number;
+  centigrams: number;
+  raw: number;
+  stable: boolean;
+  ts: number;
+  seq: number;
+  fault?: boolean;
+}
+interface TestNode {
+  receive(msg: object): void;
+  on(ev: string, fn: (msg: Record<string, unknown>) => void): void;
+  calibration?(): { zero: number; cpgMilli: number };
+}
+
+function flow(scale: Record<string, unknown> = {}, hx: Record<string, unknown> = {}): object[] {
+  return [
+    { id: 'f1', type: 'tab', label: 'scale' },
+    { id: 'sc', type: 'rt-scale', name: 'bench scale', version: 1, backend: 'simulated', doutPin: 5, sckPin: 6, gain: 'A128', rate: 80, zero: 84000, countsPerGram: 420, motorPin: 18, motorHz: 10000, median: true, average: 4, stableG: 0.05, faultRun: 3, capacityG: 5000, ...scale },
+    { id: 'hx', z: 'f1', type: 'rt-hx711', name: 'load cell', version: 1, scale: 'sc', rate: 10, deltaG: 0.5, wires: [['out']], ...hx },
+    { id: 'out', z: 'f1', type: 'helper' },
+    { id: 'c1', z: 'f1', type: 'catch', scope: ['hx'], uncaught: false, wires: [['caught']] },
+    { id: 'caught', z: 'f1', type: 'helper' },
+  ];
+}
+
+function collect(id = 'out'): { weights: W[]; others: Array<Record<string, unknown>> } {
+  const r = { weights: [] as W[], others: [] as Array<Record<string, unknown>> };
+  (helper.getNode(id) as TestNode).on('input', (m) => (m.topic === 'weight' ? r.weights.push(m.payload as W) : r.others.push(m)));
+  return r;
+}
+/** Errors at the Catch node: the message text plus the payload the node attached. */
+function caught(): string[] {
+  const errs: string[] = [];
+  (helper.getNode('caught') as TestNode).on('input', (m) => errs.push(`${String((m.error as { message: string }).message)} ${JSON.stringify(m.payload ?? null)}`));
+  return errs;
+}
+const send = (topic: string, payload?: unknown): void => (helper.getNode('hx') as TestNode).receive({ topic, payload });
+const last = (ws: W[]): W => ws[ws.length - 1];
+
+describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
+  this.timeout(60_000);
+  let tmp: ReturnType<typeof tempDir>;
+  const load = (f: object[], settings: Record<string, unknown> = {}): Promise<void> =>
+    new Promise((resolve, reject) => {
+      helper.settings({ userDir: tmp.dir, ...settings });
+      helper.load([scaleNode, hx711Node, catchNode, functionNode], f, (err: Error | undefined) => (err ? reject(err) : resolve()));
+    });
+
+  beforeEach(() => {
+    tmp = tempDir('rt-hx711-');
+  });
+  afterEach(async () => {
+    await helper.unload();
+    helper.settings({});
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'the HAL worker to end');
+    tmp.cleanup();
+  });
+
+  it('sends weight messages at the set rate; tare and calibrate work and persist across a restart', async () => {
+    await load(flow());
+    let o = collect();
+    await waitFor(() => o.weights.length >= 12, 5000, 'weight messages');
+    const w = last(o.weights);
+    assert.deepEqual(Object.keys(w).sort(), ['centigrams', 'grams', 'raw', 'seq', 'stable', 'ts'].sort());
+    assert.ok(Math.abs(w.ts - Date.now()) < 2000, 'ts is epoch ms');
+    const dts = o.weights.slice(3).map((x, i) => x.ts - o.weights[i + 2].ts);
+    assert.ok(dts.every((d) => d >= 90), `about 10 messages a second, not 80: ${dts}`);
+    assert.ok(Math.abs(w.grams) < 0.5, `empty simulated cell reads about 0 g with the default calibration: ${w.grams}`);
+    // a 37.5 g container, tared away
+    send('simulate', { load_g: 37.5 });
+    await waitFor(() => Math.abs(last(o.weights).grams - 37.5) < 0.2 && last(o.weights).stable, 5000, 'the container on the scale');
+    send('tare');
+    await waitFor(() => o.others.length === 1, 5000, 'tare answered');
+    assert.ok(Math.abs((o.others[0].payload as { zero: number }).zero - (84000 + 37.5 * 420)) < 10);
+    await waitFor(() => Math.abs(last(o.weights).grams) < 0.1, 5000, 'tared to 0');
+    // place 200 g on the container and calibrate with a wrong idea of the counts per gram first
+    send('simulate', { load_g: 237.5 });
+    await waitFor(() => last(o.weights).stable && last(o.weights).grams > 150, 5000, 'weight settled');
+    send('calibrate', 100); // the user says it is 100 g: the scale now reads 100 g for it
+    await waitFor(() => o.others.length === 2, 5000, 'calibrate answered');
+    const cpg = (o.others[1].payload as { counts_per_gram: number }).counts_per_gram;
+    assert.ok(Math.abs(cpg - 840) < 2, `counts per gram ${cpg}`);
+    await waitFor(() => Math.abs(last(o.weights).grams - 100) < 0.2, 5000, 'reads 100 g after calibration');
+    const stored = (helper.getNode('sc') as TestNode).calibration!();
+    // restart: same config, same user dir -> the stored calibration is used
+    await helper.unload();
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
+    await load(flow());
+    assert.deepEqual((helper.getNode('sc') as TestNode).calibration!(), stored, 'stored calibration survives a restart');
+    o = collect();
+    await waitFor(() => o.weights.length >= 2, 5000, 'sampling again');
+    send('simulate', { load_g: 37.5 + 50 });
+    await waitFor(() => o.weights.length > 5 && Math.abs(last(o.weights).grams - 25) < 0.2, 5000, '50 g reads 25 g with the stored calibration');
+    // editing the calibration fields in the editor replaces the stored one
+    await helper.unload();
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
+    await load(flow({ zero: 84010 }));
+    assert.deepEqual((helper.getNode('sc') as TestNode).calibration!(), { zero: 84010, cpgMilli: 420000 });
+  });
+
+  it('bad input goes to Catch with a clear message and the node keeps sending weight', async () => {
+    await load(flow());
+    const o = collect();
+    const errs = caught();
+    await waitFor(() => o.weights.length >= 2, 5000, 'weight messages');
+    send('calibrate', 'heavy');
+    send('calibrate', -5);
+    send('calibrate', 1e7);
+    send('power', 'maybe');
+    send('explode', 1);
+    await waitFor(() => errs.length === 5, 5000, 'five errors');
+    assert.match(errs[0], /badWeight|known weight/);
+    assert.match(errs[1], /badWeight|known weight/);
+    assert.match(errs[2], /overCapacity|capacity/);
+    assert.match(errs[3], /badPower|power needs/);
+    assert.match(errs[4], /unknownTopic|unknown command/);
+    const n = o.weights.length;
+    await waitFor(() => o.weights.length >= n + 5, 5000, 'still sending weight');
+  });
+
+  it('a stalled chip raises a fault to Catch and recovers; power off stops the samples', async () => {
+    await load(flow());
+    const o = collect();
+    const errs = caught();
+    await waitFor(() => o.weights.length >= 3, 5000, 'weight messages');
+    send('simulate', { stall: true });
+    await waitFor(() => errs.some((e) => /fault|no_data/.test(e)), 5000, 'a fault');
+    assert.ok(errs.some((e) => /no_data/.test(e)), errs.join('\n'));
+    const n = o.weights.length;
+    await sleep(300);
+    assert.ok(o.weights.length <= n + 1, 'no weight while the chip is silent');
+    send('simulate', { stall: false });
+    await waitFor(() => o.weights.length > n + 3, 5000, 'weight again');
+    send('power', false);
+    await sleep(300);
+    const m = o.weights.length;
+    await sleep(500);
+    assert.equal(o.weights.length, m, 'no samples while powered down');
+    send('power', 'on');
+    await waitFor(() => o.weights.length > m + 3, 5000, 'samples after power on');
+  });
+
+  it('a flow engine blocked 500 ms by a function node does not cost a sample: 80 SPS, no gap', async () => {
+    const f = flow({}, { rate: 0 });
+    f.push({ id: 'busy', z: 'f1', type: 'function', name: 'busy 500 ms', func: 'const end = Date.now() + 500; while (Date.now() < end) {} return msg;', outputs: 1, wires: [[]] });
+    await load(f);
+    const o = collect();
+    await waitFor(() => o.weights.length >= 80, 5000, 'a second of samples');
+    const before = o.weights.length;
+    (helper.getNode('busy') as TestNode).receive({ payload: 1 });
+    await sleep(100);
+    await waitFor(() => o.weights.length >= before + 120, 5000, 'samples after the block');
+    const ws = o.weights;
+    for (let i = 1; i < ws.length; i++) assert.equal(ws[i].seq, ws[i - 1].seq + 1, `seq ${ws[i - 1].seq} -> ${ws[i].seq}`);
+    // timestamps are the data-ready edges: 12.5 ms apart (ms resolution in ts)
+    const gaps = ws.slice(1).map((w, i) => w.ts - ws[i].ts);
+    assert.ok(gaps.every((g) => g >= 11 && g <= 14), `every edge read, none late: ${gaps.filter((g) => g < 11 || g > 14)}`);
+    const span = (ws[ws.length - 1].ts - ws[0].ts) / 1000;
+    const sps = (ws.length - 1) / span;
+    assert.ok(Math.abs(sps - 80) < 1, `${sps} SPS`);
+  });
+
+  it('two scales on one runtime share one HAL worker; close ends it and leaves no timers', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const f = flow();
+    f.push(
+      { id: 'sc2', type: 'rt-scale', name: 'second scale', version: 1, backend: 'simulated', doutPin: 22, sckPin: 23, gain: 'A128', rate: 10, zero: 84000, countsPerGram: 420, motorPin: 13, motorHz: 10000, median: true, average: 2, stableG: 0.05, faultRun: 3, capacityG: 5000 },
+      { id: 'hx2', z: 'f1', type: 'rt-hx711', version: 1, scale: 'sc2', rate: 0, deltaG: 0, wires: [['out2']] },
+      { id: 'out2', z: 'f1', type: 'helper' },
+    );
+    const timersBefore = timers();
+    await load(f);
+    const a = collect();
+    const b = collect('out2');
+    await waitFor(() => a.weights.length >= 10 && b.weights.length >= 8, 5000, 'both scales sampling');
+    assert.equal(activeWorkerCount(), 1, 'one HAL thread owns every scale');
+    const dt = b.weights.slice(1).map((w, i) => w.ts - b.weights[i].ts);
+    assert.ok(dt.every((d) => d >= 95 && d <= 105), `the second scale runs at 10 SPS: ${dt}`);
+    await helper.unload();
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'the HAL worker ended with the scales');
+    await sleep(600); // status throttles settle
+    assert.ok(timers() <= timersBefore, `no timers left: ${timers()} > ${timersBefore}`);
+  });
+
+  it('the pigpio backend that cannot start gives a clear error naming the simulated backend, not a crash', async () => {
+    for (const mod of ['pigpio', 'pigpio-module-that-is-not-installed']) {
+      await load(flow({ backend: 'pigpio' }), { rtEdgeTestHooks: true, rtEdgePigpioModule: mod });
+      const errs = caught();
+      await waitFor(() => errs.length >= 1, 10_000, `an error for ${mod}`);
+      assert.match(errs[0], /simulated/, errs[0]);
+      assert.match(errs[0], /pigpio/, errs[0]);
+      send('tare');
+      await waitFor(() => errs.length >= 2, 5000, 'commands fail cleanly');
+      await helper.unload();
+    }
+  });
+});
