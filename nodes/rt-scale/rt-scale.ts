@@ -4,6 +4,7 @@
 // worker wait, persists run-time calibration, and exports the scale's metrics.
 import { join } from 'node:path';
 
+import { clampInt } from '../shared/migrate';
 import type { HttpRequest, HttpResponse, NodeAPI } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
 import { SharedMetrics } from '../shared/shared-metrics';
@@ -150,12 +151,17 @@ export = function register(RED: NodeAPI): void {
         ring: ring.sab,
         metrics: shared.sab,
         calSamples: config.sps === 80 ? 16 : 4,
+        nice: clampInt(RED.settings.rtEdgeHalNice, -20, 0, -10),
       };
       lease = new WorkerLease<ScaleEvent, ScaleCmd>({
         script: join(__dirname, 'scale.worker.js'),
         key: 'rt-scale-hal', // one HAL thread per process owns every scale's pins
         init,
         onEvent: (ev) => {
+          if (ev.t === 'priority') {
+            node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
+            return;
+          }
           if (ev.t === 'calibration') {
             cal = ev.cal;
             init.cal = ev.cal; // a worker restart keeps the new calibration

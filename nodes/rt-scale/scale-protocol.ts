@@ -52,6 +52,8 @@ export interface ScaleInit {
   metrics: SharedArrayBuffer;
   /** Samples averaged for tare and calibration. */
   calSamples: number;
+  /** Niceness the HAL thread asks for (-20..0; 0 = leave it). */
+  nice: number;
 }
 
 export type ScaleCmd =
@@ -65,4 +67,5 @@ export type ScaleCmd =
 export type ScaleEvent =
   | { t: 'fault'; reason: string; run: number }
   | { t: 'recovered' }
+  | { t: 'priority'; nice: number }
   | { t: 'calibration'; cal: Calibration; how: 'tare' | 'calibrate' };
