@@ -122,6 +122,8 @@ export = function register(RED: NodeAPI): void {
           t: 'sim',
           loadG: num(o.load_g),
           empty: o.empty === true,
+          jammed: typeof o.jammed === 'boolean' ? o.jammed : undefined,
+          flowScale: num(o.flow_scale),
           faults: { stall: o.stall === true ? true : o.stall === false ? false : undefined, stuck: o.stuck === true ? true : o.stuck === false ? false : undefined, stretchProb: num(o.stretch) },
         };
         if (cmd.faults && Object.values(cmd.faults).every((v) => v === undefined)) delete cmd.faults;

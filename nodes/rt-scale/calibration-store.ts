@@ -49,6 +49,22 @@ export class CalibrationStore {
     return v;
   }
 
+  /** Other learned state kept beside the calibration (e.g. a dosing node's in-flight time). */
+  readState<T>(name: string): T | null {
+    try {
+      return JSON.parse(readFileSync(join(this.dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`), 'utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  writeState(name: string, value: unknown): void {
+    mkdirSync(this.dir, { recursive: true });
+    const f = join(this.dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+    writeFileSync(`${f}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
+    renameSync(`${f}.tmp`, f);
+  }
+
   remove(id: string): void {
     rmSync(this.file(id), { force: true });
   }

@@ -226,6 +226,8 @@ export = function register(RED: NodeAPI): void {
     };
     node.calibration = () => cal;
     node.latest = () => latest;
+    node.sharedMetrics = () => shared;
+    node.store = store;
 
     node.on('close', (_removed: boolean, done: () => void) => {
       users.clear();

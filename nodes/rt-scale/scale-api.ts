@@ -1,6 +1,8 @@
 // What an rt-scale config node offers the nodes that use it (rt-hx711,
 // rt-dosing): samples drained from the worker's ring, scale events, commands.
 import type { Node } from '../shared/red-types';
+import type { SharedMetrics } from '../shared/shared-metrics';
+import type { CalibrationStore } from './calibration-store';
 import type { Calibration } from './sampler-core';
 import type { ScaleConfig } from './scale-config';
 import type { ScaleCmd, ScaleEvent } from './scale-protocol';
@@ -37,4 +39,8 @@ export interface ScaleNode extends Node {
   calibration(): Calibration;
   /** The newest sample drained, or null. */
   latest(): DecodedSample | null;
+  /** The worker-side metrics of the running instance (null when not running). */
+  sharedMetrics(): SharedMetrics | null;
+  /** Where learned state is kept (the user dir). */
+  readonly store: CalibrationStore;
 }

@@ -1,6 +1,8 @@
 // Commands, events, ring layout and shared metrics between a scale (rt-scale
 // config node) and its instance in the HAL worker.
 import type { MetricSpec } from '../shared/shared-metrics';
+import type { DoseProgress } from '../rt-dosing/dose-runner';
+import type { DoseRecord, DosingParams } from '../rt-dosing/dosing-core';
 import type { Gain } from './hx711-protocol';
 import type { Calibration, SamplerOptions } from './sampler-core';
 import type { SimChipOptions, SimFaults } from './sim-hx711';
@@ -8,7 +10,7 @@ import type { SimChipOptions, SimFaults } from './sim-hx711';
 export const SCALE_METRICS: MetricSpec = {
   counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'settling', 'faults'],
   gauges: ['weight_cg', 'noise_ug', 'fault', 'powered'],
-  histograms: ['latency'],
+  histograms: ['latency', 'step'],
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
 };
 
@@ -62,10 +64,17 @@ export type ScaleCmd =
   | { t: 'power'; on: boolean }
   | { t: 'motor'; permille: number }
   | { t: 'sim'; loadG?: number; empty?: boolean; faults?: SimFaults; flowScale?: number; jammed?: boolean }
-  | { t: 'noise' };
+  | { t: 'noise' }
+  | { t: 'dose-config'; params: Partial<DosingParams>; tauUs: number; progressEveryUs: number }
+  | { t: 'dose'; targetCg: number; recipe?: string }
+  | { t: 'dose-stop'; reason: 'stop' | 'closed' };
+
+export type DoseDone = DoseRecord & { stepP99Us: number; recipe?: string };
 
 export type ScaleEvent =
   | { t: 'fault'; reason: string; run: number }
   | { t: 'recovered' }
   | { t: 'priority'; nice: number }
+  | { t: 'dose-progress'; p: DoseProgress }
+  | { t: 'dose-done'; rec: DoseDone }
   | { t: 'calibration'; cal: Calibration; how: 'tare' | 'calibrate' };

@@ -7,6 +7,7 @@ import { setPriority } from 'node:os';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { SpscRing } from '../shared/spsc-ring';
 import { serveInstances } from '../shared/worker-runtime';
+import { DoseRunner } from '../rt-dosing/dose-runner';
 import { openHal } from './hal';
 import { periodUs } from './hx711-protocol';
 import { ScaleEngine } from './scale-engine';
@@ -47,6 +48,8 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
     (ev) => ctx.emit(ev),
   );
   engine.start();
+  const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
+  let runner: DoseRunner | null = null;
   const noiseTimer = setInterval(() => engine.noise(), 1000);
   return {
     onCommand(cmd) {
@@ -63,6 +66,27 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
           return cmd.permille;
         case 'noise':
           return engine.noise();
+        case 'dose-config':
+          if (runner?.running) throw new RangeError('a dose is running');
+          runner = new DoseRunner(
+            engine,
+            hal,
+            cmd.params,
+            cmd.tauUs,
+            { progress: (p) => ctx.emit({ t: 'dose-progress', p }), done: (rec) => ctx.emit({ t: 'dose-done', rec }) },
+            metrics.histogram('step'),
+            cmd.progressEveryUs > 0 ? cmd.progressEveryUs : Number.MAX_SAFE_INTEGER,
+          );
+          runner.ctl.setSamplePeriod(periodUs(init.hal.sps));
+          return runner.ctl.tau;
+        case 'dose':
+          if (!runner) throw new Error('dosing is not configured on this scale');
+          runner.start(cmd.targetCg, cmd.recipe);
+          return true;
+        case 'dose-stop':
+          runner?.abort(cmd.reason);
+          hal.setMotor(0);
+          return true;
         case 'sim': {
           const sim = hal.sim;
           if (!sim) throw new Error('simulation commands need the simulated backend');
@@ -78,6 +102,7 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
     },
     close() {
       clearInterval(noiseTimer);
+      runner?.close();
       engine.close();
     },
   };

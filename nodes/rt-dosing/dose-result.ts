@@ -1,0 +1,28 @@
+// The dose record as the flow sees it (grams, seconds, milliseconds). Pure.
+import type { DoseDone } from '../rt-scale/scale-protocol';
+
+const r2 = (v: number): number => Math.round(v * 100) / 100;
+const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+
+export function resultPayload(rec: DoseDone): Record<string, unknown> {
+  return {
+    target_g: rec.targetCg / 100,
+    final_g: rec.finalCg / 100,
+    error_g: rec.errorCg / 100,
+    overshoot_g: Math.max(0, rec.errorCg) / 100,
+    result: rec.result,
+    ...(rec.reason ? { reason: rec.reason } : {}),
+    duration_s: r3(rec.durationUs / 1e6),
+    coarse_s: r3(rec.coarseUs / 1e6),
+    fine_s: r3(rec.fineUs / 1e6),
+    settle_s: r3(rec.settleUs / 1e6),
+    inflight_g: rec.inflightCg / 100,
+    predicted_inflight_g: rec.predictedInflightCg / 100,
+    steps: rec.steps,
+    step_latency_p99_ms: r3(rec.stepP99Us / 1000),
+    top_ups: rec.topUps,
+    tau_ms: r2(rec.tauUs / 1000),
+    ...(rec.recipe !== undefined ? { recipe: rec.recipe } : {}),
+  };
+}
+

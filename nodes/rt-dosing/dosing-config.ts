@@ -1,0 +1,68 @@
+// Config of rt-dosing: versioned, migrated, validated, turned into controller
+// parameters (integer centigrams, microseconds, permille). Pure.
+import { clampInt, type Migration, migrate } from '../shared/migrate';
+import type { NodeDef } from '../shared/red-types';
+import type { DosingParams } from './dosing-core';
+
+export interface DosingDef extends NodeDef {
+  version?: number;
+  scale?: string;
+  coarsePct?: number | string;
+  finePct?: number | string;
+  fineBandG?: number | string;
+  toleranceG?: number | string;
+  maxTimeS?: number | string;
+  neverExceedG?: number | string;
+  noProgressG?: number | string;
+  containerDropG?: number | string;
+  topUps?: number | string;
+  learnDiv?: number | string;
+  progressHz?: number | string;
+}
+
+export interface DosingConfig {
+  params: Partial<DosingParams>;
+  progressEveryMs: number;
+  problems: string[];
+}
+
+const MIGRATIONS: ReadonlyArray<Migration<DosingDef>> = [
+  { version: 1, up: (d) => ({ coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 2, progressHz: 5, ...d }) },
+];
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN);
+const cg = (g: number): number => Math.round(g * 100);
+
+export function readDosing(raw: DosingDef, capacityCg: number): DosingConfig {
+  const d = migrate(raw, MIGRATIONS);
+  const problems: string[] = [];
+  const need = (v: unknown, ok: (n: number) => boolean, what: string): number => {
+    const n = num(v);
+    if (!Number.isFinite(n) || !ok(n)) problems.push(what);
+    return n;
+  };
+  const coarse = need(d.coarsePct, (n) => n > 0 && n <= 100, 'coarse speed must be 1-100 %');
+  const fine = need(d.finePct, (n) => n > 0 && n <= 100, 'fine speed must be 1-100 %');
+  if (fine > coarse) problems.push('fine speed must not exceed coarse speed');
+  const band = need(d.fineBandG, (n) => n >= 0, 'fine band must be 0 or more grams');
+  const tol = need(d.toleranceG, (n) => n > 0, 'tolerance must be a positive number of grams');
+  const maxT = need(d.maxTimeS, (n) => n > 0 && n <= 3600, 'max dose time must be 1-3600 s');
+  const nex = need(d.neverExceedG, (n) => n >= 0, 'never-exceed must be 0 (the scale capacity) or more grams');
+  const noProg = need(d.noProgressG, (n) => n >= 0, 'no-progress mass must be 0 (off) or more grams');
+  const drop = need(d.containerDropG, (n) => n >= 0, 'container-removed drop must be 0 (off) or more grams');
+  const params: Partial<DosingParams> = {
+    coarseDuty: Math.round(coarse * 10),
+    fineDuty: Math.round(fine * 10),
+    fineBandCg: cg(band),
+    toleranceCg: Math.max(1, cg(tol)),
+    maxDoseUs: Math.round(maxT * 1e6),
+    neverExceedCg: nex > 0 ? cg(nex) : capacityCg,
+    noProgressCg: noProg > 0 ? cg(noProg) : 0,
+    containerDropCg: drop > 0 ? cg(drop) : 1_000_000_000,
+    topUpMax: clampInt(d.topUps, 0, 10, 0),
+    topUpPulseUs: clampInt(d.topUps, 0, 10, 0) > 0 ? 100_000 : 0,
+    learnDiv: clampInt(d.learnDiv, 1, 8, 2),
+  };
+  const hz = num(d.progressHz);
+  return { params, progressEveryMs: hz > 0 ? Math.max(50, Math.round(1000 / hz)) : 0, problems };
+}

@@ -1,0 +1,168 @@
+// rt-dosing in a real Node-RED runtime on the simulated scale, in real time:
+// a dose end to end, progress, the learned in-flight time persisted, bad
+// targets, stop, safety aborts, and a blocked flow engine during a dose.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { activeWorkerCount } from '../../nodes/shared/worker-host';
+import { sleep, tempDir, waitFor } from '../helpers/util';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const helper = require('node-red-node-test-helper');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const scaleNode = require('../../nodes/rt-scale/rt-scale');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const hx711Node = require('../../nodes/rt-hx711/rt-hx711');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dosingNode = require('../../nodes/rt-dosing/rt-dosing');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const functionNode = require('@node-red/nodes/core/function/10-function.js');
+
+helper.init(require.resolve('node-red'));
+
+interface Dose {
+  target_g: number;
+  final_g: number;
+  error_g: number;
+  overshoot_g: number;
+  result: string;
+  reason?: string;
+  duration_s: number;
+  coarse_s: number;
+  fine_s: number;
+  settle_s: number;
+  inflight_g: number;
+  steps: number;
+  step_latency_p99_ms: number;
+  tau_ms: number;
+  recipe?: string;
+}
+interface TestNode {
+  receive(msg: object): void;
+  on(ev: string, fn: (msg: Record<string, unknown>) => void): void;
+}
+
+function flow(dosing: Record<string, unknown> = {}): object[] {
+  return [
+    { id: 'f1', type: 'tab', label: 'dosing' },
+    { id: 'sc', type: 'rt-scale', name: 'scale', version: 1, backend: 'simulated', doutPin: 5, sckPin: 6, gain: 'A128', rate: 80, zero: 84000, countsPerGram: 420, motorPin: 18, motorHz: 10000, median: true, average: 4, stableG: 0.05, faultRun: 3, capacityG: 1000 },
+    { id: 'hx', z: 'f1', type: 'rt-hx711', version: 1, scale: 'sc', rate: 10, deltaG: 0, wires: [[]] },
+    { id: 'dz', z: 'f1', type: 'rt-dosing', name: 'doser', version: 1, scale: 'sc', coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 30, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 2, progressHz: 5, wires: [['res'], ['prog']], ...dosing },
+    { id: 'res', z: 'f1', type: 'helper' },
+    { id: 'prog', z: 'f1', type: 'helper' },
+    { id: 'c1', z: 'f1', type: 'catch', scope: ['dz'], uncaught: false, wires: [['caught']] },
+    { id: 'caught', z: 'f1', type: 'helper' },
+    { id: 'busy', z: 'f1', type: 'function', func: 'const end = Date.now() + 500; while (Date.now() < end) {} return null;', outputs: 1, wires: [[]] },
+  ];
+}
+
+describe('rt-dosing node (simulated scale, real time)', function () {
+  this.timeout(90_000);
+  let tmp: ReturnType<typeof tempDir>;
+  const load = (f: object[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      helper.settings({ userDir: tmp.dir });
+      helper.load([scaleNode, hx711Node, dosingNode, catchNode, functionNode], f, (err: Error | undefined) => (err ? reject(err) : resolve()));
+    });
+  const results: Dose[] = [];
+  const progress: Array<Record<string, unknown>> = [];
+  const errors: string[] = [];
+  const dose = (payload: unknown, topic?: string): void => (helper.getNode('dz') as TestNode).receive({ payload, ...(topic ? { topic } : {}) });
+  const hx = (topic: string, payload: unknown): void => (helper.getNode('hx') as TestNode).receive({ topic, payload });
+  async function start(f = flow()): Promise<void> {
+    results.length = 0;
+    progress.length = 0;
+    errors.length = 0;
+    await load(f);
+    (helper.getNode('res') as TestNode).on('input', (m) => results.push(m.payload as Dose));
+    (helper.getNode('prog') as TestNode).on('input', (m) => progress.push(m.payload as Record<string, unknown>));
+    (helper.getNode('caught') as TestNode).on('input', (m) => errors.push(String((m.error as { message: string }).message)));
+    await sleep(800); // scale up and settled, dosing configured
+  }
+
+  beforeEach(() => {
+    tmp = tempDir('rt-dosing-');
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
+    tmp.cleanup();
+  });
+
+  it('doses a target end to end with progress, a full record, and stores the learned in-flight time', async () => {
+    await start();
+    dose({ target: 20, recipe: 'salt' });
+    await waitFor(() => results.length === 1, 30_000, 'the dose result');
+    const r = results[0];
+    for (const k of ['target_g', 'final_g', 'error_g', 'overshoot_g', 'result', 'duration_s', 'coarse_s', 'fine_s', 'settle_s', 'inflight_g', 'steps', 'step_latency_p99_ms']) {
+      assert.ok(k in r, `${k} in the record`);
+    }
+    assert.equal(r.target_g, 20);
+    assert.equal(r.recipe, 'salt');
+    assert.equal(r.result, 'ok', JSON.stringify(r));
+    assert.ok(Math.abs(r.error_g) <= 0.1);
+    assert.ok(r.coarse_s > 0.3 && r.fine_s > 0.2 && r.settle_s > 0.4, JSON.stringify(r));
+    assert.ok(r.steps > 100, 'one step per sample');
+    assert.ok(r.step_latency_p99_ms < 50, `step latency ${r.step_latency_p99_ms} ms`);
+    assert.ok(progress.length >= 5, `progress messages: ${progress.length}`);
+    assert.ok(progress.some((p) => p.state === 'coarse') && progress.some((p) => p.state === 'fine'));
+    const files = readdirSync(join(tmp.dir, 'rtedge-calibration'));
+    const st = JSON.parse(readFileSync(join(tmp.dir, 'rtedge-calibration', files.find((f) => f.startsWith('dosing-'))!), 'utf8')) as { tauUs: number };
+    assert.ok(Math.abs(st.tauUs - r.tau_ms * 1000) <= 10, `stored ${st.tauUs} us, record ${r.tau_ms} ms`);
+  });
+
+  it('rejects bad targets to Catch; stop ends a running dose at once', async () => {
+    await start();
+    dose('lots');
+    dose(-5);
+    dose(0);
+    dose(5000); // over the 1000 g capacity
+    dose({ recipe: 'x' });
+    await waitFor(() => errors.length === 5, 5000, 'five errors');
+    assert.ok(errors.every((e) => /badTarget|overCapacity|positive number|capacity/.test(e)), errors.join('\n'));
+    dose(200);
+    await sleep(300);
+    dose(10);
+    await waitFor(() => errors.length === 6, 5000, 'a second dose while one runs is refused');
+    assert.match(errors[5], /busy|already running/);
+    await sleep(700);
+    dose(null, 'stop');
+    await waitFor(() => results.length === 1, 5000, 'the stopped dose reported');
+    assert.equal(results[0].result, 'aborted');
+    assert.equal(results[0].reason, 'stop');
+    assert.ok(results[0].final_g < 50, `stopped early: ${results[0].final_g} g`);
+    assert.equal(errors.length, 6, 'a stop is not an error');
+  });
+
+  it('safety: a jam aborts for no progress; removing the container aborts', async () => {
+    await start();
+    hx('simulate', { jammed: true });
+    dose(50);
+    await waitFor(() => results.length === 1, 10_000, 'the jammed dose');
+    assert.equal(results[0].result, 'aborted');
+    assert.equal(results[0].reason, 'no-progress');
+    assert.ok(errors.some((e) => /aborted|no-progress/.test(e)), 'an abort for a fault is an error too');
+    hx('simulate', { jammed: false, load_g: 40 }); // a 40 g container
+    await sleep(800);
+    dose(100);
+    await sleep(1500);
+    hx('simulate', { load_g: 0 }); // the container is taken away
+    await waitFor(() => results.length === 2, 5000, 'the second dose');
+    assert.equal(results[1].result, 'aborted');
+    assert.equal(results[1].reason, 'container-removed');
+  });
+
+  it('a flow engine blocked 500 ms during a dose does not make it overrun', async () => {
+    await start();
+    dose(30);
+    await sleep(1200); // coarse phase; the cut-off comes during or right after the block
+    (helper.getNode('busy') as TestNode).receive({ payload: 1 });
+    await waitFor(() => results.length === 1, 30_000, 'the dose result');
+    const r = results[0];
+    assert.equal(r.result, 'ok', JSON.stringify(r));
+    assert.ok(r.step_latency_p99_ms < 20, `the control steps ran on time: ${r.step_latency_p99_ms} ms`);
+  });
+});
