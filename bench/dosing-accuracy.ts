@@ -28,6 +28,9 @@ function flag(name: string, dflt: number): number {
 const TARGET_G = flag('target', 100);
 const DOSES = flag('doses', 200);
 const FINE_DUTY = flag('fine-duty', 100);
+const FIT_US = Math.round(flag('fit-ms', 0) * 1000);
+const LEARN_DIV = flag('learn-div', 2);
+const RATE_US = Math.round(flag('rate-ms', 250) * 1000);
 const PERIOD_US = 12_500;
 const plantParams: PlantParams = {
   ...DEFAULT_PLANT,
@@ -142,8 +145,8 @@ function main(): void {
   log(JSON.stringify(machine()));
   const single_ = series(single);
   const two = series(() => twoSpeed(300));
-  const oursRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10 }, 350_000)));
-  const driftRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10 }, 350_000)), true);
+  const oursRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10, fitWindowUs: FIT_US, learnDiv: LEARN_DIV }, 350_000)));
+  const driftRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10, fitWindowUs: FIT_US, learnDiv: LEARN_DIV }, 350_000)), true);
   const after = (o: Outcome[]): Outcome[] => o.slice(5);
   const table: Array<[string, Outcome[]]> = [
     ['single speed', after(single_)],

@@ -61,6 +61,8 @@ export interface DosingParams {
   stableWindowUs: number;
   /** Window for the flow-rate estimate (least squares slope). */
   rateWindowUs: number;
+  /** Fine phase: the cut-off uses a line fitted over this window instead of the newest sample (0 = newest sample). */
+  fitWindowUs: number;
   /** Safety */
   maxDoseUs: number;
   neverExceedCg: number;
@@ -93,6 +95,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   stableSpreadCg: 4,
   stableWindowUs: 500_000,
   rateWindowUs: 250_000,
+  fitWindowUs: 0,
   maxDoseUs: 60_000_000,
   neverExceedCg: 2_000_000,
   noProgressCg: 50,
@@ -206,6 +209,28 @@ class Window {
       c++;
     }
     return c ? Math.round(s / c) : 0;
+  }
+  /**
+   * The least-squares line over samples within spanUs of the newest, evaluated
+   * at the newest sample's time: a weight estimate with less noise than one
+   * sample and no lag on a steady ramp. Falls back to the newest sample.
+   */
+  fitNow(spanUs: number): number {
+    const tNew = this.t[this.idx(0)];
+    let c = 0;
+    let st = 0;
+    let sw = 0;
+    for (let k = 0; k < this.n; k++) {
+      const i = this.idx(k);
+      const dt = tNew - this.t[i];
+      if (dt > spanUs) break;
+      st += Math.trunc(dt / 100);
+      sw += this.w[i];
+      c++;
+    }
+    if (c < 4) return this.w[this.idx(0)];
+    // mean weight, plus the slope times how far the newest sample is after the mean time
+    return Math.round(sw / c + (this.slopeCgPerS(spanUs) * st) / c / 10_000);
   }
   /** Least-squares slope in cg/s over samples within spanUs of the newest; 0 if fewer than 3. */
   slopeCgPerS(spanUs: number): number {
@@ -389,13 +414,15 @@ export class DosingController {
       case 'fine': {
         this.measureFlow(t);
         const inflight = this.inflight(t);
-        const remaining = this.targetCg - net - inflight;
-        if (remaining <= 0) return this.cutoff(t, net, inflight, t);
+        const fit = this.p.fitWindowUs;
+        const netNow = fit > 0 && t - this.fineStartUs >= fit ? this.win.fitNow(fit) : net;
+        const remaining = this.targetCg - netNow - inflight;
+        if (remaining <= 0) return this.cutoff(t, netNow, inflight, t);
         const f = this.flowOf(this.p.fineDuty);
         if (f > 0) {
           // predicted final grows at the flow the motor produces now
           const dtUs = Math.trunc((remaining * 1_000_000) / f);
-          if (dtUs < this.periodEst) return this.cutoff(t, net, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs);
+          if (dtUs < this.periodEst) return this.cutoff(t, netNow, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs);
         }
         return { duty: this.duty };
       }
