@@ -1,0 +1,69 @@
+// Config of rt-rs485-port: versioned, migrated, validated. Pure.
+import { clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
+import type { NodeDef } from '../shared/red-types';
+
+export interface PortDef extends NodeDef {
+  version?: number;
+  path?: string;
+  baudRate?: number | string;
+  dataBits?: number | string;
+  parity?: string;
+  stopBits?: number | string;
+  turnaround?: number | string;
+  queueLimit?: number | string;
+  backoffMin?: number | string;
+  backoffMax?: number | string;
+}
+
+export type Parity = 'none' | 'even' | 'odd' | 'mark' | 'space';
+export const PARITIES: readonly Parity[] = ['none', 'even', 'odd', 'mark', 'space'];
+export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] as const;
+
+export interface PortConfig {
+  path: string;
+  baudRate: number;
+  dataBits: 5 | 6 | 7 | 8;
+  parity: Parity;
+  stopBits: 1 | 1.5 | 2;
+  /** quiet time (ms) between the end of one request/response and the next request */
+  turnaroundMs: number;
+  /** requests waiting for the bus, beyond which the newest is refused */
+  queueLimit: number;
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  problems: string[];
+}
+
+const MIGRATIONS: ReadonlyArray<Migration<PortDef>> = [
+  { version: 1, up: (d) => ({ baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1, turnaround: 0, queueLimit: 16, backoffMin: 250, backoffMax: 5000, ...d }) },
+];
+
+export function readPortConfig(raw: PortDef): PortConfig {
+  const d = migrate(raw, MIGRATIONS);
+  const problems: string[] = [];
+  const path = typeof d.path === 'string' ? d.path.trim() : '';
+  if (!path) problems.push('serial port path is empty');
+  const baudRate = clampInt(d.baudRate, 50, 4_000_000, 9600);
+  const dataBits = clampInt(d.dataBits, 5, 8, 8) as 5 | 6 | 7 | 8;
+  const sb = Number(d.stopBits);
+  const stopBits: 1 | 1.5 | 2 = sb === 2 ? 2 : sb === 1.5 ? 1.5 : 1;
+  const backoffMinMs = clampInt(d.backoffMin, 10, 60_000, 250);
+  return {
+    path,
+    baudRate,
+    dataBits,
+    parity: oneOf(d.parity, PARITIES, 'none'),
+    stopBits,
+    turnaroundMs: clampInt(d.turnaround, 0, 1000, 0),
+    queueLimit: clampInt(d.queueLimit, 1, 1000, 16),
+    backoffMinMs,
+    backoffMaxMs: Math.max(backoffMinMs, clampInt(d.backoffMax, 10, 600_000, 5000)),
+    problems,
+  };
+}
+
+/** Time on the wire for n bytes (start + data + parity + stop bits), in ms. */
+export function wireMs(n: number, c: Pick<PortConfig, 'baudRate' | 'dataBits' | 'parity' | 'stopBits'>): number {
+  const bits = 1 + c.dataBits + (c.parity === 'none' ? 0 : 1) + c.stopBits;
+  return (n * bits * 1000) / c.baudRate;
+}

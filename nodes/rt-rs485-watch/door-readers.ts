@@ -1,0 +1,287 @@
+// The two ways of reading a door over a shared RS485 port, as plain classes
+// that report observations (state + reason) and frame outcomes through
+// callbacks: PollReader (Modbus RTU requests at a fixed rate through the
+// port's transaction queue) and PassiveReader (frames the controller pushes).
+// No Node-RED import: the adapter turns observations into the watch value,
+// context, messages and status.
+import type { LinkState, LinkUser, Transaction } from '../rt-rs485-port/port-link';
+import { encodeRequest, type FrameResult, inputValue, type ReadRequest, ResponseReader } from './modbus-core';
+import { type FrameMapping, Framer, type FramerOptions, mapFrame } from './passive-core';
+import { type DoorState, mapValue, type RegisterMapping, StallGuard } from './watch-core';
+
+/** What a reader needs from rt-rs485-port. */
+export interface Bus {
+  register(u: LinkUser): void;
+  deregister(u: LinkUser): void;
+  request(tx: Transaction): string | null;
+}
+
+export interface ReaderSink {
+  observe(state: DoorState, reason?: string): void;
+  frame(result: FrameResult, n?: number): void;
+  link(state: LinkState, error?: string): void;
+}
+
+const mono = (): number => performance.now();
+
+export interface PollOptions extends RegisterMapping {
+  request: ReadRequest;
+  intervalMs: number;
+  timeoutMs: number;
+  stallMs: number;
+}
+
+export class PollReader implements LinkUser {
+  private timer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private inFlight = false;
+  private owed = false;
+  private nextAt = 0;
+  private readonly frame: Buffer;
+  private readonly guard: StallGuard;
+  private stopped = false;
+  private linkUp = false;
+  polls = 0;
+  skipped = 0;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly opt: PollOptions,
+    private readonly sink: ReaderSink,
+  ) {
+    this.frame = encodeRequest(opt.request);
+    this.guard = new StallGuard(opt.stallMs);
+  }
+
+  start(): void {
+    this.bus.register(this);
+  }
+
+  onLink(state: LinkState, error?: string): void {
+    if (this.stopped) return;
+    this.sink.link(state, error);
+    if (state === 'open') {
+      if (!this.linkUp) {
+        this.linkUp = true;
+        this.nextAt = mono();
+        this.schedule();
+      }
+      return;
+    }
+    this.linkUp = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.clearStall();
+    this.guard.good(); // a fresh stretch once the port is back
+    if (state === 'down') this.sink.observe('unknown', `port unavailable: ${error ?? 'unknown error'}`);
+  }
+
+  /** Poll now (msg.refresh), unless a request is already in flight. */
+  pollNow(): void {
+    if (!this.stopped && this.linkUp && !this.inFlight) this.poll();
+  }
+
+  private schedule(): void {
+    if (this.stopped || !this.linkUp) return;
+    const now = mono();
+    // fixed rate: skip missed slots instead of bunching them up
+    if (this.nextAt <= now) this.nextAt += Math.ceil((now - this.nextAt + 0.001) / this.opt.intervalMs) * this.opt.intervalMs;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.inFlight) {
+        // a slow answer holds the bus: poll again as soon as it is in, instead of a slot later
+        this.skipped++;
+        this.owed = true;
+      } else this.poll();
+      // the next slot (a timer may fire a fraction of a ms early: never serve a slot twice)
+      this.nextAt += this.opt.intervalMs;
+      this.schedule();
+    }, Math.max(0, this.nextAt - now));
+  }
+
+  private poll(): void {
+    const reader = new ResponseReader(this.opt.request);
+    const req = this.opt.request;
+    let answer: { state: DoorState; reason?: string } | null = null;
+    let exception: string | null = null;
+    const handle = (evs: ReturnType<ResponseReader['push']>): void => {
+      for (const e of evs) {
+        if (e.result === 'garbage') this.sink.frame('garbage');
+        else this.sink.frame(e.result);
+        if (e.result === 'ok') answer = mapValue(inputValue(req.fn, e.data), this.opt);
+        else if (e.result === 'exception') exception = e.reason;
+      }
+    };
+    let failure = '';
+    const tx: Transaction = {
+      bytes: this.frame,
+      timeoutMs: this.opt.timeoutMs,
+      onData: (chunk) => {
+        const evs = reader.push(chunk);
+        handle(evs);
+        if (evs.some((e) => e.result === 'bad_crc')) failure = 'bad CRC';
+        return reader.done;
+      },
+      onEnd: (outcome, error) => {
+        this.inFlight = false;
+        if (this.stopped) return;
+        if (outcome === 'timeout') {
+          handle(reader.timeout());
+          this.sink.frame('timeout');
+          failure ||= `no answer within ${this.opt.timeoutMs} ms`;
+        } else if (outcome === 'error') {
+          failure = error ?? 'request failed';
+        }
+        const now = mono();
+        if (answer) {
+          this.guard.good();
+          this.clearStall();
+          this.sink.observe(answer.state, answer.reason);
+        } else if (exception) {
+          // the controller answered that it cannot read the input: unknown now
+          this.guard.bad(now, exception);
+          this.sink.observe('unknown', exception);
+        } else {
+          const r = this.guard.bad(now, failure || 'no answer');
+          if (r) this.sink.observe('unknown', r);
+        }
+        // a skipped slot is made up at once after an answer (not after a timeout: no hammering a dead bus)
+        if (this.owed && outcome === 'done' && this.linkUp) {
+          this.owed = false;
+          this.poll();
+        } else this.owed = false;
+      },
+    };
+    const now = mono();
+    this.inFlight = true;
+    this.polls++;
+    if (this.guard.sent(now)) this.armStall();
+    const refused = this.bus.request(tx);
+    if (refused !== null) {
+      this.inFlight = false;
+      const r = this.guard.bad(now, refused);
+      if (r) this.sink.observe('unknown', r);
+    }
+  }
+
+  private armStall(): void {
+    this.clearStall();
+    const wait = this.guard.dueIn(mono());
+    if (wait < 0) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.stopped) return;
+      const r = this.guard.check(mono());
+      if (r) this.sink.observe('unknown', r);
+    }, wait + 1);
+  }
+
+  private clearStall(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.clearStall();
+    this.bus.deregister(this);
+  }
+}
+
+export interface PassiveOptions {
+  framer: FramerOptions;
+  mapping: FrameMapping;
+  /** no valid frame for this long -> unknown; 0: off (a controller that only reports changes) */
+  silenceMs: number;
+}
+
+export class PassiveReader implements LinkUser {
+  private readonly framer: Framer;
+  private gapTimer: NodeJS.Timeout | null = null;
+  private silenceTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  frames = 0;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly opt: PassiveOptions,
+    private readonly sink: ReaderSink,
+  ) {
+    this.framer = new Framer(opt.framer);
+  }
+
+  start(): void {
+    this.bus.register(this);
+  }
+
+  onLink(state: LinkState, error?: string): void {
+    if (this.stopped) return;
+    this.sink.link(state, error);
+    if (state === 'open') {
+      this.framer.reset();
+      this.armSilence();
+    } else {
+      this.clearTimers();
+      if (state === 'down') this.sink.observe('unknown', `port unavailable: ${error ?? 'unknown error'}`);
+    }
+  }
+
+  onData(chunk: Buffer, at: number): void {
+    if (this.stopped) return;
+    this.handle(this.framer.push(chunk, at));
+    if (this.opt.framer.mode === 'timeout') this.armGap();
+  }
+
+  private handle(evs: ReturnType<Framer['push']>): void {
+    for (const e of evs) {
+      if ('garbage' in e) {
+        this.sink.frame('garbage');
+        continue;
+      }
+      const s = mapFrame(e.frame, this.opt.mapping);
+      if (s === null) {
+        this.sink.frame('garbage');
+        continue;
+      }
+      this.frames++;
+      this.sink.frame('ok');
+      this.armSilence();
+      this.sink.observe(s);
+    }
+  }
+
+  private armGap(): void {
+    if (this.gapTimer) return;
+    const due = this.framer.dueIn(mono());
+    if (due < 0) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = null;
+      if (this.stopped) return;
+      this.handle(this.framer.tick(mono()));
+      if (this.framer.pending > 0) this.armGap();
+    }, Math.ceil(due));
+  }
+
+  private armSilence(): void {
+    if (this.opt.silenceMs <= 0) return;
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      this.silenceTimer = null;
+      if (!this.stopped) this.sink.observe('unknown', `no frame for ${this.opt.silenceMs} ms`);
+    }, this.opt.silenceMs);
+  }
+
+  private clearTimers(): void {
+    if (this.gapTimer) clearTimeout(this.gapTimer);
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.gapTimer = this.silenceTimer = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearTimers();
+    this.bus.deregister(this);
+  }
+}
