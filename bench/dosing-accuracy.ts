@@ -13,7 +13,7 @@
 // Then a drift run: ours, the flow drops 20 % at dose 100; how many doses until
 // the error is back within +-0.03 g.
 // The plant here is the material model in test/helpers/dosing-plant.ts.
-import { DosingController } from '../nodes/rt-dosing/dosing-core';
+import { DEFAULT_PARAMS, DosingController } from '../nodes/rt-dosing/dosing-core';
 import { DEFAULT_PLANT, Plant, type PlantParams } from '../test/helpers/dosing-plant';
 import { log, machine, percentile, result, round } from './lib/common';
 
@@ -28,9 +28,10 @@ function flag(name: string, dflt: number): number {
 const TARGET_G = flag('target', 100);
 const DOSES = flag('doses', 200);
 const FINE_DUTY = flag('fine-duty', 100);
-const FIT_US = Math.round(flag('fit-ms', 0) * 1000);
-const LEARN_DIV = flag('learn-div', 2);
-const RATE_US = Math.round(flag('rate-ms', 250) * 1000);
+const FIT_US = Math.round(flag('fit-ms', DEFAULT_PARAMS.fitWindowUs / 1000) * 1000);
+const LEARN_DIV = flag('learn-div', DEFAULT_PARAMS.learnDiv);
+const RATE_US = Math.round(flag('rate-ms', DEFAULT_PARAMS.rateWindowUs / 1000) * 1000);
+const FLOW_DIV = flag('flow-div', DEFAULT_PARAMS.flowGainDiv);
 const PERIOD_US = 12_500;
 const plantParams: PlantParams = {
   ...DEFAULT_PLANT,
@@ -145,8 +146,8 @@ function main(): void {
   log(JSON.stringify(machine()));
   const single_ = series(single);
   const two = series(() => twoSpeed(300));
-  const oursRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10, fitWindowUs: FIT_US, learnDiv: LEARN_DIV }, 350_000)));
-  const driftRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10, fitWindowUs: FIT_US, learnDiv: LEARN_DIV }, 350_000)), true);
+  const oursRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10, fitWindowUs: FIT_US, learnDiv: LEARN_DIV, rateWindowUs: RATE_US, flowGainDiv: FLOW_DIV }, 350_000)));
+  const driftRun = series(() => ours(new DosingController({ fineDuty: FINE_DUTY, fineBandCg: 200, toleranceCg: 10, fitWindowUs: FIT_US, learnDiv: LEARN_DIV, rateWindowUs: RATE_US, flowGainDiv: FLOW_DIV }, 350_000)), true);
   const after = (o: Outcome[]): Outcome[] => o.slice(5);
   const table: Array<[string, Outcome[]]> = [
     ['single speed', after(single_)],

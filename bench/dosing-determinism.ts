@@ -36,7 +36,7 @@ function flow(load: boolean): object[] {
     { id: 't', type: 'tab', label: 'bench' },
     { id: 'sc', type: 'rt-scale', name: 'bench', version: 1, backend: 'simulated', doutPin: 5, sckPin: 6, gain: 'A128', rate: 80, zero: 84000, countsPerGram: 420, motorPin: 18, motorHz: 10000, median: true, average: 4, stableG: 0.05, faultRun: 3, capacityG: 5000 },
     { id: 'hx', z: 't', type: 'rt-hx711', version: 1, scale: 'sc', rate: 1, deltaG: 0, wires: [[]] },
-    { id: 'dz', z: 't', type: 'rt-dosing', version: 1, scale: 'sc', coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 2, progressHz: 0, wires: [['res'], []] },
+    { id: 'dz', z: 't', type: 'rt-dosing', version: 1, scale: 'sc', coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 4, progressHz: 0, wires: [['res'], []] },
     { id: 'res', z: 't', type: 'function', func: 'return msg;', outputs: 1, wires: [[]] },
   ];
   if (load) {

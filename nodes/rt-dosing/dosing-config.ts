@@ -27,7 +27,7 @@ export interface DosingConfig {
 }
 
 const MIGRATIONS: ReadonlyArray<Migration<DosingDef>> = [
-  { version: 1, up: (d) => ({ coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 2, progressHz: 5, ...d }) },
+  { version: 1, up: (d) => ({ coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 4, progressHz: 5, ...d }) },
 ];
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN);
@@ -61,7 +61,7 @@ export function readDosing(raw: DosingDef, capacityCg: number): DosingConfig {
     containerDropCg: drop > 0 ? cg(drop) : 1_000_000_000,
     topUpMax: clampInt(d.topUps, 0, 10, 0),
     topUpPulseUs: clampInt(d.topUps, 0, 10, 0) > 0 ? 100_000 : 0,
-    learnDiv: clampInt(d.learnDiv, 1, 8, 2),
+    learnDiv: clampInt(d.learnDiv, 1, 8, 4),
   };
   const hz = num(d.progressHz);
   return { params, progressEveryMs: hz > 0 ? Math.max(50, Math.round(1000 / hz)) : 0, problems };

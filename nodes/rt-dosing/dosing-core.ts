@@ -61,6 +61,8 @@ export interface DosingParams {
   stableWindowUs: number;
   /** Window for the flow-rate estimate (least squares slope). */
   rateWindowUs: number;
+  /** Each flow measurement moves the flow estimate by 1/flowGainDiv of its difference (smoothing over ripple). */
+  flowGainDiv: number;
   /** Fine phase: the cut-off uses a line fitted over this window instead of the newest sample (0 = newest sample). */
   fitWindowUs: number;
   /** Safety */
@@ -94,8 +96,9 @@ export const DEFAULT_PARAMS: DosingParams = {
   toleranceCg: 10,
   stableSpreadCg: 4,
   stableWindowUs: 500_000,
-  rateWindowUs: 250_000,
-  fitWindowUs: 0,
+  rateWindowUs: 500_000,
+  fitWindowUs: 150_000,
+  flowGainDiv: 4,
   maxDoseUs: 60_000_000,
   neverExceedCg: 2_000_000,
   noProgressCg: 50,
@@ -108,7 +111,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   tauMaxUs: 2_000_000,
   outlierPct: 50,
   confirm: 3,
-  learnDiv: 2,
+  learnDiv: 4,
   maxSettleUs: 5_000_000,
 };
 
@@ -415,7 +418,8 @@ export class DosingController {
         this.measureFlow(t);
         const inflight = this.inflight(t);
         const fit = this.p.fitWindowUs;
-        const netNow = fit > 0 && t - this.fineStartUs >= fit ? this.win.fitNow(fit) : net;
+        // the fit only once the coarse material has landed (a steady ramp), else the newest sample
+        const netNow = fit > 0 && t - this.fineStartUs >= this.tauUs + fit ? this.win.fitNow(fit) : net;
         const remaining = this.targetCg - netNow - inflight;
         if (remaining <= 0) return this.cutoff(t, netNow, inflight, t);
         const f = this.flowOf(this.p.fineDuty);
@@ -518,7 +522,7 @@ export class DosingController {
     if (d <= 0 || this.dutyAt(from) !== d) return;
     for (let i = 0; i < this.dT.length; i++) if (this.dT[i] > from && this.dT[i] <= to) return;
     const prev = this.flowByDuty.get(d);
-    const est = prev === undefined ? this.rateNow : prev + Math.trunc((this.rateNow - prev) / 4);
+    const est = prev === undefined ? this.rateNow : prev + Math.trunc((this.rateNow - prev) / this.p.flowGainDiv);
     this.flowByDuty.set(d, est);
     if (d === 1000 || this.flowFull === 0) this.flowFull = Math.trunc((est * 1000) / d);
   }

@@ -50,7 +50,7 @@ function flow(dosing: Record<string, unknown> = {}): object[] {
     { id: 'f1', type: 'tab', label: 'dosing' },
     { id: 'sc', type: 'rt-scale', name: 'scale', version: 1, backend: 'simulated', doutPin: 5, sckPin: 6, gain: 'A128', rate: 80, zero: 84000, countsPerGram: 420, motorPin: 18, motorHz: 10000, median: true, average: 4, stableG: 0.05, faultRun: 3, capacityG: 1000 },
     { id: 'hx', z: 'f1', type: 'rt-hx711', version: 1, scale: 'sc', rate: 10, deltaG: 0, wires: [[]] },
-    { id: 'dz', z: 'f1', type: 'rt-dosing', name: 'doser', version: 1, scale: 'sc', coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 30, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 2, progressHz: 5, wires: [['res'], ['prog']], ...dosing },
+    { id: 'dz', z: 'f1', type: 'rt-dosing', name: 'doser', version: 1, scale: 'sc', coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 30, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 4, progressHz: 5, wires: [['res'], ['prog']], ...dosing },
     { id: 'res', z: 'f1', type: 'helper' },
     { id: 'prog', z: 'f1', type: 'helper' },
     { id: 'c1', z: 'f1', type: 'catch', scope: ['dz'], uncaught: false, wires: [['caught']] },

@@ -82,8 +82,12 @@ describe('dosing-core: DosingController', () => {
   });
 
   it('ignores a single outlier dose for learning, adopts a confirmed change', () => {
-    const c = new DosingController({ confirm: 3 }, 350_000);
+    const c = new DosingController({ confirm: 3, learnDiv: 2 }, 350_000);
     const learn = (inflightCg: number, rate: number): boolean => (c as unknown as { learn(a: number, b: number): boolean }).learn(inflightCg, rate);
+    // the default moves tau by a quarter of each error (Unipulse's 1/4 coefficient)
+    const d = new DosingController({}, 350_000);
+    (d as unknown as { learn(a: number, b: number): boolean }).learn(74, 200); // 0.37 s measured
+    assert.equal(d.tau, 355_000, 'a quarter of the 20 ms error');
     assert.equal(learn(70, 200), true); // 0.35 s
     assert.equal(c.tau, 350_000);
     assert.equal(learn(200, 200), false, 'a 1 s in-flight is an outlier');
