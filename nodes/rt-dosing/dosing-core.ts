@@ -28,7 +28,7 @@
 // Learning: tau (motor stop latency + transport delay + filter lag) is learned
 // from each dose: the mass that landed after the cut-off, walked back through
 // the duty history, gives tau_measured;
-// tau moves by half of the error (Rice Lake's rule), bounded to
+// tau moves by 1/learnDiv of the error (default 4: Unipulse's 1/4; 2 is Rice Lake's half), bounded to
 // [tauMinUs, tauMaxUs], and a dose whose tau_measured is off by more than
 // outlierPct of tau is ignored (counted) unless `confirm` outliers in a row
 // agree (a real change). Because tau is a time, it carries over when the flow
