@@ -2,7 +2,9 @@
 //
 // Real time, simulated backend, in a real Node-RED runtime (this process,
 // node-red-node-test-helper): rt-scale + rt-dosing dose `--target` grams
-// `--doses` times idle, then `--doses` times with the flow engine blocked
+// `--warmup` times (5, not counted: the learned in-flight time converges from
+// its default), `--doses` times idle, then after a redeploy (the learned time
+// is restored from the user dir) `--doses` times with the flow engine blocked
 // 500 ms every second by a busy function node (inject every 1 s -> busy loop).
 // The controller steps in the scale's worker on every sample; the flow engine
 // only starts doses and receives results.
@@ -24,6 +26,7 @@ const flag = (name: string, dflt: number): number => {
 };
 const DOSES = flag('doses', 20);
 const TARGET = flag('target', 100);
+const WARMUP = flag('warmup', 5);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface TestNode {
@@ -48,11 +51,8 @@ function flow(load: boolean): object[] {
   return f;
 }
 
-async function phase(load: boolean): Promise<{ stepP50: number; stepP99: number; stepMax: number; errs: number[]; results: string[]; times: number[] }> {
-  const { mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  helper.settings({ userDir: mkdtempSync(join(tmpdir(), 'rtedge-bench-')) });
+async function phase(load: boolean, userDir: string, warmup: number): Promise<{ stepP50: number; stepP99: number; stepMax: number; errs: number[]; results: string[]; times: number[] }> {
+  helper.settings({ userDir });
   await new Promise<void>((resolve, reject) =>
     helper.load(
       [
@@ -71,11 +71,18 @@ async function phase(load: boolean): Promise<{ stepP50: number; stepP99: number;
   (helper.getNode('res') as TestNode).on('input', (m) => got.push(m.payload as Record<string, unknown>));
   await sleep(1500);
   const hist = scale.sharedMetrics()!.histogram('step');
-  const since = hist.snapshot();
+  let since = hist.snapshot();
   const errs: number[] = [];
   const results: string[] = [];
   const times: number[] = [];
-  for (let i = 0; i < DOSES; i++) {
+  for (let i = 0; i < warmup + DOSES; i++) {
+    if (i === warmup) {
+      // warm-up doses (the learned in-flight time converging from its default) are not counted
+      errs.length = 0;
+      results.length = 0;
+      times.length = 0;
+      since = hist.snapshot();
+    }
     const before = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
     (helper.getNode('dz') as TestNode).receive({ payload: TARGET });
     const t0 = Date.now();
@@ -98,8 +105,14 @@ async function phase(load: boolean): Promise<{ stepP50: number; stepP99: number;
 
 async function main(): Promise<void> {
   log(`dosing-determinism: ${DOSES} doses of ${TARGET} g per phase, real time`, JSON.stringify(machine()));
-  const idle = await phase(false);
-  const load = await phase(true);
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  // One user dir for both phases: the load phase starts with the in-flight time the idle phase learned
+  // and stored, as a restarted station would.
+  const userDir = mkdtempSync(join(tmpdir(), 'rtedge-bench-'));
+  const idle = await phase(false, userDir, WARMUP);
+  const load = await phase(true, userDir, 0);
   const p95 = (a: number[]): number => round(percentile(a.map(Math.abs).sort((x, y) => x - y), 0.95), 4);
   const mean = (a: number[]): number => round(a.reduce((x, y) => x + y, 0) / a.length, 3);
   for (const [name, r] of [['idle', idle], ['load', load]] as const) {
@@ -116,6 +129,7 @@ async function main(): Promise<void> {
     idle_time_mean_s: mean(idle.times),
     load_time_mean_s: mean(load.times),
     doses_per_phase: DOSES,
+    warmup_doses: WARMUP,
     target_g: TARGET,
     targets_met: load.stepP99 < 5 && p95(load.errs) <= 0.03,
   });
