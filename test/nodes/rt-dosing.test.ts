@@ -137,7 +137,7 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     assert.equal(errors.length, 6, 'a stop is not an error');
   });
 
-  it('safety: a jam aborts for no progress; removing the container aborts', async () => {
+  it('safety: a jam aborts for no progress; removing the container aborts; a silent sensor aborts', async () => {
     await start();
     hx('simulate', { jammed: true });
     dose(50);
@@ -153,6 +153,16 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     await waitFor(() => results.length === 2, 5000, 'the second dose');
     assert.equal(results[1].result, 'aborted');
     assert.equal(results[1].reason, 'container-removed');
+    // a silent sensor mid-dose: the worker's watchdog stops the motor without waiting for a sample
+    hx('simulate', { load_g: 40 });
+    await sleep(800);
+    dose(100);
+    await sleep(1500);
+    hx('simulate', { stall: true });
+    await waitFor(() => results.length === 3, 5000, 'the third dose');
+    assert.equal(results[2].result, 'aborted');
+    assert.equal(results[2].reason, 'stale-sensor');
+    hx('simulate', { stall: false });
   });
 
   it('a flow engine blocked 500 ms during a dose does not make it overrun', async () => {
