@@ -165,6 +165,22 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     hx('simulate', { stall: false });
   });
 
+  it('closing the dosing node mid-dose (redeploy, shutdown) turns the motor off', async () => {
+    await start();
+    dose(200);
+    await sleep(1500); // coarse, 20 g/s
+    const scale = helper.getNode('sc') as unknown as { request<T>(cmd: object): Promise<T> };
+    const before = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
+    assert.ok(before > 5, `material flowing: ${before} g`);
+    await (helper.getNode('dz') as unknown as { close(removed: boolean): Promise<void> }).close(true);
+    await sleep(600); // what was in flight lands
+    const landed = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
+    await sleep(1000);
+    const later = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
+    assert.ok(landed - before < 10, `only the material in flight landed after close: ${landed - before} g`);
+    assert.equal(later, landed, 'the motor is off: nothing more flows');
+  });
+
   it('a flow engine blocked 500 ms during a dose does not make it overrun', async () => {
     await start();
     dose(30);
