@@ -17,10 +17,9 @@
 // Last line: {"idle_p50_ms","idle_p99_ms","load_p95_ms","load_p99_ms","load_max_ms",
 //             "samples_missed","main_thread_load_p99_ms", ...}
 import { RealClock } from '../nodes/rt-scale/clock';
-import type { ScaleHal } from '../nodes/rt-scale/hal';
+import { simulatedHal } from '../nodes/rt-scale/hal';
 import type { DecodedSample, ScaleNode } from '../nodes/rt-scale/scale-api';
 import { ScaleEngine } from '../nodes/rt-scale/scale-engine';
-import { SimHx711 } from '../nodes/rt-scale/sim-hx711';
 import type { NodeAPI, NodeDef } from '../nodes/shared/red-types';
 import { log, machine, percentile, result, round } from './lib/common';
 
@@ -43,8 +42,8 @@ const mainThreadSampler = (RED: NodeAPI): void => {
   function MainSampler(this: { on(e: string, f: () => void): void; _run: Run }, def: NodeDef): void {
     RED.nodes.createNode(this as never, def);
     const clock = new RealClock();
-    const sim = new SimHx711(clock, {});
-    const hal: ScaleHal = { pins: sim, clock, sim, start: (f) => sim.start(f), powerDown: () => sim.powerDown(), powerUp: () => sim.powerUp(), setMotor: (p) => sim.setMotor(p), close: () => sim.stop() };
+    const hal = simulatedHal(clock);
+    const sim = hal.sim!;
     const engine = new ScaleEngine(hal, { gain: 'A128', cal: { zero: 84_000, cpgMilli: 420_000 }, sampler: {}, calSamples: 16, periodUs: sim.periodUs }, null, null, () => undefined);
     const run: Run = { lat: [], missed: 0, samples: 0 };
     this._run = run;

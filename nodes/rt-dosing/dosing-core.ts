@@ -219,24 +219,13 @@ class Window {
    * sample and no lag on a steady ramp. Falls back to the newest sample.
    */
   fitNow(spanUs: number): number {
-    const tNew = this.t[this.idx(0)];
-    let c = 0;
-    let st = 0;
-    let sw = 0;
-    for (let k = 0; k < this.n; k++) {
-      const i = this.idx(k);
-      const dt = tNew - this.t[i];
-      if (dt > spanUs) break;
-      st += Math.trunc(dt / 100);
-      sw += this.w[i];
-      c++;
-    }
+    const { c, st, sw } = this.sums(spanUs);
     if (c < 4) return this.w[this.idx(0)];
     // mean weight, plus the slope times how far the newest sample is after the mean time
     return Math.round(sw / c + (this.slopeCgPerS(spanUs) * st) / c / 10_000);
   }
-  /** Least-squares slope in cg/s over samples within spanUs of the newest; 0 if fewer than 3. */
-  slopeCgPerS(spanUs: number): number {
+  /** Count, sum of ages (0.1 ms units, integer) and sum of weights of the samples within spanUs of the newest. */
+  private sums(spanUs: number): { c: number; st: number; sw: number } {
     const tNew = this.t[this.idx(0)];
     let c = 0;
     let st = 0;
@@ -249,6 +238,12 @@ class Window {
       sw += this.w[i];
       c++;
     }
+    return { c, st, sw };
+  }
+  /** Least-squares slope in cg/s over samples within spanUs of the newest; 0 if fewer than 3. */
+  slopeCgPerS(spanUs: number): number {
+    const tNew = this.t[this.idx(0)];
+    const { c, st, sw } = this.sums(spanUs);
     if (c < 3) return 0;
     let num = 0;
     let den = 0;

@@ -2,7 +2,7 @@
 // small JSON file per scale in the Node-RED user dir. It records the config
 // values it was made from: when the user edits the zero or counts per gram in
 // the editor, the edited values win and the stored calibration is dropped.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Calibration } from './sampler-core';
@@ -63,9 +63,5 @@ export class CalibrationStore {
     const f = join(this.dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
     writeFileSync(`${f}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
     renameSync(`${f}.tmp`, f);
-  }
-
-  remove(id: string): void {
-    rmSync(this.file(id), { force: true });
   }
 }

@@ -73,10 +73,4 @@ export class VirtualClock implements Clock {
     }
     if (toUs > this.t) this.t = toUs;
   }
-
-  /** Time of the next live event, or Infinity. */
-  nextAt(): number {
-    for (const e of this.queue) if (e.live) return e.at;
-    return Infinity;
-  }
 }

@@ -5,7 +5,7 @@ import { type Clock, RealClock } from './clock';
 import type { Hx711Pins } from './hx711-protocol';
 import { openPigpio } from './hal-pigpio';
 import type { HalConfig } from './scale-protocol';
-import { SimHx711 } from './sim-hx711';
+import { type SimChipOptions, SimHx711 } from './sim-hx711';
 
 export interface ScaleHal {
   readonly pins: Hx711Pins;
@@ -24,13 +24,10 @@ export interface ScaleHal {
 }
 
 class SimHal implements ScaleHal {
-  readonly sim: SimHx711;
   constructor(
-    cfg: HalConfig,
+    readonly sim: SimHx711,
     readonly clock: Clock,
-  ) {
-    this.sim = new SimHx711(clock, { ...(cfg.sim ?? {}), sps: cfg.sps });
-  }
+  ) {}
   get pins(): Hx711Pins {
     return this.sim;
   }
@@ -52,8 +49,13 @@ class SimHal implements ScaleHal {
   }
 }
 
+/** The simulated backend on any clock (the worker uses real time; tests and benchmarks also virtual time). */
+export function simulatedHal(clock: Clock, opts: Partial<SimChipOptions> = {}): ScaleHal {
+  return new SimHal(new SimHx711(clock, opts), clock);
+}
+
 /** Opens a backend. Throws an Error with a user-facing message when it cannot. */
 export function openHal(cfg: HalConfig, clock: Clock = new RealClock()): ScaleHal {
-  if (cfg.backend === 'simulated') return new SimHal(cfg, clock);
+  if (cfg.backend === 'simulated') return simulatedHal(clock, { ...(cfg.sim ?? {}), sps: cfg.sps });
   return openPigpio(cfg);
 }

@@ -11,6 +11,7 @@ import { SharedMetrics } from '../shared/shared-metrics';
 import { SpscRing } from '../shared/spsc-ring';
 import { WorkerLease } from '../shared/worker-host';
 import { CalibrationStore } from './calibration-store';
+import { hrNowUs } from './clock';
 import { BAD_REASONS, type Calibration } from './sampler-core';
 import type { DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
 import { readScale, type ScaleDef } from './scale-config';
@@ -88,7 +89,6 @@ export = function register(RED: NodeAPI): void {
     node.startError = config.problems.length ? RED._(`${TYPE}.errors.badConfig`, { problems: config.problems.join('; ') }) : null;
     if (node.startError) node.error(node.startError);
     // hrtime -> epoch ms for msg.ts
-    const hrNowUs = (): number => Number(process.hrtime.bigint() / 1000n);
     const epochOffsetMs = Date.now() - hrNowUs() / 1000;
 
     const notify = (n: ScaleNotice): void => {

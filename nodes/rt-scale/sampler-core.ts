@@ -172,14 +172,6 @@ export class Sampler {
     this.noise = new Int32Array(Math.max(2, this.o.noiseWindow));
   }
 
-  get fault(): BadReason | null {
-    return this.faulted;
-  }
-
-  get lastWeightCg(): number {
-    return this.lastCg;
-  }
-
   /** After power-up or a gain change: discard the next `settle` conversions and restart the filters. */
   resettle(): void {
     this.settleLeft = this.o.settle;
@@ -280,10 +272,6 @@ export class Sampler {
     let ss = 0;
     for (let i = 0; i < n; i++) ss += (this.noise[i] - mean) ** 2;
     return Math.sqrt(ss / (n - 1)) / Math.abs(this.cal.cpgMilli / 1000);
-  }
-
-  get lastFilteredCounts(): number {
-    return this.lastFiltered;
   }
 
   private flagged(raw: number, edgeUs: number): SampleOut {

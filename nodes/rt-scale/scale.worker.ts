@@ -40,15 +40,15 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
   const nice = raisePriority(init.nice);
   if (nice !== null) ctx.emit({ t: 'priority', nice });
   const hal = openHal(init.hal); // throws a user-facing error (pigpio missing...): attach fails, the node shows it
+  const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
   const engine = new ScaleEngine(
     hal,
     { gain: init.gain, cal: init.cal, sampler: init.sampler, calSamples: init.calSamples, periodUs: periodUs(init.hal.sps) },
     SpscRing.attach(init.ring),
-    SharedMetrics.attach(SCALE_METRICS, init.metrics),
+    metrics,
     (ev) => ctx.emit(ev),
   );
   engine.start();
-  const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
   let runner: DoseRunner | null = null;
   const noiseTimer = setInterval(() => engine.noise(), 1000);
   return {

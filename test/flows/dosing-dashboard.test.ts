@@ -4,42 +4,19 @@
 // a target is typed, Start is pressed, the weight moves, and the dose
 // finishes with a result row in the table.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
-import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { repoRoot, waitFor } from '../helpers/util';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+import { type DashboardSession, openDashboard } from '../helpers/dashboard';
 
 describe('dosing station dashboard in a real browser', function () {
   this.timeout(180_000);
-  let rt: ChildRuntime | null = null;
-  let browser: import('playwright-core').Browser | null = null;
-  before(function () {
-    // CI installs Debian's chromium (.ci/run); a missing browser is a failure there, not a skip.
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
-  });
+  let s: DashboardSession | null = null;
   after(async () => {
-    await browser?.close().catch(() => undefined);
-    if (rt) {
-      await rt.kill('SIGKILL');
-      rt.cleanup();
-    }
+    await s?.close();
   });
 
   it('starts a dose from the page and shows its result row', async () => {
-    rt = await startNodeRed();
-    const flows = JSON.parse(readFileSync(join(repoRoot, 'flows', 'dosing-station.json'), 'utf8')) as object[];
-    await rt.deploy(flows);
-    await waitFor(() => /Started flows/.test(rt!.log()), 20_000, 'flows started');
-    assert.doesNotMatch(rt.log(), /\[error\]/, rt.log());
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-    const page = await browser.newPage();
-    await page.goto(`${rt.url}/dashboard/dosing`, { waitUntil: 'domcontentloaded' });
+    s = await openDashboard('dosing-station.json', '/dosing');
+    const { page } = s;
     await page.getByText('Dosing station').first().waitFor({ timeout: 30_000 });
     await page.getByText('Live weight').first().waitFor();
     // set the target: 30 g
@@ -53,8 +30,7 @@ describe('dosing station dashboard in a real browser', function () {
     await page.getByText(/coarse|fine|taring|settling/).first().waitFor({ timeout: 15_000 });
     const row = page.locator('tr').filter({ hasText: /ok|under|over|aborted/ }).first();
     await row.waitFor({ timeout: 60_000 }).catch(async (e: Error) => {
-      await page.screenshot({ path: join(rt!.userDir, '..', 'dosing-dashboard-failure.png'), fullPage: true }).catch(() => undefined);
-      throw new Error(`${e.message}\npage text: ${(await page.locator('body').innerText()).replace(/\s+/g, ' ').slice(0, 1500)}\nlog: ${rt!.log().slice(-1500)}`);
+      throw await s!.failure(e);
     });
     const text = (await row.innerText()).replace(/\s+/g, ' ');
     assert.match(text, /\b30\b/, `the row shows the 30 g target: ${text}`);

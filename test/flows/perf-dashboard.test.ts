@@ -4,46 +4,25 @@
 // and the slowest-nodes table with the busy function node in it, and the
 // health report arrives when its button is pressed.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
-import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { repoRoot, waitFor } from '../helpers/util';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+import { type DashboardSession, openDashboard } from '../helpers/dashboard';
 
 describe('perf dashboard in a real browser', function () {
   this.timeout(120_000);
-  let rt: ChildRuntime | null = null;
-  let browser: import('playwright-core').Browser | null = null;
-  before(() => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
-  });
+  let s: DashboardSession | null = null;
   after(async () => {
-    await browser?.close().catch(() => undefined);
-    if (rt) {
-      await rt.kill('SIGKILL');
-      rt.cleanup();
-    }
+    await s?.close();
   });
 
   it('renders event-loop lag, memory, the slowest nodes and a health report', async () => {
-    rt = await startNodeRed();
-    await rt.deploy(JSON.parse(readFileSync(join(repoRoot, 'flows', 'perf-dashboard.json'), 'utf8')) as object[]);
-    await waitFor(() => /Started flows/.test(rt!.log()), 20_000, 'flows started');
-    assert.doesNotMatch(rt.log(), /\[error\]/, rt.log());
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-    const page = await browser.newPage();
-    await page.goto(`${rt.url}/dashboard/perf`, { waitUntil: 'domcontentloaded' });
+    s = await openDashboard('perf-dashboard.json', '/perf');
+    const { page } = s;
     await page.getByText('Event loop and memory').first().waitFor({ timeout: 30_000 });
     await page.getByText('RSS').first().waitFor();
     // the busy "work 3 ms" function node shows up in the slowest-nodes table with its p99
     const row = page.locator('tr').filter({ hasText: 'work 3 ms' }).first();
     await row.waitFor({ timeout: 30_000 }).catch(async (e: Error) => {
-      throw new Error(`${e.message}\npage text: ${(await page.locator('body').innerText()).replace(/\s+/g, ' ').slice(0, 1500)}`);
+      throw await s!.failure(e);
     });
     const cells = (await row.innerText()).split(/\s+/);
     const p99 = Number(cells[cells.length - 2]);

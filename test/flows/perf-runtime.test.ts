@@ -6,18 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import type { AlertPayload as Alert } from '../../nodes/rt-perf-monitor/rules-core';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { repoRoot, sleep, waitFor } from '../helpers/util';
 
-interface Alert {
-  state: string;
-  severity: string;
-  category: string;
-  metric: string;
-  value: number;
-  threshold: number;
-  message: string;
-}
 interface State {
   snap?: {
     eventLoop: { delay: { p99: number; max: number } };

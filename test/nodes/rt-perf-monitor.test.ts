@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { FINE_RELATIVE_ERROR } from '../../nodes/rt-perf-monitor/hist-core';
+import type { NodeStats } from '../../nodes/rt-perf-monitor/monitor-core';
+import type { AlertPayload as Alert } from '../../nodes/rt-perf-monitor/rules-core';
 import { repoRoot, sleep, waitFor } from '../helpers/util';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -59,25 +61,6 @@ helper.init(require.resolve('node-red'));
 interface TestNode {
   receive(msg: object): void;
   on(ev: string, fn: (msg: Record<string, unknown>) => void): void;
-}
-interface NodeStats {
-  id: string;
-  received: number;
-  completed: number;
-  count: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
-interface Alert {
-  state: string;
-  severity: string;
-  category: string;
-  metric: string;
-  value: number;
-  threshold: number;
-  message: string;
 }
 
 // The function node busy-waits msg.delay ms on the high-resolution clock

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 
 import { VirtualClock } from '../../../nodes/rt-scale/clock';
-import type { ScaleHal } from '../../../nodes/rt-scale/hal';
+import { simulatedHal } from '../../../nodes/rt-scale/hal';
 import { decode24, encode24, GAIN_PULSES, type Hx711Pins, readFrame } from '../../../nodes/rt-scale/hx711-protocol';
 import { calibrateCpg, countsToCg, FLAG_FAULT, FLAG_STABLE, med3, type SampleOut, Sampler } from '../../../nodes/rt-scale/sampler-core';
 import { ScaleEngine } from '../../../nodes/rt-scale/scale-engine';
@@ -27,17 +27,8 @@ function chipWith(code: number): Hx711Pins {
 
 function simEngine(opts: { sim?: ConstructorParameters<typeof SimHx711>[1]; gain?: 'A128' | 'B32' | 'A64'; sampler?: object } = {}) {
   const clock = new VirtualClock(1_000_000);
-  const sim = new SimHx711(clock, { noiseCounts: 3, driftCountsPerMin: 0, ...(opts.sim ?? {}) });
-  const hal: ScaleHal = {
-    pins: sim,
-    clock,
-    sim,
-    start: (fn) => sim.start(fn),
-    powerDown: () => sim.powerDown(),
-    powerUp: () => sim.powerUp(),
-    setMotor: (p) => sim.setMotor(p),
-    close: () => sim.stop(),
-  };
+  const hal = simulatedHal(clock, { noiseCounts: 3, driftCountsPerMin: 0, ...(opts.sim ?? {}) });
+  const sim = hal.sim!;
   const events: ScaleEvent[] = [];
   const samples: SampleOut[] = [];
   const engine = new ScaleEngine(

@@ -1,0 +1,59 @@
+// A shipped dashboard flow in a Node-RED process, opened in Debian's headless
+// Chromium through playwright-core (never a downloaded browser).
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { Browser, Page } from 'playwright-core';
+
+import { type ChildRuntime, startNodeRed } from './nodered-child';
+import { repoRoot, waitFor } from './util';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { chromium } = require('playwright-core') as typeof import('playwright-core');
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+export interface DashboardSession {
+  rt: ChildRuntime;
+  browser: Browser;
+  page: Page;
+  /** An Error carrying `e`'s message, the page's text and the runtime's log tail. */
+  failure(e: Error): Promise<Error>;
+  close(): Promise<void>;
+}
+
+/**
+ * Deploys flows/<flowFile> in a fresh Node-RED process (zero [error] lines
+ * asserted) and opens /dashboard<pagePath>. CI installs chromium (.ci/run): a
+ * missing browser fails, it is not a skip.
+ */
+export async function openDashboard(flowFile: string, pagePath: string): Promise<DashboardSession> {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
+  const rt = await startNodeRed();
+  let browser: Browser | null = null;
+  const close = async (): Promise<void> => {
+    await browser?.close().catch(() => undefined);
+    await rt.kill('SIGKILL');
+    rt.cleanup();
+  };
+  try {
+    await rt.deploy(JSON.parse(readFileSync(join(repoRoot, 'flows', flowFile), 'utf8')) as object[]);
+    await waitFor(() => /Started flows/.test(rt.log()), 20_000, 'flows started');
+    assert.doesNotMatch(rt.log(), /\[error\]/, rt.log());
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    const page = await browser.newPage();
+    await page.goto(`${rt.url}/dashboard${pagePath}`, { waitUntil: 'domcontentloaded' });
+    const b = browser;
+    return {
+      rt,
+      browser: b,
+      page,
+      failure: async (e) => new Error(`${e.message}\npage text: ${(await page.locator('body').innerText()).replace(/\s+/g, ' ').slice(0, 1500)}\nlog: ${rt.log().slice(-1500)}`),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
