@@ -19,6 +19,8 @@ export interface GateInit {
   backoffMinMs: number;
   backoffMaxMs: number;
   keepAlive: boolean;
+  /** Niceness the gate worker thread asks for (-20..0; 0 = leave it). */
+  nice: number;
   metrics: SharedArrayBuffer;
   closeGraceMs: number;
 }
@@ -27,4 +29,5 @@ export type GateCmd = { t: 'send'; id: number; gate: string; text: string; enqUs
 
 export type GateEvent =
   | { t: 'result'; id: number; result: 'ok' | 'timeout' | 'error'; reason?: string; reply?: string; queueDelayUs: number; sendLatencyUs: number; totalUs: number }
-  | { t: 'link'; state: 'connecting' | 'connected' | 'down'; error?: string };
+  | { t: 'link'; state: 'connecting' | 'connected' | 'down'; error?: string }
+  | { t: 'priority'; nice: number };

@@ -1,6 +1,7 @@
 // Worker entry of rt-gate-command: owns the TCP links to the gate controllers
 // (one per node instance; node instances on one endpoint share this thread).
 import { SharedMetrics } from '../shared/shared-metrics';
+import { raiseThreadPriority } from '../shared/thread-priority';
 import { serveInstances } from '../shared/worker-runtime';
 import { GateLink } from './gate-link';
 import { GATE_METRICS, type GateCmd, type GateEvent, type GateInit } from './gate-protocol';
@@ -8,6 +9,10 @@ import { GATE_METRICS, type GateCmd, type GateEvent, type GateInit } from './gat
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 serveInstances<GateInit, GateCmd, GateEvent>((init, ctx) => {
+  // The link must get the CPU as soon as a command is queued, even while the
+  // flow engine's thread is busy.
+  const nice = raiseThreadPriority(init.nice);
+  if (nice !== null) ctx.emit({ t: 'priority', nice });
   const m = SharedMetrics.attach(GATE_METRICS, init.metrics);
   const qd = m.histogram('queue_delay');
   const sl = m.histogram('send_latency');

@@ -115,6 +115,7 @@ export = function register(RED: NodeAPI): void {
         backoffMinMs: c.backoffMinMs,
         backoffMaxMs: c.backoffMaxMs,
         keepAlive: c.keepAlive,
+        nice: clampInt(RED.settings.rtEdgeGateNice, -20, 0, -10),
         metrics: shared.sab,
         closeGraceMs: 1000,
       };
@@ -123,6 +124,10 @@ export = function register(RED: NodeAPI): void {
         key: `${TYPE}:${endpoint!.id}`,
         init,
         onEvent: (ev) => {
+          if (ev.t === 'priority') {
+            node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
+            return;
+          }
           if (ev.t === 'link') {
             if (ev.state === 'down' && link !== 'down') node.warn(RED._(`${TYPE}.errors.linkDown`, { host: c.host, port: c.port, error: ev.error ?? '' }));
             link = ev.state;

@@ -1,11 +1,9 @@
 // The HAL worker: one thread per process owns every scale's pins (pigpio is
 // not context-aware and allows one user per Pi). Each rt-scale config node
 // attaches one instance: its HAL, its sampling engine, its ring.
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
-
 import { SharedMetrics } from '../shared/shared-metrics';
 import { SpscRing } from '../shared/spsc-ring';
+import { raiseThreadPriority } from '../shared/thread-priority';
 import { serveInstances } from '../shared/worker-runtime';
 import { DoseRunner } from '../rt-dosing/dose-runner';
 import { openHal } from './hal';
@@ -13,31 +11,8 @@ import { periodUs } from './hx711-protocol';
 import { ScaleEngine } from './scale-engine';
 import { SCALE_METRICS, type ScaleCmd, type ScaleEvent, type ScaleInit } from './scale-protocol';
 
-/**
- * Raises this thread's scheduling priority (Linux: setpriority on the thread
- * id affects only this thread). Needs root or CAP_SYS_NICE, which the pigpio
- * backend has anyway; elsewhere it quietly stays at the process's priority.
- * Returns the niceness in effect, or null when unchanged.
- */
-let niceApplied: number | null | undefined;
-function raisePriority(nice: number): number | null {
-  if (niceApplied !== undefined) return niceApplied;
-  niceApplied = null;
-  if (nice === 0) return null;
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) {
-      setPriority(tid, nice);
-      niceApplied = nice;
-    }
-  } catch {
-    /* not Linux, or not permitted */
-  }
-  return niceApplied;
-}
-
 serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
-  const nice = raisePriority(init.nice);
+  const nice = raiseThreadPriority(init.nice);
   if (nice !== null) ctx.emit({ t: 'priority', nice });
   const hal = openHal(init.hal); // throws a user-facing error (pigpio missing...): attach fails, the node shows it
   const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);

@@ -1,0 +1,87 @@
+// The time-critical worker threads ask the kernel for a higher priority than
+// the flow engine's thread: the HX711 HAL thread (rtEdgeHalNice) and the gate
+// link thread (rtEdgeGateNice), both -10 by default. Read back from
+// /proc/<pid>/task/*/stat of a real Node-RED process, per thread.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
+import { startPeer, type Peer } from '../helpers/tcp-peer';
+import { repoRoot, waitFor } from '../helpers/util';
+
+/** Niceness of every thread of a process (field 19 of /proc/<pid>/task/<tid>/stat). */
+function threadNiceness(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+      out.push(Number(fields[19 - 3]));
+    } catch {
+      /* thread ended meanwhile */
+    }
+  }
+  return out;
+}
+
+function exampleFlows(gatePort: number): object[] {
+  const read = (dir: string, file: string): Array<Record<string, unknown>> =>
+    JSON.parse(readFileSync(join(repoRoot, 'examples', dir, file), 'utf8')) as Array<Record<string, unknown>>;
+  const config = new Set(['rt-scale', 'rt-gate-endpoint']);
+  const onTab = (n: Record<string, unknown>): object => (config.has(n.type as string) ? n : { ...n, z: 'tab' });
+  const flows: object[] = [{ id: 'tab', type: 'tab', label: 'priority' }];
+  for (const n of read('rt-hx711', '01 - Live weight from a simulated HX711.json')) {
+    if (n.type !== 'tab') flows.push(onTab(n));
+  }
+  for (const n of read('rt-gate-command', '01 - Open a gate from an inject.json')) {
+    // The example's own simulated controller (core tcp in) is replaced by the test's peer.
+    if (n.type === 'tab' || n.type === 'tcp in' || n.type === 'tcp out' || n.type === 'function' || n.type === 'change') continue;
+    flows.push(onTab(n.type === 'rt-gate-endpoint' ? { ...n, port: gatePort } : n));
+  }
+  return flows;
+}
+
+describe('worker thread priority in a Node-RED process (Linux)', function () {
+  this.timeout(90_000);
+  let rt: ChildRuntime | null = null;
+  let peer: Peer | null = null;
+  before(function () {
+    if (process.platform !== 'linux') this.skip(); // per-thread setpriority is Linux behaviour
+  });
+  afterEach(async () => {
+    if (rt) {
+      await rt.kill('SIGKILL');
+      rt.cleanup();
+      rt = null;
+    }
+    if (peer) await peer.stop();
+    peer = null;
+  });
+
+  it('the HAL thread and the gate link thread run at niceness -10, the flow engine at 0', async function () {
+    if (process.getuid?.() !== 0) this.skip(); // a negative niceness needs root or CAP_SYS_NICE
+    peer = await startPeer('ok', 1);
+    rt = await startNodeRed();
+    const base = threadNiceness(rt.proc.pid!);
+    assert.ok(base.length > 1 && base.every((n) => n === 0), `before deploy: ${base.join(',')}`);
+    await rt.deploy(exampleFlows(peer.port));
+    await waitFor(() => threadNiceness(rt!.proc.pid!).filter((n) => n === -10).length === 2, 15_000, 'two threads at niceness -10');
+    const all = threadNiceness(rt.proc.pid!);
+    assert.equal(all.filter((n) => n === 0).length, all.length - 2, `the others stay at 0: ${all.join(',')}`);
+    assert.match(rt.log(), /HAL thread runs at niceness -10/);
+    assert.match(rt.log(), /gate worker thread runs at niceness -10/);
+  });
+
+  it('settings rtEdgeHalNice: 0 and rtEdgeGateNice: 0 leave every thread alone', async () => {
+    peer = await startPeer('ok', 1);
+    rt = await startNodeRed({ settings: { rtEdgeHalNice: 0, rtEdgeGateNice: 0 } });
+    await rt.deploy(exampleFlows(peer.port));
+    const r = rt;
+    await waitFor(async () => (await r.get('/metrics')).text.includes('rtedge_gate_connected{node="gx_cmd"} 1'), 15_000, 'the gate link up');
+    await waitFor(async () => (await r.get('/metrics')).text.includes('rtedge_hx711_samples_total{scale="scale1"}'), 15_000, 'the scale sampling');
+    const all = threadNiceness(rt.proc.pid!);
+    assert.ok(all.every((n) => n === 0), `all at 0: ${all.join(',')}`);
+    assert.doesNotMatch(rt.log(), /runs at niceness/);
+  });
+});
