@@ -2,7 +2,8 @@
 // test process cannot delay it). Run as a script it listens on an ephemeral
 // port and reports on stdout, one JSON object per line:
 //   {"ev":"listening","port":N} {"ev":"conn","n":k} {"ev":"line","line":"...","atUs":T} {"ev":"closed"}
-// atUs is process.hrtime in microseconds (CLOCK_MONOTONIC: comparable across processes).
+// atUs is process.hrtime in microseconds (CLOCK_MONOTONIC: comparable across processes), taken
+// when the read that completed the line returned (not after the lines before it were reported).
 // Modes (argv[2]): ok | garbage | silent | close-after:N | echo-late
 // argv[3]: reply delay in ms.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -66,12 +67,13 @@ function runPeer(mode: string, delayMs: number): void {
     sock.setNoDelay(true);
     let buf = '';
     sock.on('data', (d) => {
+      // Every line completed by this read arrived on the wire now.
+      const atUs = nowUs();
       buf += d.toString('latin1');
       let i: number;
       while ((i = buf.search(/\r\n|\n/)) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + (buf[i] === '\r' ? 2 : 1));
-        const atUs = nowUs();
         total++;
         out({ ev: 'line', line, atUs });
         const gate = line.replace(/^OPEN\s*/, '');
