@@ -1,6 +1,8 @@
 // The HAL: one interface over the HX711 pins, the data-ready edge and the
 // motor PWM, with a simulated and a pigpio backend. Created inside the HAL
 // worker thread only (pigpio's addon is not context-aware and owns the GPIO).
+import { appendFileSync } from 'node:fs';
+
 import { type Clock, RealClock } from './clock';
 import type { Hx711Pins } from './hx711-protocol';
 import { openPigpio } from './hal-pigpio';
@@ -24,9 +26,11 @@ export interface ScaleHal {
 }
 
 class SimHal implements ScaleHal {
+  private duty = 0;
   constructor(
     readonly sim: SimHx711,
     readonly clock: Clock,
+    private readonly motorTrace?: string,
   ) {}
   get pins(): Hx711Pins {
     return this.sim;
@@ -42,20 +46,22 @@ class SimHal implements ScaleHal {
   }
   setMotor(permille: number): void {
     this.sim.setMotor(permille);
+    if (this.motorTrace && permille !== this.duty) appendFileSync(this.motorTrace, `${permille}\n`);
+    this.duty = permille;
   }
   close(): void {
-    this.sim.setMotor(0);
+    this.setMotor(0);
     this.sim.stop();
   }
 }
 
 /** The simulated backend on any clock (the worker uses real time; tests and benchmarks also virtual time). */
-export function simulatedHal(clock: Clock, opts: Partial<SimChipOptions> = {}): ScaleHal {
-  return new SimHal(new SimHx711(clock, opts), clock);
+export function simulatedHal(clock: Clock, opts: Partial<SimChipOptions> = {}, motorTrace?: string): ScaleHal {
+  return new SimHal(new SimHx711(clock, opts), clock, motorTrace);
 }
 
 /** Opens a backend. Throws an Error with a user-facing message when it cannot. */
 export function openHal(cfg: HalConfig, clock: Clock = new RealClock()): ScaleHal {
-  if (cfg.backend === 'simulated') return simulatedHal(clock, { ...(cfg.sim ?? {}), sps: cfg.sps });
+  if (cfg.backend === 'simulated') return simulatedHal(clock, { ...(cfg.sim ?? {}), sps: cfg.sps }, cfg.motorTrace);
   return openPigpio(cfg);
 }

@@ -144,6 +144,7 @@ export = function register(RED: NodeAPI): void {
           motorHz: config.motorHz,
           sps: config.sps,
           ...(testHooks && typeof RED.settings.rtEdgePigpioModule === 'string' ? { pigpioModule: RED.settings.rtEdgePigpioModule } : {}),
+          ...(testHooks && typeof RED.settings.rtEdgeMotorTrace === 'string' ? { motorTrace: RED.settings.rtEdgeMotorTrace } : {}),
         },
         gain: config.gain,
         cal,

@@ -42,6 +42,8 @@ export interface HalConfig {
   sim?: Partial<SimChipOptions>;
   /** The module to load for the pigpio backend (tests point it elsewhere). */
   pigpioModule?: string;
+  /** Test hook (simulated backend): append every motor duty change to this file, one permille value a line. */
+  motorTrace?: string;
 }
 
 export interface ScaleInit {
