@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { startNodeRed } from '../test/helpers/nodered-child';
 import { type Peer, startPeer } from '../test/helpers/tcp-peer';
 import { log, machine, percentile, result, round } from './lib/common';
+import { threadHopMs } from './lib/thread-hop';
 
 const N = Number(process.env.BENCH_N ?? 1000);
 /** Commands sent first and not measured (the same for both nodes): JIT and socket warm-up. */
@@ -115,6 +116,9 @@ async function main(): Promise<void> {
     log(`${k.padEnd(15)} enqueue-to-wire p50 ${r[k].p50.toFixed(2)} ms, p99 ${r[k].p99.toFixed(2)} ms, max ${r[k].max.toFixed(1)} ms, lost ${r[k].lost}`);
   }
   log(`running as root: ${process.getuid?.() === 0} (the gate worker's niceness -10 needs root or CAP_SYS_NICE)`);
+  // What a worker design cannot go below here: one main -> worker wake-up (ours also needs the peer's).
+  const hop = await threadHopMs(1000, 5);
+  log(`main -> idle worker postMessage hop: p50 ${percentile(hop, 0.5).toFixed(3)} ms, p99 ${percentile(hop, 0.99).toFixed(3)} ms`);
   result({
     bench: 'gate-command',
     ours_idle_p99_ms: round(r.ours_idle.p99, 2),
@@ -126,6 +130,7 @@ async function main(): Promise<void> {
     ours_load_max_ms: round(r.ours_load.max, 2),
     core_load_max_ms: round(r.core_load.max, 2),
     core_lost: r.core_idle.lost + r.core_load.lost,
+    thread_hop_p99_ms: round(percentile(hop, 0.99), 3),
     machine: machine(),
   });
 }
