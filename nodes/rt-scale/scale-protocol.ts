@@ -11,7 +11,7 @@ export const SCALE_METRICS: MetricSpec = {
   counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'settling', 'faults'],
   gauges: ['weight_cg', 'noise_ug', 'fault', 'powered'],
   histograms: ['latency', 'step'],
-  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
 };
 
 /** Ring record, Int32 words. */

@@ -5,6 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
+import ts from 'typescript';
+
 import { repoRoot } from '../helpers/util';
 
 function walk(dir: string, out: string[] = []): string[] {
@@ -30,6 +32,62 @@ const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as 
 };
 const nodeTypes = Object.keys(pkg['node-red'].nodes);
 const sources = walk(join(repoRoot, 'nodes')).filter((f) => f.endsWith('.ts'));
+
+/** RTS/DTR/flow-control words in an identifier or string (camelCase and snake_case split; comments are not looked at). */
+const DIRECTION_WORDS = new Set(['rts', 'dtr', 'rtscts']);
+const directionWords = (text: string): string[] =>
+  text
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[^A-Za-z0-9]+/)
+    .map((w) => w.toLowerCase())
+    .filter((w) => DIRECTION_WORDS.has(w));
+
+/**
+ * Places in the given sources that could drive the RS485 direction lines from
+ * JS: an identifier or string literal naming rts / dtr / rtscts (in any case:
+ * `{ rts: true }`, `setRTS`, `rtscts: true`), or a `.set(...)` call that is
+ * serialport's `set({rts, dtr, brk})` — its method resolves to the serialport
+ * packages, to a serial-port-like type, or to nothing (an `any` receiver).
+ * `.set()` of Maps, flow context, typed arrays or the status helper is fine.
+ * Comments are trivia in the syntax tree, so mentions there are allowed.
+ */
+function rs485DirectionUses(files: string[]): string[] {
+  const program = ts.createProgram(files, {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.Node16,
+    moduleResolution: ts.ModuleResolutionKind.Node16,
+    strict: true,
+    esModuleInterop: true,
+    skipLibCheck: true,
+    noEmit: true,
+    types: ['node'],
+  });
+  const checker = program.getTypeChecker();
+  const found: string[] = [];
+  for (const file of files) {
+    const sf = program.getSourceFile(file);
+    assert.ok(sf, file);
+    const where = (n: ts.Node): string => `${relative(repoRoot, file)}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}`;
+    const visit = (n: ts.Node): void => {
+      if (ts.isIdentifier(n) || ts.isPrivateIdentifier(n) || ts.isStringLiteralLike(n) || ts.isTemplateHead(n) || ts.isTemplateMiddle(n) || ts.isTemplateTail(n)) {
+        const words = directionWords(n.text);
+        if (words.length) found.push(`${where(n)}: ${words.join(', ')} in ${JSON.stringify(n.text)}`);
+      }
+      if (ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression) && n.expression.name.text === 'set') {
+        const sym = checker.getSymbolAtLocation(n.expression.name);
+        const receiver = checker.typeToString(checker.getTypeAtLocation(n.expression.expression));
+        const decls = sym?.declarations ?? [];
+        const serial = decls.some((d) => /node_modules[\\/](@serialport|serialport)[\\/]/.test(d.getSourceFile().fileName));
+        if (!sym || decls.length === 0 || serial || /serial/i.test(receiver)) {
+          found.push(`${where(n)}: ${n.getText(sf).slice(0, 60)} (receiver ${receiver}: serialport set() toggles RTS/DTR)`);
+        }
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(sf);
+  }
+  return found;
+}
 
 describe('project conventions', () => {
   it('package.json declares Node-RED and Node ranges, keywords, license; node-red is not a peer dependency', () => {
@@ -107,6 +165,13 @@ describe('project conventions', () => {
         assert.doesNotMatch(src, /shared\/registry|shared\/status|red-types/, `${rel} must stay free of Node-RED adapters`);
       }
     }
+  });
+
+  it('RS485 direction is the kernel rs485 mode or auto-direction hardware: nodes/rt-rs485-* never toggle RTS/DTR from JS', function () {
+    this.timeout(30_000); // builds a TypeScript program to resolve every .set() call
+    const files = sources.filter((f) => /^nodes[\\/]rt-rs485-[^\\/]+[\\/]/.test(relative(repoRoot, f)));
+    assert.ok(files.length >= 8, `rs485 sources: ${files.map((f) => relative(repoRoot, f)).join(', ')}`);
+    assert.deepEqual(rs485DirectionUses(files), []);
   });
 
   it('one metrics client package in the dependency tree', () => {
