@@ -15,6 +15,7 @@ import { join, relative } from 'node:path';
 
 import { BAD_REASONS } from '../../nodes/rt-scale/sampler-core';
 import { FRAME_RESULTS } from '../../nodes/rt-rs485-watch/modbus-core';
+import { allExampleFlows } from '../helpers/all-examples';
 import { DoorSim } from '../helpers/door-sim';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { type PtyPair, ptyPair } from '../helpers/pty';
@@ -151,13 +152,6 @@ const MAX_LABEL_VALUE = 64;
 
 // ---- the runtime -----------------------------------------------------------
 
-function exampleFiles(): string[] {
-  const dir = join(repoRoot, 'examples');
-  return walk(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort();
-}
-
 describe('metric names, units, buckets and labels on GET /metrics (all examples in one runtime)', function () {
   this.timeout(90_000);
   let rt: ChildRuntime | null = null;
@@ -173,22 +167,7 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
     sim = new DoorSim({ path: pair.b, baudRate: 9600 });
     await sim.start();
     const gatePort = await freePort();
-    const flows: Array<Record<string, unknown>> = [];
-    exampleFiles().forEach((file, k) => {
-      const nodes = JSON.parse(readFileSync(file, 'utf8')) as Array<Record<string, unknown>>;
-      const tab = nodes.find((n) => n.type === 'tab')?.id ?? `metrics_tab_${k}`;
-      if (!nodes.some((n) => n.type === 'tab')) flows.push({ id: tab, type: 'tab', label: relative(repoRoot, file) });
-      for (const n of nodes) {
-        let x: Record<string, unknown> = n;
-        // as Import does: config nodes (no z, no wires) stay global, the rest goes on the example's tab
-        const isConfig = n.z === undefined && !('wires' in n) && n.type !== 'comment';
-        if (n.type !== 'tab' && !isConfig) x = { ...x, z: n.z || tab };
-        if (n.type === 'rt-gate-endpoint') x = { ...x, port: gatePort };
-        if (n.type === 'tcp in') x = { ...x, port: String(gatePort) };
-        if (n.type === 'rt-rs485-port') x = { ...x, path: pair.a };
-        flows.push(x);
-      }
-    });
+    const flows = allExampleFlows({ gatePort, serialPath: pair.a });
     for (const n of flows) {
       ids.add(String(n.id));
       types.add(String(n.type));
