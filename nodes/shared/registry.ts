@@ -1,6 +1,7 @@
 // One prom-client registry per Node-RED runtime, and GET /metrics on the
-// runtime's HTTP node server (under httpNodeRoot) serving it in the Prometheus
-// text format. Every rt-* node registers its metrics here. Metrics that live
+// runtime's HTTP node server (under httpNodeRoot; under httpAdminRoot when the
+// node server is off or settings.rtEdgeMetricsAdmin is true) serving it in the
+// Prometheus text format. Every rt-* node registers its metrics here. Metrics that live
 // in a worker's SharedArrayBuffer are exported through "families": a node
 // attaches a reader for its label set, the family reads every attached reader
 // at scrape time, and the node detaches on close (no stale series).
@@ -144,18 +145,26 @@ function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
       return f;
     },
   };
-  if (RED?.httpNode) {
-    RED.httpNode.get(rm.path, (_req, res) => {
-      registry.metrics().then(
-        (text) => {
-          res.set('Content-Type', registry.contentType);
-          res.status(200).send(text);
-        },
-        (err: Error) => {
-          res.status(500).send(String(err?.message ?? err));
-        },
-      );
-    });
+  const serve = (_req: unknown, res: { set(k: string, v: string): unknown; status(c: number): { send(b: string): unknown } }): void => {
+    registry.metrics().then(
+      (text) => {
+        res.set('Content-Type', registry.contentType);
+        res.status(200).send(text);
+      },
+      (err: Error) => {
+        res.status(500).send(String(err?.message ?? err));
+      },
+    );
+  };
+  // Under httpNodeRoot, like an http-in endpoint (httpNodeAuth applies). When
+  // the node server is off (httpNodeRoot: false), or the user asks for it
+  // (rtEdgeMetricsAdmin: true), also under httpAdminRoot, where adminAuth
+  // applies: a scraper then needs a token with the rt-metrics.read permission.
+  const nodeServerOff = RED?.settings?.httpNodeRoot === false;
+  if (RED?.httpNode && !nodeServerOff) RED.httpNode.get(rm.path, serve as never);
+  if (RED?.httpAdmin && (nodeServerOff || RED.settings?.rtEdgeMetricsAdmin === true)) {
+    const allowed = RED.auth ? RED.auth.needsPermission('rt-metrics.read') : (_q: unknown, _s: unknown, next: () => void) => next();
+    RED.httpAdmin.get(rm.path, allowed as never, serve as never);
   }
   return rm;
 }

@@ -31,6 +31,12 @@ export interface ChildOptions {
   env?: Record<string, string>;
   startTimeoutMs?: number;
   execArgv?: string[];
+  /**
+   * How to know the runtime started: its admin API answers /flows/state
+   * (default), or 'log': "Started flows" is printed (for an admin API that is
+   * moved or needs a login; the flows come from `flows`).
+   */
+  startedBy?: 'admin-api' | 'log';
 }
 
 export async function startNodeRed(opts: ChildOptions = {}): Promise<ChildRuntime> {
@@ -76,6 +82,11 @@ export async function startNodeRed(opts: ChildOptions = {}): Promise<ChildRuntim
     if (Date.now() > end) {
       proc.kill('SIGKILL');
       throw new Error(`Node-RED did not start in ${limit} ms:\n${out}`);
+    }
+    if (opts.startedBy === 'log') {
+      if (/Started flows/.test(out)) break;
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
     }
     try {
       const r = await fetch(`http://127.0.0.1:${port}/flows/state`, { headers: { 'Node-RED-API-Version': 'v2' } });
