@@ -50,7 +50,7 @@ export class DoseRunner {
     return this.ctl.running;
   }
 
-  /** Starts a dose; throws RangeError for a bad target or when one is running. */
+  /** Starts a dose; throws a CodedError (DOSE_START_CODES) for a bad target or when one is running. */
   start(targetCg: number, recipe?: string): void {
     const now = this.hal.clock.nowUs();
     this.ctl.start(targetCg, now, { tare: true });

@@ -1,5 +1,6 @@
 // Config of rt-dosing: versioned, migrated, validated, turned into controller
 // parameters (integer centigrams, microseconds, permille). Pure.
+import { type Coded, coded } from '../shared/coded';
 import { clampInt, type Migration, migrate } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import type { DosingParams } from './dosing-core';
@@ -23,8 +24,23 @@ export interface DosingDef extends NodeDef {
 export interface DosingConfig {
   params: Partial<DosingParams>;
   progressEveryMs: number;
-  problems: string[];
+  /** Problems found in the config (empty when valid), as codes of DOSING_PROBLEMS. */
+  problems: Coded[];
 }
+
+/** Codes of config problems (catalog rt-dosing.codes.<code>). */
+export const DOSING_PROBLEMS = [
+  'bad-coarse',
+  'bad-fine',
+  'fine-above-coarse',
+  'bad-fine-band',
+  'bad-tolerance',
+  'bad-max-time',
+  'bad-never-exceed',
+  'bad-no-progress',
+  'bad-container-drop',
+] as const;
+type Problem = (typeof DOSING_PROBLEMS)[number];
 
 const MIGRATIONS: ReadonlyArray<Migration<DosingDef>> = [
   { version: 1, up: (d) => ({ coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 4, progressHz: 5, ...d }) },
@@ -35,21 +51,21 @@ const cg = (g: number): number => Math.round(g * 100);
 
 export function readDosing(raw: DosingDef, capacityCg: number): DosingConfig {
   const d = migrate(raw, MIGRATIONS);
-  const problems: string[] = [];
-  const need = (v: unknown, ok: (n: number) => boolean, what: string): number => {
+  const problems: Coded[] = [];
+  const need = (v: unknown, ok: (n: number) => boolean, bad: Problem): number => {
     const n = num(v);
-    if (!Number.isFinite(n) || !ok(n)) problems.push(what);
+    if (!Number.isFinite(n) || !ok(n)) problems.push(coded(bad));
     return n;
   };
-  const coarse = need(d.coarsePct, (n) => n > 0 && n <= 100, 'coarse speed must be 1-100 %');
-  const fine = need(d.finePct, (n) => n > 0 && n <= 100, 'fine speed must be 1-100 %');
-  if (fine > coarse) problems.push('fine speed must not exceed coarse speed');
-  const band = need(d.fineBandG, (n) => n >= 0, 'fine band must be 0 or more grams');
-  const tol = need(d.toleranceG, (n) => n > 0, 'tolerance must be a positive number of grams');
-  const maxT = need(d.maxTimeS, (n) => n > 0 && n <= 3600, 'max dose time must be 1-3600 s');
-  const nex = need(d.neverExceedG, (n) => n >= 0, 'never-exceed must be 0 (the scale capacity) or more grams');
-  const noProg = need(d.noProgressG, (n) => n >= 0, 'no-progress mass must be 0 (off) or more grams');
-  const drop = need(d.containerDropG, (n) => n >= 0, 'container-removed drop must be 0 (off) or more grams');
+  const coarse = need(d.coarsePct, (n) => n > 0 && n <= 100, 'bad-coarse');
+  const fine = need(d.finePct, (n) => n > 0 && n <= 100, 'bad-fine');
+  if (fine > coarse) problems.push(coded('fine-above-coarse' satisfies Problem));
+  const band = need(d.fineBandG, (n) => n >= 0, 'bad-fine-band');
+  const tol = need(d.toleranceG, (n) => n > 0, 'bad-tolerance');
+  const maxT = need(d.maxTimeS, (n) => n > 0 && n <= 3600, 'bad-max-time');
+  const nex = need(d.neverExceedG, (n) => n >= 0, 'bad-never-exceed');
+  const noProg = need(d.noProgressG, (n) => n >= 0, 'bad-no-progress');
+  const drop = need(d.containerDropG, (n) => n >= 0, 'bad-container-drop');
   const params: Partial<DosingParams> = {
     coarseDuty: Math.round(coarse * 10),
     fineDuty: Math.round(fine * 10),

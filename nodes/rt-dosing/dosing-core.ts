@@ -34,6 +34,11 @@
 // agree (a real change). Because tau is a time, it carries over when the flow
 // rate changes (a different material, a worn auger): the rate is measured live.
 
+import { CodedError } from '../shared/coded';
+
+/** Codes of start() errors (catalog rt-scale.codes.<code>: they come back through the scale's worker). */
+export const DOSE_START_CODES = ['dose-already-running', 'bad-target', 'beyond-never-exceed'] as const;
+
 export type DoseState = 'idle' | 'taring' | 'coarse' | 'fine' | 'settling' | 'done' | 'aborted';
 export type DoseResult = 'ok' | 'under' | 'over' | 'aborted';
 
@@ -315,11 +320,11 @@ export class DosingController {
   }
   private lastNet = 0;
 
-  /** Starts a dose. Throws RangeError for a bad target or when a dose is running. */
+  /** Starts a dose. Throws a CodedError (DOSE_START_CODES) for a bad target or when a dose is running. */
   start(targetCg: number, nowUs: number, opts: { tare?: boolean; zeroCg?: number } = {}): void {
-    if (this.running) throw new RangeError('a dose is already running');
-    if (!Number.isInteger(targetCg) || targetCg <= 0) throw new RangeError('target must be a positive number of centigrams');
-    if (targetCg >= this.p.neverExceedCg) throw new RangeError('target is beyond the never-exceed weight');
+    if (this.running) throw new CodedError('dose-already-running');
+    if (!Number.isInteger(targetCg) || targetCg <= 0) throw new CodedError('bad-target', { cg: targetCg });
+    if (targetCg >= this.p.neverExceedCg) throw new CodedError('beyond-never-exceed', { cg: targetCg, limit: this.p.neverExceedCg });
     this.targetCg = targetCg;
     this.startUs = nowUs;
     this.lastUs = nowUs;

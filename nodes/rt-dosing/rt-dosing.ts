@@ -2,6 +2,7 @@
 // scale's worker thread, stepping on every sample the sampler publishes; this
 // node only starts doses, stops them, and turns results and progress into
 // messages and metrics. The learned in-flight time survives restarts.
+import { coreText } from '../shared/i18n';
 import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
 import { ThrottledStatus } from '../shared/status';
@@ -19,6 +20,7 @@ interface Pending {
 }
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
   const doses = metrics.counter('rtedge_dosing_doses_total', 'Doses finished, by result (ok, under, over, aborted)', ['node', 'result']);
   const overshoot = metrics.histogram('rtedge_dosing_overshoot_grams', 'Final weight above the target (0 when under)', ['node'], [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
@@ -45,7 +47,7 @@ export = function register(RED: NodeAPI): void {
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
     };
     if (!scale) fail(RED._(`${TYPE}.errors.noScale`));
-    else if (cfg.problems.length) fail(RED._(`${TYPE}.errors.badConfig`, { problems: cfg.problems.join('; ') }));
+    else if (cfg.problems.length) fail(RED._(`${TYPE}.errors.badConfig`, { problems: cfg.problems.map(t.text).join('; ') }));
     else {
       const stored = scale.store.readState<{ tauUs: number }>(stateKey);
       if (stored && Number.isInteger(stored.tauUs) && stored.tauUs > 0) tauUs = stored.tauUs;

@@ -1,12 +1,14 @@
 // Pure logic of rt-gate-command: command templates, acknowledgement matching,
 // result records. No Node-RED, no sockets, no threads.
+import { CodedError, type MsgParams } from '../shared/coded';
 
-export class GateInputError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'no-gate' | 'missing-field' | 'oversize' | 'bad-template',
-  ) {
-    super(message);
+/** Codes of bad input (catalog rt-gate-command.codes.<code>). */
+export const GATE_INPUT_CODES = ['no-gate', 'missing-field', 'line-break', 'oversize'] as const;
+export type GateInputCode = (typeof GATE_INPUT_CODES)[number];
+
+export class GateInputError extends CodedError<GateInputCode> {
+  constructor(code: GateInputCode, params: MsgParams = {}) {
+    super(code, params);
     this.name = 'GateInputError';
   }
 }
@@ -17,7 +19,7 @@ export const MAX_COMMAND_BYTES = 1024;
 export function checkGate(v: unknown): string {
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   if (typeof v === 'string' && v.trim() !== '' && !/[\r\n]/.test(v)) return v.trim();
-  throw new GateInputError('msg.payload.gate (or msg.gate) must be a gate id: a non-empty string or a number', 'no-gate');
+  throw new GateInputError('no-gate');
 }
 
 /** Unescapes \r \n \t \\ in a template typed into the editor. */
@@ -35,20 +37,20 @@ export function templateFields(template: string): string[] {
 /**
  * Renders a command: {field} placeholders take the value of that field in
  * `fields`. A missing field, a value with a line break, or a result longer than
- * maxBytes is a GateInputError.
+ * maxBytes is a GateInputError (code missing-field, line-break, oversize).
  */
 export function renderCommand(template: string, fields: Record<string, unknown>, maxBytes = MAX_COMMAND_BYTES): string {
   const out = template.replace(FIELD, (_, name: string) => {
     const v = fields[name];
     if (v === undefined || v === null || (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')) {
-      throw new GateInputError(`the command template needs {${name}}, which the message does not have`, 'missing-field');
+      throw new GateInputError('missing-field', { name });
     }
     const s = String(v);
-    if (/[\r\n]/.test(s)) throw new GateInputError(`{${name}} contains a line break`, 'missing-field');
+    if (/[\r\n]/.test(s)) throw new GateInputError('line-break', { name });
     return s;
   });
   if (Buffer.byteLength(out) > maxBytes) {
-    throw new GateInputError(`the command is ${Buffer.byteLength(out)} bytes, more than the ${maxBytes} allowed`, 'oversize');
+    throw new GateInputError('oversize', { bytes: Buffer.byteLength(out), max: maxBytes });
   }
   return out;
 }

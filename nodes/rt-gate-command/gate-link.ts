@@ -5,6 +5,7 @@
 // main thread. Plain TypeScript over node:net; timers and clock injected.
 import { connect, type Socket } from 'node:net';
 
+import { type Coded, coded } from '../shared/coded';
 import { ackMatches, compileAck, LineSplitter, reconnectDelay } from './gate-core';
 import type { GateEvent, GateInit } from './gate-protocol';
 
@@ -14,6 +15,27 @@ interface Pending {
   text: string;
   enqUs: number;
 }
+
+/**
+ * Codes of result reasons and link errors (catalog rt-gate-command.codes.<code>):
+ * why the link dropped (conn-error, conn-closed, no-ack), and why a command
+ * failed or timed out.
+ */
+export const GATE_LINK_CODES = [
+  'conn-error',
+  'conn-closed',
+  'no-ack',
+  'lost-before-ack',
+  'link-down-unsent',
+  'queue-timeout',
+  'ack-timeout',
+  'bad-reply',
+  'closed',
+  'closed-before-ack',
+  'closed-unsent',
+] as const;
+type LinkCode = (typeof GATE_LINK_CODES)[number];
+const reason = (code: LinkCode, params?: Coded['params']): Coded => coded(code, params);
 
 export interface LinkHooks {
   emit(ev: GateEvent): void;
@@ -50,7 +72,7 @@ export class GateLink {
 
   enqueue(p: Pending): void {
     if (this.closed) {
-      this.finish(p, 'error', 0, 'closed');
+      this.finish(p, 'error', 0, reason('closed'));
       return;
     }
     this.queue.push(p);
@@ -79,12 +101,12 @@ export class GateLink {
     s.on('error', () => undefined); // 'close' follows and carries the outcome
     s.on('close', (hadError: boolean) => {
       if (this.sock !== s) return;
-      this.dropLink(hadError ? 'connection error' : 'connection closed by the controller');
+      this.dropLink(reason(hadError ? 'conn-error' : 'conn-closed'));
     });
   }
 
   /** The link is gone: fail the command in flight (never silently), reconnect later. */
-  private dropLink(reason: string): void {
+  private dropLink(why: Coded): void {
     const wasUp = this.connected;
     this.connected = false;
     if (this.sock) {
@@ -94,9 +116,9 @@ export class GateLink {
     this.sock = null;
     this.lines.reset();
     if (wasUp) this.h.onConnected(false);
-    this.failInflight(`${reason} before the acknowledgement`);
+    this.failInflight(reason('lost-before-ack', { reason: why }));
     if (this.closed) return;
-    this.h.emit({ t: 'link', state: 'down', error: reason });
+    this.h.emit({ t: 'link', state: 'down', error: why });
     const delay = reconnectDelay(this.attempt++, this.o.backoffMinMs, this.o.backoffMaxMs);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
@@ -111,7 +133,7 @@ export class GateLink {
     const limit = this.o.timeoutMs * 1000;
     while (this.queue.length && now - this.queue[0].enqUs >= limit) {
       const p = this.queue.shift()!;
-      this.finish(p, 'timeout', 0, 'not sent: the link to the gate controller was down');
+      this.finish(p, 'timeout', 0, reason('link-down-unsent'));
     }
     if (this.queue.length && !this.connected && !this.closed && this.cmdTimer === null) {
       const wait = Math.max(1, Math.ceil((this.queue[0].enqUs + limit - now) / 1000));
@@ -127,11 +149,11 @@ export class GateLink {
     this.cmdTimer = null;
   }
 
-  private failInflight(reason: string): void {
+  private failInflight(why: Coded): void {
     const now = this.h.nowUs();
     for (const c of this.inflight.splice(0)) {
       if (c.timer) clearTimeout(c.timer);
-      this.finish(c, 'error', now - c.sentUs, reason);
+      this.finish(c, 'error', now - c.sentUs, why);
     }
   }
 
@@ -147,7 +169,7 @@ export class GateLink {
       const now = this.h.nowUs();
       const p = this.queue.shift()!;
       if (now - p.enqUs >= limit) {
-        this.finish(p, 'timeout', 0, 'waited in the queue longer than the timeout');
+        this.finish(p, 'timeout', 0, reason('queue-timeout'));
         continue;
       }
       const cur = { ...p, sentUs: now, timer: null as NodeJS.Timeout | null };
@@ -161,19 +183,19 @@ export class GateLink {
         const i = this.inflight.indexOf(cur);
         if (i < 0) return;
         this.inflight.splice(i, 1);
-        this.finish(cur, 'timeout', this.h.nowUs() - cur.sentUs, `no acknowledgement within ${this.o.timeoutMs} ms`);
+        this.finish(cur, 'timeout', this.h.nowUs() - cur.sentUs, reason('ack-timeout', { ms: this.o.timeoutMs }));
         // A late answer must not be taken for another command's: start a fresh connection.
-        this.dropLink('no acknowledgement');
+        this.dropLink(reason('no-ack'));
       }, this.o.timeoutMs);
     }
   }
 
-  private complete(cur: Pending & { sentUs: number; timer: NodeJS.Timeout | null }, result: 'ok' | 'error', reason?: string, reply?: string): void {
+  private complete(cur: Pending & { sentUs: number; timer: NodeJS.Timeout | null }, result: 'ok' | 'error', why?: Coded, reply?: string): void {
     const i = this.inflight.indexOf(cur);
     if (i < 0) return;
     this.inflight.splice(i, 1);
     if (cur.timer) clearTimeout(cur.timer);
-    this.finish(cur, result, this.h.nowUs() - cur.sentUs, reason, reply);
+    this.finish(cur, result, this.h.nowUs() - cur.sentUs, why, reply);
     this.pump();
   }
 
@@ -182,16 +204,16 @@ export class GateLink {
       const cur = this.inflight[0];
       if (!cur || !this.ack) continue; // unsolicited line, or no acknowledgement expected: ignored
       if (ackMatches(this.ack, line, cur.gate)) this.complete(cur, 'ok', undefined, line);
-      else this.complete(cur, 'error', 'unexpected reply from the gate controller', line.slice(0, 200));
+      else this.complete(cur, 'error', reason('bad-reply'), line.slice(0, 200));
     }
   }
 
-  private finish(p: Pending, result: 'ok' | 'timeout' | 'error', sendLatencyUs: number, reason?: string, reply?: string): void {
+  private finish(p: Pending, result: 'ok' | 'timeout' | 'error', sendLatencyUs: number, why?: Coded, reply?: string): void {
     const now = this.h.nowUs();
     const sentUs = (p as Pending & { sentUs?: number }).sentUs;
     const queueDelayUs = sentUs !== undefined ? sentUs - p.enqUs : now - p.enqUs;
     this.h.onDone(result, sendLatencyUs);
-    this.h.emit({ t: 'result', id: p.id, result, reason, reply, queueDelayUs, sendLatencyUs, totalUs: now - p.enqUs });
+    this.h.emit({ t: 'result', id: p.id, result, reason: why, reply, queueDelayUs, sendLatencyUs, totalUs: now - p.enqUs });
   }
 
   /** Gives queued commands up to graceMs to go out, fails the rest, closes the socket. */
@@ -204,8 +226,8 @@ export class GateLink {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.clearCmdTimer();
-    this.failInflight('node closed before the acknowledgement');
-    for (const p of this.queue.splice(0)) this.finish(p, 'error', 0, 'node closed before the command was sent');
+    this.failInflight(reason('closed-before-ack'));
+    for (const p of this.queue.splice(0)) this.finish(p, 'error', 0, reason('closed-unsent'));
     const s = this.sock;
     this.sock = null;
     if (s) {

@@ -1,4 +1,5 @@
 // Commands and events between rt-gate-command and its worker.
+import type { Coded } from '../shared/coded';
 import type { MetricSpec } from '../shared/shared-metrics';
 
 export const GATE_METRICS: MetricSpec = {
@@ -28,6 +29,6 @@ export interface GateInit {
 export type GateCmd = { t: 'send'; id: number; gate: string; text: string; enqUs: number };
 
 export type GateEvent =
-  | { t: 'result'; id: number; result: 'ok' | 'timeout' | 'error'; reason?: string; reply?: string; queueDelayUs: number; sendLatencyUs: number; totalUs: number }
-  | { t: 'link'; state: 'connecting' | 'connected' | 'down'; error?: string }
+  | { t: 'result'; id: number; result: 'ok' | 'timeout' | 'error'; reason?: Coded; reply?: string; queueDelayUs: number; sendLatencyUs: number; totalUs: number }
+  | { t: 'link'; state: 'connecting' | 'connected' | 'down'; error?: Coded }
   | { t: 'priority'; nice: number };

@@ -4,6 +4,7 @@
 // command, counts it, warns at most once a second and sends a `dropped` result.
 import { join } from 'node:path';
 
+import { coreText } from '../shared/i18n';
 import { clampInt } from '../shared/migrate';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -40,6 +41,7 @@ const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const ms = (us: number): number => Math.round(us) / 1000;
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
   const fam = {
     results: metrics.readerFamily('rtedge_gate_commands_total', 'Gate commands by result (label result)', 'counter'),
@@ -100,7 +102,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     let lease: WorkerLease<GateEvent, GateCmd> | null = null;
-    const problems = !endpoint ? [RED._(`${TYPE}.errors.noEndpoint`)] : endpoint.config.problems;
+    const problems = !endpoint ? [RED._(`${TYPE}.errors.noEndpoint`)] : endpoint.config.problems.map(t.text);
     if (problems.length > 0) {
       node.error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.join('; ') }));
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
@@ -129,7 +131,7 @@ export = function register(RED: NodeAPI): void {
             return;
           }
           if (ev.t === 'link') {
-            if (ev.state === 'down' && link !== 'down') node.warn(RED._(`${TYPE}.errors.linkDown`, { host: c.host, port: c.port, error: ev.error ?? '' }));
+            if (ev.state === 'down' && link !== 'down') node.warn(RED._(`${TYPE}.errors.linkDown`, { host: c.host, port: c.port, error: ev.error ? t.text(ev.error) : '' }));
             link = ev.state;
             show();
             return;
@@ -144,7 +146,7 @@ export = function register(RED: NodeAPI): void {
             queue_delay_ms: ms(ev.queueDelayUs),
             send_latency_ms: ms(ev.sendLatencyUs),
             total_ms: ms(ev.totalUs),
-            ...(ev.reason ? { reason: ev.reason } : {}),
+            ...(ev.reason ? { reason: t.text(ev.reason) } : {}),
             ...(ev.reply !== undefined ? { reply: ev.reply } : {}),
           };
           w.send(w.msg);
@@ -152,7 +154,7 @@ export = function register(RED: NodeAPI): void {
           show();
         },
         onError: (err) => {
-          node.error(RED._(`${TYPE}.errors.worker`, { error: err.message }));
+          node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) }));
           status.immediate('error', RED._(`${TYPE}.status.restarting`));
         },
         onReady: () => flushUnsent(),
@@ -161,7 +163,7 @@ export = function register(RED: NodeAPI): void {
           for (const [id, w] of waiting) {
             if (!w.posted) continue;
             waiting.delete(id);
-            w.msg.payload = { gate: w.gate, track_id: w.trackId, result: 'error', reason: 'worker restarted', queue_delay_ms: 0, send_latency_ms: 0, total_ms: 0 };
+            w.msg.payload = { gate: w.gate, track_id: w.trackId, result: 'error', reason: RED._(`${TYPE}.reasons.workerRestarted`), queue_delay_ms: 0, send_latency_ms: 0, total_ms: 0 };
             w.send(w.msg);
             w.done();
           }
@@ -189,7 +191,7 @@ export = function register(RED: NodeAPI): void {
         text = renderCommand(endpoint.config.template, fields);
       } catch (err) {
         status.immediate('error', RED._(`${TYPE}.status.badInput`));
-        done(err as Error);
+        done(t.error(err));
         return;
       }
       if (waiting.size >= queueLimit) {

@@ -1,4 +1,5 @@
 // Config of rt-gate-endpoint: versioned, migrated, validated. Pure.
+import { type Coded, coded } from '../shared/coded';
 import { bool, clampInt, type Migration, migrate } from '../shared/migrate';
 import type { Node, NodeDef } from '../shared/red-types';
 import { compileAck, templateFields, unescapeTemplate } from '../rt-gate-command/gate-core';
@@ -26,9 +27,13 @@ export interface EndpointConfig {
   backoffMinMs: number;
   backoffMaxMs: number;
   keepAlive: boolean;
-  /** Problems found in the config (empty when valid). */
-  problems: string[];
+  /** Problems found in the config (empty when valid), as codes of ENDPOINT_PROBLEMS. */
+  problems: Coded[];
 }
+
+/** Codes of config problems (catalog rt-gate-command.codes.<code>: the gate command node reports them). */
+export const ENDPOINT_PROBLEMS = ['host-empty', 'bad-port', 'template-no-gate', 'bad-ack'] as const;
+const problem = (code: (typeof ENDPOINT_PROBLEMS)[number], params?: Coded['params']): Coded => coded(code, params);
 
 const MIGRATIONS: ReadonlyArray<Migration<EndpointDef>> = [
   { version: 1, up: (d) => ({ template: 'OPEN {gate}\\r\\n', ack: '^OK', timeout: 5000, inflight: 8, backoffMin: 250, backoffMax: 10000, keepAlive: true, ...d }) },
@@ -36,18 +41,18 @@ const MIGRATIONS: ReadonlyArray<Migration<EndpointDef>> = [
 
 export function readEndpoint(raw: EndpointDef): EndpointConfig {
   const d = migrate(raw, MIGRATIONS);
-  const problems: string[] = [];
+  const problems: Coded[] = [];
   const host = typeof d.host === 'string' ? d.host.trim() : '';
-  if (!host) problems.push('host is empty');
+  if (!host) problems.push(problem('host-empty'));
   const port = clampInt(d.port, 0, 65535, 0);
-  if (port < 1) problems.push('port must be 1-65535');
+  if (port < 1) problems.push(problem('bad-port'));
   const template = unescapeTemplate(typeof d.template === 'string' ? d.template : 'OPEN {gate}\\r\\n');
-  if (!templateFields(template).includes('gate') && !/gate/i.test(template)) problems.push('the template should contain {gate}');
+  if (!templateFields(template).includes('gate') && !/gate/i.test(template)) problems.push(problem('template-no-gate'));
   const ack = typeof d.ack === 'string' ? d.ack : '';
   try {
     compileAck(ack);
   } catch (e) {
-    problems.push(`acknowledgement pattern: ${(e as Error).message}`);
+    problems.push(problem('bad-ack', { error: (e as Error).message }));
   }
   const backoffMinMs = clampInt(d.backoffMin, 10, 60_000, 250);
   return {

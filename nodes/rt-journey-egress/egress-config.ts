@@ -2,6 +2,7 @@
 // Pure: no Node-RED import.
 import { isAbsolute, resolve } from 'node:path';
 
+import type { Coded } from '../shared/coded';
 import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import { checkPattern } from './egress-core';
@@ -35,7 +36,8 @@ export interface EgressConfig {
   utc: boolean;
   createDir: boolean;
   report: boolean;
-  patternError: string | null;
+  /** Why the path pattern is unusable (a PATH_PROBLEMS code), or null. */
+  patternError: Coded | null;
 }
 
 /** Copies and clamps the editor config; never throws. */

@@ -1,13 +1,19 @@
 // Pure logic of rt-journey-egress: line encoding, file name patterns for
 // daily rotation, the flush policy, and the main-thread ledger of accepted but
 // not yet written lines. No Node-RED, no threads, no file I/O.
+import { type Coded, coded, CodedError, type MsgParams } from '../shared/coded';
 
-export class EgressInputError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'not-object' | 'circular' | 'bigint' | 'unserialisable',
-  ) {
-    super(message);
+/**
+ * Codes of bad input and of bad path patterns (catalog
+ * rt-journey-egress.codes.<code>); `an-array` is the `what` of not-object for
+ * an array (other values: null or the JS type name).
+ */
+export const EGRESS_INPUT_CODES = ['not-object', 'an-array', 'circular', 'bigint', 'unserialisable'] as const;
+export const PATH_PROBLEMS = ['path-empty', 'path-bad-field', 'path-nul'] as const;
+
+export class EgressInputError extends CodedError<'not-object' | 'circular' | 'bigint' | 'unserialisable'> {
+  constructor(code: 'not-object' | 'circular' | 'bigint' | 'unserialisable', params: MsgParams = {}) {
+    super(code, params);
     this.name = 'EgressInputError';
   }
 }
@@ -30,16 +36,16 @@ function isJsonObject(v: unknown): v is Record<string, unknown> {
  */
 export function encodeLine(payload: unknown): string {
   if (!isJsonObject(payload)) {
-    const what = payload === null ? 'null' : Array.isArray(payload) ? 'an array' : typeof payload;
-    throw new EgressInputError(`payload must be an object, got ${what}`, 'not-object');
+    const what = payload === null ? 'null' : Array.isArray(payload) ? coded('an-array') : typeof payload;
+    throw new EgressInputError('not-object', { what });
   }
   try {
     return JSON.stringify(payload);
   } catch (err) {
     const m = err instanceof Error ? err.message : String(err);
-    if (/circular/i.test(m)) throw new EgressInputError('payload has a circular reference', 'circular');
-    if (/BigInt/i.test(m)) throw new EgressInputError('payload contains a BigInt, which JSON cannot encode', 'bigint');
-    throw new EgressInputError(`payload cannot be encoded as JSON: ${m}`, 'unserialisable');
+    if (/circular/i.test(m)) throw new EgressInputError('circular');
+    if (/BigInt/i.test(m)) throw new EgressInputError('bigint');
+    throw new EgressInputError('unserialisable', { error: m });
   }
 }
 
@@ -71,11 +77,11 @@ export function formatPath(pattern: string, ms: number, utc = false): string {
   });
 }
 
-/** Validates a path pattern; returns an error text or null. */
-export function checkPattern(pattern: unknown): string | null {
-  if (typeof pattern !== 'string' || pattern.trim() === '') return 'path is empty';
-  if (/%[^YmdH%]/.test(pattern) || /%$/.test(pattern)) return 'path has an unknown % field (use %Y %m %d %H %%)';
-  if (pattern.includes('\0')) return 'path contains a NUL character';
+/** Validates a path pattern; returns the problem (a PATH_PROBLEMS code) or null. */
+export function checkPattern(pattern: unknown): Coded | null {
+  if (typeof pattern !== 'string' || pattern.trim() === '') return coded('path-empty');
+  if (/%[^YmdH%]/.test(pattern) || /%$/.test(pattern)) return coded('path-bad-field');
+  if (pattern.includes('\0')) return coded('path-nul');
   return null;
 }
 

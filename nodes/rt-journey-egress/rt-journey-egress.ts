@@ -5,6 +5,7 @@
 // its line is on disk, so Complete nodes and close/redeploy see real writes.
 import { join } from 'node:path';
 
+import { coreText } from '../shared/i18n';
 import { fromWireError } from '../shared/protocol';
 import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -22,6 +23,7 @@ interface EgressNode extends Node {
 }
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
   const fam = {
     lines: metrics.readerFamily('rtedge_egress_lines_total', 'Journey lines written to disk', 'counter'),
@@ -117,13 +119,13 @@ export = function register(RED: NodeAPI): void {
           // Reported by close: handled there with the ledger.
           break;
         case 'fatal':
-          node.error(RED._(`${TYPE}.errors.worker`, { error: ev.error.message }));
+          node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(fromWireError(ev.error)) }));
           break;
       }
     };
 
     if (cfg.patternError) {
-      node.error(RED._(`${TYPE}.errors.badPath`, { error: cfg.patternError }));
+      node.error(RED._(`${TYPE}.errors.badPath`, { error: t.text(cfg.patternError) }));
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
     } else {
       const init: EgressInit = {
@@ -154,7 +156,7 @@ export = function register(RED: NodeAPI): void {
           post();
         },
         onError: (err) => {
-          node.error(RED._(`${TYPE}.errors.worker`, { error: err.message }));
+          node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) }));
           status.immediate('error', RED._(`${TYPE}.status.restarting`));
         },
       });
@@ -179,7 +181,7 @@ export = function register(RED: NodeAPI): void {
       } catch (err) {
         badInput++;
         status.immediate('error', RED._(`${TYPE}.status.badInput`));
-        done(err as Error);
+        done(t.error(err));
         return;
       }
       if (ledger.offer(line, now(), done) === 0) {

@@ -5,6 +5,7 @@
 // Pure: the adapter provides the measurements and sends the results.
 import { emptySample, type FineSample, mergeInto, summarize, type Summary } from './hist-core';
 import type { HookBook, NodeTracker } from './hooks-core';
+import type { Coded } from '../shared/coded';
 import { type AlertPayload, type IntervalValue, type Rule, type RuleStatus, RulesEngine } from './rules-core';
 
 export interface MemoryInfo {
@@ -58,10 +59,11 @@ export interface Snapshot {
   firing: number;
 }
 
-export interface HealthReport {
+/** The health report; alert messages coded in the core (M = Coded), worded by the adapter (M = string). */
+export interface HealthReport<M = Coded> {
   ts: number;
   healthy: boolean;
-  violations: AlertPayload[];
+  violations: Array<AlertPayload<M>>;
   topSlowNodes: NodeStats[];
   eventLoop: Snapshot['eventLoop'];
   memory: Snapshot['memory'];

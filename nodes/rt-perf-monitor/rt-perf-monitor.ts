@@ -8,6 +8,7 @@
 // Everything is also exported on /metrics as rtedge_perf_*.
 import { performance } from 'node:perf_hooks';
 
+import { coreText } from '../shared/i18n';
 import { bool, clampInt, migrate, oneOf } from '../shared/migrate';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/red-types';
 import type { SharedHistogram } from '../shared/shared-metrics';
@@ -17,7 +18,7 @@ import { finePercentileUs } from './hist-core';
 import { HookBook, parseFilter } from './hooks-core';
 import { PerfMonitor } from './monitor-core';
 import { EventLoopProbe, memory, RegistryHistogramReader } from './probes';
-import { DEFAULT_RULES, parseRules } from './rules-core';
+import { type AlertPayload, DEFAULT_RULES, parseRules } from './rules-core';
 import { type Mode, MODES, WindowScheduler } from './window-core';
 
 const TYPE = 'rt-perf-monitor';
@@ -49,6 +50,9 @@ interface CompleteEvent {
 }
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
+  /** An alert as flows see it: the message worded. */
+  const worded = (a: AlertPayload): AlertPayload<string> => ({ ...a, message: t.text(a.message) });
   const metrics = runtimeMetrics(RED);
   const fam = {
     nodeLatency: metrics.sharedHistogramFamily('rtedge_perf_node_latency_seconds', 'Node processing time, onReceive to done() (messaging hooks; sampled unless continuous)'),
@@ -79,7 +83,7 @@ export = function register(RED: NodeAPI): void {
     const maxNodes = clampInt(def.maxNodes, 1, 10_000, 200);
 
     const extra = parseRules(def.rules ?? '[]', intervalS);
-    const problems = [...extra.problems];
+    const problems = extra.problems.map(t.text);
     if (!(Number(def.window) > 0) && def.window !== undefined && def.window !== '') problems.push(RED._(`${TYPE}.errors.window`));
     const rules = bool(def.defaultRules, true) ? [...parseRules([...DEFAULT_RULES], intervalS).rules, ...extra.rules] : extra.rules;
     rules.forEach((r, i) => (r.id = i + 1));
@@ -212,7 +216,7 @@ export = function register(RED: NodeAPI): void {
         alertsRaised += alerts.filter((a) => a.state === 'firing').length;
         node.send([
           { topic: 'snapshot', payload: snap },
-          alerts.length ? alerts.map((a) => ({ topic: a.state === 'firing' ? 'alert' : 'resolved', payload: a })) : null,
+          alerts.length ? alerts.map((a) => ({ topic: a.state === 'firing' ? 'alert' : 'resolved', payload: worded(a) })) : null,
           null,
         ]);
         show();
@@ -241,7 +245,8 @@ export = function register(RED: NodeAPI): void {
     node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
       const cmd = typeof msg.topic === 'string' && msg.topic ? msg.topic : typeof msg.payload === 'string' ? msg.payload : '';
       if (cmd === 'health') {
-        msg.payload = monitor.health();
+        const report = monitor.health();
+        msg.payload = { ...report, violations: report.violations.map(worded) };
         send([null, null, msg]);
       } else if (cmd === 'snapshot') {
         msg.payload = monitor.snapshot(sampling());

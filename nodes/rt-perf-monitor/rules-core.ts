@@ -4,6 +4,7 @@
 // interval: `firing` after `for` consecutive violating intervals (one alert
 // message), `resolved` when the value falls below threshold * (1 - hysteresis)
 // (one resolved message). An interval with no data keeps the state. Pure.
+import { type Coded, coded } from '../shared/coded';
 import { emptySample, type FineSample, mergeInto, percentileMs } from './hist-core';
 
 export type Severity = 'info' | 'warning' | 'critical';
@@ -84,11 +85,12 @@ function defaultCategory(metric: string): string {
 
 /**
  * Checks and normalises rules. Returns the rules and a list of problems, one
- * readable sentence each ("rule 2: threshold must be a number > 0"); any
- * problem means the configuration is rejected.
+ * coded message each (RULE_PROBLEMS: `rule` {n: 2, problem: rule-bad-threshold}
+ * reads "rule 2: threshold must be a number > 0"); any problem means the
+ * configuration is rejected.
  */
-export function parseRules(input: unknown, intervalS: number): { rules: Rule[]; problems: string[] } {
-  const problems: string[] = [];
+export function parseRules(input: unknown, intervalS: number): { rules: Rule[]; problems: Coded[] } {
+  const problems: Coded[] = [];
   const rules: Rule[] = [];
   let list: unknown = input;
   if (typeof input === 'string') {
@@ -98,69 +100,68 @@ export function parseRules(input: unknown, intervalS: number): { rules: Rule[]; 
       try {
         list = JSON.parse(text);
       } catch (e) {
-        return { rules, problems: [`rules are not valid JSON (${(e as Error).message})`] };
+        return { rules, problems: [coded('rules-bad-json' satisfies RuleProblem, { error: (e as Error).message })] };
       }
     }
   }
-  if (!Array.isArray(list)) return { rules, problems: ['rules must be a JSON array of {metric, threshold, ...} objects'] };
+  if (!Array.isArray(list)) return { rules, problems: [coded('rules-not-array' satisfies RuleProblem)] };
   list.forEach((raw, i) => {
-    const at = `rule ${i + 1}`;
+    const bad = (code: RuleProblem, params?: Coded['params']): void => void problems.push(coded('rule', { n: i + 1, problem: coded(code, params) }));
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      problems.push(`${at}: must be an object`);
+      bad('rule-not-object');
       return;
     }
     const r = raw as Record<string, unknown>;
-    const bad = (t: string): void => void problems.push(`${at}: ${t}`);
     const known = new Set(['metric', 'percentile', 'threshold', 'window', 'severity', 'category', 'node', 'for', 'hysteresis', 'name']);
-    for (const k of Object.keys(r)) if (!known.has(k)) bad(`unknown field "${k}"`);
+    for (const k of Object.keys(r)) if (!known.has(k)) bad('rule-unknown-field', { field: k });
     const metric = r.metric;
     let kind: Rule['kind'] = 'distribution';
     if (typeof metric !== 'string' || metric === '') {
-      bad('metric is required');
+      bad('rule-no-metric');
       return;
     }
     if ((GAUGES as readonly string[]).includes(metric)) kind = 'gauge';
     else if (!(DISTRIBUTIONS as readonly string[]).includes(metric) && !METRIC_RE.test(metric)) {
-      bad(`unknown metric "${metric}" (use ${[...DISTRIBUTIONS, ...GAUGES].join(', ')} or an rtedge_..._seconds histogram)`);
+      bad('rule-unknown-metric', { metric, known: [...DISTRIBUTIONS, ...GAUGES].join(', ') });
       return;
     }
-    if (!isNum(r.threshold) || r.threshold <= 0) bad('threshold must be a number > 0');
+    if (!isNum(r.threshold) || r.threshold <= 0) bad('rule-bad-threshold');
     let percentile = 99;
     if (r.percentile !== undefined) {
-      if (kind === 'gauge') bad(`percentile does not apply to the gauge ${metric}`);
-      else if (!isNum(r.percentile) || r.percentile <= 0 || r.percentile > 100) bad('percentile must be a number in (0, 100]');
+      if (kind === 'gauge') bad('rule-percentile-on-gauge', { metric });
+      else if (!isNum(r.percentile) || r.percentile <= 0 || r.percentile > 100) bad('rule-bad-percentile');
       else percentile = r.percentile;
     }
     let windowIntervals = 1;
     if (r.window !== undefined) {
-      if (!isNum(r.window) || r.window < 0) bad('window must be a number of seconds >= 0');
+      if (!isNum(r.window) || r.window < 0) bad('rule-bad-window');
       else {
         windowIntervals = Math.max(1, Math.ceil(r.window / intervalS - 1e-9));
-        if (windowIntervals > 60) bad(`window ${r.window} s is more than 60 intervals of ${intervalS} s`);
+        if (windowIntervals > 60) bad('rule-window-too-long', { window: r.window, interval: intervalS });
       }
     }
     let severity: Severity = 'warning';
     if (r.severity !== undefined) {
-      if (!SEVERITIES.includes(r.severity as Severity)) bad(`severity must be one of ${SEVERITIES.join(', ')}`);
+      if (!SEVERITIES.includes(r.severity as Severity)) bad('rule-bad-severity', { severities: SEVERITIES.join(', ') });
       else severity = r.severity as Severity;
     }
     if (r.category !== undefined && (typeof r.category !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(r.category))) {
-      bad('category must be a word of at most 32 letters, digits, _ . -');
+      bad('rule-bad-category');
     }
     if (metric === 'node.latency') {
-      if (typeof r.node !== 'string' || r.node.trim() === '') bad('node.latency needs "node": a node id, name or type');
-    } else if (r.node !== undefined) bad('"node" only applies to node.latency');
+      if (typeof r.node !== 'string' || r.node.trim() === '') bad('rule-node-required');
+    } else if (r.node !== undefined) bad('rule-node-not-applicable');
     let forIntervals = 1;
     if (r.for !== undefined) {
-      if (!isNum(r.for) || !Number.isInteger(r.for) || r.for < 1 || r.for > 100) bad('for must be a whole number of intervals from 1 to 100');
+      if (!isNum(r.for) || !Number.isInteger(r.for) || r.for < 1 || r.for > 100) bad('rule-bad-for');
       else forIntervals = r.for;
     }
     let hysteresis = 0.1;
     if (r.hysteresis !== undefined) {
-      if (!isNum(r.hysteresis) || r.hysteresis < 0 || r.hysteresis >= 1) bad('hysteresis must be a fraction in [0, 1)');
+      if (!isNum(r.hysteresis) || r.hysteresis < 0 || r.hysteresis >= 1) bad('rule-bad-hysteresis');
       else hysteresis = r.hysteresis;
     }
-    if (r.name !== undefined && typeof r.name !== 'string') bad('name must be a string');
+    if (r.name !== undefined && typeof r.name !== 'string') bad('rule-bad-name');
     rules.push({
       id: i + 1,
       metric,
@@ -188,7 +189,39 @@ function describe(metric: string, kind: Rule['kind'], p: number, node: unknown):
 /** What an interval provides to the rules: a distribution, a gauge value, or nothing (no data). */
 export type IntervalValue = { dist: FineSample } | { gauge: number } | null;
 
-export interface AlertPayload {
+/**
+ * Codes of rule problems (catalog rt-perf-monitor.codes.<code>): the list as a
+ * whole (rules-bad-json {error}, rules-not-array), or `rule` {n, problem}
+ * where problem is one of the others.
+ */
+export const RULE_PROBLEMS = [
+  'rules-bad-json',
+  'rules-not-array',
+  'rule',
+  'rule-not-object',
+  'rule-unknown-field',
+  'rule-no-metric',
+  'rule-unknown-metric',
+  'rule-bad-threshold',
+  'rule-percentile-on-gauge',
+  'rule-bad-percentile',
+  'rule-bad-window',
+  'rule-window-too-long',
+  'rule-bad-severity',
+  'rule-bad-category',
+  'rule-node-required',
+  'rule-node-not-applicable',
+  'rule-bad-for',
+  'rule-bad-hysteresis',
+  'rule-bad-name',
+] as const;
+type RuleProblem = (typeof RULE_PROBLEMS)[number];
+
+/** Codes of alert messages: alert-firing / alert-resolved {name, value, unit, threshold}. */
+export const ALERT_CODES = ['alert-firing', 'alert-resolved'] as const;
+
+/** An alert; the core's `message` is coded (M = Coded), the adapter sends it worded (M = string). */
+export interface AlertPayload<M = Coded> {
   state: 'firing' | 'resolved';
   severity: Severity;
   category: string;
@@ -196,7 +229,7 @@ export interface AlertPayload {
   value: number;
   threshold: number;
   unit: string;
-  message: string;
+  message: M;
   rule: number;
   name: string;
   node?: string;
@@ -273,7 +306,6 @@ export class RulesEngine {
   }
 
   private payload(rule: Rule, state: AlertPayload['state'], value: number, since: number): AlertPayload {
-    const verb = state === 'firing' ? 'above' : 'back below';
     return {
       state,
       severity: rule.severity,
@@ -282,7 +314,7 @@ export class RulesEngine {
       value,
       threshold: rule.threshold,
       unit: rule.unit,
-      message: `${rule.name} ${verb} threshold: ${value} ${rule.unit} ${state === 'firing' ? '>' : '<='} ${rule.threshold} ${rule.unit}`,
+      message: coded(state === 'firing' ? 'alert-firing' : 'alert-resolved', { name: rule.name, value, unit: rule.unit, threshold: rule.threshold }),
       rule: rule.id,
       name: rule.name,
       ...(rule.node ? { node: rule.node } : {}),

@@ -1,4 +1,5 @@
 // Config of rt-rs485-port: versioned, migrated, validated. Pure.
+import { type Coded, coded } from '../shared/coded';
 import { clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 
@@ -31,8 +32,12 @@ export interface PortConfig {
   queueLimit: number;
   backoffMinMs: number;
   backoffMaxMs: number;
-  problems: string[];
+  /** Problems found in the config (empty when valid), as codes of PORT_PROBLEMS. */
+  problems: Coded[];
 }
+
+/** Codes of config problems (catalog rt-rs485-port.codes.<code>). */
+export const PORT_PROBLEMS = ['path-empty'] as const;
 
 const MIGRATIONS: ReadonlyArray<Migration<PortDef>> = [
   { version: 1, up: (d) => ({ baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1, turnaround: 0, queueLimit: 16, backoffMin: 250, backoffMax: 5000, ...d }) },
@@ -40,9 +45,9 @@ const MIGRATIONS: ReadonlyArray<Migration<PortDef>> = [
 
 export function readPortConfig(raw: PortDef): PortConfig {
   const d = migrate(raw, MIGRATIONS);
-  const problems: string[] = [];
+  const problems: Coded[] = [];
   const path = typeof d.path === 'string' ? d.path.trim() : '';
-  if (!path) problems.push('serial port path is empty');
+  if (!path) problems.push(coded('path-empty' satisfies (typeof PORT_PROBLEMS)[number]));
   const baudRate = clampInt(d.baudRate, 50, 4_000_000, 9600);
   const dataBits = clampInt(d.dataBits, 5, 8, 8) as 5 | 6 | 7 | 8;
   const sb = Number(d.stopBits);

@@ -11,6 +11,7 @@
 // at the exact end of the last stop bit; a JS RTS toggle cannot.
 import { SerialPort } from 'serialport';
 
+import { coded, type Msg } from '../shared/coded';
 import type { Node } from '../shared/red-types';
 import type { FrameResult } from '../rt-rs485-watch/modbus-core';
 import type { PortConfig } from './port-config';
@@ -18,9 +19,18 @@ import { wireMs } from './port-config';
 
 export type LinkState = 'connecting' | 'open' | 'down' | 'closed';
 
+/**
+ * Codes of the link's own reasons (catalog <type>.codes.<code> of rt-rs485-port
+ * and rt-rs485-watch, which shows them in the door's reason): the port closed
+ * with no error, the link is closing, a request found the port not open
+ * (params state, and error when the last failure is known), or the queue full.
+ * Errors of the serial port itself are passed on verbatim.
+ */
+export const LINK_CODES = ['port-closed', 'port-closing', 'port-state', 'port-state-error', 'queue-full'] as const;
+
 export interface LinkUser {
   /** link state changes (and, while down, each failed attempt's error) */
-  onLink?(state: LinkState, error?: string): void;
+  onLink?(state: LinkState, error?: Msg): void;
   /** bytes received while no transaction is running (passive mode), with a monotonic ms stamp */
   onData?(chunk: Buffer, at: number): void;
 }
@@ -34,7 +44,7 @@ export interface Transaction {
   /** each chunk received while this transaction runs; return true when the response is complete */
   onData(chunk: Buffer, at: number): boolean;
   /** called exactly once */
-  onEnd(outcome: TxOutcome, error?: string): void;
+  onEnd(outcome: TxOutcome, error?: Msg): void;
 }
 
 /** What the link needs from a serial port (serialport's SerialPort satisfies it). */
@@ -78,7 +88,7 @@ export interface LinkStats {
 
 export class PortLink {
   state: LinkState = 'connecting';
-  lastError = '';
+  lastError: Msg = '';
   readonly stats: LinkStats = { opens: 0, reconnects: 0, refused: 0, txDone: 0, txTimeout: 0, txError: 0 };
   private port: SerialLike | null = null;
   private readonly users = new Set<LinkUser>();
@@ -130,19 +140,19 @@ export class PortLink {
    * Queues a request. Returns null if queued, else why not (port not open,
    * queue full, closing): the caller counts it as a failed read.
    */
-  request(tx: Transaction): string | null {
-    if (this.closing) return 'closing';
-    if (this.state !== 'open') return `port ${this.state}${this.lastError ? `: ${this.lastError}` : ''}`;
+  request(tx: Transaction): Msg | null {
+    if (this.closing) return coded('port-closing');
+    if (this.state !== 'open') return this.lastError ? coded('port-state-error', { state: this.state, error: this.lastError }) : coded('port-state', { state: this.state });
     if (this.queue.length >= this.config.queueLimit) {
       this.stats.refused++;
-      return 'request queue full';
+      return coded('queue-full');
     }
     this.queue.push(tx);
     if (!this.active && !this.nextTimer) this.next();
     return null;
   }
 
-  private setState(s: LinkState, error?: string): void {
+  private setState(s: LinkState, error?: Msg): void {
     this.state = s;
     if (error !== undefined) this.lastError = error;
     for (const u of [...this.users]) u.onLink?.(s, s === 'down' ? this.lastError : undefined);
@@ -168,8 +178,8 @@ export class PortLink {
       if (this.port !== p || this.closing) return;
       this.port = null;
       p.removeAllListeners();
-      this.abortAll(err?.message ?? 'port closed');
-      this.fail(err?.message ?? 'port closed');
+      this.abortAll(err?.message ?? coded('port-closed'));
+      this.fail(err?.message ?? coded('port-closed'));
     });
     p.open((err) => {
       if (this.closing) {
@@ -195,7 +205,7 @@ export class PortLink {
     });
   }
 
-  private fail(error: string): void {
+  private fail(error: Msg): void {
     if (this.closing) return;
     this.setState('down', error);
     const jitter = 0.8 + 0.4 * this.rand();
@@ -257,7 +267,7 @@ export class PortLink {
     });
   }
 
-  private end(tx: Transaction, outcome: TxOutcome, error?: string): void {
+  private end(tx: Transaction, outcome: TxOutcome, error?: Msg): void {
     if (this.active !== tx) return;
     this.active = null;
     if (this.txTimer) clearTimeout(this.txTimer);
@@ -276,7 +286,7 @@ export class PortLink {
     }
   }
 
-  private abortAll(reason: string): void {
+  private abortAll(reason: Msg): void {
     const tx = this.active;
     if (tx) this.end(tx, 'error', reason);
     const q = this.queue.splice(0);
@@ -296,7 +306,7 @@ export class PortLink {
     this.active = null;
     if (this.txTimer) clearTimeout(this.txTimer);
     this.txTimer = null;
-    for (const t of [...(tx ? [tx] : []), ...this.queue.splice(0)]) t.onEnd('error', 'closing');
+    for (const t of [...(tx ? [tx] : []), ...this.queue.splice(0)]) t.onEnd('error', coded('port-closing'));
     this.state = 'closed';
     const p = this.port;
     this.port = null;
@@ -331,5 +341,5 @@ export interface Rs485PortNode extends Node {
   register(u: LinkUser): void;
   deregister(u: LinkUser): void;
   /** Queues a request/response transaction on the bus; null if queued, else why not. */
-  request(tx: Transaction): string | null;
+  request(tx: Transaction): Msg | null;
 }

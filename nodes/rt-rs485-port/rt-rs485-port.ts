@@ -4,6 +4,8 @@
 // disappears (one warning per outage), and closed on redeploy or stop.
 import { SerialPort } from 'serialport';
 
+import type { Msg } from '../shared/coded';
+import { coreText } from '../shared/i18n';
 import type { HttpRequest, HttpResponse, NodeAPI } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
 import { FRAME_RESULTS, type FrameResult } from '../rt-rs485-watch/modbus-core';
@@ -12,8 +14,8 @@ import { type LinkState, type LinkUser, PortLink, type Rs485PortNode } from './p
 
 const TYPE = 'rt-rs485-port';
 
-
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
   const fam = {
     frames: metrics.readerFamily('rtedge_rs485_frames_total', 'RS485 frames and read attempts by result (ok, bad_crc, wrong_unit, exception, garbage, timeout)', 'counter'),
@@ -45,6 +47,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const node = this;
     node.config = readPortConfig(def);
+    // worded once: the users of the port get the text (a verbatim Msg) as their link error
+    const problems: Msg | null = node.config.problems.length > 0 ? node.config.problems.map(t.text).join('; ') : null;
     const link = new PortLink(node.config);
     node.link = link;
     const labels = { port: node.id };
@@ -60,10 +64,10 @@ export = function register(RED: NodeAPI): void {
     // One log line per outage, one when it is over (pigpiod's `inerror` idea).
     let inOutage = false;
     const watcher: LinkUser = {
-      onLink(state: LinkState, error?: string) {
+      onLink(state: LinkState, error?: Msg) {
         if (state === 'down' && !inOutage) {
           inOutage = true;
-          node.warn(RED._(`${TYPE}.errors.down`, { path: node.config.path, error: error ?? '' }));
+          node.warn(RED._(`${TYPE}.errors.down`, { path: node.config.path, error: error === undefined ? '' : t.text(error) }));
         } else if (state === 'open' && inOutage) {
           inOutage = false;
           node.log(RED._(`${TYPE}.errors.back`, { path: node.config.path }));
@@ -71,18 +75,18 @@ export = function register(RED: NodeAPI): void {
       },
     };
     node.register = (u) => {
-      if (node.config.problems.length > 0) {
-        u.onLink?.('down', node.config.problems.join('; '));
+      if (problems !== null) {
+        u.onLink?.('down', problems);
         return;
       }
       link.register(u);
     };
     node.deregister = (u) => link.deregister(u);
-    node.request = (tx) => (node.config.problems.length > 0 ? node.config.problems.join('; ') : link.request(tx));
+    node.request = (tx) => (problems !== null ? problems : link.request(tx));
     link.onStray = () => node.countFrame('garbage');
-    if (node.config.problems.length > 0) node.error(RED._(`${TYPE}.errors.badConfig`, { problems: node.config.problems.join('; ') }));
+    if (problems !== null) node.error(RED._(`${TYPE}.errors.badConfig`, { problems }));
     // The watcher does not open the port; the first real user does.
-    if (node.config.problems.length === 0) link.observe(watcher);
+    if (problems === null) link.observe(watcher);
 
     node.on('close', (_removed: boolean, done: () => void) => {
       for (const r of FRAME_RESULTS) fam.frames.detach({ ...labels, result: r });

@@ -3,23 +3,25 @@
 // callbacks: PollReader (Modbus RTU requests at a fixed rate through the
 // port's transaction queue) and PassiveReader (frames the controller pushes).
 // No Node-RED import: the adapter turns observations into the watch value,
-// context, messages and status.
+// context, messages and status. Reasons are coded (WATCH_REASONS) or a
+// verbatim error of the port; the adapter words them.
+import type { Msg } from '../shared/coded';
 import type { LinkState, LinkUser, Transaction } from '../rt-rs485-port/port-link';
 import { encodeRequest, type FrameResult, inputValue, type ReadRequest, ResponseReader } from './modbus-core';
 import { type FrameMapping, Framer, type FramerOptions, mapFrame } from './passive-core';
-import { type DoorState, mapValue, type RegisterMapping, StallGuard } from './watch-core';
+import { type DoorState, mapValue, reason, type RegisterMapping, StallGuard } from './watch-core';
 
 /** What a reader needs from rt-rs485-port. */
 export interface Bus {
   register(u: LinkUser): void;
   deregister(u: LinkUser): void;
-  request(tx: Transaction): string | null;
+  request(tx: Transaction): Msg | null;
 }
 
 export interface ReaderSink {
-  observe(state: DoorState, reason?: string): void;
+  observe(state: DoorState, reason?: Msg): void;
   frame(result: FrameResult, n?: number): void;
-  link(state: LinkState, error?: string): void;
+  link(state: LinkState, error?: Msg): void;
 }
 
 const mono = (): number => performance.now();
@@ -57,7 +59,7 @@ export class PollReader implements LinkUser {
     this.bus.register(this);
   }
 
-  onLink(state: LinkState, error?: string): void {
+  onLink(state: LinkState, error?: Msg): void {
     if (this.stopped) return;
     this.sink.link(state, error);
     if (state === 'open') {
@@ -73,7 +75,7 @@ export class PollReader implements LinkUser {
     this.timer = null;
     this.clearStall();
     this.guard.good(); // a fresh stretch once the port is back
-    if (state === 'down') this.sink.observe('unknown', `port unavailable: ${error ?? 'unknown error'}`);
+    if (state === 'down') this.sink.observe('unknown', reason('port-unavailable', { error: error ?? reason('unknown-error') }));
   }
 
   /** Poll now (msg.refresh), unless a request is already in flight. */
@@ -102,8 +104,8 @@ export class PollReader implements LinkUser {
   private poll(): void {
     const reader = new ResponseReader(this.opt.request);
     const req = this.opt.request;
-    let answer: { state: DoorState; reason?: string } | null = null;
-    let exception: string | null = null;
+    let answer: { state: DoorState; reason?: Msg } | null = null;
+    let exception: Msg | null = null;
     const handle = (evs: ReturnType<ResponseReader['push']>): void => {
       for (const e of evs) {
         if (e.result === 'garbage') this.sink.frame('garbage');
@@ -112,14 +114,14 @@ export class PollReader implements LinkUser {
         else if (e.result === 'exception') exception = e.reason;
       }
     };
-    let failure = '';
+    let failure: Msg | null = null;
     const tx: Transaction = {
       bytes: this.frame,
       timeoutMs: this.opt.timeoutMs,
       onData: (chunk) => {
         const evs = reader.push(chunk);
         handle(evs);
-        if (evs.some((e) => e.result === 'bad_crc')) failure = 'bad CRC';
+        if (evs.some((e) => e.result === 'bad_crc')) failure = reason('bad-crc');
         return reader.done;
       },
       onEnd: (outcome, error) => {
@@ -128,9 +130,9 @@ export class PollReader implements LinkUser {
         if (outcome === 'timeout') {
           handle(reader.timeout());
           this.sink.frame('timeout');
-          failure ||= `no answer within ${this.opt.timeoutMs} ms`;
+          failure ||= reason('no-answer-within', { ms: this.opt.timeoutMs });
         } else if (outcome === 'error') {
-          failure = error ?? 'request failed';
+          failure = error ?? reason('request-failed');
         }
         const now = mono();
         if (answer) {
@@ -142,7 +144,7 @@ export class PollReader implements LinkUser {
           this.guard.bad(now, exception);
           this.sink.observe('unknown', exception);
         } else {
-          const r = this.guard.bad(now, failure || 'no answer');
+          const r = this.guard.bad(now, failure || reason('no-answer'));
           if (r) this.sink.observe('unknown', r);
         }
         // a skipped slot is made up at once after an answer (not after a timeout: no hammering a dead bus)
@@ -216,7 +218,7 @@ export class PassiveReader implements LinkUser {
     this.bus.register(this);
   }
 
-  onLink(state: LinkState, error?: string): void {
+  onLink(state: LinkState, error?: Msg): void {
     if (this.stopped) return;
     this.sink.link(state, error);
     if (state === 'open') {
@@ -224,7 +226,7 @@ export class PassiveReader implements LinkUser {
       this.armSilence();
     } else {
       this.clearTimers();
-      if (state === 'down') this.sink.observe('unknown', `port unavailable: ${error ?? 'unknown error'}`);
+      if (state === 'down') this.sink.observe('unknown', reason('port-unavailable', { error: error ?? reason('unknown-error') }));
     }
   }
 
@@ -269,7 +271,7 @@ export class PassiveReader implements LinkUser {
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     this.silenceTimer = setTimeout(() => {
       this.silenceTimer = null;
-      if (!this.stopped) this.sink.observe('unknown', `no frame for ${this.opt.silenceMs} ms`);
+      if (!this.stopped) this.sink.observe('unknown', reason('no-frame-for', { ms: this.opt.silenceMs }));
     }, this.opt.silenceMs);
   }
 

@@ -10,6 +10,7 @@
 // ourselves for the passive mode on the same port, and the libraries (e.g.
 // modbus-serial) own the serial port and their own queue, which would fight
 // the shared, half-duplex port of rt-rs485-port.
+import { type Coded, coded } from '../shared/coded';
 
 export const FN_READ_DISCRETE_INPUTS = 0x02;
 export const FN_READ_HOLDING_REGISTERS = 0x03;
@@ -95,22 +96,30 @@ export function decodeRequest(buf: Uint8Array): (ReadRequest & { length: number 
   return { unit: buf[0], fn: buf[1] as ReadFunction, address: (buf[2] << 8) | buf[3], count: (buf[4] << 8) | buf[5], length: 8 };
 }
 
-export const EXCEPTION_NAMES: Record<number, string> = {
-  1: 'illegal function',
-  2: 'illegal data address',
-  3: 'illegal data value',
-  4: 'server device failure',
-  5: 'acknowledge',
-  6: 'server device busy',
-  8: 'memory parity error',
-  10: 'gateway path unavailable',
-  11: 'gateway target failed to respond',
+/** Modbus exception codes and the codes of their names (catalog rt-rs485-watch.codes.<code>). */
+export const EXCEPTION_NAMES: Readonly<Record<number, string>> = {
+  1: 'exc-illegal-function',
+  2: 'exc-illegal-data-address',
+  3: 'exc-illegal-data-value',
+  4: 'exc-server-device-failure',
+  5: 'exc-acknowledge',
+  6: 'exc-server-device-busy',
+  8: 'exc-memory-parity-error',
+  10: 'exc-gateway-path-unavailable',
+  11: 'exc-gateway-target-failed',
 };
+/** Every code an exception reason uses: `modbus-exception` {exception, name}, name one of the above or exc-unknown. */
+export const MODBUS_EXCEPTION_CODES = ['modbus-exception', 'exc-unknown', ...Object.values(EXCEPTION_NAMES)] as const;
+
+/** The reason of an exception response: modbus-exception {exception: the number, name: its coded name}. */
+export function exceptionReason(exception: number): Coded {
+  return coded('modbus-exception', { exception, name: coded(EXCEPTION_NAMES[exception] ?? 'exc-unknown') });
+}
 
 /** One event out of the response reader. */
 export type ReaderEvent =
   | { result: 'ok'; unit: number; data: Buffer }
-  | { result: 'exception'; unit: number; code: number; reason: string }
+  | { result: 'exception'; unit: number; code: number; reason: Coded }
   | { result: 'wrong_unit'; unit: number }
   | { result: 'bad_crc'; unit: number }
   | { result: 'garbage'; bytes: number };
@@ -177,7 +186,7 @@ export class ResponseReader {
         }
         if (len === 5) {
           const code = b[i + 2];
-          events.push({ result: 'exception', unit, code, reason: `exception ${code} (${EXCEPTION_NAMES[code] ?? 'unknown'})` });
+          events.push({ result: 'exception', unit, code, reason: exceptionReason(code) });
         } else {
           events.push({ result: 'ok', unit, data: Buffer.from(b.subarray(i + 3, i + 3 + this.dataBytes)) });
         }

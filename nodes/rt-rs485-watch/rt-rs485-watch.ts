@@ -4,6 +4,7 @@
 // every change (never coalesced: each observed change is one message, in
 // order). Runs on the main thread: it only does serial I/O through the shared
 // rt-rs485-port, whose queue keeps requests on the bus one at a time.
+import { coreText } from '../shared/i18n';
 import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
 import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
@@ -17,6 +18,12 @@ const TYPE = 'rt-rs485-watch';
 const STATE_GAUGE: Record<DoorState, number> = { open: 1, closed: 0, unknown: -1 };
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
+  /** The door as flows see it: the reason worded. */
+  const published = (v: DoorValue): DoorValue<string> => {
+    const { reason, ...rest } = v;
+    return reason === undefined ? rest : { ...rest, reason: t.text(reason) };
+  };
   const metrics = runtimeMetrics(RED);
   const fam = {
     state: metrics.readerFamily('rtedge_rs485_door_state', 'Door state: 1 open, 0 closed, -1 unknown', 'gauge'),
@@ -29,7 +36,7 @@ export = function register(RED: NodeAPI): void {
     const cfg = readWatchConfig(def);
     const status = new ThrottledStatus(node);
     const port = (typeof def.port === 'string' && def.port ? RED.nodes.getNode(def.port) : null) as Rs485PortNode | null;
-    const watch = new DoorWatch(Date.now(), RED._(`${TYPE}.reasons.notRead`));
+    const watch = new DoorWatch(Date.now());
     const labels = { node: node.id };
     fam.state.attach(labels, () => STATE_GAUGE[watch.value.state]);
     fam.changes.attach(labels, () => watch.changes);
@@ -39,7 +46,7 @@ export = function register(RED: NodeAPI): void {
     let link: LinkState = 'connecting';
     let closed = false;
 
-    const publish = (v: DoorValue): void => {
+    const publish = (v: DoorValue<string>): void => {
       try {
         flow.set(cfg.key, v);
       } catch (err) {
@@ -49,22 +56,23 @@ export = function register(RED: NodeAPI): void {
     const show = (): void => {
       const v = watch.value;
       if (link === 'connecting') status.set('connecting', RED._(`${TYPE}.status.connecting`));
-      else if (v.state === 'unknown') status.set('error', v.reason ?? RED._(`${TYPE}.status.unknown`));
+      else if (v.state === 'unknown') status.set('error', v.reason !== undefined ? t.text(v.reason) : RED._(`${TYPE}.status.unknown`));
       else status.set('ok', RED._(`${TYPE}.status.${v.state}`));
     };
-    publish(watch.value);
+    publish(published(watch.value));
 
     const sink: ReaderSink = {
       observe(state, reason) {
         if (closed) return;
         const changed = watch.observe(state, Date.now(), reason);
-        const v = changed ?? watch.value;
+        const v = published(changed ?? watch.value);
         publish(v);
         if (changed) {
           // One message per change, never coalesced.
-          node.send({ topic: cfg.key, payload: changed, door: { ...changed } });
-          if (changed.state === 'unknown' && !String(changed.reason).startsWith('port unavailable')) {
-            unknownWarn.hit((n) => RED._(`${TYPE}.errors.unknown`, { reason: changed.reason ?? '', n }));
+          node.send({ topic: cfg.key, payload: v, door: { ...v } });
+          const why = changed.reason;
+          if (changed.state === 'unknown' && !(typeof why === 'object' && why.code === 'port-unavailable')) {
+            unknownWarn.hit((n) => RED._(`${TYPE}.errors.unknown`, { reason: v.reason ?? '', n }));
           }
           show();
         }
@@ -79,7 +87,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     let reader: PollReader | PassiveReader | null = null;
-    const problems = !port ? [RED._(`${TYPE}.errors.noPort`)] : cfg.problems;
+    const problems = !port ? [RED._(`${TYPE}.errors.noPort`)] : cfg.problems.map(t.text);
     if (problems.length > 0) {
       node.error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.join('; ') }));
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
@@ -106,7 +114,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
       if (msg.refresh === true && reader instanceof PollReader) reader.pollNow();
-      msg.door = watch.value;
+      msg.door = published(watch.value);
       send(msg);
       done();
     });

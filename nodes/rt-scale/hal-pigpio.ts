@@ -5,6 +5,7 @@
 // pigpio *alerts* arrive in 1 ms batches, too slow). The frame is bit-banged
 // from this thread with the guard in hx711-protocol.ts. The motor uses
 // hardware PWM on GPIO 12/13/18/19, software PWM elsewhere.
+import { CodedError } from '../shared/coded';
 import { type Clock, RealClock, hrNowUs } from './clock';
 import type { Hx711Pins } from './hx711-protocol';
 import type { ScaleHal } from './hal';
@@ -30,6 +31,15 @@ interface PigpioModule {
 }
 
 const HW_PWM_PINS = new Set([12, 13, 18, 19]);
+
+/**
+ * Codes of the errors opening the pigpio backend (catalog rt-scale.codes.<code>;
+ * each text tells the user to pick the simulated backend): the module is
+ * missing, pigpio failed to initialise, the pins could not be opened. Param
+ * `error` is the first line of pigpio's own message.
+ */
+export const PIGPIO_CODES = ['pigpio-missing', 'pigpio-init', 'pigpio-gpio'] as const;
+const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 let users = 0;
 
 function load(name: string): PigpioModule {
@@ -37,7 +47,7 @@ function load(name: string): PigpioModule {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(name) as PigpioModule;
   } catch (e) {
-    throw new Error(`the pigpio backend is not available (${(e as Error).message.split('\n')[0]}). Install pigpio on a Raspberry Pi (see the README) or pick the "simulated" backend`);
+    throw new CodedError('pigpio-missing', { error: firstLine(e) });
   }
 }
 
@@ -130,12 +140,12 @@ export function openPigpio(cfg: HalConfig): ScaleHal {
     if (users === 0) pg.initialize();
     users++;
   } catch (e) {
-    throw new Error(`pigpio failed to initialise (${(e as Error).message.split('\n')[0]}): it needs a Raspberry Pi, root, and no pigpiod running; or pick the "simulated" backend`);
+    throw new CodedError('pigpio-init', { error: firstLine(e) });
   }
   try {
     return new PigpioHal(pg, cfg);
   } catch (e) {
     if (--users === 0) pg.terminate();
-    throw new Error(`pigpio could not open GPIO ${cfg.doutPin}/${cfg.sckPin}/${cfg.motorPin} (${(e as Error).message.split('\n')[0]}); or pick the "simulated" backend`);
+    throw new CodedError('pigpio-gpio', { dout: cfg.doutPin, sck: cfg.sckPin, motor: cfg.motorPin, error: firstLine(e) });
   }
 }

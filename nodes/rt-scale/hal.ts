@@ -60,7 +60,7 @@ export function simulatedHal(clock: Clock, opts: Partial<SimChipOptions> = {}, m
   return new SimHal(new SimHx711(clock, opts), clock, motorTrace);
 }
 
-/** Opens a backend. Throws an Error with a user-facing message when it cannot. */
+/** Opens a backend. Throws a CodedError (PIGPIO_CODES) when it cannot. */
 export function openHal(cfg: HalConfig, clock: Clock = new RealClock()): ScaleHal {
   if (cfg.backend === 'simulated') return simulatedHal(clock, { ...(cfg.sim ?? {}), sps: cfg.sps }, cfg.motorTrace);
   return openPigpio(cfg);

@@ -4,6 +4,7 @@
 // worker wait, persists run-time calibration, and exports the scale's metrics.
 import { join } from 'node:path';
 
+import { coreText } from '../shared/i18n';
 import { clampInt } from '../shared/migrate';
 import type { HttpRequest, HttpResponse, NodeAPI } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -37,6 +38,7 @@ const DRAIN_MS = 25;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
   const fam = {
     samples: metrics.readerFamily('rtedge_hx711_samples_total', 'Good HX711 samples published', 'counter'),
@@ -86,7 +88,7 @@ export = function register(RED: NodeAPI): void {
     let latest: DecodedSample | null = null;
     let cal: Calibration = store.effective(node.id, config.cal).cal;
     node.ready = false;
-    node.startError = config.problems.length ? RED._(`${TYPE}.errors.badConfig`, { problems: config.problems.join('; ') }) : null;
+    node.startError = config.problems.length ? RED._(`${TYPE}.errors.badConfig`, { problems: config.problems.map(t.text).join('; ') }) : null;
     if (node.startError) node.error(node.startError);
     // hrtime -> epoch ms for msg.ts
     const epochOffsetMs = Date.now() - hrNowUs() / 1000;
@@ -175,7 +177,7 @@ export = function register(RED: NodeAPI): void {
           notify(ev);
         },
         onError: (err) => {
-          node.startError = `${RED._(`${TYPE}.errors.start`)}: ${err.message}`;
+          node.startError = `${RED._(`${TYPE}.errors.start`)}: ${t.errorText(err)}`;
           node.error(node.startError);
           notify({ t: 'error', message: node.startError });
         },
@@ -223,7 +225,8 @@ export = function register(RED: NodeAPI): void {
     };
     node.request = <T>(cmd: ScaleCmd, timeoutMs = 5000): Promise<T> => {
       if (!lease || !node.ready) return Promise.reject(new Error(node.startError ?? RED._(`${TYPE}.errors.notReady`)));
-      return lease.request<T>(cmd, timeoutMs);
+      // errors of the worker (and of the lease) come as codes: worded here, from this node's catalog
+      return lease.request<T>(cmd, timeoutMs).catch((err: unknown) => Promise.reject(t.error(err)));
     };
     node.calibration = () => cal;
     node.latest = () => latest;

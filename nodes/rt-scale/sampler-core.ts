@@ -3,6 +3,7 @@
 // arithmetic on the hot path (values stay far below 2^53, so JS numbers hold
 // them exactly); grams appear only at the flow boundary. Pure: no Node-RED
 // import, no clock: the caller passes times.
+import { CodedError } from '../shared/coded';
 import { CODE_MAX, CODE_MIN, type FrameResult } from './hx711-protocol';
 
 export type BadReason = 'overrun' | 'dout_low' | 'saturated' | 'stuck' | 'no_data' | 'not_ready';
@@ -125,11 +126,17 @@ export function countsToCg(counts: number, cal: Calibration): number {
   return Math.round(((counts - cal.zero) * 100_000) / cal.cpgMilli);
 }
 
-/** The calibration that makes `avgCounts` read `knownCg` centigrams with the current zero. */
+/** Codes of calibration errors (catalog rt-scale.codes.<code>). */
+export const CALIBRATION_CODES = ['bad-known-weight', 'cal-no-change'] as const;
+
+/**
+ * The calibration that makes `avgCounts` read `knownCg` centigrams with the
+ * current zero. Throws a CodedError: bad-known-weight, cal-no-change.
+ */
 export function calibrateCpg(avgCounts: number, zero: number, knownCg: number): number {
-  if (!Number.isInteger(knownCg) || knownCg <= 0) throw new RangeError('the known weight must be a positive number of grams');
+  if (!Number.isInteger(knownCg) || knownCg <= 0) throw new CodedError('bad-known-weight');
   const cpgMilli = Math.round(((avgCounts - zero) * 100_000) / knownCg);
-  if (cpgMilli === 0) throw new RangeError('the calibration weight is not seen by the load cell (no change from zero)');
+  if (cpgMilli === 0) throw new CodedError('cal-no-change');
   return cpgMilli;
 }
 

@@ -1,4 +1,5 @@
 // Config of rt-scale: versioned, migrated, validated. Pure.
+import { type Coded, coded } from '../shared/coded';
 import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import type { Gain } from './hx711-protocol';
@@ -33,8 +34,14 @@ export interface ScaleConfig {
   motorHz: number;
   sampler: Partial<SamplerOptions>;
   capacityCg: number;
-  problems: string[];
+  /** Problems found in the config (empty when valid), as codes of SCALE_PROBLEMS. */
+  problems: Coded[];
 }
+
+/** Codes of config problems (catalog rt-scale.codes.<code>). */
+export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity'] as const;
+type Problem = (typeof SCALE_PROBLEMS)[number];
+const problem = (code: Problem, params?: Coded['params']): Coded => coded(code, params);
 
 const MIGRATIONS: ReadonlyArray<Migration<ScaleDef>> = [
   {
@@ -49,31 +56,31 @@ function num(v: unknown): number {
 
 export function readScale(raw: ScaleDef): ScaleConfig {
   const d = migrate(raw, MIGRATIONS);
-  const problems: string[] = [];
+  const problems: Coded[] = [];
   const backend = oneOf(d.backend, ['simulated', 'pigpio'] as const, 'simulated');
-  if (d.backend !== undefined && d.backend !== backend) problems.push(`unknown backend "${String(d.backend)}" (simulated or pigpio)`);
-  const pin = (v: unknown, what: string): number => {
+  if (d.backend !== undefined && d.backend !== backend) problems.push(problem('bad-backend', { backend: String(d.backend) }));
+  const pin = (v: unknown, bad: Problem): number => {
     const n = num(v);
     if (!Number.isInteger(n) || n < 0 || n > 27) {
-      problems.push(`${what} must be a BCM GPIO number 0-27`);
+      problems.push(problem(bad));
       return 0;
     }
     return n;
   };
-  const doutPin = pin(d.doutPin, 'DOUT pin');
-  const sckPin = pin(d.sckPin, 'PD_SCK pin');
-  const motorPin = pin(d.motorPin, 'motor pin');
-  if (new Set([doutPin, sckPin, motorPin]).size < 3) problems.push('DOUT, PD_SCK and motor pins must differ');
+  const doutPin = pin(d.doutPin, 'bad-dout-pin');
+  const sckPin = pin(d.sckPin, 'bad-sck-pin');
+  const motorPin = pin(d.motorPin, 'bad-motor-pin');
+  if (new Set([doutPin, sckPin, motorPin]).size < 3) problems.push(problem('same-pins'));
   const rate = num(d.rate);
-  if (rate !== 10 && rate !== 80) problems.push('rate must be 10 or 80 samples per second');
+  if (rate !== 10 && rate !== 80) problems.push(problem('bad-rate'));
   const zero = num(d.zero);
-  if (!Number.isInteger(zero) || zero < -0x800000 || zero > 0x7fffff) problems.push('zero offset must be an integer count');
+  if (!Number.isInteger(zero) || zero < -0x800000 || zero > 0x7fffff) problems.push(problem('bad-zero'));
   const cpg = num(d.countsPerGram);
-  if (!Number.isFinite(cpg) || Math.abs(cpg) < 0.001) problems.push('counts per gram must be a non-zero number');
+  if (!Number.isFinite(cpg) || Math.abs(cpg) < 0.001) problems.push(problem('bad-cpg'));
   const stableG = num(d.stableG);
-  if (!(stableG > 0)) problems.push('stable threshold must be a positive number of grams');
+  if (!(stableG > 0)) problems.push(problem('bad-stable'));
   const capacityG = num(d.capacityG);
-  if (!(capacityG > 0) || capacityG > 200_000) problems.push('capacity must be 0-200000 g');
+  if (!(capacityG > 0) || capacityG > 200_000) problems.push(problem('bad-capacity'));
   const gain = oneOf(d.gain, ['A128', 'B32', 'A64'] as const, 'A128');
   return {
     backend,

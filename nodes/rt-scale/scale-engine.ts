@@ -3,6 +3,7 @@
 // to the main thread, tare/calibrate/power, and the in-worker sample
 // listeners (the dosing controller). Runs on any clock, so the same code runs
 // in real time in the worker and in virtual time in tests and benchmarks.
+import { CodedError } from '../shared/coded';
 import type { SpscRing } from '../shared/spsc-ring';
 import type { SharedMetrics } from '../shared/shared-metrics';
 import type { ScaleHal } from './hal';
@@ -17,6 +18,9 @@ export interface EngineOptions {
   calSamples: number;
   periodUs: number;
 }
+
+/** Codes of the engine's errors (catalog rt-scale.codes.<code>). */
+export const ENGINE_CODES = ['powered-down'] as const;
 
 export type SampleListener = (s: SampleOut, fault: boolean) => void;
 
@@ -157,7 +161,7 @@ export class ScaleEngine {
   }
 
   private collect(): Promise<number> {
-    if (!this.powered) return Promise.reject(new Error('the scale is powered down'));
+    if (!this.powered) return Promise.reject(new CodedError('powered-down'));
     return new Promise((resolve) => this.sampler.collect(this.o.calSamples, resolve));
   }
 

@@ -60,6 +60,9 @@ export interface ScaleInit {
   nice: number;
 }
 
+/** Codes of the errors the HAL worker's commands throw (catalog rt-scale.codes.<code>). */
+export const SCALE_WORKER_CODES = ['dose-running', 'no-dosing', 'not-simulated'] as const;
+
 export type ScaleCmd =
   | { t: 'tare' }
   | { t: 'calibrate'; knownCg: number }

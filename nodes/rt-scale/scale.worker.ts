@@ -1,6 +1,7 @@
 // The HAL worker: one thread per process owns every scale's pins (pigpio is
 // not context-aware and allows one user per Pi). Each rt-scale config node
 // attaches one instance: its HAL, its sampling engine, its ring.
+import { CodedError } from '../shared/coded';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { SpscRing } from '../shared/spsc-ring';
 import { raiseThreadPriority } from '../shared/thread-priority';
@@ -14,7 +15,7 @@ import { SCALE_METRICS, type ScaleCmd, type ScaleEvent, type ScaleInit } from '.
 serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
   const nice = raiseThreadPriority(init.nice);
   if (nice !== null) ctx.emit({ t: 'priority', nice });
-  const hal = openHal(init.hal); // throws a user-facing error (pigpio missing...): attach fails, the node shows it
+  const hal = openHal(init.hal); // throws a CodedError (pigpio missing...): attach fails, the node shows its text
   const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
   const engine = new ScaleEngine(
     hal,
@@ -42,7 +43,7 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
         case 'noise':
           return engine.noise();
         case 'dose-config':
-          if (runner?.running) throw new RangeError('a dose is running');
+          if (runner?.running) throw new CodedError('dose-running');
           runner = new DoseRunner(
             engine,
             hal,
@@ -55,7 +56,7 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
           runner.ctl.setSamplePeriod(periodUs(init.hal.sps));
           return runner.ctl.tau;
         case 'dose':
-          if (!runner) throw new Error('dosing is not configured on this scale');
+          if (!runner) throw new CodedError('no-dosing');
           runner.start(cmd.targetCg, cmd.recipe);
           return true;
         case 'dose-stop':
@@ -64,7 +65,7 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
           return true;
         case 'sim': {
           const sim = hal.sim;
-          if (!sim) throw new Error('simulation commands need the simulated backend');
+          if (!sim) throw new CodedError('not-simulated');
           if (cmd.loadG !== undefined) sim.world.placedG = cmd.loadG;
           if (cmd.empty) sim.world.empty();
           if (cmd.faults) sim.faults = { ...sim.faults, ...cmd.faults };

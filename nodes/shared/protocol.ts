@@ -11,9 +11,17 @@
 //                   { t: 'reply', rid, ok, value?, error? }
 //                   { t: 'detached' }                      the instance has finished closing
 
+import { CodedError, isCodedError, type MsgParams } from './coded';
+
+/**
+ * An error crossing the thread boundary. `params` is present only for a
+ * CodedError: `code` is then a catalog code (translated on the main thread),
+ * otherwise `code` is a system error code (ENOENT...) and `message` its text.
+ */
 export interface WireError {
   message: string;
   code?: string;
+  params?: MsgParams;
   stack?: string;
 }
 
@@ -29,6 +37,7 @@ export type InstanceToHost =
   | { t: 'detached' };
 
 export function toWireError(err: unknown): WireError {
+  if (isCodedError(err)) return { message: err.message, code: err.code, params: err.params, stack: err.stack };
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     return { message: err.message, code: typeof code === 'string' ? code : undefined, stack: err.stack };
@@ -37,6 +46,7 @@ export function toWireError(err: unknown): WireError {
 }
 
 export function fromWireError(w: WireError): Error {
+  if (w.params && w.code) return new CodedError(w.code, w.params);
   const e = new Error(w.message) as NodeJS.ErrnoException;
   if (w.code) e.code = w.code;
   return e;

@@ -15,6 +15,7 @@
 // worker had not acknowledged.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 
+import { CodedError } from './coded';
 import {
   fromWireError,
   type HostToInstance,
@@ -38,6 +39,14 @@ export function backoffDelay(attempt: number, o: BackoffOptions, rnd: () => numb
   const base = Math.min(o.maxMs, o.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(base * (0.8 + 0.4 * rnd()));
 }
+
+/**
+ * Codes of the errors a lease reports (each adapter that uses a worker has
+ * them in its catalog, <type>.codes.<code>): the worker exited (params key,
+ * exitCode), a request before the worker was ready, a request that timed out
+ * (ms), requests pending when the lease closed.
+ */
+export const WORKER_CODES = ['worker-exited', 'worker-not-ready', 'worker-timeout', 'worker-closed'] as const;
 
 export type LeaseState = 'starting' | 'ready' | 'restarting' | 'closing' | 'closed';
 
@@ -121,7 +130,7 @@ class WorkerSlot {
     w.on('error', (err) => this.crashed(w, err));
     w.on('exit', (code) => {
       if (this.worker === w && !this.stopping) {
-        this.crashed(w, new Error(`worker ${this.key} exited unexpectedly with code ${code}`));
+        this.crashed(w, new CodedError('worker-exited', { key: this.key, exitCode: code }));
       }
     });
     for (const lease of this.leases.values()) this.attach(lease);
@@ -212,13 +221,13 @@ export class WorkerLease<Ev = unknown, Cmd = unknown> {
 
   /** Sends a command and resolves with the handler's return value (rejects if it throws). */
   request<T = unknown>(cmd: Cmd, timeoutMs = 5000): Promise<T> {
-    if (this._state !== 'ready' || !this.port) return Promise.reject(new Error('worker not ready'));
+    if (this._state !== 'ready' || !this.port) return Promise.reject(new CodedError('worker-not-ready'));
     const rid = this.nextRid++;
     const port = this.port;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(rid);
-        reject(new Error(`worker request timed out after ${timeoutMs} ms`));
+        reject(new CodedError('worker-timeout', { ms: timeoutMs }));
       }, timeoutMs);
       this.pending.set(rid, {
         resolve: (v) => {
@@ -272,7 +281,7 @@ export class WorkerLease<Ev = unknown, Cmd = unknown> {
       this.port.close();
     }
     this.port = null;
-    for (const p of this.pending.values()) p.reject(new Error('worker lease closed'));
+    for (const p of this.pending.values()) p.reject(new CodedError('worker-closed'));
     this.pending.clear();
     if (this.slot) this.slot.remove(this as WorkerLease<unknown>);
     this.slot = null;

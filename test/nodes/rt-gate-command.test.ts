@@ -110,7 +110,7 @@ describe('rt-gate-command node', function () {
     gc.receive({ payload: { gate: 'B' } });
     await waitFor(() => rs.length === 2, 5000, 'two results');
     assert.equal(rs[0].result, 'error');
-    assert.match(String(rs[0].reason), /unexpected reply/);
+    assert.match(String(rs[0].reason), /unexpected reply|codes\.bad-reply/); // the helper's RED._ gives the catalog key
     assert.equal(rs[0].reply, '??? nonsense');
     assert.equal(peer.lines[1].line, 'OPEN B');
   });
@@ -124,7 +124,7 @@ describe('rt-gate-command node', function () {
     await waitFor(() => rs.length === 12, 10_000, '12 results');
     const byGate = new Map(rs.map((r) => [r.gate, r]));
     assert.equal(byGate.get('G5')!.result, 'error', 'the command in flight when the link dropped');
-    assert.match(String(byGate.get('G5')!.reason), /closed/);
+    assert.match(String(byGate.get('G5')!.reason), /closed|codes\.lost-before-ack/);
     for (const g of ['G1', 'G2', 'G3', 'G4', 'G6', 'G7', 'G12']) assert.equal(byGate.get(g)!.result, 'ok', g);
     assert.ok(peer.connections >= 2, 'reconnected');
   });
@@ -191,7 +191,11 @@ describe('rt-gate-command node', function () {
     peer = await startPeer('ok', 1);
     await load(flow(peer.port, { template: 'OPEN {gate} FOR {track_id}\\r\\n', ack: '^OK' }));
     const caught: string[] = [];
-    (helper.getNode('caught') as TestNode).on('input', (m) => caught.push(String((m.error as { message: string }).message)));
+    const codes: string[] = [];
+    (helper.getNode('caught') as TestNode).on('input', (m) => {
+      caught.push(String((m.error as { message: string }).message));
+      codes.push(String((m.error as { code?: string }).code));
+    });
     const rs = results();
     const gc = helper.getNode('gc') as TestNode;
     gc.receive({ payload: { track_id: 1 } });
@@ -199,9 +203,11 @@ describe('rt-gate-command node', function () {
     gc.receive({ payload: { gate: 'G1', track_id: 'x'.repeat(2000) } });
     gc.receive({ payload: { gate: 'G2', track_id: 7 } });
     await waitFor(() => caught.length === 3 && rs.length === 1, 5000, 'three errors and one result');
-    assert.match(caught[0], /gate id/);
-    assert.match(caught[1], /\{track_id\}/);
-    assert.match(caught[2], /bytes/);
+    // worded from the catalog by code (the helper's RED._ gives the key); the code reaches the Catch node
+    assert.match(caught[0], /gate id|codes\.no-gate/);
+    assert.match(caught[1], /\{track_id\}|codes\.missing-field/);
+    assert.match(caught[2], /bytes|codes\.oversize/);
+    assert.deepEqual(codes, ['no-gate', 'missing-field', 'oversize']);
     assert.equal(rs[0].result, 'ok');
     assert.equal(peer.lines[0].line, 'OPEN G2 FOR 7');
   });

@@ -215,7 +215,8 @@ describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
       await load(flow({ backend: 'pigpio' }), { rtEdgeTestHooks: true, rtEdgePigpioModule: mod });
       const errs = caught();
       await waitFor(() => errs.length >= 1, 10_000, `an error for ${mod}`);
-      assert.match(errs[0], /simulated/, errs[0]);
+      // the catalog text names the simulated backend (test/unit/shared/coded.test.ts); the helper's RED._ gives the key
+      assert.match(errs[0], /simulated|codes\.pigpio-(missing|init|gpio)/, errs[0]);
       assert.match(errs[0], /pigpio/, errs[0]);
       send('tare');
       await waitFor(() => errs.length >= 2, 5000, 'commands fail cleanly');

@@ -107,7 +107,11 @@ describe('rt-journey-egress node', function () {
     await load(flow(file, { flushCount: 1 }));
     const eg = helper.getNode('eg') as TestNode;
     const errors: string[] = [];
-    (helper.getNode('caught') as TestNode).on('input', (m) => errors.push(String((m.error as { message: string }).message)));
+    const codes: string[] = [];
+    (helper.getNode('caught') as TestNode).on('input', (m) => {
+      errors.push(String((m.error as { message: string }).message));
+      codes.push(String((m.error as { code?: string }).code));
+    });
     const circ: Record<string, unknown> = {};
     circ.me = circ;
     eg.receive({ payload: { seq: 1 } });
@@ -118,10 +122,12 @@ describe('rt-journey-egress node', function () {
     eg.receive({ payload: { seq: 2 } });
     await waitFor(() => readLines(file, true).length === 2 && errors.length === 4, 10_000, 'two lines and four errors');
     assert.deepEqual(readLines(file), [{ seq: 1 }, { seq: 2 }]);
-    assert.match(errors[0], /must be an object/); // core errors carry their own text
+    // core errors are coded, worded from the catalog (the helper's RED._ gives the key); the code reaches the Catch node
+    assert.match(errors[0], /must be an object|codes\.not-object/);
     assert.match(errors[1], /circular/);
-    assert.match(errors[2], /BigInt/);
-    assert.match(errors[3], /array/);
+    assert.match(errors[2], /BigInt|codes\.bigint/);
+    assert.match(errors[3], /array|codes\.not-object/);
+    assert.deepEqual(codes, ['not-object', 'circular', 'bigint', 'not-object']);
   });
 
   it('sends flush reports on the output', async () => {

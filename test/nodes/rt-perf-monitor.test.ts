@@ -9,8 +9,11 @@ import { performance } from 'node:perf_hooks';
 
 import { FINE_RELATIVE_ERROR } from '../../nodes/rt-perf-monitor/hist-core';
 import type { NodeStats } from '../../nodes/rt-perf-monitor/monitor-core';
-import type { AlertPayload as Alert } from '../../nodes/rt-perf-monitor/rules-core';
+import type { AlertPayload } from '../../nodes/rt-perf-monitor/rules-core';
 import { repoRoot, sleep, waitFor } from '../helpers/util';
+
+/** An alert as the node sends it: the message worded. */
+type Alert = AlertPayload<string>;
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper');

@@ -126,7 +126,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     assert.equal((passed[0].door as DoorValue).state, 'open');
     sim.opt.openValue = 0x99; // neither value: unknown with a reason
     await waitFor(() => door()?.state === 'unknown', 3000, 'unknown');
-    assert.match(String(door().reason), /unexpected value 153/);
+    assert.match(String(door().reason), /unexpected value 153|codes\.unexpected-value/); // the helper's RED._ gives the catalog key
   });
 
   it('polling: every change a poll observes is emitted, and the value is never older than a poll plus the response', async () => {
@@ -246,7 +246,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     sim.fault = 'bad_crc';
     const t0 = Date.now();
     await waitFor(() => door().state === 'unknown', 2000, 'unknown after bad CRCs');
-    assert.match(String(door().reason), /bad CRC/);
+    assert.match(String(door().reason), /bad CRC|codes\.bad-crc/);
     assert.ok(Date.now() - t0 <= 500 + 20 + 150, `${Date.now() - t0} ms`);
     assert.ok(port().frames().bad_crc >= 3);
     sim.fault = 'none';
@@ -263,7 +263,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     const t0 = Date.now();
     await waitFor(() => door().state === 'unknown', 1000, 'unknown');
     assert.ok(Date.now() - t0 < 150, `${Date.now() - t0} ms`);
-    assert.match(String(door().reason), /exception 2 \(illegal data address\)/);
+    assert.match(String(door().reason), /exception 2 \(illegal data address\)|codes\.modbus-exception/);
     await sleep(200);
     assert.equal(warns.length, 1, warns.join('\n'));
     assert.ok(port().frames().exception >= 3);
@@ -279,7 +279,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     const dt = seen.find((s) => s.v.state === 'unknown')!.at - t0;
     assert.ok(dt <= 500 + 20 + 100, `unknown after ${dt.toFixed(0)} ms`);
     assert.ok(dt >= 400, `too early: ${dt.toFixed(0)} ms (one lost reply must not flap)`);
-    assert.match(String(door().reason), /no answer within 100 ms/);
+    assert.match(String(door().reason), /no answer within 100 ms|codes\.no-answer-within/);
     assert.ok(port().frames().timeout >= 3);
     sim.fault = 'none';
     await waitFor(() => door().state === 'closed', 2000, 'back to closed');
@@ -296,7 +296,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     await sim.stop();
     await pty.stop();
     await waitFor(() => door().state === 'unknown', 3000, 'unknown after unplug');
-    assert.match(String(door().reason), /port unavailable|no answer/);
+    assert.match(String(door().reason), /port unavailable|no answer|codes\.(port-unavailable|no-answer)/);
     await waitFor(() => port().link.state === 'down', 3000, 'link down');
     await sleep(600); // a few failed retries
     await pty.start();
@@ -315,7 +315,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     await load(flow(`${pty.dir}/nope`, {}, { backoffMin: 20, backoffMax: 100 }));
     const statuses: Array<Record<string, unknown>> = [];
     (helper.getNode('w') as TestNode).on('call:status', (c) => statuses.push((c as unknown as Call).args[0] as Record<string, unknown>));
-    await waitFor(() => door()?.state === 'unknown' && /port unavailable/.test(String(door().reason)), 3000, 'unknown');
+    await waitFor(() => door()?.state === 'unknown' && /port unavailable|codes\.port-unavailable/.test(String(door().reason)), 3000, 'unknown');
     await sleep(700);
     assert.equal(port().link.stats.opens, 0);
     assert.ok(port().link.stats.reconnects === 0 && port().link.state === 'down');

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
+import type { CodedError } from '../../nodes/shared/coded';
 import { SharedMetrics } from '../../nodes/shared/shared-metrics';
 import { SpscRing } from '../../nodes/shared/spsc-ring';
 import { activeWorkerCount, backoffDelay, WorkerLease } from '../../nodes/shared/worker-host';
@@ -189,7 +190,7 @@ describe('shared worker runtime (real threads)', function () {
     b.l.post({ t: 'exit' });
     await waitFor(() => a.restarts() === 2, 5000, 'second restart');
     const second = Date.now() - t1;
-    assert.match(b.errors[1].message, /exited unexpectedly with code 3/);
+    assert.deepEqual({ code: (b.errors[1] as CodedError).code, params: (b.errors[1] as CodedError).params }, { code: 'worker-exited', params: { key: 'lead-fixture', exitCode: 3 } }); // worded by the adapter: "worker ... exited unexpectedly with code 3"
     assert.ok(second >= 60, `second restart after ${second} ms (first ${first} ms)`);
     await a.l.close();
     await b.l.close();

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 
 import { DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams } from '../../../nodes/rt-dosing/dosing-core';
+import type { CodedError } from '../../../nodes/shared/coded';
+import { en } from '../../helpers/catalog';
 import { DEFAULT_PLANT, Plant, type PlantParams } from '../../helpers/dosing-plant';
 
 const PERIOD_US = 12_500; // 80 SPS
@@ -45,13 +47,17 @@ function fresh(params: Partial<DosingParams> = {}, plantP: Partial<PlantParams> 
 describe('dosing-core: DosingController', () => {
   it('rejects bad targets and a second start while running', () => {
     const c = new DosingController();
-    assert.throws(() => c.start(-5, 0), /positive/);
-    assert.throws(() => c.start(0, 0), /positive/);
-    assert.throws(() => c.start(12.5, 0), /positive/);
-    assert.throws(() => c.start(NaN, 0), /positive/);
-    assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), /never-exceed/);
+    // coded errors, worded by rt-scale's catalog (they come back through the scale's worker)
+    assert.throws(() => c.start(-5, 0), { code: 'bad-target' });
+    assert.throws(() => c.start(0, 0), { code: 'bad-target' });
+    assert.throws(() => c.start(12.5, 0), { code: 'bad-target' });
+    assert.throws(() => c.start(NaN, 0), { code: 'bad-target' });
+    assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), { code: 'beyond-never-exceed', params: { cg: DEFAULT_PARAMS.neverExceedCg, limit: DEFAULT_PARAMS.neverExceedCg } });
+    assert.throws(() => c.start(-5, 0), (e: CodedError) => /positive/.test(en('rt-scale', e)));
+    assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), (e: CodedError) => /never-exceed/.test(en('rt-scale', e)));
     c.start(1000, 0);
-    assert.throws(() => c.start(1000, 0), /already running/);
+    assert.throws(() => c.start(1000, 0), { code: 'dose-already-running' });
+    assert.throws(() => c.start(1000, 0), (e: CodedError) => /already running/.test(en('rt-scale', e)));
   });
 
   it('tares, runs coarse then fine, cuts off early, settles on a stable window, and learns tau', () => {

@@ -2,6 +2,18 @@ import assert from 'node:assert/strict';
 
 import { ackMatches, checkGate, compileAck, GateInputError, LineSplitter, reconnectDelay, renderCommand, templateFields, unescapeTemplate } from '../../../nodes/rt-gate-command/gate-core';
 import { readEndpoint } from '../../../nodes/rt-gate-endpoint/endpoint-config';
+import { en } from '../../helpers/catalog';
+
+/** The GateInputError `fn` throws. */
+function thrown(fn: () => unknown): GateInputError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof GateInputError, String(e));
+    return e;
+  }
+  throw new Error('no error');
+}
 
 describe('gate-core', () => {
   it('renders templates from message fields, with escapes', () => {
@@ -15,6 +27,23 @@ describe('gate-core', () => {
     assert.throws(() => renderCommand('OPEN {gate}', { gate: 'a\r\nOPEN b' }), GateInputError);
     assert.throws(() => renderCommand('OPEN {gate}', { gate: { x: 1 } }), GateInputError);
     assert.throws(() => renderCommand('OPEN {gate}', { gate: 'x'.repeat(2000) }), (e: unknown) => e instanceof GateInputError && e.code === 'oversize');
+  });
+  it('bad input is a code with parameters; the catalog words it', () => {
+    const missing = thrown(() => renderCommand('OPEN {gate} {track_id}', { gate: 'G1' }));
+    assert.equal(missing.code, 'missing-field');
+    assert.deepEqual(missing.params, { name: 'track_id' });
+    assert.equal(en('rt-gate-command', missing), 'the command template needs {track_id}, which the message does not have');
+    const br = thrown(() => renderCommand('OPEN {gate}', { gate: 'a\nb' }));
+    assert.equal(br.code, 'line-break');
+    assert.equal(en('rt-gate-command', br), '{gate} contains a line break');
+    const big = thrown(() => renderCommand('OPEN {gate}', { gate: 'x'.repeat(20) }, 10));
+    assert.deepEqual([big.code, big.params], ['oversize', { bytes: 25, max: 10 }]);
+    assert.equal(en('rt-gate-command', big), 'the command is 25 bytes, more than the 10 allowed');
+    const none = thrown(() => checkGate(''));
+    assert.equal(none.code, 'no-gate');
+    assert.match(en('rt-gate-command', none), /must be a gate id/);
+    assert.equal(none.name, 'GateInputError');
+    assert.equal(none.message, 'no-gate', 'the message itself is language-neutral');
   });
   it('validates gate ids', () => {
     assert.equal(checkGate('G1'), 'G1');
@@ -51,6 +80,10 @@ describe('gate-core', () => {
     assert.equal(c.timeoutMs, 5000);
     assert.deepEqual(c.problems, []);
     const bad = readEndpoint({ id: 'e', type: 'rt-gate-endpoint', version: 1, host: '', port: 0, ack: '(', template: 'X' });
-    assert.equal(bad.problems.length, 4, bad.problems.join('; '));
+    assert.deepEqual(
+      bad.problems.map((p) => p.code),
+      ['host-empty', 'bad-port', 'template-no-gate', 'bad-ack'],
+    );
+    assert.match(en('rt-gate-command', bad.problems[3]), /^acknowledgement pattern: Invalid regular expression/);
   });
 });

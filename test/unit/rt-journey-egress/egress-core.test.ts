@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 
 import { readConfig } from '../../../nodes/rt-journey-egress/egress-config';
 import { checkPattern, EgressInputError, encodeLine, FlushScheduler, formatPath, Ledger } from '../../../nodes/rt-journey-egress/egress-core';
+import { en } from '../../helpers/catalog';
+
+const text = (m: Parameters<typeof en>[1] | null): string => (m === null ? 'null' : en('rt-journey-egress', m));
 
 describe('egress-core', () => {
   describe('encodeLine', () => {
@@ -32,10 +35,26 @@ describe('egress-core', () => {
     it('rejects circular structures with a clear message', () => {
       const o: Record<string, unknown> = { a: 1 };
       o.self = o;
-      assert.throws(() => encodeLine(o), (e: unknown) => e instanceof EgressInputError && e.code === 'circular' && /circular/.test(e.message));
+      assert.throws(() => encodeLine(o), (e: unknown) => e instanceof EgressInputError && e.code === 'circular' && /circular/.test(text(e)));
     });
     it('rejects BigInt with a clear message', () => {
-      assert.throws(() => encodeLine({ big: 10n }), (e: unknown) => e instanceof EgressInputError && e.code === 'bigint' && /BigInt/.test(e.message));
+      assert.throws(() => encodeLine({ big: 10n }), (e: unknown) => e instanceof EgressInputError && e.code === 'bigint' && /BigInt/.test(text(e)));
+    });
+    it('reports what the payload was instead of an object, as a code and parameters', () => {
+      const got = (v: unknown): EgressInputError => {
+        try {
+          encodeLine(v);
+        } catch (e) {
+          return e as EgressInputError;
+        }
+        throw new Error('no error');
+      };
+      assert.deepEqual({ ...got('x').params }, { what: 'string' });
+      assert.deepEqual({ ...got(null).params }, { what: 'null' });
+      assert.deepEqual({ ...got([1]).params }, { what: { code: 'an-array' } });
+      assert.equal(text(got([1])), 'payload must be an object, got an array');
+      assert.equal(text(got(3)), 'payload must be an object, got number');
+      assert.equal(got(3).message, 'not-object {"what":"number"}', 'the message itself is language-neutral');
     });
   });
 
@@ -55,10 +74,13 @@ describe('egress-core', () => {
     });
     it('validates patterns', () => {
       assert.equal(checkPattern('a-%Y.jsonl'), null);
-      assert.match(String(checkPattern('')), /empty/);
-      assert.match(String(checkPattern('a-%q')), /unknown/);
-      assert.match(String(checkPattern('a-%')), /unknown/);
-      assert.match(String(checkPattern(42)), /empty/);
+      assert.deepEqual(checkPattern(''), { code: 'path-empty' });
+      assert.deepEqual(checkPattern('a-%q'), { code: 'path-bad-field' });
+      assert.deepEqual(checkPattern('a\0b'), { code: 'path-nul' });
+      assert.match(text(checkPattern('')), /empty/);
+      assert.match(text(checkPattern('a-%q')), /unknown/);
+      assert.match(text(checkPattern('a-%')), /unknown/);
+      assert.match(text(checkPattern(42)), /empty/);
     });
   });
 
@@ -77,7 +99,7 @@ describe('egress-core', () => {
       const c = readConfig({ id: 'n', type: 't', version: 1, path: '%x', fsync: 'none', createDir: false }, '/b');
       assert.equal(c.fsync, 'none');
       assert.equal(c.createDir, false);
-      assert.match(String(c.patternError), /unknown/);
+      assert.match(text(c.patternError), /unknown/);
       assert.equal(c.pattern, '');
     });
   });

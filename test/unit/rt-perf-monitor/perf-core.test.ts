@@ -7,6 +7,7 @@ import { HookBook, parseFilter } from '../../../nodes/rt-perf-monitor/hooks-core
 import { PerfMonitor } from '../../../nodes/rt-perf-monitor/monitor-core';
 import { DEFAULT_RULES, parseRules, RulesEngine } from '../../../nodes/rt-perf-monitor/rules-core';
 import { type Timers, WindowScheduler } from '../../../nodes/rt-perf-monitor/window-core';
+import { en } from '../../helpers/catalog';
 
 function exactPercentile(sorted: number[], q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
@@ -213,7 +214,8 @@ describe('rt-perf-monitor core: rules', () => {
     for (const [text, re] of bad) {
       const r = parseRules(text, 10);
       assert.equal(r.rules.length, 0, text);
-      assert.ok(r.problems.some((p) => re.test(p)), `${text}: ${r.problems.join('; ')}`);
+      const texts = r.problems.map((p) => en('rt-perf-monitor', p));
+      assert.ok(texts.some((p) => re.test(p)), `${text}: ${texts.join('; ')}`);
     }
   });
 
@@ -232,7 +234,10 @@ describe('rt-perf-monitor core: rules', () => {
     assert.equal(f.metric, 'memory.rss');
     assert.equal(f.value, 120);
     assert.equal(f.threshold, 100);
-    assert.match(f.message, /memory\.rss above threshold: 120 MB > 100 MB/);
+    assert.deepEqual(f.message, { code: 'alert-firing', params: { name: 'memory.rss', value: 120, unit: 'MB', threshold: 100 } });
+    assert.match(en('rt-perf-monitor', f.message), /memory\.rss above threshold: 120 MB > 100 MB/);
+    const resolved = out[6][0];
+    assert.equal(en('rt-perf-monitor', resolved.message), 'memory.rss back below threshold: 89 MB <= 100 MB');
   });
 
   it('"for" needs N violating intervals; window merges intervals', () => {

@@ -9,11 +9,14 @@ import {
   encodeException,
   encodeRequest,
   encodeResponse,
+  exceptionReason,
   inputValue,
   type ReaderEvent,
   ResponseReader,
   withCrc,
 } from '../../../nodes/rt-rs485-watch/modbus-core';
+import type { Coded } from '../../../nodes/shared/coded';
+import { en } from '../../helpers/catalog';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const results = (evs: ReaderEvent[]): string[] => evs.map((e) => e.result);
@@ -144,7 +147,10 @@ describe('rt-rs485 modbus-core', () => {
       const evs = r.push(encodeException(5, 3, 2));
       assert.deepEqual(results(evs), ['exception']);
       assert.equal((evs[0] as { code: number }).code, 2);
-      assert.match((evs[0] as { reason: string }).reason, /exception 2 \(illegal data address\)/);
+      const reason = (evs[0] as { reason: Coded }).reason;
+      assert.deepEqual(reason, { code: 'modbus-exception', params: { exception: 2, name: { code: 'exc-illegal-data-address' } } });
+      assert.match(en('rt-rs485-watch', reason), /exception 2 \(illegal data address\)/);
+      assert.equal(en('rt-rs485-watch', exceptionReason(99)), 'exception 99 (unknown)');
       assert.ok(r.done);
     });
 

@@ -6,6 +6,8 @@ import { EventEmitter } from 'node:events';
 
 import { readPortConfig } from '../../../nodes/rt-rs485-port/port-config';
 import { type LinkState, PortLink, type SerialLike, type Transaction, type TxOutcome } from '../../../nodes/rt-rs485-port/port-link';
+import type { Msg } from '../../../nodes/shared/coded';
+import { en } from '../../helpers/catalog';
 import { sleep, waitFor } from '../../helpers/util';
 
 class FakePort extends EventEmitter implements SerialLike {
@@ -37,7 +39,7 @@ class FakePort extends EventEmitter implements SerialLike {
 const cfg = (o: Record<string, unknown> = {}) =>
   readPortConfig({ id: 'p', type: 'rt-rs485-port', path: '/dev/fake', baudRate: 115200, backoffMin: 20, backoffMax: 80, queueLimit: 3, ...o });
 
-function tx(tag: number, ends: Array<[number, TxOutcome, string | undefined]>, timeoutMs = 200): Transaction {
+function tx(tag: number, ends: Array<[number, TxOutcome, Msg | undefined]>, timeoutMs = 200): Transaction {
   return {
     bytes: Buffer.from([tag]),
     timeoutMs,
@@ -57,12 +59,14 @@ describe('rt-rs485 port-link (fake serial port)', () => {
     const states: LinkState[] = [];
     link.register({ onLink: (s) => states.push(s) });
     await waitFor(() => link.state === 'open', 1000, 'open');
-    const ends: Array<[number, TxOutcome, string | undefined]> = [];
+    const ends: Array<[number, TxOutcome, Msg | undefined]> = [];
     assert.equal(link.request(tx(1, ends)), null);
     assert.equal(link.request(tx(2, ends)), null);
     assert.equal(link.request(tx(3, ends)), null);
     assert.equal(link.request(tx(4, ends)), null);
-    assert.equal(link.request(tx(5, ends)), 'request queue full', 'queue limit 3 (+1 on the bus)');
+    const full = link.request(tx(5, ends));
+    assert.deepEqual(full, { code: 'queue-full' }, 'queue limit 3 (+1 on the bus)');
+    assert.equal(en('rt-rs485-watch', full!), 'request queue full');
     assert.equal(link.stats.refused, 1);
     const p = ports[0];
     assert.deepEqual(p.writes.map((b) => b[0]), [1], 'one outstanding request');
@@ -80,7 +84,7 @@ describe('rt-rs485 port-link (fake serial port)', () => {
       [1, 'done', undefined],
       [2, 'done', undefined],
       [3, 'done', undefined],
-      [4, 'error', 'closing'],
+      [4, 'error', { code: 'port-closing' }],
     ]);
     assert.equal(p.closed, 1);
     assert.deepEqual(states, ['connecting', 'open']);
@@ -91,7 +95,7 @@ describe('rt-rs485 port-link (fake serial port)', () => {
     const link = new PortLink(cfg(), () => p);
     link.register({});
     await waitFor(() => link.state === 'open', 1000, 'open');
-    const ends: Array<[number, TxOutcome, string | undefined]> = [];
+    const ends: Array<[number, TxOutcome, Msg | undefined]> = [];
     const t0 = Date.now();
     link.request(tx(1, ends, 50));
     link.request(tx(2, ends, 50));
@@ -107,7 +111,7 @@ describe('rt-rs485 port-link (fake serial port)', () => {
     const link = new PortLink(cfg(), () => p);
     link.register({});
     await waitFor(() => link.state === 'open', 1000, 'open');
-    const ends: Array<[number, TxOutcome, string | undefined]> = [];
+    const ends: Array<[number, TxOutcome, Msg | undefined]> = [];
     link.request(tx(1, ends, 20));
     // the answer is "in the kernel buffer", read only after the timers phase; the loop is busy past the timeout
     setTimeout(
@@ -163,7 +167,7 @@ describe('rt-rs485 port-link (fake serial port)', () => {
     link.register({ onLink: (s, e) => states.push(`${s}${e ? `:${e}` : ''}`) });
     await sleep(400);
     assert.equal(link.state, 'down');
-    assert.match(link.lastError, /No such file/);
+    assert.match(String(link.lastError), /No such file/);
     const gaps = times.slice(1).map((t, i) => t - times[i]);
     // 20, 40, 80, 80, ... (jitter fixed at 1.0)
     assert.ok(gaps[0] >= 15 && gaps[0] < 40, `${gaps}`);
@@ -187,13 +191,15 @@ describe('rt-rs485 port-link (fake serial port)', () => {
     });
     link.register({});
     await waitFor(() => link.state === 'open', 1000, 'open');
-    const ends: Array<[number, TxOutcome, string | undefined]> = [];
+    const ends: Array<[number, TxOutcome, Msg | undefined]> = [];
     link.request(tx(1, ends));
     ports[0].isOpen = false;
     ports[0].emit('close', Object.assign(new Error('Disconnected'), { disconnected: true }));
     assert.deepEqual(ends, [[1, 'error', 'Disconnected']]);
     assert.equal(link.state, 'down');
-    assert.match(String(link.request(tx(2, ends))), /port down/);
+    const refused = link.request(tx(2, ends));
+    assert.deepEqual(refused, { code: 'port-state-error', params: { state: 'down', error: 'Disconnected' } });
+    assert.equal(en('rt-rs485-watch', refused!), 'port down: Disconnected');
     await waitFor(() => link.state === 'open' && ports.length === 2, 1000, 'reopened');
     assert.equal(link.stats.reconnects, 1);
     await link.close();

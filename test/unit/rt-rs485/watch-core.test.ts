@@ -4,11 +4,15 @@ import assert from 'node:assert/strict';
 import { readPortConfig, wireMs } from '../../../nodes/rt-rs485-port/port-config';
 import { readWatchConfig } from '../../../nodes/rt-rs485-watch/watch-config';
 import { DoorWatch, mapValue, StallGuard } from '../../../nodes/rt-rs485-watch/watch-core';
+import { en } from '../../helpers/catalog';
+
+const text = (m: Parameters<typeof en>[1] | null | undefined): string => (m == null ? String(m) : en('rt-rs485-watch', m));
 
 describe('rt-rs485 watch-core', () => {
   it('every change is reported, in order; the same state only moves ts', () => {
     const w = new DoorWatch(0);
-    assert.deepEqual(w.value, { state: 'unknown', since: 0, ts: 0, reason: 'not read yet' });
+    assert.deepEqual(w.value, { state: 'unknown', since: 0, ts: 0, reason: { code: 'not-read' } });
+    assert.equal(text(w.value.reason), 'not read yet');
     assert.deepEqual(w.observe('open', 10), { state: 'open', since: 10, ts: 10 });
     assert.equal(w.observe('open', 20), null);
     assert.deepEqual(w.value, { state: 'open', since: 10, ts: 20 });
@@ -25,7 +29,8 @@ describe('rt-rs485 watch-core', () => {
   it('maps register values', () => {
     assert.deepEqual(mapValue(1, { openValue: 1, closedValue: 0 }), { state: 'open' });
     assert.deepEqual(mapValue(0, { openValue: 1, closedValue: 0 }), { state: 'closed' });
-    assert.deepEqual(mapValue(7, { openValue: 1, closedValue: 0 }), { state: 'unknown', reason: 'unexpected value 7' });
+    assert.deepEqual(mapValue(7, { openValue: 1, closedValue: 0 }), { state: 'unknown', reason: { code: 'unexpected-value', params: { value: 7 } } });
+    assert.equal(text(mapValue(7, { openValue: 1, closedValue: 0 }).reason), 'unexpected value 7');
   });
 
   it('stall guard: one lost reply does not flap; a stretch of failures caps at stallMs', () => {
@@ -44,7 +49,8 @@ describe('rt-rs485 watch-core', () => {
     assert.equal(g.check(10_000), null);
     const g2 = new StallGuard(500);
     g2.sent(0);
-    assert.equal(g2.check(500), 'no answer for 500 ms');
+    assert.deepEqual(g2.check(500), { code: 'no-answer-for', params: { ms: 500 } });
+    assert.equal(text(g2.check(500)), 'no answer for 500 ms');
   });
 
   it('watch config: defaults by migration, clamps, stall cap <= 500 ms, problems listed', () => {
@@ -60,9 +66,16 @@ describe('rt-rs485 watch-core', () => {
     const d = readWatchConfig({ id: 'w', type: 'rt-rs485-watch', version: 1, stall: 5000, timeout: 2000, unit: 0, fn: 3, openValue: 5, closedValue: 5 });
     assert.equal(d.stallMs, 500);
     assert.equal(d.timeoutMs, 500);
-    assert.equal(d.problems.length, 2, d.problems.join('; '));
+    assert.deepEqual(
+      d.problems.map((x) => x.code),
+      ['bad-unit', 'same-values'],
+    );
     const p = readWatchConfig({ id: 'w', type: 'rt-rs485-watch', mode: 'passive', openMatch: '(' });
-    assert.match(p.problems.join(), /frame pattern/);
+    assert.deepEqual(
+      p.problems.map((x) => x.code),
+      ['bad-pattern'],
+    );
+    assert.match(p.problems.map(text).join(), /frame pattern/);
     const inv = readWatchConfig({ id: 'w', type: 'rt-rs485-watch', fn: 2, openValue: 0 });
     assert.equal(inv.closedValue, 1, 'for discrete inputs closed is the other bit');
   });
@@ -74,7 +87,8 @@ describe('rt-rs485 watch-core', () => {
     assert.equal(c.parity, 'none');
     assert.equal(c.stopBits, 1);
     assert.deepEqual(c.problems, []);
-    assert.match(readPortConfig({ id: 'p', type: 'rt-rs485-port' }).problems.join(), /path/);
+    assert.deepEqual(readPortConfig({ id: 'p', type: 'rt-rs485-port' }).problems, [{ code: 'path-empty' }]);
+    assert.match(en('rt-rs485-port', readPortConfig({ id: 'p', type: 'rt-rs485-port' }).problems[0]), /path/);
     const e = readPortConfig({ id: 'p', type: 'rt-rs485-port', path: 'x', parity: 'even', stopBits: '2', backoffMin: 900, backoffMax: 100 });
     assert.equal(e.parity, 'even');
     assert.equal(e.stopBits, 2);

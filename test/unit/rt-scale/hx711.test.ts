@@ -9,6 +9,8 @@ import { calibrateCpg, countsToCg, FLAG_FAULT, FLAG_STABLE, med3, type SampleOut
 import { ScaleEngine } from '../../../nodes/rt-scale/scale-engine';
 import type { ScaleEvent } from '../../../nodes/rt-scale/scale-protocol';
 import { SimHx711 } from '../../../nodes/rt-scale/sim-hx711';
+import type { CodedError } from '../../../nodes/shared/coded';
+import { en } from '../../helpers/catalog';
 
 /** A chip that holds one fixed code, for decoder vectors through the real pulse protocol. */
 function chipWith(code: number): Hx711Pins {
@@ -139,8 +141,10 @@ describe('sampler arithmetic and filters', () => {
     // calibrate: 100 g placed reads 126000 counts with zero 84000 -> 420 counts/g
     assert.equal(calibrateCpg(126_000, 84_000, 10_000), 420_000);
     assert.equal(calibrateCpg(84_000 + 21_025, 84_000, 5_000), 420_500);
-    assert.throws(() => calibrateCpg(84_000, 84_000, 10_000), /not seen/);
-    assert.throws(() => calibrateCpg(100_000, 84_000, 0), /positive/);
+    assert.throws(() => calibrateCpg(84_000, 84_000, 10_000), { code: 'cal-no-change' });
+    assert.throws(() => calibrateCpg(100_000, 84_000, 0), { code: 'bad-known-weight' });
+    assert.throws(() => calibrateCpg(84_000, 84_000, 10_000), (e: CodedError) => /not seen/.test(en('rt-scale', e)));
+    assert.throws(() => calibrateCpg(100_000, 84_000, 0), (e: CodedError) => /positive/.test(en('rt-scale', e)));
   });
 
   it('median of 3 rejects a single spike that a plain average would pass on', () => {
@@ -240,7 +244,7 @@ describe('scale engine (virtual time)', () => {
     assert.ok(e.samples.every((s, i) => s.seq === i + 1), 'published samples are numbered without gaps');
   });
 
-  it('power off stops sampling without faults; power on settles again', () => {
+  it('power off stops sampling without faults; power on settles again', async () => {
     const e = simEngine();
     e.run(200);
     e.engine.power(false);
@@ -248,6 +252,7 @@ describe('scale engine (virtual time)', () => {
     e.run(500);
     assert.equal(e.samples.length, n);
     assert.equal(e.events.length, 0, 'powered down is not a fault');
+    await assert.rejects(e.engine.tare(), { code: 'powered-down' }, 'no tare while powered down (coded: rt-scale words it)');
     e.engine.power(true);
     e.run(500);
     assert.ok(e.samples.length > n + 30);
