@@ -213,11 +213,21 @@ describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
   it('the pigpio backend that cannot start gives a clear error naming the simulated backend, not a crash', async () => {
     for (const mod of ['pigpio', 'pigpio-module-that-is-not-installed']) {
       await load(flow({ backend: 'pigpio' }), { rtEdgeTestHooks: true, rtEdgePigpioModule: mod });
+      const hx = helper.getNode('hx') as unknown as { status(s: Record<string, unknown>): void };
+      const shown: Array<Record<string, unknown>> = [];
+      const status = hx.status.bind(hx);
+      hx.status = (st) => {
+        shown.push(st);
+        status(st);
+      };
       const errs = caught();
       await waitFor(() => errs.length >= 1, 10_000, `an error for ${mod}`);
       // the catalog text names the simulated backend (test/unit/shared/coded.test.ts); the helper's RED._ gives the key
       assert.match(errs[0], /simulated|codes\.pigpio-(missing|init|gpio)/, errs[0]);
       assert.match(errs[0], /pigpio/, errs[0]);
+      await waitFor(() => shown.some((st) => st.fill === 'red'), 5000, 'a red status on the rt-hx711 node');
+      // pigpio is only ever loaded in the HAL worker thread, never on the flow engine's
+      assert.deepEqual(Object.keys(require.cache).filter((k) => /[\\/]pigpio[\\/]/.test(k)), [], 'pigpio not in the main thread');
       send('tare');
       await waitFor(() => errs.length >= 2, 5000, 'commands fail cleanly');
       await helper.unload();
