@@ -69,6 +69,8 @@ export = function register(RED: NodeAPI): void {
     let dropped = 0;
     let nextId = 1;
     let link: 'connecting' | 'connected' | 'down' = 'connecting';
+    /** The link went down and has not been up since (its warning was given). */
+    let outage = false;
     /** Commands accepted while the worker was starting or restarting, in order. */
     const unsent: GateCmd[] = [];
     const flushUnsent = (): void => {
@@ -131,7 +133,14 @@ export = function register(RED: NodeAPI): void {
             return;
           }
           if (ev.t === 'link') {
-            if (ev.state === 'down' && link !== 'down') node.warn(RED._(`${TYPE}.errors.linkDown`, { host: c.host, port: c.port, error: ev.error ? t.text(ev.error) : '' }));
+            // One warning per outage (not one per reconnect attempt), and a log line when it ends.
+            if (ev.state === 'down' && !outage) {
+              outage = true;
+              node.warn(RED._(`${TYPE}.errors.linkDown`, { host: c.host, port: c.port, error: ev.error ? t.text(ev.error) : '' }));
+            } else if (ev.state === 'connected' && outage) {
+              outage = false;
+              node.log(RED._(`${TYPE}.linkUp`, { host: c.host, port: c.port }));
+            }
             link = ev.state;
             show();
             return;

@@ -1,10 +1,11 @@
 // rt-gate-command in a real Node-RED runtime against a real TCP peer (a child
 // process on 127.0.0.1).
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 
 import { activeWorkerCount } from '../../nodes/shared/worker-host';
 import { type Peer, startPeer } from '../helpers/tcp-peer';
-import { sleep, waitFor } from '../helpers/util';
+import { freePort, sleep, waitFor } from '../helpers/util';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper');
@@ -185,6 +186,37 @@ describe('rt-gate-command node', function () {
     const delays = peer.lines.slice(1).map((l, i) => (l.atUs - enq[i]) / 1000);
     // Sequential with a 1 ms ack each: all five well before the block ends.
     assert.ok(Math.max(...delays) < 250, `enqueue-to-wire delays while blocked: ${delays.map((d) => d.toFixed(1)).join(', ')} ms`);
+  });
+
+  it('a controller that is down: one warning for the outage, not one per reconnect attempt; a log line when it is back', async () => {
+    // The Node prototype's warn/log, so nothing said before the test could hook the node is missed.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const NodeProto = (require('@node-red/runtime/lib/nodes/Node') as { prototype: Record<string, (this: { id: string }, m: unknown) => void> }).prototype;
+    const { warn, log } = NodeProto;
+    const said: string[] = [];
+    NodeProto.warn = function (m) {
+      if (this.id === 'gc') said.push(`warn ${String(m)}`);
+      return warn.call(this, m);
+    };
+    NodeProto.log = function (m) {
+      if (this.id === 'gc') said.push(`log ${String(m)}`);
+      return log.call(this, m);
+    };
+    const server = createServer((sock) => sock.on('error', () => undefined));
+    try {
+      const port = await freePort(); // nothing listens there yet
+      await load(flow(port, { backoffMin: 20, backoffMax: 40 }));
+      await sleep(1500); // some 40 reconnect attempts
+      assert.equal(said.filter((x) => /linkDown/.test(x)).length, 1, said.join('\n'));
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+      await waitFor(() => said.some((x) => /^log .*linkUp/.test(x)), 5000, 'the link is up again (logged)');
+      assert.equal(said.filter((x) => /linkDown/.test(x)).length, 1, 'no further warning');
+    } finally {
+      NodeProto.warn = warn;
+      NodeProto.log = log;
+      await helper.unload();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('bad input goes to Catch: no gate, a missing template field, an oversize command', async () => {
