@@ -155,7 +155,7 @@ export = function register(RED: NodeAPI): void {
             queue_delay_ms: ms(ev.queueDelayUs),
             send_latency_ms: ms(ev.sendLatencyUs),
             total_ms: ms(ev.totalUs),
-            ...(ev.reason ? { reason: t.text(ev.reason) } : {}),
+            ...(ev.reason ? { reason: t.text(ev.reason), reason_code: ev.reason.code } : {}),
             ...(ev.reply !== undefined ? { reply: ev.reply } : {}),
           };
           w.send(w.msg);
@@ -172,7 +172,7 @@ export = function register(RED: NodeAPI): void {
           for (const [id, w] of waiting) {
             if (!w.posted) continue;
             waiting.delete(id);
-            w.msg.payload = { gate: w.gate, track_id: w.trackId, result: 'error', reason: RED._(`${TYPE}.reasons.workerRestarted`), queue_delay_ms: 0, send_latency_ms: 0, total_ms: 0 };
+            w.msg.payload = { gate: w.gate, track_id: w.trackId, result: 'error', reason: RED._(`${TYPE}.reasons.workerRestarted`), reason_code: 'worker-restarted', queue_delay_ms: 0, send_latency_ms: 0, total_ms: 0 };
             w.send(w.msg);
             w.done();
           }

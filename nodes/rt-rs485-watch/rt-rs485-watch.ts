@@ -4,6 +4,7 @@
 // every change (never coalesced: each observed change is one message, in
 // order). Runs on the main thread: it only does serial I/O through the shared
 // rt-rs485-port, whose queue keeps requests on the bus one at a time.
+import { isCoded } from '../shared/coded';
 import { coreText } from '../shared/i18n';
 import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -19,10 +20,11 @@ const STATE_GAUGE: Record<DoorState, number> = { open: 1, closed: 0, unknown: -1
 
 export = function register(RED: NodeAPI): void {
   const t = coreText(RED, TYPE);
-  /** The door as flows see it: the reason worded. */
-  const published = (v: DoorValue): DoorValue<string> => {
+  /** The door as flows see it: the reason worded, and its stable code for flows to switch on. */
+  const published = (v: DoorValue): DoorValue<string> & { reason_code?: string } => {
     const { reason, ...rest } = v;
-    return reason === undefined ? rest : { ...rest, reason: t.text(reason) };
+    if (reason === undefined) return rest;
+    return isCoded(reason) ? { ...rest, reason: t.text(reason), reason_code: reason.code } : { ...rest, reason: t.text(reason) };
   };
   const metrics = runtimeMetrics(RED);
   const fam = {

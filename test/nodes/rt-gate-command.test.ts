@@ -23,6 +23,7 @@ interface R {
   track_id: unknown;
   result: string;
   reason?: string;
+  reason_code?: string;
   reply?: string;
   queue_delay_ms: number;
   send_latency_ms: number;
@@ -112,6 +113,7 @@ describe('rt-gate-command node', function () {
     await waitFor(() => rs.length === 2, 5000, 'two results');
     assert.equal(rs[0].result, 'error');
     assert.match(String(rs[0].reason), /unexpected reply|codes\.bad-reply/); // the helper's RED._ gives the catalog key
+    assert.equal(rs[0].reason_code, 'bad-reply');
     assert.equal(rs[0].reply, '??? nonsense');
     assert.equal(peer.lines[1].line, 'OPEN B');
   });
@@ -126,6 +128,7 @@ describe('rt-gate-command node', function () {
     const byGate = new Map(rs.map((r) => [r.gate, r]));
     assert.equal(byGate.get('G5')!.result, 'error', 'the command in flight when the link dropped');
     assert.match(String(byGate.get('G5')!.reason), /closed|codes\.lost-before-ack/);
+    assert.equal(byGate.get('G5')!.reason_code, 'lost-before-ack');
     for (const g of ['G1', 'G2', 'G3', 'G4', 'G6', 'G7', 'G12']) assert.equal(byGate.get(g)!.result, 'ok', g);
     assert.ok(peer.connections >= 2, 'reconnected');
   });

@@ -54,7 +54,7 @@ function changes(): Seen[] {
   return seen;
 }
 const states = (s: Seen[]): string[] => s.map((x) => x.v.state);
-const door = (): DoorValue => (helper.getNode('w') as TestNode).context().flow.get('door') as DoorValue;
+const door = (): DoorValue & { reason_code?: string } => (helper.getNode('w') as TestNode).context().flow.get('door') as DoorValue & { reason_code?: string };
 const port = (): Rs485PortNode => helper.getNode('p') as Rs485PortNode;
 
 /** Opens a path with serialport's lock, then closes it. Rejects if someone holds the port. */
@@ -127,6 +127,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     sim.opt.openValue = 0x99; // neither value: unknown with a reason
     await waitFor(() => door()?.state === 'unknown', 3000, 'unknown');
     assert.match(String(door().reason), /unexpected value 153|codes\.unexpected-value/); // the helper's RED._ gives the catalog key
+    assert.equal(door().reason_code, 'unexpected-value');
   });
 
   it('polling: every change a poll observes is emitted, and the value is never older than a poll plus the response', async () => {
@@ -247,6 +248,7 @@ describe('rt-rs485-watch node over a pty pair', function () {
     const t0 = Date.now();
     await waitFor(() => door().state === 'unknown', 2000, 'unknown after bad CRCs');
     assert.match(String(door().reason), /bad CRC|codes\.bad-crc/);
+    assert.equal(door().reason_code, 'bad-crc');
     assert.ok(Date.now() - t0 <= 500 + 20 + 150, `${Date.now() - t0} ms`);
     assert.ok(port().frames().bad_crc >= 3);
     sim.fault = 'none';
