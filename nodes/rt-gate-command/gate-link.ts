@@ -51,6 +51,7 @@ export class GateLink {
   private closed = false;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private pumpSoon: NodeJS.Immediate | null = null;
   private cmdTimer: NodeJS.Timeout | null = null;
   private readonly queue: Pending[] = [];
   /** Sent, awaiting acknowledgement, in send order (the controller answers in order). */
@@ -76,7 +77,15 @@ export class GateLink {
       return;
     }
     this.queue.push(p);
-    this.pump();
+    // Commands that arrive together (a burst posted by the flow engine is
+    // delivered to this thread in one go) go out in one write: the pump runs
+    // once the messages at hand are queued, in this thread's next check phase.
+    if (this.pumpSoon === null) {
+      this.pumpSoon = setImmediate(() => {
+        this.pumpSoon = null;
+        this.pump();
+      });
+    }
   }
 
   private open(): void {
@@ -165,6 +174,8 @@ export class GateLink {
     this.clearCmdTimer();
     const limit = this.o.timeoutMs * 1000;
     const max = Math.max(1, this.o.maxInflight);
+    const batch: Array<Pending & { sentUs: number; timer: NodeJS.Timeout | null }> = [];
+    let bytes = '';
     while (this.inflight.length < max && this.queue.length > 0) {
       const now = this.h.nowUs();
       const p = this.queue.shift()!;
@@ -175,9 +186,8 @@ export class GateLink {
       const cur = { ...p, sentUs: now, timer: null as NodeJS.Timeout | null };
       this.inflight.push(cur);
       this.h.onSent(now - p.enqUs);
-      this.sock.write(p.text, 'latin1', () => {
-        if (!this.ack) this.complete(cur, 'ok');
-      });
+      batch.push(cur);
+      bytes += p.text;
       cur.timer = setTimeout(() => {
         cur.timer = null;
         const i = this.inflight.indexOf(cur);
@@ -188,6 +198,11 @@ export class GateLink {
         this.dropLink(reason('no-ack'));
       }, this.o.timeoutMs);
     }
+    if (batch.length === 0) return;
+    // One write (one syscall, one segment with no-delay) for the commands sent together.
+    this.sock.write(bytes, 'latin1', () => {
+      if (!this.ack) for (const cur of batch) this.complete(cur, 'ok');
+    });
   }
 
   private complete(cur: Pending & { sentUs: number; timer: NodeJS.Timeout | null }, result: 'ok' | 'error', why?: Coded, reply?: string): void {
@@ -223,6 +238,8 @@ export class GateLink {
       await new Promise((r) => setTimeout(r, 5));
     }
     this.closed = true;
+    if (this.pumpSoon) clearImmediate(this.pumpSoon);
+    this.pumpSoon = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.clearCmdTimer();
