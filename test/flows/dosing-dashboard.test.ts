@@ -15,10 +15,23 @@ describe('dosing station dashboard in a real browser', function () {
   });
 
   it('starts a dose from the page and shows its result row', async () => {
-    s = await openDashboard('dosing-station.json', '/dosing');
+    // Updates the page receives for the weight chart (Dashboard 2 socket.io frames "msg-input:<widget id>").
+    const chartUpdates: number[] = [];
+    s = await openDashboard('dosing-station.json', '/dosing', {
+      beforeGoto: (p) =>
+        p.on('websocket', (ws) =>
+          ws.on('framereceived', (f) => {
+            if (String(f.payload).includes('"msg-input:ds_chart"')) chartUpdates.push(Date.now());
+          }),
+        ),
+    });
     const { page } = s;
     await page.getByText('Dosing station').first().waitFor({ timeout: 30_000 });
     await page.getByText('Live weight').first().waitFor();
+    // The chart is fed a downsampled stream (checklist 34): live, but at most 4 updates a second.
+    await page.waitForTimeout(5000);
+    const last5s = chartUpdates.filter((t) => t > Date.now() - 5000).length;
+    assert.ok(last5s >= 5 && last5s <= 22, `weight chart updates in 5 s: ${last5s} (live, <= 4/s)`);
     // set the target: 30 g
     const input = page.getByLabel('Target (g)');
     await input.waitFor({ timeout: 15_000 });

@@ -28,7 +28,7 @@ export interface DashboardSession {
  * asserted) and opens /dashboard<pagePath>. CI installs chromium (.ci/run): a
  * missing browser fails, it is not a skip.
  */
-export async function openDashboard(flowFile: string, pagePath: string): Promise<DashboardSession> {
+export async function openDashboard(flowFile: string, pagePath: string, opts: { beforeGoto?(page: Page): void } = {}): Promise<DashboardSession> {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   const rt = await startNodeRed();
   let browser: Browser | null = null;
@@ -43,6 +43,7 @@ export async function openDashboard(flowFile: string, pagePath: string): Promise
     assert.doesNotMatch(rt.log(), /\[error\]/, rt.log());
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     const page = await browser.newPage();
+    opts.beforeGoto?.(page);
     await page.goto(`${rt.url}/dashboard${pagePath}`, { waitUntil: 'domcontentloaded' });
     const b = browser;
     return {

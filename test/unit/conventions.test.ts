@@ -174,6 +174,16 @@ describe('project conventions', () => {
     assert.deepEqual(rs485DirectionUses(files), []);
   });
 
+  it('dashboard charts in the shipped flows keep at most 500 points', () => {
+    for (const f of readdirSync(join(repoRoot, 'flows')).filter((x) => x.endsWith('.json'))) {
+      const charts = (JSON.parse(readFileSync(join(repoRoot, 'flows', f), 'utf8')) as Array<Record<string, unknown>>).filter((n) => n.type === 'ui-chart');
+      for (const c of charts) {
+        const cap = Number(c.removeOlderPoints);
+        assert.ok(Number.isInteger(cap) && cap > 0 && cap <= 500, `${f} ${String(c.id)}: removeOlderPoints ${String(c.removeOlderPoints)}`);
+      }
+    }
+  });
+
   it('one metrics client package in the dependency tree', () => {
     const out = execFileSync('npm', ['ls', 'prom-client', '@prometheus-io/client', '--all', '--parseable'], { cwd: repoRoot, encoding: 'utf8' });
     const copies = out.split('\n').filter((l) => /node_modules[\\/](prom-client|@prometheus-io[\\/]client)$/.test(l));
