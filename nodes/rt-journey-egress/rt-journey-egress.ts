@@ -104,8 +104,9 @@ export = function register(RED: NodeAPI): void {
           if (!inError) {
             // Once per outage: a Catch node gets it, the log gets one line.
             inError = true;
-            const text = RED._(`${TYPE}.errors.write`, { file: ev.file, error: err.message });
-            node.error(text, { topic: 'write-error', payload: { file: ev.file, code: err.code, error: err.message, pending: ev.pending, retry_ms: ev.retryInMs } });
+            const why = t.errorText(err);
+            const text = RED._(`${TYPE}.errors.write`, { file: ev.file, error: why });
+            node.error(text, { topic: 'write-error', payload: { file: ev.file, code: err.code, error: why, pending: ev.pending, retry_ms: ev.retryInMs } });
           }
           status.immediate('error', RED._(`${TYPE}.status.writeError`, { code: err.code ?? 'error' }));
           break;

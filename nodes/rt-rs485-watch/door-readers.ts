@@ -5,7 +5,7 @@
 // No Node-RED import: the adapter turns observations into the watch value,
 // context, messages and status. Reasons are coded (WATCH_REASONS) or a
 // verbatim error of the port; the adapter words them.
-import type { Msg } from '../shared/coded';
+import { isCoded, type Msg } from '../shared/coded';
 import type { LinkState, LinkUser, Transaction } from '../rt-rs485-port/port-link';
 import { encodeRequest, type FrameResult, inputValue, type ReadRequest, ResponseReader } from './modbus-core';
 import { type FrameMapping, Framer, type FramerOptions, mapFrame } from './passive-core';
@@ -132,7 +132,8 @@ export class PollReader implements LinkUser {
           this.sink.frame('timeout');
           failure ||= reason('no-answer-within', { ms: this.opt.timeoutMs });
         } else if (outcome === 'error') {
-          failure = error ?? reason('request-failed');
+          // A verbatim error (the serial port's own message) still gets a code flows can switch on.
+          failure = error === undefined ? reason('request-failed') : isCoded(error) ? error : reason('request-error', { error });
         }
         const now = mono();
         if (answer) {

@@ -20,6 +20,7 @@ export const WATCH_REASONS = [
   'bad-crc',
   'no-answer-within',
   'request-failed',
+  'request-error',
   'no-answer',
   'no-frame-for',
 ] as const;

@@ -28,7 +28,8 @@ export function coreText(RED: Pick<NodeAPI, '_'>, type: string): CoreText {
       if (!isCodedError(err)) return err instanceof Error ? err : new Error(String(err));
       const msg = errorText(err);
       const e = new Error(msg) as Error & { code: string };
-      e.name = err.name;
+      // The worded error reads like any other ("Error: ..." in the log and msg.error.message), not "CodedError: ...".
+      e.name = err.name === 'CodedError' ? 'Error' : err.name;
       e.code = err.code;
       const frames = err.stack?.split('\n').slice(1) ?? [];
       e.stack = [`${e.name}: ${msg}`, ...frames].join('\n');

@@ -95,6 +95,10 @@ describe('coded messages', () => {
     assert.equal(out.code, 'no-gate');
     assert.ok(Object.prototype.hasOwnProperty.call(out, 'code'), 'an own property: Node-RED copies it to msg.error.code');
     assert.match(String(out.stack), /^InputError: no-gate\(\)\n\s+at /);
+    // A plain CodedError (as rebuilt from a worker's wire error) reads as an Error, not "CodedError: ..."
+    const plain = t.error(new CodedError('no-gate'));
+    assert.equal(plain.name, 'Error');
+    assert.equal(String(plain), 'Error: no-gate()');
     const sys = new Error('disk full');
     assert.equal(t.error(sys), sys, 'other errors pass unchanged');
     assert.equal(t.errorText(sys), 'disk full');
