@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 
 import { parseRules } from '../../../nodes/rt-perf-monitor/rules-core';
+import { codeText, en } from '../../helpers/catalog';
 import { repoRoot } from '../../helpers/util';
 
 type Validate = (this: object, v: unknown, opt?: object) => boolean | string;
@@ -23,14 +24,24 @@ function editorDef(): Def {
   return def!;
 }
 
+/** An editor node: `_` words a key from the node's en-US catalog, as the editor's i18n does. */
+const node = {
+  _: (key: string, params: Record<string, unknown> = {}): string => {
+    const code = key.replace(/^rt-perf-monitor\.codes\./, '');
+    const text = codeText('rt-perf-monitor', code);
+    if (text === undefined) throw new Error(`no catalog text for ${key}`);
+    return text.replace(/__([A-Za-z0-9_]+?)__/g, (_m, k: string) => String(params[k]));
+  },
+};
+
 describe('rt-perf-monitor editor', () => {
   const def = editorDef();
   const validate = def.defaults.rules.validate!;
 
   it('accepts the default (no extra rules) and valid rules', () => {
     assert.equal(def.outputs, 3);
-    assert.equal(validate.call({}, def.defaults.rules.value), true);
-    assert.equal(validate.call({}, '[{"metric":"node.latency","node":"busy","threshold":10,"window":30,"for":2,"severity":"critical"}]', {}), true);
+    assert.equal(validate.call(node, def.defaults.rules.value), true);
+    assert.equal(validate.call(node, '[{"metric":"node.latency","node":"busy","threshold":10,"window":30,"for":2,"severity":"critical"}]', {}), true);
   });
 
   it('shows a clear message for each kind of bad rule, and agrees with the runtime check', () => {
@@ -49,12 +60,13 @@ describe('rt-perf-monitor editor', () => {
       '[{"metric":"eventloop.delay","threshold":5,"treshold":5}]',
     ];
     for (const text of bad) {
-      assert.equal(validate.call({}, text), false, text);
-      const msg = validate.call({}, text, {});
+      assert.equal(validate.call(node, text), false, text);
+      const msg = validate.call(node, text, {});
       assert.equal(typeof msg, 'string', text);
       const runtime = parseRules(text, 10).problems;
       assert.ok(runtime.length > 0, `runtime rejects ${text}`);
-      assert.match(msg as string, /^(rules? |rule \d+: )/, `${text}: ${msg}`);
+      // word for word what the runtime reports at deploy (its first problem, from the same catalog)
+      assert.equal(msg, en('rt-perf-monitor', runtime[0]), text);
     }
   });
 
