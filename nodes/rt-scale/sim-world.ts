@@ -30,6 +30,8 @@ export class Plant {
   /** duty changes waiting to reach the scale: [time they take effect, duty permille] */
   private pending: Array<[number, number]> = [];
   private effDuty = 0;
+  /** When the latest duty change takes effect (s): changes apply in the order they were made. */
+  private lastEffect = -Infinity;
   private phase = 0;
   flowScale = 1;
   jammed = false;
@@ -57,8 +59,12 @@ export class Plant {
   setDuty(permille: number, atUs?: number): void {
     const at = (atUs ?? this.timeUs) / 1e6;
     const jitter = (this.rnd() * 2 - 1) * this.p.jitterS;
-    this.pending.push([at + this.p.delayS + jitter, permille]);
-    this.pending.sort((a, b) => a[0] - b[0]);
+    // The delay jitters, but the material cannot overtake itself: a later
+    // command never takes effect before an earlier one (a stop right after a
+    // repeated "full speed" must not be undone by it).
+    const takesEffect = Math.max(at + this.p.delayS + jitter, this.lastEffect);
+    this.lastEffect = takesEffect;
+    this.pending.push([takesEffect, permille]);
   }
 
   /** Advances to time tUs in 1 ms steps. */
