@@ -3,17 +3,14 @@
 // run time from the example's inject nodes, the rt-scale edit dialog reads
 // "zero ..., ... counts/g, from stored (calibrate ...)".
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
-import { CHROMIUM } from '../helpers/dashboard';
+import { openEditor } from '../helpers/dashboard';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { repoRoot, waitFor } from '../helpers/util';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
 
 const example = join(repoRoot, 'examples', 'rt-hx711', '01 - Live weight from a simulated HX711.json');
 
@@ -30,7 +27,6 @@ describe('rt-scale edit dialog in the Node-RED editor (real browser)', function 
   });
 
   it('shows the stored run-time calibration', async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
     rt = await startNodeRed();
     const r = rt;
     await r.deploy(JSON.parse(readFileSync(example, 'utf8')));
@@ -54,11 +50,9 @@ describe('rt-scale edit dialog in the Node-RED editor (real browser)', function 
       'the calibration stored',
     );
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-    const page = await browser.newPage();
-    await page.goto(`${r.url}/`, { waitUntil: 'domcontentloaded' });
-    // The editor has loaded the flows once the scale config node is known.
-    await page.waitForFunction("!!(window.RED && RED.nodes && RED.nodes.node('scale1'))", undefined, { timeout: 60_000 });
+    // The editor, once it has loaded the flows (the scale config node is known).
+    let page: Page;
+    ({ browser, page } = await openEditor(r, 'scale1'));
     // Open the config node's edit dialog the way the pencil button next to the scale does.
     await page.evaluate("RED.editor.editConfig('', 'rt-scale', 'scale1')");
     const field = page.locator('#rt-scale-calibration');

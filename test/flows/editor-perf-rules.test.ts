@@ -2,17 +2,14 @@
 // in words from the node's catalog: run in the real Node-RED editor (Debian's
 // headless Chromium through playwright-core), on the shipped example.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
-import { CHROMIUM } from '../helpers/dashboard';
+import { openEditor } from '../helpers/dashboard';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { repoRoot } from '../helpers/util';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
 
 const example = join(repoRoot, 'examples', 'rt-perf-monitor', '01 - Watch node latency, event-loop lag and memory.json');
 
@@ -29,13 +26,10 @@ describe('rt-perf-monitor rules in the Node-RED editor (real browser)', function
   });
 
   it('names the first problem of invalid rules, worded from the catalog', async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
     rt = await startNodeRed();
     await rt.deploy(JSON.parse(readFileSync(example, 'utf8')));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-    const page = await browser.newPage();
-    await page.goto(`${rt.url}/`, { waitUntil: 'domcontentloaded' });
-    await page.waitForFunction("!!(window.RED && RED.nodes && RED.nodes.node('pm_monitor'))", undefined, { timeout: 60_000 });
+    let page: Page;
+    ({ browser, page } = await openEditor(rt, 'pm_monitor'));
     const check = (rules: string): Promise<unknown> =>
       page.evaluate(`(function () { var n = RED.nodes.node('pm_monitor'); return n._def.defaults.rules.validate.call(n, ${JSON.stringify(rules)}, {}); })()`);
     assert.equal(await check('[{"metric":"memory.rss","threshold":500}]'), true);

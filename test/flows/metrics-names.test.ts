@@ -10,7 +10,7 @@
 // (The shipped flows/*.json use the same node types plus dashboard widgets and
 // share config node ids, so they are left to examples.test.ts.)
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 import { BAD_REASONS } from '../../nodes/rt-scale/sampler-core';
@@ -19,7 +19,7 @@ import { allExampleFlows } from '../helpers/all-examples';
 import { DoorSim } from '../helpers/door-sim';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { type PtyPair, ptyPair } from '../helpers/pty';
-import { freePort, repoRoot, sleep, waitFor } from '../helpers/util';
+import { freePort, repoRoot, sleep, waitFor, walk } from '../helpers/util';
 
 // ---- the Prometheus text exposition format (0.0.4) -------------------------
 
@@ -92,15 +92,6 @@ export function parseExposition(text: string): Map<string, Family> {
 }
 
 // ---- what the code declares ------------------------------------------------
-
-function walk(dir: string, out: string[] = []): string[] {
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else out.push(p);
-  }
-  return out;
-}
 
 /** Every rtedge_* family registered by a node (metrics.counter/gauge/histogram/readerFamily/sharedHistogramFamily). */
 function declaredFamilies(): Map<string, string> {

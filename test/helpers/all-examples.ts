@@ -2,19 +2,10 @@
 // as the editor's Import would place them: each on its tab, config nodes
 // global; the gate example's simulated controller on a free port, the RS485
 // example's serial port on a pty path given by the test.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-import { repoRoot } from './util';
-
-function walk(dir: string, out: string[] = []): string[] {
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else out.push(p);
-  }
-  return out;
-}
+import { repoRoot, walk } from './util';
 
 export function exampleFiles(): string[] {
   return walk(join(repoRoot, 'examples'))

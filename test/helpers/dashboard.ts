@@ -23,13 +23,27 @@ export interface DashboardSession {
   close(): Promise<void>;
 }
 
+/** Debian's Chromium, headless, through playwright-core. CI installs it (.ci/run): a missing browser fails, it is not a skip. */
+export async function launchChromium(): Promise<Browser> {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+}
+
+/** The Node-RED editor of `rt` in a fresh browser, once it has loaded the flows (node `nodeId` is known). */
+export async function openEditor(rt: ChildRuntime, nodeId: string): Promise<{ browser: Browser; page: Page }> {
+  const browser = await launchChromium();
+  const page = await browser.newPage();
+  await page.goto(`${rt.url}/`, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(`!!(window.RED && RED.nodes && RED.nodes.node(${JSON.stringify(nodeId)}))`, undefined, { timeout: 60_000 });
+  return { browser, page };
+}
+
 /**
  * Deploys flows/<flowFile> in a fresh Node-RED process (zero [error] lines
  * asserted) and opens /dashboard<pagePath>. CI installs chromium (.ci/run): a
  * missing browser fails, it is not a skip.
  */
 export async function openDashboard(flowFile: string, pagePath: string, opts: { beforeGoto?(page: Page): void } = {}): Promise<DashboardSession> {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   const rt = await startNodeRed();
   let browser: Browser | null = null;
   const close = async (): Promise<void> => {
@@ -41,7 +55,7 @@ export async function openDashboard(flowFile: string, pagePath: string, opts: { 
     await rt.deploy(JSON.parse(readFileSync(join(repoRoot, 'flows', flowFile), 'utf8')) as object[]);
     await waitFor(() => /Started flows/.test(rt.log()), 20_000, 'flows started');
     assert.doesNotMatch(rt.log(), /\[error\]/, rt.log());
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    browser = await launchChromium();
     const page = await browser.newPage();
     opts.beforeGoto?.(page);
     await page.goto(`${rt.url}/dashboard${pagePath}`, { waitUntil: 'domcontentloaded' });
