@@ -1,7 +1,7 @@
 // The gate link's result reasons and link errors are codes with parameters
 // (worded by rt-gate-command from its catalog), against a local TCP peer.
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 
 import { GateLink } from '../../../nodes/rt-gate-command/gate-link';
 import type { GateEvent, GateInit } from '../../../nodes/rt-gate-command/gate-protocol';
@@ -75,5 +75,58 @@ describe('gate-link: coded reasons', () => {
     assert.deepEqual(result(4)?.reason, { code: 'closed' });
     // a reason nested in another: the inner one is worded first
     assert.equal(en('rt-gate-command', { code: 'lost-before-ack', params: { reason: { code: 'conn-closed' } } }), 'connection closed by the controller before the acknowledgement');
+  });
+
+  it('commands that arrive together go out in one write, in order, and are all acknowledged', async () => {
+    const lines: string[] = [];
+    const peer = createServer((sock) => {
+      sock.setEncoding('latin1');
+      let buf = '';
+      sock.on('data', (d: string) => {
+        buf += d;
+        let i: number;
+        while ((i = buf.indexOf('\r\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          lines.push(line);
+          sock.write(`OK ${line.slice(5)}\r\n`);
+        }
+      });
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    const events: GateEvent[] = [];
+    const init: GateInit = {
+      host: '127.0.0.1',
+      port: (peer.address() as { port: number }).port,
+      ack: '^OK {gate}$',
+      timeoutMs: 2000,
+      maxInflight: 64,
+      backoffMinMs: 50,
+      backoffMaxMs: 100,
+      keepAlive: false,
+      nice: 0,
+      metrics: new SharedArrayBuffer(8),
+      closeGraceMs: 0,
+    };
+    const link = new GateLink(init, { emit: (ev) => events.push(ev), nowUs, onSent: () => undefined, onDone: () => undefined, onConnected: () => undefined });
+    // socket writes carrying commands (the link's socket is the only one writing OPEN here)
+    const write = Socket.prototype.write;
+    let writes = 0;
+    Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+      if (String(chunk).startsWith('OPEN ')) writes++;
+      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof write;
+    try {
+      await waitFor(() => events.some((e) => e.t === 'link' && e.state === 'connected'), 2000, 'connected');
+      for (let i = 1; i <= 40; i++) link.enqueue({ id: i, gate: `G${i}`, text: `OPEN G${i}\r\n`, enqUs: nowUs() });
+      await waitFor(() => events.filter((e) => e.t === 'result').length === 40, 3000, '40 results');
+      assert.equal(writes, 1, 'one write for the 40 commands queued together');
+      assert.deepEqual(lines, Array.from({ length: 40 }, (_, i) => `OPEN G${i + 1}`));
+      assert.ok(events.every((e) => e.t !== 'result' || e.result === 'ok'));
+    } finally {
+      Socket.prototype.write = write;
+      await link.close(0);
+      await new Promise((r) => peer.close(r));
+    }
   });
 });
