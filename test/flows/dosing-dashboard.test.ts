@@ -1,4 +1,4 @@
-// The shipped dosing station (flows/dosing-station.json) on the Node-RED
+// The shipped dosing station (examples/rt-dosing/02 - Dosing station dashboard.json) on the Node-RED
 // Dashboard, in a Node-RED process, driven from a real headless Chromium
 // (Debian's /usr/bin/chromium through playwright-core): the page renders,
 // a target is typed, Start is pressed, the weight moves, and the dose
@@ -17,7 +17,7 @@ describe('dosing station dashboard in a real browser', function () {
   it('starts a dose from the page and shows its result row', async () => {
     // Updates the page receives for the weight chart (Dashboard 2 socket.io frames "msg-input:<widget id>").
     const chartUpdates: number[] = [];
-    s = await openDashboard('dosing-station.json', '/dosing', {
+    s = await openDashboard('rt-dosing/02 - Dosing station dashboard.json', '/dosing', {
       beforeGoto: (p) =>
         p.on('websocket', (ws) =>
           ws.on('framereceived', (f) => {

@@ -1,6 +1,7 @@
-// Every shipped example (examples/**) and flow (flows/*.json) imports and
-// deploys in a real Node-RED runtime (a child process with this tree's nodes
-// loaded through nodesDir) with zero errors in the log.
+// Every shipped example (examples/**) imports and deploys in a real Node-RED
+// runtime (a child process with this tree's nodes loaded through nodesDir)
+// with zero errors in the log; no two examples share a node id (importing
+// both must not clash); the dashboard examples say what they need.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +28,6 @@ export function onTab(nodes: Array<Record<string, unknown>>, tab = 'example_tab'
 }
 
 const examples = listJson(join(repoRoot, 'examples'));
-const shipped = listJson(join(repoRoot, 'flows'));
 
 describe('examples and shipped flows deploy in a real Node-RED runtime', function () {
   this.timeout(120_000);
@@ -50,6 +50,27 @@ describe('examples and shipped flows deploy in a real Node-RED runtime', functio
     }
   });
 
+  it('no two examples share a node id, so importing any of them together never clashes', () => {
+    const owner = new Map<string, string>();
+    for (const file of examples) {
+      for (const n of JSON.parse(readFileSync(file, 'utf8')) as Array<{ id: string }>) {
+        const prev = owner.get(n.id);
+        assert.ok(prev === undefined, `id ${n.id} in both ${prev} and ${file}`);
+        owner.set(n.id, file);
+      }
+    }
+    assert.ok(owner.size > 50, `only ${owner.size} ids found`);
+  });
+
+  it('an example that uses Dashboard 2.0 nodes says so in its first comment node', () => {
+    const dash = examples.filter((f) => /"type":\s*"ui-/.test(readFileSync(f, 'utf8')));
+    assert.ok(dash.length >= 2, `dashboard examples: ${dash.join(', ')}`);
+    for (const file of dash) {
+      const first = (JSON.parse(readFileSync(file, 'utf8')) as Array<Record<string, string>>).find((n) => n.type !== 'tab');
+      assert.match(`${first?.name} ${first?.info}`, /@flowfuse\/node-red-dashboard/, file);
+    }
+  });
+
   it('Import > Examples lists this package and every example folder', async () => {
     const r = await rt.get('/library/examples/flows/@rtedge/node-red-realtime-edge/');
     assert.equal(r.status, 200, r.text);
@@ -58,15 +79,13 @@ describe('examples and shipped flows deploy in a real Node-RED runtime', functio
     for (const d of dirs) assert.ok(listed.includes(d), `examples/${d} not offered by the editor: ${r.text}`);
   });
 
-  for (const file of [...examples, ...shipped]) {
+  for (const file of examples) {
     const name = file.slice(repoRoot.length + 1);
     it(`deploys ${name} with zero errors`, async () => {
       const nodes = JSON.parse(readFileSync(file, 'utf8')) as Array<Record<string, unknown>>;
       assert.ok(Array.isArray(nodes) && nodes.length > 0);
-      if (file.includes(`${join(repoRoot, 'examples')}`)) {
-        const first = nodes.find((n) => n.type !== 'tab');
-        assert.equal(first?.type, 'comment', 'an example starts with a comment node');
-      }
+      const first = nodes.find((n) => n.type !== 'tab');
+      assert.equal(first?.type, 'comment', 'an example starts with a comment node');
       const before = rt.log().length;
       await rt.deploy(onTab(nodes));
       await sleep(1500);

@@ -158,7 +158,7 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
     sim = new DoorSim({ path: pair.b, baudRate: 9600 });
     await sim.start();
     const gatePort = await freePort();
-    const flows = allExampleFlows({ gatePort, serialPath: pair.a });
+    const flows = await allExampleFlows({ gatePort, serialPath: pair.a });
     for (const n of flows) {
       ids.add(String(n.id));
       types.add(String(n.type));

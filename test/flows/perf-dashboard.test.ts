@@ -1,4 +1,4 @@
-// The shipped perf dashboard (flows/perf-dashboard.json) in a Node-RED
+// The shipped perf dashboard (examples/rt-perf-monitor/02 - Performance dashboard.json) in a Node-RED
 // process, seen in a real headless Chromium (Debian's /usr/bin/chromium via
 // playwright-core): the page renders the event-loop chart, the memory gauge
 // and the slowest-nodes table with the busy function node in it, and the
@@ -15,7 +15,7 @@ describe('perf dashboard in a real browser', function () {
   });
 
   it('renders event-loop lag, memory, the slowest nodes and a health report', async () => {
-    s = await openDashboard('perf-dashboard.json', '/perf');
+    s = await openDashboard('rt-perf-monitor/02 - Performance dashboard.json', '/perf');
     const { page } = s;
     await page.getByText('Event loop and memory').first().waitFor({ timeout: 30_000 });
     await page.getByText('RSS').first().waitFor();

@@ -35,7 +35,7 @@ describe('50 redeploys of all examples in one Node-RED process (Linux /proc)', f
     const pair = (pty = await ptyPair());
     sim = new DoorSim({ path: pair.b, baudRate: 9600 });
     await sim.start();
-    const flows = allExampleFlows({ gatePort: await freePort(), serialPath: pair.a });
+    const flows = await allExampleFlows({ gatePort: await freePort(), serialPath: pair.a });
     rt = await startNodeRed({ settings: { logging: { console: { level: 'warn' } } } });
     const r = rt;
     const pid = r.proc.pid!;

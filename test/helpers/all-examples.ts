@@ -1,34 +1,33 @@
 // Every shipped example (examples/**.json) as one flow set for one runtime,
-// as the editor's Import would place them: each on its tab, config nodes
-// global; the gate example's simulated controller on a free port, the RS485
-// example's serial port on a pty path given by the test.
-import { readFileSync } from 'node:fs';
+// merged as the editor's Import (and the Dashboard editor, for its ui-base)
+// would: scripts/shipped-flows.mjs, the same code `npm start` uses. The gate
+// example's simulated controller goes on a free port, the RS485 example's
+// serial port on a pty path given by the test.
 import { join, relative } from 'node:path';
 
-import { repoRoot, walk } from './util';
+import { repoRoot } from './util';
 
-export function exampleFiles(): string[] {
-  return walk(join(repoRoot, 'examples'))
-    .filter((f) => f.endsWith('.json'))
-    .sort();
+type Flow = Record<string, unknown>;
+interface ShippedFlows {
+  exampleFiles(root: string): string[];
+  mergeFlows(root: string, files: string[], edit?: (n: Flow) => Flow): Flow[];
+  START_EXAMPLES: string[];
 }
 
-export function allExampleFlows(o: { gatePort: number; serialPath: string }): Array<Record<string, unknown>> {
-  const flows: Array<Record<string, unknown>> = [];
-  exampleFiles().forEach((file, k) => {
-    const nodes = JSON.parse(readFileSync(file, 'utf8')) as Array<Record<string, unknown>>;
-    const tab = nodes.find((n) => n.type === 'tab')?.id ?? `example_tab_${k}`;
-    if (!nodes.some((n) => n.type === 'tab')) flows.push({ id: tab, type: 'tab', label: relative(repoRoot, file) });
-    for (const n of nodes) {
-      let x: Record<string, unknown> = n;
-      // as Import does: config nodes (no z, no wires) stay global, the rest goes on the example's tab
-      const isConfig = n.z === undefined && !('wires' in n) && n.type !== 'comment';
-      if (n.type !== 'tab' && !isConfig) x = { ...x, z: n.z || tab };
-      if (n.type === 'rt-gate-endpoint') x = { ...x, port: o.gatePort };
-      if (n.type === 'tcp in') x = { ...x, port: String(o.gatePort) };
-      if (n.type === 'rt-rs485-port') x = { ...x, path: o.serialPath };
-      flows.push(x);
-    }
+// A real dynamic import (module node16 keeps it) of the ES module script.
+export const shippedFlows = (): Promise<ShippedFlows> => import(join(repoRoot, 'scripts', 'shipped-flows.mjs')) as Promise<ShippedFlows>;
+
+export async function exampleFiles(): Promise<string[]> {
+  return (await shippedFlows()).exampleFiles(repoRoot);
+}
+
+export async function allExampleFlows(o: { gatePort: number; serialPath: string }): Promise<Flow[]> {
+  const s = await shippedFlows();
+  const files = s.exampleFiles(repoRoot).map((f) => relative(repoRoot, f));
+  return s.mergeFlows(repoRoot, files, (n) => {
+    if (n.type === 'rt-gate-endpoint') return { ...n, port: o.gatePort };
+    if (n.type === 'tcp in') return { ...n, port: String(o.gatePort) };
+    if (n.type === 'rt-rs485-port') return { ...n, path: o.serialPath };
+    return n;
   });
-  return flows;
 }

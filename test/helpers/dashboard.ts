@@ -39,11 +39,11 @@ export async function openEditor(rt: ChildRuntime, nodeId: string): Promise<{ br
 }
 
 /**
- * Deploys flows/<flowFile> in a fresh Node-RED process (zero [error] lines
+ * Deploys examples/<exampleFile> in a fresh Node-RED process (zero [error] lines
  * asserted) and opens /dashboard<pagePath>. CI installs chromium (.ci/run): a
  * missing browser fails, it is not a skip.
  */
-export async function openDashboard(flowFile: string, pagePath: string, opts: { beforeGoto?(page: Page): void } = {}): Promise<DashboardSession> {
+export async function openDashboard(exampleFile: string, pagePath: string, opts: { beforeGoto?(page: Page): void } = {}): Promise<DashboardSession> {
   const rt = await startNodeRed();
   let browser: Browser | null = null;
   const close = async (): Promise<void> => {
@@ -52,7 +52,7 @@ export async function openDashboard(flowFile: string, pagePath: string, opts: { 
     rt.cleanup();
   };
   try {
-    await rt.deploy(JSON.parse(readFileSync(join(repoRoot, 'flows', flowFile), 'utf8')) as object[]);
+    await rt.deploy(JSON.parse(readFileSync(join(repoRoot, 'examples', exampleFile), 'utf8')) as object[]);
     await waitFor(() => /Started flows/.test(rt.log()), 20_000, 'flows started');
     assert.doesNotMatch(rt.log(), /\[error\]/, rt.log());
     browser = await launchChromium();

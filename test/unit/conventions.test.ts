@@ -165,9 +165,11 @@ describe('project conventions', () => {
     assert.deepEqual(rs485DirectionUses(files), []);
   });
 
-  it('dashboard charts in the shipped flows keep at most 500 points', () => {
-    for (const f of readdirSync(join(repoRoot, 'flows')).filter((x) => x.endsWith('.json'))) {
-      const charts = (JSON.parse(readFileSync(join(repoRoot, 'flows', f), 'utf8')) as Array<Record<string, unknown>>).filter((n) => n.type === 'ui-chart');
+  it('dashboard charts in the shipped examples keep at most 500 points', () => {
+    const files = walk(join(repoRoot, 'examples')).filter((x) => x.endsWith('.json'));
+    assert.ok(files.some((f) => readFileSync(f, 'utf8').includes('"ui-chart"')), 'no example has a chart');
+    for (const f of files) {
+      const charts = (JSON.parse(readFileSync(f, 'utf8')) as Array<Record<string, unknown>>).filter((n) => n.type === 'ui-chart');
       for (const c of charts) {
         const cap = Number(c.removeOlderPoints);
         assert.ok(Number.isInteger(cap) && cap > 0 && cap <= 500, `${f} ${String(c.id)}: removeOlderPoints ${String(c.removeOlderPoints)}`);
