@@ -5,7 +5,7 @@
 // finishes with a result row in the table.
 import assert from 'node:assert/strict';
 
-import { type DashboardSession, openDashboard } from '../helpers/dashboard';
+import { type DashboardSession, doseFromDashboard, openDashboard } from '../helpers/dashboard';
 
 describe('dosing station dashboard in a real browser', function () {
   this.timeout(180_000);
@@ -32,20 +32,8 @@ describe('dosing station dashboard in a real browser', function () {
     await page.waitForTimeout(5000);
     const last5s = chartUpdates.filter((t) => t > Date.now() - 5000).length;
     assert.ok(last5s >= 5 && last5s <= 22, `weight chart updates in 5 s: ${last5s} (live, <= 4/s)`);
-    // set the target: 30 g
-    const input = page.getByLabel('Target (g)');
-    await input.waitFor({ timeout: 15_000 });
-    await input.fill('30');
-    await input.press('Enter');
-    await page.waitForTimeout(500);
-    await page.getByRole('button', { name: /Start dose/ }).click();
-    // progress shows up, then the result row
-    await page.getByText(/coarse|fine|taring|settling/).first().waitFor({ timeout: 15_000 });
-    const row = page.locator('tr').filter({ hasText: /ok|under|over|aborted/ }).first();
-    await row.waitFor({ timeout: 60_000 }).catch(async (e: Error) => {
-      throw await s!.failure(e);
-    });
-    const text = (await row.innerText()).replace(/\s+/g, ' ');
+    // set the target: 30 g, start, wait for the result row
+    const text = await doseFromDashboard(page, 30, (e) => s!.failure(e));
     assert.match(text, /\b30\b/, `the row shows the 30 g target: ${text}`);
     assert.match(text, /\bok\b|under|over/, `the dose finished (not aborted): ${text}`);
     const finalG = Number(text.split(' ')[3]);

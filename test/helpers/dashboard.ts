@@ -72,3 +72,24 @@ export async function openDashboard(exampleFile: string, pagePath: string, opts:
     throw err;
   }
 }
+
+/**
+ * On the dosing station dashboard page: types a target, presses Start, and
+ * waits for the result row; returns the row's text (target, state, final g).
+ */
+export async function doseFromDashboard(page: Page, grams: number, failure: (e: Error) => Promise<Error>): Promise<string> {
+  const input = page.getByLabel('Target (g)');
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(String(grams));
+  await input.press('Enter');
+  await page.waitForTimeout(500);
+  await page.getByRole('button', { name: /Start dose/ }).click();
+  // progress shows up, then the result row
+  await page.getByText(/coarse|fine|taring|settling/).first().waitFor({ timeout: 15_000 });
+  const row = page.locator('tr').filter({ hasText: /ok|under|over|aborted/ }).first();
+  await row.waitFor({ timeout: 60_000 }).catch(async (e: Error) => {
+    throw await failure(e);
+  });
+  return (await row.innerText()).replace(/\s+/g, ' ');
+}
+

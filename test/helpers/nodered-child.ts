@@ -37,11 +37,15 @@ export interface ChildOptions {
    * moved or needs a login; the flows come from `flows`).
    */
   startedBy?: 'admin-api' | 'log';
+  /** An existing user dir to run in (kept by cleanup()); default: a fresh temp dir. */
+  userDir?: string;
+  /** The red.js to run (a Node-RED installed elsewhere); default: this tree's node-red. */
+  red?: string;
 }
 
 export async function startNodeRed(opts: ChildOptions = {}): Promise<ChildRuntime> {
   const port = await freePort();
-  const tmp = tempDir('rtedge-nr-');
+  const tmp = opts.userDir ? { dir: opts.userDir, cleanup: () => undefined } : tempDir('rtedge-nr-');
   const userDir = tmp.dir;
   const settings = {
     uiPort: port,
@@ -60,9 +64,9 @@ export async function startNodeRed(opts: ChildOptions = {}): Promise<ChildRuntim
     `module.exports = Object.assign(${JSON.stringify(settings, null, 2)}, {${opts.settingsSource ?? ''}});\n`,
   );
   writeFileSync(join(userDir, 'flows.json'), JSON.stringify(opts.flows ?? []));
-  const red = require.resolve('node-red/red.js');
+  const red = opts.red ?? require.resolve('node-red/red.js');
   const proc = spawn(process.execPath, [...(opts.execArgv ?? []), red, '--userDir', userDir, '--settings', join(userDir, 'settings.js')], {
-    cwd: repoRoot,
+    cwd: opts.userDir ?? repoRoot,
     env: { ...process.env, NODE_RED_ENABLE_TOURS: 'false', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
