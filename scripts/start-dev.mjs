@@ -1,4 +1,4 @@
-// npm start: build, then run Node-RED 4 on port 1880 (PORT overrides) with this
+// npm start: build, then run Node-RED (the devDependency) on port 1880 (PORT overrides) with this
 // working tree's nodes loaded (nodesDir = repo root, loaded as a package, so
 // Import > Examples works) and the dashboard examples plus the journey log
 // example (scripts/shipped-flows.mjs), on simulated hardware. The user dir is
