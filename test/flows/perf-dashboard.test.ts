@@ -25,8 +25,11 @@ describe('perf dashboard in a real browser', function () {
       throw await s!.failure(e);
     });
     const cells = (await row.innerText()).split(/\s+/);
-    const p99 = Number(cells[cells.length - 2]);
-    assert.ok(p99 >= 2.5 && p99 < 50, `the 3 ms node's p99 is about 3 ms: ${cells.join(' ')}`);
+    // columns: node, type, messages, p50, p99, max (ms); the median is the node's own 3 ms (the tail
+    // may hold a descheduling on a loaded machine, so p99 is only checked to be no lower)
+    const [p50, p99, max] = cells.slice(-3).map(Number) as [number, number, number];
+    assert.ok(p50 >= 2.5 && p50 < 50, `the 3 ms node's p50 is about 3 ms: ${cells.join(' ')}`);
+    assert.ok(p99 >= p50 && max >= p99, `p50 <= p99 <= max: ${cells.join(' ')}`);
     // the event-loop chart has drawn (a canvas with a size)
     const canvas = page.locator('canvas').first();
     await canvas.waitFor();
