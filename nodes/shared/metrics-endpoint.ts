@@ -51,7 +51,11 @@ export function metricsEndpoint(settings: RedSettings | undefined): MetricsEndpo
   const how = "rtEdgeMetricsPath must be a path such as '/metrics' or '/rtedge/metrics' (letters, digits, . _ ~ -), or false to turn the metrics endpoint off";
   if (raw === false) path = false;
   else if (raw === undefined || raw === null || raw === true) path = DEFAULT_METRICS_PATH;
-  else if (typeof raw === 'string') {
+  else if (typeof raw === 'string' && /^\s*(false|off|no|none|disabled?)\s*$/i.test(raw)) {
+    // a word meaning "off" (e.g. from an environment variable), not a path /off
+    path = false;
+    warnings.push(`rtEdgeMetricsPath ${JSON.stringify(raw)} is a string: taken as false (metrics endpoint off); write rtEdgeMetricsPath: false`);
+  } else if (typeof raw === 'string') {
     const ok = checkPath(raw);
     const slashed = ok ?? (raw.trim() && !raw.trim().startsWith('/') ? checkPath('/' + raw.trim()) : null);
     if (ok) path = ok;

@@ -169,7 +169,8 @@ function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
       mount(RED?.httpAdmin, 'httpAdminRoot', RED?.settings?.httpAdminRoot, path, registry, log, allowed as Handler);
     }
   } else {
-    log?.info('[rtedge] metrics endpoint off (rtEdgeMetricsPath: false)');
+    const adminToo = RED?.settings?.rtEdgeMetricsAdmin === true ? '; rtEdgeMetricsAdmin has no effect' : '';
+    log?.info(`[rtedge] metrics endpoint off (rtEdgeMetricsPath: false${adminToo})`);
   }
   return rm;
 }
