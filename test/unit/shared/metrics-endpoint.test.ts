@@ -21,11 +21,11 @@ interface Fake {
   app: Express;
   logs: string[];
 }
-function fakeRed(settings: Record<string, unknown>): Fake {
+function fakeRed(settings: Record<string, unknown>, admin?: Express): Fake {
   const logs: string[] = [];
   const app = express();
   const log = (level: string) => (m: unknown) => logs.push(`[${level}] ${String(m)}`);
-  const RED = { settings, httpNode: app, log: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') } } as unknown as NodeAPI;
+  const RED = { settings, httpNode: app, httpAdmin: admin, log: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') } } as unknown as NodeAPI;
   return { RED, app, logs };
 }
 
@@ -162,6 +162,16 @@ describe('metrics endpoint settings and clashes', () => {
         assert.match((await get('/metrics')).text, /^rtedge_test_level_ratio 1$/m);
         assert.match(logs[logs.length - 1], /serves the rtedge metrics again/);
       });
+    });
+
+    it('under httpAdminRoot the same: another GET /metrics there keeps it, and the log names httpAdminRoot', async () => {
+      const admin = express();
+      admin.get('/metrics', other as never);
+      const { RED, logs } = fakeRed({ httpNodeRoot: false, httpAdminRoot: '/admin' }, admin);
+      runtimeMetrics(RED);
+      await serve(admin, async (get) => assert.equal((await get('/metrics')).text, 'other_exporter_up 1\n'));
+      assert.equal(logs.length, 1);
+      assert.match(logs[0], /^\[warn\] \[rtedge\] GET \/admin\/metrics \(httpAdminRoot\) is already served by another module/);
     });
   });
 });
