@@ -42,6 +42,20 @@ function checkPath(p: string): string | null {
   return '/' + segs.join('/');
 }
 
+/** A settings value as the log shows it: JSON where it can be, short, never a throw (a BigInt, a cycle). */
+function show(v: unknown): string {
+  let s: string;
+  if (typeof v === 'function') s = 'a function';
+  else {
+    try {
+      s = JSON.stringify(v) ?? String(v);
+    } catch {
+      s = String(v);
+    }
+  }
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
 /** Reads and validates rtEdgeMetricsPath / rtEdgeMetricsAdmin / httpNodeRoot. Never throws. */
 export function metricsEndpoint(settings: RedSettings | undefined): MetricsEndpoint {
   const warnings: string[] = [];
@@ -54,23 +68,23 @@ export function metricsEndpoint(settings: RedSettings | undefined): MetricsEndpo
   else if (typeof raw === 'string' && /^\s*(false|off|no|none|disabled?)\s*$/i.test(raw)) {
     // a word meaning "off" (e.g. from an environment variable), not a path /off
     path = false;
-    warnings.push(`rtEdgeMetricsPath ${JSON.stringify(raw)} is a string: taken as false (metrics endpoint off); write rtEdgeMetricsPath: false`);
+    warnings.push(`rtEdgeMetricsPath ${show(raw)} is a string: taken as false (metrics endpoint off); write rtEdgeMetricsPath: false`);
   } else if (typeof raw === 'string') {
     const ok = checkPath(raw);
     const slashed = ok ?? (raw.trim() && !raw.trim().startsWith('/') ? checkPath('/' + raw.trim()) : null);
     if (ok) path = ok;
     else if (slashed) {
       path = slashed;
-      warnings.push(`rtEdgeMetricsPath ${JSON.stringify(raw)} does not start with '/': serving the metrics at ${slashed}`);
+      warnings.push(`rtEdgeMetricsPath ${show(raw)} does not start with '/': serving the metrics at ${slashed}`);
     } else {
-      warnings.push(`rtEdgeMetricsPath ${JSON.stringify(raw)} is not valid: ${how}; serving the metrics at ${DEFAULT_METRICS_PATH}`);
+      warnings.push(`rtEdgeMetricsPath ${show(raw)} is not valid: ${how}; serving the metrics at ${DEFAULT_METRICS_PATH}`);
     }
   } else {
-    warnings.push(`rtEdgeMetricsPath ${JSON.stringify(raw) ?? String(raw)} is not valid: ${how}; serving the metrics at ${DEFAULT_METRICS_PATH}`);
+    warnings.push(`rtEdgeMetricsPath ${show(raw)} is not valid: ${how}; serving the metrics at ${DEFAULT_METRICS_PATH}`);
   }
   let admin = false;
   if (rawAdmin === true || rawAdmin === false || rawAdmin === undefined || rawAdmin === null) admin = rawAdmin === true;
-  else warnings.push(`rtEdgeMetricsAdmin ${JSON.stringify(rawAdmin) ?? String(rawAdmin)} is not true or false: taken as false (not served under httpAdminRoot)`);
+  else warnings.push(`rtEdgeMetricsAdmin ${show(rawAdmin)} is not true or false: taken as false (not served under httpAdminRoot)`);
   const nodeServerOff = settings?.httpNodeRoot === false;
   if (path === false) return { path, onNode: false, onAdmin: false, warnings };
   return { path, onNode: !nodeServerOff, onAdmin: nodeServerOff || admin, warnings };

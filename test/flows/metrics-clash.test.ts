@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { repoRoot, tempDir } from '../helpers/util';
+import { repoRoot, tempDir, waitFor } from '../helpers/util';
 
 const gateFlow = [
   { id: 'tab', type: 'tab', label: 'm' },
@@ -99,6 +99,8 @@ describe('GET /metrics when another exporter serves the same path', function () 
 
   it('ours mounted first, theirs when its config node is deployed (node-red-contrib-prometheus-exporter): a scraper gets theirs', async () => {
     rt = await start({ first: 'theirs', when: 'deploy' });
+    const log = rt.log;
+    await waitFor(() => /fixture exporter: GET/.test(log()), 10_000, 'the fixture exporter mounted at deploy', 50);
     assert.deepEqual(loadOrder(rt.log()), ['ours', 'theirs'], rt.log());
     const r = await rt.get('/metrics');
     assert.equal(r.status, 200);
