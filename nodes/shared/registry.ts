@@ -1,13 +1,16 @@
 // One prom-client registry per Node-RED runtime, and GET /metrics on the
 // runtime's HTTP node server (under httpNodeRoot; under httpAdminRoot when the
 // node server is off or settings.rtEdgeMetricsAdmin is true) serving it in the
-// Prometheus text format. Every rt-* node registers its metrics here. Metrics that live
+// Prometheus text format. settings.rtEdgeMetricsPath moves it or (false) turns
+// it off; another module that serves the same path keeps it (see
+// metrics-endpoint.ts). Every rt-* node registers its metrics here. Metrics that live
 // in a worker's SharedArrayBuffer are exported through "families": a node
 // attaches a reader for its label set, the family reads every attached reader
 // at scrape time, and the node detaches on close (no stale series).
 import * as prom from 'prom-client';
 
-import type { NodeAPI } from './red-types';
+import { metricsEndpoint, otherGetRoute } from './metrics-endpoint';
+import type { HttpApp, NodeAPI } from './red-types';
 import type { SharedHistogram } from './shared-metrics';
 
 type Labels = Record<string, string>;
@@ -98,19 +101,32 @@ export interface RuntimeMetrics {
   histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): prom.Histogram<string>;
   readerFamily(name: string, help: string, type: 'counter' | 'gauge'): ReaderFamily;
   sharedHistogramFamily(name: string, help: string): SharedHistogramFamily;
-  /** The URL path /metrics is served at (under httpNodeRoot). */
-  path: string;
+  /** The URL path the metrics are served at (under httpNodeRoot), or false: not served (rtEdgeMetricsPath: false). */
+  path: string | false;
 }
 
 const byRuntime = new WeakMap<object, RuntimeMetrics>();
 
 export const METRICS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/**
+ * prom-client's default metrics include three gauges named like counters
+ * (nodejs_active_handles_total, nodejs_active_requests_total,
+ * nodejs_active_resources_total), which `promtool check metrics` flags
+ * ("non-counter metrics should not have _total suffix"). Their suffix-less
+ * names are already taken by the same counts per type (nodejs_active_handles
+ * {type}...), whose sum is the total, so they are dropped.
+ */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
   const registry = new prom.Registry();
-  const configured = RED?.settings?.rtEdgeMetricsPath;
-  const path = typeof configured === 'string' && configured.startsWith('/') ? configured : '/metrics';
+  const endpoint = metricsEndpoint(RED?.settings);
+  const log = RED?.log;
+  for (const w of endpoint.warnings) log?.warn(`[rtedge] ${w}`);
+  const path = endpoint.path;
   prom.collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   const get = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
   const rm: RuntimeMetrics = {
     registry,
@@ -145,7 +161,58 @@ function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
       return f;
     },
   };
-  const serve = (_req: unknown, res: { set(k: string, v: string): unknown; status(c: number): { send(b: string): unknown } }): void => {
+  if (path !== false) {
+    if (endpoint.onNode) mount(RED?.httpNode, 'httpNodeRoot', RED?.settings?.httpNodeRoot, path, registry, log);
+    if (endpoint.onAdmin) {
+      // Under httpAdminRoot adminAuth applies: a scraper needs a token with the rt-metrics.read permission.
+      const allowed = RED?.auth ? RED.auth.needsPermission('rt-metrics.read') : (_q: unknown, _s: unknown, next: () => void) => next();
+      mount(RED?.httpAdmin, 'httpAdminRoot', RED?.settings?.httpAdminRoot, path, registry, log, allowed as Handler);
+    }
+  } else {
+    const adminToo = RED?.settings?.rtEdgeMetricsAdmin === true ? '; rtEdgeMetricsAdmin has no effect' : '';
+    log?.info(`[rtedge] metrics endpoint off (rtEdgeMetricsPath: false${adminToo})`);
+  }
+  return rm;
+}
+
+type Handler = (...a: never[]) => unknown;
+interface Res {
+  set(k: string, v: string): unknown;
+  status(c: number): { send(b: string): unknown };
+}
+
+const joinRoot = (root: unknown, path: string): string => (typeof root === 'string' ? root.replace(/\/+$/, '') : '') + path;
+
+/**
+ * GET `path` on one of the runtime's express apps, unless another module
+ * already serves it there; and, at request time, passes the request on when
+ * another module mounted the same path after us, so theirs answers.
+ */
+function mount(
+  app: HttpApp | undefined,
+  rootName: 'httpNodeRoot' | 'httpAdminRoot',
+  root: unknown,
+  path: string,
+  registry: prom.Registry,
+  log: NodeAPI['log'] | undefined,
+  guard?: Handler,
+): void {
+  if (!app) return;
+  const url = joinRoot(root, path);
+  const clash = (when: string): string =>
+    `[rtedge] GET ${url} (${rootName}) ${when} another module (e.g. node-red-contrib-prometheus-exporter, or an http in node): ` +
+    `that one answers, the rtedge metrics are not served there. To serve them too, move them with rtEdgeMetricsPath in settings.js ` +
+    `(e.g. rtEdgeMetricsPath: '/rtedge/metrics'); rtEdgeMetricsPath: false turns them off.`;
+  let deferring = false;
+  const serve = (_req: unknown, res: Res, next?: () => void): void => {
+    if (next && otherGetRoute(app, path, ours, true)) {
+      if (!deferring) log?.warn(clash('is also served by'));
+      deferring = true;
+      next();
+      return;
+    }
+    if (deferring) log?.info(`[rtedge] GET ${url} (${rootName}) serves the rtedge metrics again (the other handler is gone)`);
+    deferring = false;
     registry.metrics().then(
       (text) => {
         res.set('Content-Type', registry.contentType);
@@ -156,23 +223,20 @@ function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
       },
     );
   };
-  // Under httpNodeRoot, like an http-in endpoint (httpNodeAuth applies). When
-  // the node server is off (httpNodeRoot: false), or the user asks for it
-  // (rtEdgeMetricsAdmin: true), also under httpAdminRoot, where adminAuth
-  // applies: a scraper then needs a token with the rt-metrics.read permission.
-  const nodeServerOff = RED?.settings?.httpNodeRoot === false;
-  if (RED?.httpNode && !nodeServerOff) RED.httpNode.get(rm.path, serve as never);
-  if (RED?.httpAdmin && (nodeServerOff || RED.settings?.rtEdgeMetricsAdmin === true)) {
-    const allowed = RED.auth ? RED.auth.needsPermission('rt-metrics.read') : (_q: unknown, _s: unknown, next: () => void) => next();
-    RED.httpAdmin.get(rm.path, allowed as never, serve as never);
+  const ours = new Set<Handler>([serve as Handler]);
+  if (otherGetRoute(app, path, ours)) {
+    log?.warn(clash('is already served by'));
+    return;
   }
-  return rm;
+  if (guard) app.get(path, guard as never, serve as never);
+  else app.get(path, serve as never);
+  log?.info(`[rtedge] metrics at GET ${url} (${rootName})`);
 }
 
 /**
  * The metrics of one Node-RED runtime. The first call for a runtime creates the
  * registry (with prom-client's default Node.js process metrics) and mounts
- * GET /metrics (or settings.rtEdgeMetricsPath) on RED.httpNode.
+ * GET /metrics (or settings.rtEdgeMetricsPath; none when it is false) on RED.httpNode.
  */
 export function runtimeMetrics(RED: NodeAPI): RuntimeMetrics {
   const key: object = (RED.httpNode as object | undefined) ?? RED;

@@ -2,6 +2,8 @@
 // httpAdminRoot when the node server is off (httpNodeRoot: false) or when
 // settings.rtEdgeMetricsAdmin is true, and there adminAuth applies (a scraper
 // needs a token whose user has the rt-metrics.read permission, or "read").
+// rtEdgeMetricsPath: false turns it off; a bad value is logged and the
+// runtime starts with the metrics at /metrics.
 import assert from 'node:assert/strict';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
@@ -73,5 +75,20 @@ describe('GET /metrics under httpNodeRoot or httpAdminRoot', function () {
     const node = await fetch(`${url}/api/metrics`);
     assert.equal(node.status, 200);
     assert.match(await node.text(), /rtedge_gate_connected/);
+  });
+
+  it('rtEdgeMetricsPath: false serves it nowhere (with rtEdgeMetricsAdmin too), and says so in the log', async () => {
+    rt = await startNodeRed({ flows: gateFlow, settings: { httpAdminRoot: '/admin', rtEdgeMetricsPath: false, rtEdgeMetricsAdmin: true }, startedBy: 'log' });
+    assert.equal((await fetch(`${rt.url}/metrics`)).status, 404);
+    assert.equal((await fetch(`${rt.url}/admin/metrics`)).status, 404);
+    assert.match(rt.log(), /\[info\] \[rtedge\] metrics endpoint off \(rtEdgeMetricsPath: false; rtEdgeMetricsAdmin has no effect\)/);
+  });
+
+  it('a bad rtEdgeMetricsPath is a warning, not a crash: the runtime starts and serves /metrics', async () => {
+    rt = await startNodeRed({ flows: gateFlow, settings: { rtEdgeMetricsPath: '/metrics/:all' }, startedBy: 'log' });
+    const m = await fetch(`${rt.url}/metrics`);
+    assert.equal(m.status, 200);
+    assert.match(await m.text(), /^rtedge_gate_connected\{node="cmd"\} [01]$/m);
+    assert.match(rt.log(), /\[warn\] \[rtedge\] rtEdgeMetricsPath "\/metrics\/:all" is not valid: .*; serving the metrics at \/metrics/);
   });
 });

@@ -1,6 +1,8 @@
 // Checklist 31/32: every rtedge_* metric family that the shipped examples
 // export, scraped from GET /metrics of ONE real Node-RED process running all
-// of them at once, follows the naming, unit, type, bucket and label rules.
+// of them at once, follows the naming, unit, type, bucket and label rules;
+// and the whole scrape (default Node.js metrics included) passes
+// `promtool check metrics` (Debian's `prometheus` package) with no complaint.
 //
 // All examples run: the gate example's own simulated controller (core TCP
 // nodes) is moved to a free port, the RS485 example's port is pointed at a
@@ -10,6 +12,7 @@
 // (The shipped flows/*.json use the same node types plus dashboard widgets and
 // share config node ids, so they are left to examples.test.ts.)
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -141,6 +144,26 @@ const REASONS = new Set<string>([...BAD_REASONS, 'settling']); // rtedge_hx711_b
 
 const MAX_LABEL_VALUE = 64;
 
+// ---- promtool ---------------------------------------------------------------
+
+/**
+ * `promtool check metrics` on an exposition: its complaints (empty = none).
+ * Throws when promtool cannot be run: the check is required, not skipped.
+ */
+export function promtoolComplaints(text: string): string {
+  const bin = process.env.PROMTOOL ?? 'promtool';
+  const r = spawnSync(bin, ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+  if (r.error) {
+    throw new Error(
+      `cannot run ${bin} (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}): install Debian's "prometheus" package ` +
+        `(apt-get install prometheus, which provides /usr/bin/promtool), or set PROMTOOL to a promtool binary`,
+    );
+  }
+  const out = `${r.stdout}${r.stderr}`.trim();
+  if (r.status !== 0 && !out) return `promtool exited with ${r.status} and no output`;
+  return out;
+}
+
 // ---- the runtime -----------------------------------------------------------
 
 describe('metric names, units, buckets and labels on GET /metrics (all examples in one runtime)', function () {
@@ -149,6 +172,7 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
   let pty: PtyPair | null = null;
   let sim: DoorSim | null = null;
   let families = new Map<string, Family>();
+  let scrape = '';
   let rtedge: Family[] = [];
   const ids = new Set<string>();
   const types = new Set<string>();
@@ -188,6 +212,7 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
       const missing = [...declared.keys()].filter((name) => !(f.get(name)?.samples.length ?? 0));
       throw new Error(`${err.message}; missing: ${missing.join(', ')}\n${rt!.log().slice(-3000)}`);
     });
+    scrape = text;
     families = parseExposition(text);
     rtedge = [...families.values()].filter((f) => f.name.startsWith('rtedge_'));
   });
@@ -283,5 +308,11 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
       }
     }
     assert.deepEqual([...bad], []);
+  });
+
+  it('the whole scrape passes `promtool check metrics` with no complaint (default Node.js metrics included)', () => {
+    assert.ok(scrape.includes('# TYPE nodejs_active_handles gauge'), 'the default metrics are in the scrape');
+    const complaints = promtoolComplaints(scrape);
+    assert.equal(complaints, '', `promtool check metrics:\n${complaints}`);
   });
 });
