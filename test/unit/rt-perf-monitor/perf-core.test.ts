@@ -187,7 +187,7 @@ describe('rt-perf-monitor core: rules', () => {
     assert.deepEqual(
       r.rules.map((x) => [x.metric, x.threshold]),
       [
-        ['eventloop.delay', 20],
+        ['eventloop.delay', 50],
         ['memory.rssGrowth', 100],
         ['rtedge_ws_latency_seconds', 50],
         ['rtedge_gate_queue_delay_seconds', 100],
