@@ -107,6 +107,9 @@ export function limitOk(v: unknown, l: Limit): boolean {
   return n <= l.max;
 }
 
+/** Codes of a value outside its limit (in the catalog of every node type: the editor words them too). */
+export const LIMIT_CODES = ['out-of-range', 'out-of-range-whole'] as const;
+
 /** The problem of a value outside its limit: `out-of-range` {field, range}, e.g. "port must be a whole number in [1, 65535]". */
 export function limitProblem(field: string, l: Limit): Coded {
   return coded(l.integer ? 'out-of-range-whole' : 'out-of-range', { field, range: `${l.above ? '(' : '['}${l.min}, ${l.max}]` });
