@@ -1,7 +1,12 @@
 // Copies the editor assets that tsc does not emit into dist/nodes/<type>/:
 // <type>.html, locales/**, and the node's icon(s) from the top-level icons/ folder.
 // Node-RED loads X.html, locales/ and icons/ from beside each listed X.js.
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+// In <type>.html, the marker `<!-- rt-limits -->` is replaced by a script that
+// defines the node's numeric limits (rtLimit(type, field) validators) from
+// nodes/shared/limits.ts, as compiled by tsc just before: one rule set for the
+// runtime and the editor.
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,6 +14,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'nodes');
 const out = join(root, 'dist', 'nodes');
 const icons = join(root, 'icons');
+const MARKER = '<!-- rt-limits -->';
+const { editorScript } = createRequire(import.meta.url)(join(out, 'shared', 'limits.js'));
 
 let copied = 0;
 for (const type of readdirSync(src)) {
@@ -18,7 +25,9 @@ for (const type of readdirSync(src)) {
   mkdirSync(dest, { recursive: true });
   for (const f of readdirSync(dir)) {
     if (f.endsWith('.html')) {
-      cpSync(join(dir, f), join(dest, f));
+      const html = readFileSync(join(dir, f), 'utf8');
+      if (/rtLimit\(/.test(html) && !html.includes(MARKER)) throw new Error(`${type}/${f} uses rtLimit() but has no ${MARKER} marker before its registerType`);
+      writeFileSync(join(dest, f), html.replace(MARKER, editorScript(type)));
       copied++;
     }
   }

@@ -1,7 +1,8 @@
 // Config of rt-dosing: versioned, migrated, validated, turned into controller
 // parameters (integer centigrams, microseconds, permille). Pure.
 import { type Coded, coded } from '../shared/coded';
-import { clampInt, type Migration, migrate } from '../shared/migrate';
+import { LIMITS, limitOk, readLimited } from '../shared/limits';
+import { type Migration, migrate } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import type { DosingParams } from './dosing-core';
 
@@ -39,6 +40,8 @@ export const DOSING_PROBLEMS = [
   'bad-never-exceed',
   'bad-no-progress',
   'bad-container-drop',
+  'out-of-range',
+  'out-of-range-whole',
 ] as const;
 type Problem = (typeof DOSING_PROBLEMS)[number];
 
@@ -52,20 +55,25 @@ const cg = (g: number): number => Math.round(g * 100);
 export function readDosing(raw: DosingDef, capacityCg: number): DosingConfig {
   const d = migrate(raw, MIGRATIONS);
   const problems: Coded[] = [];
-  const need = (v: unknown, ok: (n: number) => boolean, bad: Problem): number => {
-    const n = num(v);
-    if (!Number.isFinite(n) || !ok(n)) problems.push(coded(bad));
+  // the ranges are shared/limits.ts (the editor validates with the same table); a value is required
+  const L = LIMITS['rt-dosing'];
+  const need = (field: keyof typeof L, bad: Problem): number => {
+    const n = num(d[field]);
+    if (!Number.isFinite(n) || !limitOk(n, L[field])) problems.push(coded(bad));
     return n;
   };
-  const coarse = need(d.coarsePct, (n) => n > 0 && n <= 100, 'bad-coarse');
-  const fine = need(d.finePct, (n) => n > 0 && n <= 100, 'bad-fine');
+  const coarse = need('coarsePct', 'bad-coarse');
+  const fine = need('finePct', 'bad-fine');
   if (fine > coarse) problems.push(coded('fine-above-coarse' satisfies Problem));
-  const band = need(d.fineBandG, (n) => n >= 0, 'bad-fine-band');
-  const tol = need(d.toleranceG, (n) => n > 0, 'bad-tolerance');
-  const maxT = need(d.maxTimeS, (n) => n > 0 && n <= 3600, 'bad-max-time');
-  const nex = need(d.neverExceedG, (n) => n >= 0, 'bad-never-exceed');
-  const noProg = need(d.noProgressG, (n) => n >= 0, 'bad-no-progress');
-  const drop = need(d.containerDropG, (n) => n >= 0, 'bad-container-drop');
+  const band = need('fineBandG', 'bad-fine-band');
+  const tol = need('toleranceG', 'bad-tolerance');
+  const maxT = need('maxTimeS', 'bad-max-time');
+  const nex = need('neverExceedG', 'bad-never-exceed');
+  const noProg = need('noProgressG', 'bad-no-progress');
+  const drop = need('containerDropG', 'bad-container-drop');
+  const topUps = Math.round(readLimited('rt-dosing', 'topUps', d.topUps, 0, problems));
+  const learnDiv = Math.round(readLimited('rt-dosing', 'learnDiv', d.learnDiv, 4, problems));
+  const hz = readLimited('rt-dosing', 'progressHz', d.progressHz, 5, problems);
   const params: Partial<DosingParams> = {
     coarseDuty: Math.round(coarse * 10),
     fineDuty: Math.round(fine * 10),
@@ -75,10 +83,9 @@ export function readDosing(raw: DosingDef, capacityCg: number): DosingConfig {
     neverExceedCg: nex > 0 ? cg(nex) : capacityCg,
     noProgressCg: noProg > 0 ? cg(noProg) : 0,
     containerDropCg: drop > 0 ? cg(drop) : 1_000_000_000,
-    topUpMax: clampInt(d.topUps, 0, 10, 0),
-    topUpPulseUs: clampInt(d.topUps, 0, 10, 0) > 0 ? 100_000 : 0,
-    learnDiv: clampInt(d.learnDiv, 1, 8, 4),
+    topUpMax: topUps,
+    topUpPulseUs: topUps > 0 ? 100_000 : 0,
+    learnDiv,
   };
-  const hz = num(d.progressHz);
   return { params, progressEveryMs: hz > 0 ? Math.max(50, Math.round(1000 / hz)) : 0, problems };
 }

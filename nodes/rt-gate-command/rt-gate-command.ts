@@ -5,6 +5,8 @@
 import { join } from 'node:path';
 
 import { coreText } from '../shared/i18n';
+import type { Coded } from '../shared/coded';
+import { readLimited } from '../shared/limits';
 import { clampInt } from '../shared/migrate';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -60,7 +62,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const status = new ThrottledStatus(node);
-    const queueLimit = clampInt(def.queueLimit, 1, 100_000, 64);
+    const limitProblems: Coded[] = [];
+    const queueLimit = Math.round(readLimited('rt-gate-command', 'queueLimit', def.queueLimit, 64, limitProblems));
     const endpoint = (def.endpoint ? RED.nodes.getNode(def.endpoint) : null) as EndpointNode | null;
     const labels = { node: node.id };
     const shared = SharedMetrics.create(GATE_METRICS);
@@ -104,7 +107,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     let lease: WorkerLease<GateEvent, GateCmd> | null = null;
-    const problems = !endpoint ? [RED._(`${TYPE}.errors.noEndpoint`)] : endpoint.config.problems.map(t.text);
+    const problems = [...(!endpoint ? [RED._(`${TYPE}.errors.noEndpoint`)] : endpoint.config.problems.map(t.text)), ...limitProblems.map(t.text)];
     if (problems.length > 0) {
       node.error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.join('; ') }));
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));

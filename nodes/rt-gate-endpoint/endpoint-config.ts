@@ -1,6 +1,7 @@
 // Config of rt-gate-endpoint: versioned, migrated, validated. Pure.
 import { type Coded, coded } from '../shared/coded';
-import { bool, clampInt, type Migration, migrate } from '../shared/migrate';
+import { LIMITS, limitProblem, readLimited } from '../shared/limits';
+import { bool, type Migration, migrate } from '../shared/migrate';
 import type { Node, NodeDef } from '../shared/red-types';
 import { compileAck, templateFields, unescapeTemplate } from '../rt-gate-command/gate-core';
 
@@ -31,8 +32,8 @@ export interface EndpointConfig {
   problems: Coded[];
 }
 
-/** Codes of config problems (catalog rt-gate-command.codes.<code>: the gate command node reports them). */
-export const ENDPOINT_PROBLEMS = ['host-empty', 'bad-port', 'template-no-gate', 'bad-ack'] as const;
+/** Codes of config problems (catalog rt-gate-command.codes.<code>: the gate command node reports them); out-of-range* from shared/limits. */
+export const ENDPOINT_PROBLEMS = ['host-empty', 'template-no-gate', 'bad-ack', 'out-of-range', 'out-of-range-whole'] as const;
 const problem = (code: (typeof ENDPOINT_PROBLEMS)[number], params?: Coded['params']): Coded => coded(code, params);
 
 const MIGRATIONS: ReadonlyArray<Migration<EndpointDef>> = [
@@ -44,8 +45,9 @@ export function readEndpoint(raw: EndpointDef): EndpointConfig {
   const problems: Coded[] = [];
   const host = typeof d.host === 'string' ? d.host.trim() : '';
   if (!host) problems.push(problem('host-empty'));
-  const port = clampInt(d.port, 0, 65535, 0);
-  if (port < 1) problems.push(problem('bad-port'));
+  const lim = (field: 'port' | 'timeout' | 'inflight' | 'backoffMin' | 'backoffMax', dflt: number): number => Math.round(readLimited('rt-gate-endpoint', field, d[field], dflt, problems));
+  if (d.port === undefined || d.port === null || String(d.port).trim() === '') problems.push(limitProblem('port', LIMITS['rt-gate-endpoint'].port));
+  const port = lim('port', 0);
   const template = unescapeTemplate(typeof d.template === 'string' ? d.template : 'OPEN {gate}\\r\\n');
   if (!templateFields(template).includes('gate') && !/gate/i.test(template)) problems.push(problem('template-no-gate'));
   const ack = typeof d.ack === 'string' ? d.ack : '';
@@ -54,16 +56,16 @@ export function readEndpoint(raw: EndpointDef): EndpointConfig {
   } catch (e) {
     problems.push(problem('bad-ack', { error: (e as Error).message }));
   }
-  const backoffMinMs = clampInt(d.backoffMin, 10, 60_000, 250);
+  const backoffMinMs = lim('backoffMin', 250);
   return {
     host,
     port,
     template,
     ack,
-    timeoutMs: clampInt(d.timeout, 10, 600_000, 5000),
-    maxInflight: clampInt(d.inflight, 1, 64, 8),
+    timeoutMs: lim('timeout', 5000),
+    maxInflight: lim('inflight', 8),
     backoffMinMs,
-    backoffMaxMs: Math.max(backoffMinMs, clampInt(d.backoffMax, 10, 600_000, 10_000)),
+    backoffMaxMs: Math.max(backoffMinMs, lim('backoffMax', 10_000)),
     keepAlive: bool(d.keepAlive, true),
     problems,
   };

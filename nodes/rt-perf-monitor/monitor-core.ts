@@ -93,6 +93,8 @@ export class PerfMonitor {
   private readonly topN: number;
   private lastNodes = new Map<string, FineSample>();
   private last: IntervalInput | null = null;
+  /** the lowest RSS seen since start (bytes): the baseline of memory.rssGrowth */
+  private rssLow = Infinity;
   ticks = 0;
 
   constructor(private readonly o: MonitorOptions) {
@@ -105,6 +107,7 @@ export class PerfMonitor {
   tick(input: IntervalInput): AlertPayload[] {
     this.ticks++;
     this.last = input;
+    this.rssLow = Math.min(this.rssLow, input.memory.rss);
     const nodes = new Map<string, FineSample>();
     for (const [id, t] of this.o.book.trackers) nodes.set(id, t.hist.takePeriod());
     this.lastNodes = nodes;
@@ -120,6 +123,8 @@ export class PerfMonitor {
         return { gauge: input.utilization };
       case 'memory.rss':
         return { gauge: input.memory.rss / MB };
+      case 'memory.rssGrowth':
+        return { gauge: (input.memory.rss - this.rssLow) / MB };
       case 'memory.heapUsed':
         return { gauge: input.memory.heapUsed / MB };
       case 'memory.heapTotal':

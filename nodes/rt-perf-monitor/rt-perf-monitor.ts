@@ -9,6 +9,8 @@
 import { performance } from 'node:perf_hooks';
 
 import { coreText } from '../shared/i18n';
+import type { Coded } from '../shared/coded';
+import { readLimited } from '../shared/limits';
 import { bool, clampInt, migrate, oneOf } from '../shared/migrate';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/red-types';
 import type { SharedHistogram } from '../shared/shared-metrics';
@@ -76,14 +78,16 @@ export = function register(RED: NodeAPI): void {
     const def = migrate(raw, MIGRATIONS);
     const status = new ThrottledStatus(node);
     const mode: Mode = oneOf(def.mode, MODES, 'sampling');
-    const intervalS = clampInt(def.interval, 1, 3600, 10);
-    const periodS = clampInt(def.period, 1, 3600, 10);
+    const limitProblems: Coded[] = [];
+    const lim = (field: 'interval' | 'period' | 'topN' | 'maxNodes', dflt: number): number => Math.round(readLimited(TYPE, field, def[field], dflt, limitProblems));
+    const intervalS = lim('interval', 10);
+    const periodS = lim('period', 10);
     const windowMs = Math.round(Math.min(periodS, Math.max(0.05, Number(def.window) || 1)) * 1000);
-    const topN = clampInt(def.topN, 1, 100, 10);
-    const maxNodes = clampInt(def.maxNodes, 1, 10_000, 200);
+    const topN = lim('topN', 10);
+    const maxNodes = lim('maxNodes', 200);
 
     const extra = parseRules(def.rules ?? '[]', intervalS);
-    const problems = extra.problems.map(t.text);
+    const problems = [...limitProblems, ...extra.problems].map(t.text);
     if (!(Number(def.window) > 0) && def.window !== undefined && def.window !== '') problems.push(RED._(`${TYPE}.errors.window`));
     const rules = bool(def.defaultRules, true) ? [...parseRules([...DEFAULT_RULES], intervalS).rules, ...extra.rules] : extra.rules;
     rules.forEach((r, i) => (r.id = i + 1));

@@ -1,6 +1,7 @@
 // Config of rt-rs485-port: versioned, migrated, validated. Pure.
 import { type Coded, coded } from '../shared/coded';
-import { clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
+import { readLimited } from '../shared/limits';
+import { type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 
 export interface PortDef extends NodeDef {
@@ -36,8 +37,8 @@ export interface PortConfig {
   problems: Coded[];
 }
 
-/** Codes of config problems (catalog rt-rs485-port.codes.<code>). */
-export const PORT_PROBLEMS = ['path-empty'] as const;
+/** Codes of config problems (catalog rt-rs485-port.codes.<code>); out-of-range* from shared/limits. */
+export const PORT_PROBLEMS = ['path-empty', 'out-of-range', 'out-of-range-whole'] as const;
 
 const MIGRATIONS: ReadonlyArray<Migration<PortDef>> = [
   { version: 1, up: (d) => ({ baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1, turnaround: 0, queueLimit: 16, backoffMin: 250, backoffMax: 5000, ...d }) },
@@ -48,21 +49,22 @@ export function readPortConfig(raw: PortDef): PortConfig {
   const problems: Coded[] = [];
   const path = typeof d.path === 'string' ? d.path.trim() : '';
   if (!path) problems.push(coded('path-empty' satisfies (typeof PORT_PROBLEMS)[number]));
-  const baudRate = clampInt(d.baudRate, 50, 4_000_000, 9600);
-  const dataBits = clampInt(d.dataBits, 5, 8, 8) as 5 | 6 | 7 | 8;
+  const lim = (field: 'baudRate' | 'dataBits' | 'turnaround' | 'queueLimit' | 'backoffMin' | 'backoffMax', dflt: number): number => Math.round(readLimited('rt-rs485-port', field, d[field], dflt, problems));
+  const baudRate = lim('baudRate', 9600);
+  const dataBits = lim('dataBits', 8) as 5 | 6 | 7 | 8;
   const sb = Number(d.stopBits);
   const stopBits: 1 | 1.5 | 2 = sb === 2 ? 2 : sb === 1.5 ? 1.5 : 1;
-  const backoffMinMs = clampInt(d.backoffMin, 10, 60_000, 250);
+  const backoffMinMs = lim('backoffMin', 250);
   return {
     path,
     baudRate,
     dataBits,
     parity: oneOf(d.parity, PARITIES, 'none'),
     stopBits,
-    turnaroundMs: clampInt(d.turnaround, 0, 1000, 0),
-    queueLimit: clampInt(d.queueLimit, 1, 1000, 16),
+    turnaroundMs: lim('turnaround', 0),
+    queueLimit: lim('queueLimit', 16),
     backoffMinMs,
-    backoffMaxMs: Math.max(backoffMinMs, clampInt(d.backoffMax, 10, 600_000, 5000)),
+    backoffMaxMs: Math.max(backoffMinMs, lim('backoffMax', 5000)),
     problems,
   };
 }

@@ -66,17 +66,27 @@ export = function register(RED: NodeAPI): void {
     const sink: ReaderSink = {
       observe(state, reason) {
         if (closed) return;
+        const before = watch.value;
         const changed = watch.observe(state, Date.now(), reason);
-        const v = published(changed ?? watch.value);
+        const after = changed ?? watch.value;
+        const v = published(after);
         publish(v);
+        // A bus that has never answered (wrong unit id, wrong baud) stays unknown
+        // from the start: its first failure reason replaces "not read yet" without a
+        // change of state, and is an outage like any other (status and one warning).
+        const firstFailure = !changed && after.state === 'unknown' && isCoded(before.reason) && before.reason.code === 'not-read' && !(isCoded(after.reason) && after.reason.code === 'not-read');
         if (changed) {
           // One message per change, never coalesced.
           node.send({ topic: cfg.key, payload: v, door: { ...v } });
-          const why = changed.reason;
-          if (changed.state === 'unknown' && !(typeof why === 'object' && why.code === 'port-unavailable')) {
+        }
+        if (changed || firstFailure) {
+          const why = after.reason;
+          if (after.state === 'unknown' && !(isCoded(why) && why.code === 'port-unavailable')) {
             unknownWarn.hit((n) => RED._(`${TYPE}.errors.unknown`, { reason: v.reason ?? '', n }));
           }
           show();
+        } else if (after.state === 'unknown' && before.reason !== after.reason) {
+          show(); // still unknown, for a new reason: the status says the current one
         }
       },
       frame(result: FrameResult, n?: number) {

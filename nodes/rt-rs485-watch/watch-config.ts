@@ -1,5 +1,6 @@
 // Config of rt-rs485-watch: versioned, migrated, validated. Pure.
 import { type Coded, coded } from '../shared/coded';
+import { readLimited } from '../shared/limits';
 import { clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import { FN_READ_DISCRETE_INPUTS, FN_READ_HOLDING_REGISTERS, type ReadFunction } from './modbus-core';
@@ -50,8 +51,8 @@ export interface WatchConfig {
   problems: Coded[];
 }
 
-/** Codes of config problems (catalog rt-rs485-watch.codes.<code>). */
-export const WATCH_PROBLEMS = ['bad-fn', 'bad-unit', 'discrete-open-value', 'same-values', 'empty-delimiter', 'bad-pattern'] as const;
+/** Codes of config problems (catalog rt-rs485-watch.codes.<code>); out-of-range* from shared/limits. */
+export const WATCH_PROBLEMS = ['bad-fn', 'discrete-open-value', 'same-values', 'empty-delimiter', 'bad-pattern', 'out-of-range', 'out-of-range-whole'] as const;
 const problem = (code: (typeof WATCH_PROBLEMS)[number], params?: Coded['params']): Coded => coded(code, params);
 
 /** A read attempt (response timeout) and the stall cap never exceed this. */
@@ -91,12 +92,13 @@ export function readWatchConfig(raw: WatchDef): WatchConfig {
   const fnNum = clampInt(d.fn, 0, 255, 2);
   const fn: ReadFunction = fnNum === 3 ? FN_READ_HOLDING_REGISTERS : FN_READ_DISCRETE_INPUTS;
   if (fnNum !== 2 && fnNum !== 3) problems.push(problem('bad-fn'));
-  const unit = clampInt(d.unit, 0, 255, 1);
-  if (unit < 1 || unit > 247) problems.push(problem('bad-unit'));
-  const stallMs = clampInt(d.stall, 20, STALL_CAP_MS, STALL_CAP_MS);
-  const timeoutMs = Math.min(stallMs, clampInt(d.timeout, 5, STALL_CAP_MS, 100));
-  const openValue = clampInt(d.openValue, 0, 0xffff, 1);
-  let closedValue = clampInt(d.closedValue, 0, 0xffff, 0);
+  type Field = 'unit' | 'address' | 'interval' | 'timeout' | 'stall' | 'openValue' | 'closedValue' | 'gap' | 'silence';
+  const lim = (field: Field, dflt: number): number => Math.round(readLimited('rt-rs485-watch', field, d[field], dflt, problems));
+  const unit = lim('unit', 1);
+  const stallMs = lim('stall', STALL_CAP_MS);
+  const timeoutMs = Math.min(stallMs, lim('timeout', 100));
+  const openValue = lim('openValue', 1);
+  let closedValue = lim('closedValue', 0);
   if (fn === FN_READ_DISCRETE_INPUTS) {
     if (openValue > 1) problems.push(problem('discrete-open-value'));
     closedValue = openValue === 1 ? 0 : 1;
@@ -116,15 +118,15 @@ export function readWatchConfig(raw: WatchDef): WatchConfig {
     key,
     unit,
     fn,
-    address: clampInt(d.address, 0, 0xffff, 0),
-    intervalMs: clampInt(d.interval, 5, 3_600_000, 100),
+    address: lim('address', 0),
+    intervalMs: lim('interval', 100),
     timeoutMs,
     openValue,
     closedValue,
     stallMs,
-    framer: { mode: framing, delimiter: delimiter.length ? delimiter : Buffer.from('\n'), gapMs: clampInt(d.gap, 1, 10_000, 10), maxLength: 256 },
+    framer: { mode: framing, delimiter: delimiter.length ? delimiter : Buffer.from('\n'), gapMs: lim('gap', 10), maxLength: 256 },
     mapping,
-    silenceMs: clampInt(d.silence, 0, 3_600_000, 0),
+    silenceMs: lim('silence', 0),
     problems,
   };
 }

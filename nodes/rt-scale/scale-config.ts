@@ -1,5 +1,6 @@
 // Config of rt-scale: versioned, migrated, validated. Pure.
 import { type Coded, coded } from '../shared/coded';
+import { LIMITS, limitOk, limitProblem } from '../shared/limits';
 import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import type { Gain } from './hx711-protocol';
@@ -39,7 +40,7 @@ export interface ScaleConfig {
 }
 
 /** Codes of config problems (catalog rt-scale.codes.<code>). */
-export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity'] as const;
+export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity', 'out-of-range', 'out-of-range-whole'] as const;
 type Problem = (typeof SCALE_PROBLEMS)[number];
 const problem = (code: Problem, params?: Coded['params']): Coded => coded(code, params);
 
@@ -59,9 +60,10 @@ export function readScale(raw: ScaleDef): ScaleConfig {
   const problems: Coded[] = [];
   const backend = oneOf(d.backend, ['simulated', 'pigpio'] as const, 'simulated');
   if (d.backend !== undefined && d.backend !== backend) problems.push(problem('bad-backend', { backend: String(d.backend) }));
+  const L = LIMITS['rt-scale'];
   const pin = (v: unknown, bad: Problem): number => {
     const n = num(v);
-    if (!Number.isInteger(n) || n < 0 || n > 27) {
+    if (!Number.isFinite(n) || !limitOk(n, L.doutPin)) {
       problems.push(problem(bad));
       return 0;
     }
@@ -74,13 +76,14 @@ export function readScale(raw: ScaleDef): ScaleConfig {
   const rate = num(d.rate);
   if (rate !== 10 && rate !== 80) problems.push(problem('bad-rate'));
   const zero = num(d.zero);
-  if (!Number.isInteger(zero) || zero < -0x800000 || zero > 0x7fffff) problems.push(problem('bad-zero'));
+  if (!Number.isFinite(zero) || !limitOk(zero, L.zero)) problems.push(problem('bad-zero'));
   const cpg = num(d.countsPerGram);
   if (!Number.isFinite(cpg) || Math.abs(cpg) < 0.001) problems.push(problem('bad-cpg'));
   const stableG = num(d.stableG);
-  if (!(stableG > 0)) problems.push(problem('bad-stable'));
+  if (!Number.isFinite(stableG) || !limitOk(stableG, L.stableG)) problems.push(problem('bad-stable'));
   const capacityG = num(d.capacityG);
-  if (!(capacityG > 0) || capacityG > 200_000) problems.push(problem('bad-capacity'));
+  if (!Number.isFinite(capacityG) || !limitOk(capacityG, L.capacityG)) problems.push(problem('bad-capacity'));
+  for (const field of ['motorHz', 'average', 'faultRun'] as const) if (!limitOk(d[field], L[field])) problems.push(limitProblem(field, L[field]));
   const gain = oneOf(d.gain, ['A128', 'B32', 'A64'] as const, 'A128');
   return {
     backend,

@@ -8,6 +8,7 @@ import { SerialPort } from 'serialport';
 import type { Rs485PortNode, Transaction } from '../../nodes/rt-rs485-port/port-link';
 import { inputValue, ResponseReader } from '../../nodes/rt-rs485-watch/modbus-core';
 import type { DoorValue } from '../../nodes/rt-rs485-watch/watch-core';
+import { catalog } from '../helpers/catalog';
 import { DoorSim } from '../helpers/door-sim';
 import { type PtyPair, ptyPair } from '../helpers/pty';
 import { sleep, waitFor } from '../helpers/util';
@@ -39,8 +40,21 @@ function flow(path: string, watch: Record<string, unknown> = {}, port: Record<st
   ];
 }
 
-const load = (f: object[]): Promise<void> =>
-  new Promise((resolve, reject) => helper.load([portNode, watchNode], f, (err: Error | undefined) => (err ? reject(err) : resolve())));
+const load = (f: object[], mods: unknown[] = [portNode, watchNode]): Promise<void> =>
+  new Promise((resolve, reject) => helper.load(mods, f, (err: Error | undefined) => (err ? reject(err) : resolve())));
+
+/** The English text of a `<type>.a.b` key (the test helper's RED._ returns the key itself). */
+function english(key: string, params: Record<string, unknown> = {}): string {
+  const [type, ...path] = key.split('.');
+  let cur: unknown = catalog(type);
+  for (const k of path) cur = (cur as Record<string, unknown> | undefined)?.[k];
+  return typeof cur === 'string' ? cur.replace(/__([A-Za-z0-9_]+?)__/g, (_m, k: string) => String(params[k])) : key;
+}
+/** A node module loaded with a RED whose `_` words keys from our en-US catalogs, so statuses read as users see them. */
+const worded =
+  (mod: (RED: object) => void) =>
+  (RED: object): void =>
+    mod(Object.assign(Object.create(RED) as object, { _: english }));
 
 interface Seen {
   v: DoorValue;
@@ -286,6 +300,33 @@ describe('rt-rs485-watch node over a pty pair', function () {
     sim.fault = 'none';
     await waitFor(() => door().state === 'closed', 2000, 'back to closed');
   });
+
+  for (const peer of ['wrong unit id', 'silent from the start'] as const) {
+    it(`a bus that has never answered (${peer}): the status and the value say why, warned once per outage`, async () => {
+      if (peer === 'silent from the start') sim.fault = 'silent';
+      await load(flow(pty.a, { unit: peer === 'wrong unit id' ? 7 : 1, timeout: 100 }), [worded(portNode), worded(watchNode)]);
+      const w = helper.getNode('w') as TestNode;
+      const statuses: Array<Record<string, unknown>> = [];
+      const warns: string[] = [];
+      w.on('call:status', (c) => statuses.push((c as unknown as Call).args[0] as Record<string, unknown>));
+      w.on('call:warn', (c) => warns.push(String((c as unknown as Call).args[0])));
+      const seen = changes();
+      // never "not read yet" forever: the reason of the failed reads within the stall cap (plus a poll and the status throttle)
+      await waitFor(() => door()?.state === 'unknown' && door().reason_code === 'no-answer-within', 1500, 'the reason in the value');
+      await waitFor(() => statuses.some((s) => s.fill === 'red' && /^no answer within/.test(String(s.text))), 1500, `a red status with the reason: ${JSON.stringify(statuses)}`);
+      await sleep(1500); // many more failed polls: still one warning for this outage
+      assert.equal(warns.length, 1, warns.join('\n'));
+      assert.match(warns[0], /^Door state unknown: no answer within 100 ms/);
+      assert.doesNotMatch(JSON.stringify(statuses.at(-1)), /not read yet/);
+      assert.deepEqual(states(seen), [], 'unknown -> unknown is not a change');
+      assert.ok(port().frames().timeout >= 5, JSON.stringify(port().frames()));
+      // the bus answers at last: closed, green
+      if (peer === 'wrong unit id') sim.opt.unit = 7;
+      else sim.fault = 'none';
+      await waitFor(() => door().state === 'closed', 2000, 'closed once the peer answers');
+      await waitFor(() => statuses.at(-1)?.fill === 'green', 1500, 'green');
+    });
+  }
 
   it('pty closed and reopened: unknown (port unavailable), red status, then reconnects', async () => {
     await load(flow(pty.a));

@@ -105,13 +105,54 @@ describe('project conventions', () => {
       if (!/category:\s*'config'/.test(html)) {
         for (const field of ['inputs:', 'outputs:']) assert.ok(html.includes(field), `${type}: ${field}`);
       }
-      assert.match(html, new RegExp(`data-help-name="${type}"`), `${type}: help text`);
+      assert.doesNotMatch(html, /data-help-name=/, `${type}: the help lives in locales/en-US/${type}.html, not in the editor .html`);
+      const help = join(dir, 'locales', 'en-US', `${type}.html`);
+      assert.ok(existsSync(help), `${type}: ${relative(repoRoot, help)}`);
+      assert.match(readFileSync(help, 'utf8'), new RegExp(`^<script type="text/html" data-help-name="${type}">\\s*<p>`), `${type}: localized help starts with the tooltip <p>`);
       assert.match(html, new RegExp(`data-template-name="${type}"`), `${type}: edit form`);
       const icon = html.match(/icon:\s*'([^']+)'/)?.[1];
       assert.ok(icon && existsSync(join(repoRoot, 'icons', icon)), `${type}: icon file icons/${icon}`);
       const loc = join(dir, 'locales', 'en-US', `${type}.json`);
       assert.ok(existsSync(loc), `${type}: ${relative(repoRoot, loc)}`);
       assert.ok((JSON.parse(readFileSync(loc, 'utf8')) as Record<string, unknown>)[type], `${type}: catalog namespaced by type`);
+    }
+  });
+
+  it('help follows the core style: Inputs/Outputs for nodes with ports, Details, References where hardware or specs are involved', () => {
+    const refs: Record<string, RegExp[]> = {
+      'rt-hx711': [/HX711 datasheet/, /pigpio/],
+      'rt-scale': [/HX711 datasheet/, /pigpio/],
+      'rt-rs485-watch': [/Modbus application protocol/, /Modbus over serial line/],
+      'rt-rs485-port': [/serialport/, /rs485/i],
+      'rt-perf-monitor': [/messaging hooks/],
+    };
+    for (const type of nodeTypes) {
+      const dir = join(repoRoot, 'nodes', type);
+      const html = readFileSync(join(dir, `${type}.html`), 'utf8');
+      const help = readFileSync(join(dir, 'locales', 'en-US', `${type}.html`), 'utf8');
+      const inputs = Number(/inputs:\s*(\d+)/.exec(html)?.[1] ?? 0);
+      const outputs = Number(/outputs:\s*(\d+)/.exec(html)?.[1] ?? 0);
+      if (inputs > 0) assert.match(help, /<h3>Inputs<\/h3>\s*<dl class="message-properties">/, `${type}: Inputs`);
+      if (outputs > 0) assert.match(help, /<h3>Outputs<\/h3>\s*<(dl class="message-properties"|ol class="node-ports")>/, `${type}: Outputs`);
+      if (outputs > 1) assert.equal((help.match(/<li>/g) ?? []).length >= outputs, true, `${type}: one item per output`);
+      assert.match(help, /<h3>Details<\/h3>/, `${type}: Details`);
+      if (inputs + outputs > 0) assert.match(help, /<dt[^>]*>[^<]+<span class="property-type">/, `${type}: property types`);
+      for (const re of refs[type] ?? []) assert.match(help.split('<h3>References</h3>')[1] ?? '', re, `${type}: References ${re}`);
+    }
+  });
+
+  it('every node with outputs has translated outputLabels (catalog keys <type>.outputs.*)', () => {
+    for (const type of nodeTypes) {
+      const dir = join(repoRoot, 'nodes', type);
+      const html = readFileSync(join(dir, `${type}.html`), 'utf8');
+      const outputs = Number(/outputs:\s*(\d+)/.exec(html)?.[1] ?? 0);
+      if (outputs === 0) continue;
+      const labels = /outputLabels:\s*(function[^\n]*)/.exec(html)?.[1];
+      assert.ok(labels, `${type}: outputLabels`);
+      const cat = (JSON.parse(readFileSync(join(dir, 'locales', 'en-US', `${type}.json`), 'utf8')) as Record<string, Record<string, Record<string, string>>>)[type];
+      const keys = [...labels.matchAll(/outputs\.([A-Za-z]+)'|'([A-Za-z]+)'/g)].map((m) => m[1] ?? m[2]);
+      assert.match(labels, new RegExp(`this\\._\\('${type}\\.outputs\\.`), `${type}: outputLabels are worded by the node's catalog`);
+      assert.ok(keys.length > 0 && keys.every((k) => typeof cat.outputs?.[k] === 'string'), `${type}: outputs.{${keys.join(',')}} in the catalog`);
     }
   });
 

@@ -82,8 +82,12 @@ describe('gate-core', () => {
     const bad = readEndpoint({ id: 'e', type: 'rt-gate-endpoint', version: 1, host: '', port: 0, ack: '(', template: 'X' });
     assert.deepEqual(
       bad.problems.map((p) => p.code),
-      ['host-empty', 'bad-port', 'template-no-gate', 'bad-ack'],
+      ['host-empty', 'out-of-range-whole', 'template-no-gate', 'bad-ack'],
     );
+    assert.equal(en('rt-gate-command', bad.problems[1]), 'port must be a whole number in [1, 65535]');
+    // out of range is refused, never clamped (port 70000 is not port 65535): the editor flags the same values (shared/limits)
+    assert.deepEqual(readEndpoint({ id: 'e', type: 'rt-gate-endpoint', host: 'h', port: 70000 }).problems.map((p) => p.code), ['out-of-range-whole']);
+    assert.deepEqual(readEndpoint({ id: 'e', type: 'rt-gate-endpoint', host: 'h', port: 4001, timeout: -5 }).problems.map((p) => p.code), ['out-of-range']);
     assert.match(en('rt-gate-command', bad.problems[3]), /^acknowledgement pattern: Invalid regular expression/);
   });
 });

@@ -16,11 +16,13 @@ interface Def {
 }
 
 function editorDef(): Def {
-  const html = readFileSync(join(repoRoot, 'nodes', 'rt-perf-monitor', 'rt-perf-monitor.html'), 'utf8');
-  const js = /<script type="text\/javascript">([\s\S]*?)<\/script>/.exec(html)![1];
+  // the built .html: the build puts the shared limits (rtLimit) before registerType
+  const html = readFileSync(join(repoRoot, 'dist', 'nodes', 'rt-perf-monitor', 'rt-perf-monitor.html'), 'utf8');
+  const scripts = [...html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)].map((m) => m[1]);
   let def: Def | null = null;
   const RED = { validators: { number: () => () => true }, nodes: { registerType: (_t: string, d: Def) => (def = d) } };
-  runInNewContext(js, { RED, $: () => ({ val: () => '' }) });
+  const ctx = { RED, $: () => ({ val: () => '' }) };
+  for (const js of scripts) runInNewContext(js, ctx);
   return def!;
 }
 

@@ -187,8 +187,8 @@ describe('rt-perf-monitor core: rules', () => {
     assert.deepEqual(
       r.rules.map((x) => [x.metric, x.threshold]),
       [
-        ['eventloop.delay', 20],
-        ['memory.rss', 100],
+        ['eventloop.delay', 50],
+        ['memory.rssGrowth', 100],
         ['rtedge_ws_latency_seconds', 50],
         ['rtedge_gate_queue_delay_seconds', 100],
       ],
@@ -341,5 +341,27 @@ describe('rt-perf-monitor core: PerfMonitor', () => {
     const snap = m.snapshot({ mode: 'continuous', windowMs: 0, periodMs: 0, hooksActive: true, windows: 1 });
     assert.equal(snap.nodes[0].received, 400);
     assert.equal(snap.memory.rssMB, 47.7);
+  });
+
+  it('default memory rule: a healthy runtime of any size never fires (151 MB with the dashboard, a page opened); a leak does', () => {
+    const MB = 1024 * 1024;
+    const { rules } = parseRules([...DEFAULT_RULES], 10);
+    const monitor = (): PerfMonitor => new PerfMonitor({ rules, book: new HookBook(), intervalMs: 10_000, now: () => 0 });
+    const input = (rssMB: number) => ({ eventLoop: new LocalHistogram().total(), utilization: 0.1, memory: { rss: rssMB * MB, heapUsed: 1, heapTotal: 1, external: 1 }, workers: new Map() });
+    // healthy: 126-151 MB, GC saw-tooth of +-15 MB, a dashboard page opened (+30 MB), a big deploy (+60 MB for one interval)
+    const healthy = monitor();
+    for (let i = 0; i < 360; i++) {
+      const rss = 126 + (i > 30 ? 25 : 0) + (i > 100 ? 30 : 0) + 15 * Math.sin(i / 3) + (i === 200 ? 60 : 0);
+      assert.deepEqual(healthy.tick(input(rss)), [], `interval ${i}: ${rss.toFixed(0)} MB`);
+    }
+    // a leak of 8 MB per interval from a 151 MB baseline: fires once, after 100 MB of growth and 3 intervals over it
+    const leaking = monitor();
+    const alerts: Array<{ i: number; name: string; value: number }> = [];
+    for (let i = 0; i < 30; i++) for (const a of leaking.tick(input(151 + 8 * i))) alerts.push({ i, name: a.name, value: a.value });
+    assert.deepEqual(alerts.map((a) => a.name), ['memory.rssGrowth']);
+    assert.equal(alerts[0].i, 15, JSON.stringify(alerts)); // 8 * 13 = 104 MB > 100 at i = 13, firing at the 3rd interval over
+    assert.equal(alerts[0].value, 120);
+    // the absolute 100 MB limit of before would have fired on the healthy runtime at once
+    assert.ok(!DEFAULT_RULES.some((r) => r.metric === 'memory.rss'));
   });
 });

@@ -64,12 +64,15 @@ describe('rt-rs485 watch-core', () => {
     assert.deepEqual([...c.framer.delimiter], [10]);
     assert.deepEqual(c.problems, []);
     const d = readWatchConfig({ id: 'w', type: 'rt-rs485-watch', version: 1, stall: 5000, timeout: 2000, unit: 0, fn: 3, openValue: 5, closedValue: 5 });
-    assert.equal(d.stallMs, 500);
-    assert.equal(d.timeoutMs, 500);
+    // out of range is refused (as the editor flags it), never silently clamped
     assert.deepEqual(
-      d.problems.map((x) => x.code),
-      ['bad-unit', 'same-values'],
+      d.problems.map((x) => `${x.code} ${String(x.params?.field)}`),
+      ['out-of-range-whole unit', 'out-of-range stall', 'out-of-range timeout', 'same-values undefined'],
     );
+    assert.deepEqual(d.problems.slice(0, 3).map(text), ['unit must be a whole number in [1, 247]', 'stall must be a number in [20, 500]', 'timeout must be a number in [5, 500]']);
+    const s = readWatchConfig({ id: 'w', type: 'rt-rs485-watch', version: 1, stall: 300, timeout: 400 });
+    assert.equal(s.stallMs, 300);
+    assert.equal(s.timeoutMs, 300, 'a read attempt never outlasts the stall cap');
     const p = readWatchConfig({ id: 'w', type: 'rt-rs485-watch', mode: 'passive', openMatch: '(' });
     assert.deepEqual(
       p.problems.map((x) => x.code),

@@ -25,6 +25,7 @@ import { ENGINE_CODES } from '../../../nodes/rt-scale/scale-engine';
 import { SCALE_WORKER_CODES } from '../../../nodes/rt-scale/scale-protocol';
 import { type Coded, coded, CodedError, isCoded, isCodedError, type Msg } from '../../../nodes/shared/coded';
 import { coreText } from '../../../nodes/shared/i18n';
+import { LIMIT_CODES } from '../../../nodes/shared/limits';
 import { fromWireError, toWireError } from '../../../nodes/shared/protocol';
 import { WORKER_CODES } from '../../../nodes/shared/worker-host';
 import { catalog, codeText, en } from '../../helpers/catalog';
@@ -33,12 +34,14 @@ import { repoRoot } from '../../helpers/util';
 /** The codes each node words, by the core modules they come from. */
 const CODES_BY_NODE: Record<string, ReadonlyArray<readonly string[]>> = {
   'rt-gate-command': [GATE_INPUT_CODES, GATE_LINK_CODES, ENDPOINT_PROBLEMS, WORKER_CODES],
-  'rt-journey-egress': [EGRESS_INPUT_CODES, PATH_PROBLEMS, WORKER_CODES],
+  'rt-journey-egress': [EGRESS_INPUT_CODES, PATH_PROBLEMS, WORKER_CODES, LIMIT_CODES],
   'rt-scale': [SCALE_PROBLEMS, PIGPIO_CODES, CALIBRATION_CODES, ENGINE_CODES, SCALE_WORKER_CODES, DOSE_START_CODES, WORKER_CODES],
   'rt-dosing': [DOSING_PROBLEMS],
   'rt-rs485-port': [PORT_PROBLEMS, LINK_CODES],
   'rt-rs485-watch': [WATCH_REASONS, MODBUS_EXCEPTION_CODES, LINK_CODES, WATCH_PROBLEMS],
-  'rt-perf-monitor': [RULE_PROBLEMS, ALERT_CODES],
+  'rt-perf-monitor': [RULE_PROBLEMS, ALERT_CODES, LIMIT_CODES],
+  'rt-gate-endpoint': [LIMIT_CODES],
+  'rt-hx711': [LIMIT_CODES],
 };
 
 describe('coded messages', () => {
@@ -139,7 +142,7 @@ describe('coded messages', () => {
     const r = parseRules('[{"metric": "eventloop.delay", "threshold": -5}, {"metric": "cpu", "threshold": 1}]', 10);
     assert.deepEqual(r.problems[0], { code: 'rule', params: { n: 1, problem: { code: 'rule-bad-threshold' } } });
     assert.equal(r.problems[1].code, 'rule');
-    assert.deepEqual((r.problems[1].params!.problem as Coded).params, { metric: 'cpu', known: 'eventloop.delay, node.latency, eventloop.utilization, memory.rss, memory.heapUsed, memory.heapTotal, memory.external' });
+    assert.deepEqual((r.problems[1].params!.problem as Coded).params, { metric: 'cpu', known: 'eventloop.delay, node.latency, eventloop.utilization, memory.rss, memory.rssGrowth, memory.heapUsed, memory.heapTotal, memory.external' });
   });
 
   describe("with Node-RED's i18n", () => {
@@ -160,7 +163,7 @@ describe('coded messages', () => {
     const text = (type: string, m: Msg): string => coreText({ _: (key, subs) => i18n._(`${NS}/${type}:${key}`, subs) }, type).text(m);
 
     it('renders the English texts the nodes showed before the codes', () => {
-      const KNOWN = 'eventloop.delay, node.latency, eventloop.utilization, memory.rss, memory.heapUsed, memory.heapTotal, memory.external';
+      const KNOWN = 'eventloop.delay, node.latency, eventloop.utilization, memory.rss, memory.rssGrowth, memory.heapUsed, memory.heapTotal, memory.external';
       const cases: Array<[string, Coded, string]> = [
         ['rt-gate-command', coded('no-gate'), 'msg.payload.gate (or msg.gate) must be a gate id: a non-empty string or a number'],
         ['rt-gate-command', coded('missing-field', { name: 'track_id' }), 'the command template needs {track_id}, which the message does not have'],
