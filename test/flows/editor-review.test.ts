@@ -25,7 +25,7 @@ describe('editor review fixes in the Node-RED editor (real browser)', function (
   before(async () => {
     rt = await startNodeRed();
     // the serial path does not exist: the editor does not care, the watch shows "port unavailable"
-    await rt.deploy(allExampleFlows({ gatePort: await freePort(), serialPath: '/dev/rtedge-no-such-tty' }));
+    await rt.deploy(await allExampleFlows({ gatePort: await freePort(), serialPath: '/dev/rtedge-no-such-tty' }));
     ({ browser, page } = await openEditor(rt, 'pm_monitor'));
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('console', (m) => {
@@ -120,7 +120,7 @@ describe('editor review fixes in the Node-RED editor (real browser)', function (
 
   it('the runtime refuses the same out-of-range value at deploy (gate port 70000)', async () => {
     const r = rt!;
-    const flows = allExampleFlows({ gatePort: 70000, serialPath: '/dev/rtedge-no-such-tty' });
+    const flows = await allExampleFlows({ gatePort: 70000, serialPath: '/dev/rtedge-no-such-tty' });
     await r.deploy(flows);
     await waitFor(() => /port must be a whole number in \[1, 65535\]/.test(r.log()), 10_000, 'the gate command reports the bad port');
   });

@@ -29,7 +29,7 @@ describe('rt-perf-monitor default rules on a healthy runtime running every examp
   it('raise no alert while healthy, and the memory alert on a leak', async () => {
     rt = await startNodeRed();
     const r = rt;
-    const base = [...allExampleFlows({ gatePort: await freePort(), serialPath: '/dev/rtedge-no-such-tty' }), { id: 'pm_defaults_tab', type: 'tab', label: 'defaults' }, monitor, alertLog];
+    const base = [...(await allExampleFlows({ gatePort: await freePort(), serialPath: '/dev/rtedge-no-such-tty' })), { id: 'pm_defaults_tab', type: 'tab', label: 'defaults' }, monitor, alertLog];
     await r.deploy(base);
     const metric = async (re: RegExp): Promise<number> => Number(re.exec((await r.get('/metrics')).text)?.[1] ?? NaN);
     const alerts = (): Promise<number> => metric(/^rtedge_perf_alerts_total\{monitor="pm_defaults"\} (\S+)/m);
