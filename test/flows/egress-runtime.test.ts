@@ -42,6 +42,35 @@ function streamFlow(file: string, burst: number, everyMs: number, egressName = '
   ];
 }
 
+/**
+ * A producer that counts what it sent: a function node that sends `burst`
+ * journeys every `everyMs`, numbering them from a global counter (so the
+ * numbering goes on across redeploys) and recording the last number sent in
+ * `countFile` (synchronously, after the sends), so the test knows exactly
+ * which journeys the flow produced.
+ */
+function countedFlow(file: string, countFile: string, burst: number, everyMs: number): object[] {
+  return [
+    { id: 't1', type: 'tab', label: 'counted' },
+    {
+      id: 'gen',
+      z: 't1',
+      type: 'function',
+      name: 'journeys',
+      func:
+        `const fs = global.get('fs'); let n = global.get('n') || 0;` +
+        ` for (let i = 0; i < ${burst}; i++) { n++; node.send({ payload: { seq: n, gate: 'G1', t: Date.now() } }); }` +
+        ` global.set('n', n); fs.writeFileSync(${JSON.stringify(countFile)}, String(n)); return null;`,
+      outputs: 1,
+      wires: [['eg']],
+    },
+    { id: 'tick', z: 't1', type: 'inject', repeat: String(everyMs / 1000), once: true, onceDelay: 0.05, props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
+    { id: 'eg', z: 't1', type: 'rt-journey-egress', name: 'log', version: 1, path: file, flushCount: 10, flushMs: 1000, fsync: 'none', queueLimit: 1000000, createDir: true, report: false, wires: [[]] },
+  ];
+}
+
+const produced = (countFile: string): number => (existsSync(countFile) ? Number(readFileSync(countFile, 'utf8')) : 0);
+
 function closedCounts(log: string): Array<{ accepted: number; written: number; dropped: number }> {
   const out: Array<{ accepted: number; written: number; dropped: number }> = [];
   for (const m of log.matchAll(/closed: (\d+) journeys accepted, (\d+) written, (\d+) dropped/g)) {
@@ -116,6 +145,36 @@ describe('rt-journey-egress in a Node-RED process', function () {
     const second = cut < 0 ? [] : s.slice(cut);
     first.forEach((v, i) => assert.equal(v, i + 1));
     second.forEach((v, i) => assert.equal(v, i + 1));
+  });
+
+  // Issue 11: journeys the flow had already sent to the egress but that reached
+  // it after its close began were refused ("The node is closing") and lost.
+  it('redeploys and SIGTERM at 2000 journeys/s: every journey the flow produced is on disk exactly once, in order', async () => {
+    rt = await startNodeRed({ settingsSource: "functionGlobalContext: { fs: require('fs') }" });
+    const file = join(rt.userDir, 'p.jsonl');
+    const countFile = join(rt.userDir, 'produced.txt');
+    const flows = countedFlow(file, countFile, 20, 10);
+    await rt.deploy(flows);
+    await waitFor(() => seqs(file, true).length > 1000, 20_000, 'stream running');
+    for (let i = 1; i <= 6; i++) {
+      // a full deploy stops every node (the producer too) while journeys are in flight
+      await rt.deploy(flows);
+      await waitFor(() => closedCounts(rt!.log()).length === i, 20_000, `egress closed ${i} times`);
+      await sleep(200 + 97 * i);
+    }
+    const res = await rt.kill('SIGTERM');
+    assert.ok(res.signal === null, `exited by itself after flushing: ${JSON.stringify(res)}`);
+    const n = produced(countFile);
+    const s = seqs(file);
+    assert.ok(n > 3000, `the producer ran: ${n}`);
+    assert.doesNotMatch(rt.log(), /journey refused|could not be written/);
+    let firstBad = s.findIndex((v, i) => v !== i + 1);
+    if (firstBad < 0 && s.length !== n) firstBad = s.length;
+    assert.equal(firstBad, -1, `the file holds 1..${n} in order, exactly once; first difference at line ${firstBad + 1} (${s[firstBad]}); ${s.length} lines`);
+    const closed = closedCounts(rt.log());
+    assert.equal(closed.length, 7);
+    assert.equal(closed.reduce((a, c) => a + c.accepted, 0), n);
+    for (const c of closed) assert.equal(c.written, c.accepted);
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
