@@ -14,7 +14,8 @@ class StubFs implements FsLike {
   failWrites: NodeJS.ErrnoException | null = null;
   /** Write only this many bytes before failing (simulates a partial write then ENOSPC). */
   partialThenFail = -1;
-  openSync(path: string): number {
+  openSync(path: string, flags = 'a'): number {
+    if (flags === 'r' && !this.files.has(path)) throw Object.assign(new Error(`ENOENT: no such file, open '${path}'`), { code: 'ENOENT' });
     this.calls.push(`open ${path}`);
     if (!this.files.has(path)) this.files.set(path, '');
     const fd = this.nextFd++;
@@ -44,6 +45,10 @@ class StubFs implements FsLike {
   }
   fstatSync(fd: number): { size: number } {
     return { size: Buffer.byteLength(this.files.get(this.fds.get(fd)!)!) };
+  }
+  readSync(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number {
+    const data = Buffer.from(this.files.get(this.fds.get(fd)!)!);
+    return data.copy(buf, offset, position, Math.min(data.length, position + length));
   }
   ftruncateSync(fd: number, len: number): void {
     const p = this.fds.get(fd)!;
