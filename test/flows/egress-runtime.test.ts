@@ -1,11 +1,11 @@
 // rt-journey-egress in a real Node-RED process: /metrics values, redeploy and
 // SIGTERM mid-stream lose nothing.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { sleep, waitFor } from '../helpers/util';
+import { sleep, tempDir, waitFor } from '../helpers/util';
 
 /**
  * The journeys' seq numbers in the file. While the writer is running a read can
@@ -71,10 +71,10 @@ function countedFlow(file: string, countFile: string, burst: number, everyMs: nu
 
 const produced = (countFile: string): number => (existsSync(countFile) ? Number(readFileSync(countFile, 'utf8')) : 0);
 
-function closedCounts(log: string): Array<{ accepted: number; written: number; dropped: number }> {
-  const out: Array<{ accepted: number; written: number; dropped: number }> = [];
-  for (const m of log.matchAll(/closed: (\d+) journeys accepted, (\d+) written, (\d+) dropped/g)) {
-    out.push({ accepted: Number(m[1]), written: Number(m[2]), dropped: Number(m[3]) });
+function closedCounts(log: string): Array<{ accepted: number; written: number; dropped: number; late: number }> {
+  const out: Array<{ accepted: number; written: number; dropped: number; late: number }> = [];
+  for (const m of log.matchAll(/closed: (\d+) journeys accepted, (\d+) written, (\d+) dropped(?:; (\d+) arrived after close began)?/g)) {
+    out.push({ accepted: Number(m[1]), written: Number(m[2]), dropped: Number(m[3]), late: Number(m[4] ?? 0) });
   }
   return out;
 }
@@ -149,7 +149,7 @@ describe('rt-journey-egress in a Node-RED process', function () {
 
   // Issue 11: journeys the flow had already sent to the egress but that reached
   // it after its close began were refused ("The node is closing") and lost.
-  it('redeploys and SIGTERM at 2000 journeys/s: every journey the flow produced is on disk exactly once, in order', async () => {
+  it('redeploys and SIGTERM at 2000 journeys/s: every journey the flow produced is on disk exactly once, in order', async function () {
     rt = await startNodeRed({ settingsSource: "functionGlobalContext: { fs: require('fs') }" });
     const file = join(rt.userDir, 'p.jsonl');
     const countFile = join(rt.userDir, 'produced.txt');
@@ -175,6 +175,60 @@ describe('rt-journey-egress in a Node-RED process', function () {
     assert.equal(closed.length, 7);
     assert.equal(closed.reduce((a, c) => a + c.accepted, 0), n);
     for (const c of closed) assert.equal(c.written, c.accepted);
+    // How many reached the node after its close began (refused before issue 11), for the record.
+    this.test!.title += ` (${closed.reduce((a, c) => a + c.late, 0)} arrived after close began)`;
+  });
+
+  // Issue 11: after a crash that tore the last line, the first journey after
+  // the restart was glued onto the fragment.
+  it('a torn last line is set apart in <file>.torn and counted; the new journeys start on a line of their own', async () => {
+    const pre = tempDir('rtedge-torn-');
+    try {
+      const file = join(pre.dir, 'torn.jsonl');
+      const fragment = '{"seq":999999,"gate":"G1","outcome":"comple';
+      writeFileSync(file, '{"seq":999997,"gate":"G1"}\n{"seq":999998,"gate":"G1"}\n' + fragment);
+      const flows = [
+        { id: 't1', type: 'tab', label: 'torn' },
+        { id: 'eg', z: 't1', type: 'rt-journey-egress', version: 1, path: file, flushCount: 10, flushMs: 100, fsync: 'batch', queueLimit: 1000, createDir: true, report: false, wires: [[]] },
+      ];
+      rt = await startNodeRed({ flows });
+      // Set apart at start, before any journey arrives.
+      await waitFor(() => /ended with a torn line/.test(rt!.log()), 10_000, 'torn-tail warning');
+      const m0 = await rt.get('/metrics');
+      assert.match(m0.text, /^rtedge_egress_torn_tails_total\{node="eg"\} 1$/m);
+      assert.equal(readFileSync(file, 'utf8'), '{"seq":999997,"gate":"G1"}\n{"seq":999998,"gate":"G1"}\n', 'the fragment is cut off the journey file');
+      await rt.deploy([
+        ...flows,
+        { id: 'inj', z: 't1', type: 'inject', once: true, onceDelay: 0.1, repeat: '', props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
+        { id: 'gen', z: 't1', type: 'function', func: 'for (let i = 1000000; i < 1000025; i++) node.send({payload:{seq:i,gate:"G1"}}); return null;', outputs: 1, wires: [['eg']] },
+      ]);
+      await waitFor(() => seqs(file, true).length === 27, 10_000, '25 new lines');
+      const lines = readFileSync(file, 'utf8').split('\n');
+      assert.equal(lines.pop(), '', 'ends with a newline');
+      const recs = lines.map((l) => JSON.parse(l) as { seq: number });
+      assert.deepEqual(recs[2], { seq: 1000000, gate: 'G1' }, 'the first new journey is intact');
+      assert.deepEqual(
+        recs.map((r) => r.seq),
+        [999997, 999998, ...Array.from({ length: 25 }, (_, i) => 1000000 + i)],
+      );
+      const side = readFileSync(file + '.torn', 'utf8').split('\n');
+      assert.equal(side.length, 2, 'one record, newline-terminated');
+      const rec = JSON.parse(side[0]) as { text: string; bytes: number; offset: number; file: string; time: string };
+      assert.equal(rec.text, fragment);
+      assert.equal(rec.bytes, Buffer.byteLength(fragment));
+      assert.equal(rec.offset, 54);
+      assert.equal(rec.file, file);
+      assert.ok(!Number.isNaN(Date.parse(rec.time)));
+      const warn = rt.log().match(/\[warn\] \[rt-journey-egress:[^\]]*\] (.*torn line.*)/);
+      assert.ok(warn, rt.log());
+      assert.match(warn[1], new RegExp(`${Buffer.byteLength(fragment)} bytes`));
+      assert.match(warn[1], /torn\.jsonl\.torn/);
+      assert.equal((rt.log().match(/ended with a torn line/g) ?? []).length, 1, 'warned once');
+      const m1 = await rt.get('/metrics');
+      assert.match(m1.text, /^rtedge_egress_torn_tails_total\{node="eg"\} 0$/m, 'a new instance (redeployed) found no torn tail');
+    } finally {
+      pre.cleanup();
+    }
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
