@@ -224,6 +224,39 @@ describe('rt-journey-egress node', function () {
     await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
   });
 
+  it('journeys that reach the node after its close began are written before close completes, done() once each', async () => {
+    // Node-RED delivers a message on a setImmediate after routing it, so a
+    // journey sent before a redeploy can arrive after close began (issue 11).
+    const file = join(tmp.dir, 'j.jsonl');
+    await load(flow(file, { report: false, flushCount: 10, flushMs: 5000 }));
+    const eg = helper.getNode('eg') as TestNode & { _complete(msg: { _msgid: string }, err?: unknown): void };
+    const completions = new Map<string, number>();
+    const errors: unknown[] = [];
+    const orig = eg._complete.bind(eg);
+    eg._complete = (msg, err) => {
+      completions.set(msg._msgid, (completions.get(msg._msgid) ?? 0) + 1);
+      if (err) errors.push(err);
+      orig(msg, err);
+    };
+    let n = 0;
+    for (; n < 1000; ) eg.receive({ payload: { seq: ++n } });
+    let closeDone = false;
+    const stopped = helper.unload().then(() => (closeDone = true)); // close begins now
+    // In-flight deliveries keep arriving for ~60 ms, in bursts on later turns.
+    const t0 = Date.now();
+    while (Date.now() - t0 < 60) {
+      await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 50; i++) eg.receive({ payload: { seq: ++n } });
+      assert.equal(closeDone, false, 'close waits while journeys keep arriving');
+    }
+    await stopped;
+    const seqs = readLines(file).map((r) => r.seq as number);
+    assert.deepEqual(seqs, Array.from({ length: n }, (_, i) => i + 1), 'every journey on disk once, in order');
+    assert.deepEqual(errors, []);
+    assert.equal(completions.size, n);
+    assert.ok([...completions.values()].every((c) => c === 1), 'done() exactly once per journey');
+  });
+
   it('a worker crash: error reported, worker restarted, every journey written exactly once', async () => {
     const file = join(tmp.dir, 'j.jsonl');
     await load(flow(file, { report: false, flushCount: 1000, flushMs: 200 }), { rtEdgeTestHooks: true });
