@@ -27,8 +27,9 @@ import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
 import { clampInt } from '../shared/migrate';
 import { WorkerLease } from '../shared/worker-host';
 import { type EgressConfig, type EgressDef, readConfig } from './egress-config';
-import { encodeLine, formatPath, Ledger } from './egress-core';
+import { encodeLine, Ledger } from './egress-core';
 import { EGRESS_METRICS, type EgressCmd, type EgressEvent, type EgressInit } from './egress-protocol';
+import { EgressWriter, type TornReport } from './egress-writer';
 
 const TYPE = 'rt-journey-egress';
 /** Whole close budget (drain + worker close), under Node-RED's 15 s nodeCloseTimeout. */
@@ -281,7 +282,7 @@ export = function register(RED: NodeAPI): void {
             // unwritten ones if the worker died or hung. Write them from here, once.
             const rest = ledger.drainAll();
             if (rest.lines.length > 0) {
-              const err = lastResortWrite(cfg, rest.lines, rest.ts);
+              const err = lastResortWrite(cfg, rest.lines, rest.ts, (r) => onEvent({ t: 'torn', ...r }));
               if (err) {
                 const text = RED._(`${TYPE}.errors.lost`, { n: rest.lines.length }) + ': ' + err.message;
                 node.error(text);
@@ -315,27 +316,31 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType(TYPE, JourneyEgressNode as never);
 };
 
-/** Synchronous append from the main thread, used only at close when the worker is gone. */
-function lastResortWrite(cfg: EgressConfig, lines: string[], ts: number[]): Error | null {
+/**
+ * Synchronous append from the main thread, used only at close for what the
+ * worker did not write (it died, hung, or the journeys arrived while it was
+ * detaching). The same EgressWriter as in the worker, so a torn tail left by a
+ * worker that died mid-write is set apart here too, never glued onto.
+ */
+function lastResortWrite(cfg: EgressConfig, lines: string[], ts: number[], onTorn: (r: TornReport) => void): Error | null {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const fs = require('node:fs') as typeof import('node:fs');
+  let err: Error | null = null;
+  const w = new EgressWriter(
+    { pattern: cfg.pattern, count: lines.length + 1, intervalMs: 3_600_000, fsync: 'batch', utc: cfg.utc, createDir: cfg.createDir, retryInitialMs: 0, retryMaxMs: 0 },
+    fs,
+    { now: Date.now, hrUs: () => Number(process.hrtime.bigint() / 1000n) },
+    // No timers: one synchronous attempt.
+    { set: () => null, clear: () => undefined },
+    { flushed: () => undefined, error: (e) => (err ??= e), recovered: () => undefined, torn: onTorn },
+  );
   try {
-    let i = 0;
-    while (i < lines.length) {
-      const file = formatPath(cfg.pattern, ts[i], cfg.utc);
-      let j = i + 1;
-      while (j < lines.length && formatPath(cfg.pattern, ts[j], cfg.utc) === file) j++;
-      const fd = fs.openSync(file, 'a');
-      try {
-        fs.writeSync(fd, lines.slice(i, j).join('\n') + '\n');
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      i = j;
-    }
-    return null;
+    w.append(1, lines, ts);
+    w.flush(true);
   } catch (e) {
-    return e as Error;
+    err ??= e as Error;
   }
+  // close() is synchronous when nothing is left to retry (deadline already passed): fsync + close the file.
+  void w.close(0, () => Promise.resolve());
+  return err;
 }

@@ -1,7 +1,7 @@
 // rt-journey-egress in a real Node-RED runtime (node-red-node-test-helper),
 // with real files in a temp dir.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { activeWorkerCount } from '../../nodes/shared/worker-host';
@@ -271,6 +271,24 @@ describe('rt-journey-egress node', function () {
     await sleep(300);
     const seqs = readLines(file).map((r) => r.seq as number);
     assert.deepEqual(seqs, Array.from({ length: 1000 }, (_, i) => i + 1));
+  });
+
+  it('close while the worker is down: the node writes the rest itself, setting apart a torn tail the dead worker left', async () => {
+    const file = join(tmp.dir, 'j.jsonl');
+    await load(flow(file, { report: false, flushCount: 10, flushMs: 100 }), { rtEdgeTestHooks: true });
+    const eg = helper.getNode('eg') as TestNode;
+    for (let i = 1; i <= 100; i++) eg.receive({ payload: { seq: i } });
+    await waitFor(() => readLines(file, true).length === 100, 5000, '100 lines');
+    assert.ok(eg._lease!.post({ t: 'crash' }));
+    await waitFor(() => eg._lease!.state === 'restarting', 5000, 'the worker down');
+    for (let i = 101; i <= 150; i++) eg.receive({ payload: { seq: i } });
+    appendFileSync(file, '{"seq":101,"ga'); // as if the worker died in the middle of a write
+    await helper.unload();
+    assert.deepEqual(
+      readLines(file).map((r) => r.seq),
+      Array.from({ length: 150 }, (_, i) => i + 1),
+    );
+    assert.equal(JSON.parse(readFileSync(file + '.torn', 'utf8')).text, '{"seq":101,"ga');
   });
 
   it('bad config: clear error, inputs rejected to Catch, nothing crashes', async () => {
