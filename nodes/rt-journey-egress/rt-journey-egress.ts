@@ -55,7 +55,6 @@ export = function register(RED: NodeAPI): void {
     badInput: metrics.readerFamily('rtedge_egress_bad_input_total', 'Messages rejected as bad input', 'counter'),
     depth: metrics.readerFamily('rtedge_egress_queue_depth', 'Journeys accepted and not yet on disk', 'gauge'),
     torn: metrics.readerFamily('rtedge_egress_torn_tails_total', 'Torn last lines (no newline, e.g. after a crash) moved out of journey files before appending', 'counter'),
-    lateInput: metrics.readerFamily('rtedge_egress_close_late_total', 'Journeys that arrived after close began and were still written', 'counter'),
     flush: metrics.sharedHistogramFamily('rtedge_egress_flush_seconds', 'Time to write (and fsync) one batch'),
   };
   const now: () => number = typeof RED.settings.rtEdgeClock === 'function' ? (RED.settings.rtEdgeClock as () => number) : Date.now;
@@ -96,7 +95,6 @@ export = function register(RED: NodeAPI): void {
     fam.badInput.attach(labels, () => badInput);
     fam.depth.attach(labels, () => ledger.depth);
     fam.torn.attach(labels, () => shared.counter('torn_tails'));
-    fam.lateInput.attach(labels, () => lateInput);
     fam.flush.attach(labels, shared.histogram('flush'));
 
     const showOk = (): void => {
@@ -254,7 +252,6 @@ export = function register(RED: NodeAPI): void {
         fam.badInput.detach(labels);
         fam.depth.detach(labels);
         fam.torn.detach(labels);
-        fam.lateInput.detach(labels);
         fam.flush.detach(labels);
         status.close();
         node.log(RED._(`${TYPE}.errors.closed`, { accepted, written, dropped, late: lateInput }));
