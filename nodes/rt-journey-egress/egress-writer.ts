@@ -44,6 +44,8 @@ export interface WriterOptions extends FlushPolicy {
   /** Retry backoff after a write error. */
   retryInitialMs: number;
   retryMaxMs: number;
+  /** A tail longer than this is ended in place instead of moved (default TORN_MOVE_MAX_BYTES). */
+  tornMaxBytes?: number;
 }
 
 export interface FlushReport {
@@ -223,25 +225,31 @@ export class EgressWriter {
     const one = Buffer.alloc(1);
     if (this.fs.readSync(fd, one, 0, 1, size - 1) === 1 && one[0] === 0x0a) return;
     // Find the last newline, reading backwards in chunks.
+    const max = this.o.tornMaxBytes ?? TORN_MOVE_MAX_BYTES;
     const chunk = Buffer.alloc(Math.min(size, 64 * 1024));
     let cut = 0;
+    let found = false;
     let pos = size;
-    while (pos > 0 && size - pos <= TORN_MOVE_MAX_BYTES) {
+    while (pos > 0 && size - pos <= max) {
       const n = Math.min(chunk.length, pos);
       pos -= n;
       const got = this.readFully(fd, chunk, n, pos);
       const i = chunk.subarray(0, got).lastIndexOf(0x0a);
       if (i >= 0) {
         cut = pos + i + 1;
+        found = true;
         break;
       }
     }
     const bytes = size - cut;
-    if (bytes > TORN_MOVE_MAX_BYTES) {
+    if (bytes > max) {
+      // Not a torn journey (the file is not JSONL?): too big to copy; end it
+      // with a newline at `size` so nothing is glued onto it either.
       const nl = Buffer.from('\n');
       this.fs.writeSync(fd, nl, 0, 1);
       this.fs.fsyncSync(fd);
-      this.ev.torn?.({ file, bytes, offset: cut, to: file, how: 'ended' });
+      // bytes: the tail's length, or a lower bound when no newline was found within the limit.
+      this.ev.torn?.({ file, bytes: found ? bytes : size - pos, offset: size, to: file, how: 'ended' });
       return;
     }
     const frag = Buffer.alloc(bytes);

@@ -146,7 +146,7 @@ export = function register(RED: NodeAPI): void {
           showOk();
           break;
         case 'torn':
-          node.warn(RED._(`${TYPE}.errors.tornTail`, { file: ev.file, bytes: ev.bytes, offset: ev.offset, to: ev.to }));
+          node.warn(RED._(`${TYPE}.errors.${ev.how === 'moved' ? 'tornTail' : 'tornTailEnded'}`, { file: ev.file, bytes: ev.bytes, offset: ev.offset, to: ev.to }));
           break;
         case 'lost':
           // Reported by close: handled there with the ledger.

@@ -263,6 +263,18 @@ describe('EgressWriter (worker side, fake clock and fs stub)', () => {
       assert.equal(torn[0].offset, 0);
       assert.equal(JSON.parse(fs.files.get(F + '.torn')!).text, '{"seq":1');
     });
+    it('a tail too long to be a journey is ended with a newline in place, not copied', () => {
+      const { w, fs, timers, torn } = setup({ tornMaxBytes: 100 });
+      const junk = 'x'.repeat(150);
+      fs.files.set(F, '{"seq":1}\n' + junk);
+      w.append(2, lines(2, 10), Array(10).fill(timers.now));
+      assert.equal(fs.files.get(F), '{"seq":1}\n' + junk + '\n' + lines(2, 10).join('\n') + '\n');
+      assert.equal(fs.files.has(F + '.torn'), false);
+      assert.equal(torn.length, 1);
+      assert.equal(torn[0].how, 'ended');
+      assert.equal(torn[0].offset, 160);
+      assert.equal(torn[0].bytes, 150);
+    });
     it('a clean file (ending with a newline) and an empty file are left alone', () => {
       const { w, fs, timers, torn } = setup();
       fs.files.set(F, '{"seq":1}\n');
