@@ -200,3 +200,32 @@ export class Ledger<D> {
     return out;
   }
 }
+
+/**
+ * A torn tail: the bytes after the last newline of a journey file, left by a
+ * crash or power cut in the middle of a write. Before appending, the writer
+ * moves them out of the journey file into `<file>.torn` (the side file), so the
+ * journey file stays valid JSONL (jq and line readers stop at, or skip, a bad
+ * line; a new record glued onto the fragment would be lost with it) and the
+ * fragment is kept for inspection.
+ */
+export const TORN_SUFFIX = '.torn';
+
+/** Fragments larger than this are not copied out (not a torn journey): they are ended with a newline instead. */
+export const TORN_MOVE_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The side-file line that records one torn tail: itself one JSON object per
+ * line, so `jq -r .text j.jsonl.torn` shows the fragments. `text` holds the
+ * fragment when it is valid UTF-8 (a line torn inside a multi-byte character
+ * is not): then `base64` holds the exact bytes instead.
+ */
+export function tornRecord(fragment: Uint8Array, file: string, offset: number, nowMs: number): string {
+  const rec: Record<string, unknown> = { time: new Date(nowMs).toISOString(), file, offset, bytes: fragment.length };
+  try {
+    rec.text = new TextDecoder('utf-8', { fatal: true }).decode(fragment);
+  } catch {
+    rec.base64 = Buffer.from(fragment.buffer, fragment.byteOffset, fragment.byteLength).toString('base64');
+  }
+  return JSON.stringify(rec);
+}

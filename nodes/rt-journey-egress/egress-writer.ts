@@ -9,9 +9,15 @@
 //   a new name) fsyncs and closes the old file first.
 // - fsync policy: 'batch' fsyncs after every flush; 'none' leaves it to the OS,
 //   except at rotation and close, which always fsync.
+// - Torn tails: whenever a file is opened for appending (start, first write,
+//   rotation, reopen after an error) and its last byte is not a newline, the
+//   bytes after the last newline are copied to `<file>.torn` (one JSON record,
+//   fsynced) and only then cut from the file (ftruncate + fsync), so a new
+//   line is never glued onto a fragment, and a crash in between at worst
+//   records the fragment twice, never loses it.
 import { dirname } from 'node:path';
 
-import { type FlushPolicy, FlushScheduler, formatPath } from './egress-core';
+import { type FlushPolicy, FlushScheduler, formatPath, TORN_MOVE_MAX_BYTES, TORN_SUFFIX, tornRecord } from './egress-core';
 
 export interface FsLike {
   openSync(path: string, flags: string, mode?: number): number;
@@ -19,6 +25,7 @@ export interface FsLike {
   fsyncSync(fd: number): void;
   closeSync(fd: number): void;
   fstatSync(fd: number): { size: number };
+  readSync(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
   ftruncateSync(fd: number, len: number): void;
   mkdirSync(path: string, opts: { recursive: true }): unknown;
 }
@@ -37,6 +44,8 @@ export interface WriterOptions extends FlushPolicy {
   /** Retry backoff after a write error. */
   retryInitialMs: number;
   retryMaxMs: number;
+  /** A tail longer than this is ended in place instead of moved (default TORN_MOVE_MAX_BYTES). */
+  tornMaxBytes?: number;
 }
 
 export interface FlushReport {
@@ -47,10 +56,20 @@ export interface FlushReport {
   latencyUs: number;
 }
 
+/** A torn tail set apart: `bytes` after byte `offset` of `file`, moved to `to` (or ended in place). */
+export interface TornReport {
+  file: string;
+  bytes: number;
+  offset: number;
+  to: string;
+  how: 'moved' | 'ended';
+}
+
 export interface WriterEvents {
   flushed(r: FlushReport): void;
   error(err: NodeJS.ErrnoException, file: string, pending: number, retryInMs: number): void;
   recovered(file: string): void;
+  torn?(r: TornReport): void;
 }
 
 export class EgressWriter {
@@ -65,6 +84,8 @@ export class EgressWriter {
   private retryAttempt = 0;
   private inError = false;
   private closed = false;
+  /** Closing: write each batch as it arrives. */
+  private urgent = false;
   private readonly sched: FlushScheduler;
 
   constructor(
@@ -104,9 +125,40 @@ export class EgressWriter {
     this.schedule();
   }
 
+  /**
+   * Sets apart a torn tail of the file the pattern names now, if that file
+   * exists, so it is reported at start. Errors are left to the write path.
+   */
+  start(): void {
+    const file = formatPath(this.o.pattern, this.clock.now(), this.o.utc);
+    let fd = -1;
+    try {
+      // Probe first: opening for append would create a missing file.
+      this.fs.closeSync(this.fs.openSync(file, 'r'));
+      fd = this.fs.openSync(file, 'a+', 0o644);
+    } catch {
+      return; // missing (nothing to repair) or unreadable (the first write reports it)
+    }
+    try {
+      this.setApartTornTail(fd, file);
+    } catch {
+      /* the first write retries and reports it */
+    } finally {
+      this.fs.closeSync(fd);
+    }
+  }
+
+  /** The node is closing: from now on every batch is written as soon as it arrives. */
+  drain(): void {
+    this.urgent = true;
+    if (this.inError || this.closed || this.lines.length === 0) return;
+    this.clearTimer();
+    this.flush();
+  }
+
   private schedule(): void {
     if (this.inError || this.closed) return;
-    const d = this.sched.added(this.lines.length);
+    const d = this.urgent ? 'now' : this.sched.added(this.lines.length);
     if (d === 'now') {
       this.clearTimer();
       this.flush();
@@ -150,8 +202,81 @@ export class EgressWriter {
       }
     }
     if (this.o.createDir) this.fs.mkdirSync(dirname(file), { recursive: true });
-    this.fd = this.fs.openSync(file, 'a', 0o644);
+    const fd = this.fs.openSync(file, 'a+', 0o644);
+    try {
+      this.setApartTornTail(fd, file);
+    } catch (e) {
+      this.fs.closeSync(fd);
+      throw e;
+    }
+    this.fd = fd;
     this.fdPath = file;
+  }
+
+  /**
+   * If the file does not end with a newline, moves the bytes after its last
+   * newline to `<file>.torn` and cuts them off (see the header). A fragment
+   * over TORN_MOVE_MAX_BYTES (not a torn journey: the file is not JSONL) is
+   * ended with a newline instead, so nothing is glued onto it either.
+   */
+  private setApartTornTail(fd: number, file: string): void {
+    const size = this.fs.fstatSync(fd).size;
+    if (size === 0) return;
+    const one = Buffer.alloc(1);
+    if (this.fs.readSync(fd, one, 0, 1, size - 1) === 1 && one[0] === 0x0a) return;
+    // Find the last newline, reading backwards in chunks.
+    const max = this.o.tornMaxBytes ?? TORN_MOVE_MAX_BYTES;
+    const chunk = Buffer.alloc(Math.min(size, 64 * 1024));
+    let cut = 0;
+    let found = false;
+    let pos = size;
+    while (pos > 0 && size - pos <= max) {
+      const n = Math.min(chunk.length, pos);
+      pos -= n;
+      const got = this.readFully(fd, chunk, n, pos);
+      const i = chunk.subarray(0, got).lastIndexOf(0x0a);
+      if (i >= 0) {
+        cut = pos + i + 1;
+        found = true;
+        break;
+      }
+    }
+    const bytes = size - cut;
+    if (bytes > max) {
+      // Not a torn journey (the file is not JSONL?): too big to copy; end it
+      // with a newline at `size` so nothing is glued onto it either.
+      const nl = Buffer.from('\n');
+      this.fs.writeSync(fd, nl, 0, 1);
+      this.fs.fsyncSync(fd);
+      // bytes: the tail's length, or a lower bound when no newline was found within the limit.
+      this.ev.torn?.({ file, bytes: found ? bytes : size - pos, offset: size, to: file, how: 'ended' });
+      return;
+    }
+    const frag = Buffer.alloc(bytes);
+    this.readFully(fd, frag, bytes, cut);
+    const side = file + TORN_SUFFIX;
+    const rec = Buffer.from(tornRecord(frag, file, cut, this.clock.now()) + '\n', 'utf8');
+    const sfd = this.fs.openSync(side, 'a', 0o644);
+    try {
+      let off = 0;
+      while (off < rec.length) off += this.fs.writeSync(sfd, rec, off, rec.length - off);
+      this.fs.fsyncSync(sfd);
+    } finally {
+      this.fs.closeSync(sfd);
+    }
+    this.fs.ftruncateSync(fd, cut);
+    this.fs.fsyncSync(fd);
+    this.ev.torn?.({ file, bytes, offset: cut, to: side, how: 'moved' });
+  }
+
+  private readFully(fd: number, buf: Buffer, n: number, position: number): number {
+    let got = 0;
+    while (got < n) {
+      const r = this.fs.readSync(fd, buf.subarray(got), 0, n - got, position + got);
+      if (r <= 0) break;
+      got += r;
+    }
+    return got;
   }
 
   private writeRun(file: string, n: number, final: boolean): boolean {

@@ -48,8 +48,15 @@ serveInstances<EgressInit, EgressCmd, EgressEvent>((init, ctx) => {
       recovered(file) {
         ctx.emit({ t: 'recovered', file });
       },
+      torn(r) {
+        metrics.inc('torn_tails');
+        ctx.emit({ t: 'torn', ...r });
+      },
     },
   );
+  // Set apart a torn tail of the current file now, so it is reported at start
+  // rather than at the first journey.
+  writer.start();
   return {
     onCommand(cmd) {
       switch (cmd.t) {
@@ -58,6 +65,9 @@ serveInstances<EgressInit, EgressCmd, EgressEvent>((init, ctx) => {
           return undefined;
         case 'flush':
           return writer.flush();
+        case 'drain':
+          writer.drain();
+          return undefined;
         case 'crash':
           if (init.testHooks) {
             // Test hook: an uncaught exception outside the message handler kills the worker.

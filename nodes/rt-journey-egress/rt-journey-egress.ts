@@ -3,6 +3,19 @@
 // worker thread does all file I/O (batched: flush on count or timer, fsync
 // policy, daily rotation by path pattern). A message's done() is called when
 // its line is on disk, so Complete nodes and close/redeploy see real writes.
+//
+// Close (redeploy, stop, SIGTERM) loses nothing the flow sent. Node-RED 4.1
+// routes a message when it is sent (Flow.send resolves the destination node
+// object) and delivers it on a later setImmediate (asyncMessageDelivery), so
+// journeys sent before our close began can reach input() after it began; and
+// upstream nodes being stopped at the same time may still emit. Node-RED keeps
+// our input listener until our close done() (Node.close removes it right
+// after), so close keeps accepting: it makes the worker write at once, and
+// finishes only when every accepted line is on disk and no input has arrived
+// for a quiet period (rtEdgeEgressCloseQuietMs, 100 ms, counted from the later
+// of close start and the last input), bounded (rtEdgeEgressCloseDrainMs, 3 s)
+// well under Node-RED's 15 s close timeout. Nothing can reach input() after
+// done(): Node-RED has removed the listener by then.
 import { join } from 'node:path';
 
 import { coreText } from '../shared/i18n';
@@ -11,12 +24,20 @@ import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-t
 import { runtimeMetrics } from '../shared/registry';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
+import { clampInt } from '../shared/migrate';
 import { WorkerLease } from '../shared/worker-host';
 import { type EgressConfig, type EgressDef, readConfig } from './egress-config';
-import { encodeLine, formatPath, Ledger } from './egress-core';
+import { encodeLine, Ledger } from './egress-core';
 import { EGRESS_METRICS, type EgressCmd, type EgressEvent, type EgressInit } from './egress-protocol';
+import { EgressWriter, type TornReport } from './egress-writer';
 
 const TYPE = 'rt-journey-egress';
+/** Whole close budget (drain + worker close), under Node-RED's 15 s nodeCloseTimeout. */
+const CLOSE_BUDGET_MS = 13_000;
+/** The worker's own flush-retry deadline at close, and how long close waits for it. */
+const WORKER_CLOSE_MS = 9_000;
+const WORKER_CLOSE_WAIT_MS = 9_500;
+const mono = (): number => performance.now();
 
 interface EgressNode extends Node {
   _lease?: WorkerLease<EgressEvent, EgressCmd>;
@@ -33,6 +54,7 @@ export = function register(RED: NodeAPI): void {
     dropped: metrics.readerFamily('rtedge_egress_dropped_total', 'Journeys refused because the queue was full', 'counter'),
     badInput: metrics.readerFamily('rtedge_egress_bad_input_total', 'Messages rejected as bad input', 'counter'),
     depth: metrics.readerFamily('rtedge_egress_queue_depth', 'Journeys accepted and not yet on disk', 'gauge'),
+    torn: metrics.readerFamily('rtedge_egress_torn_tails_total', 'Torn last lines (no newline, e.g. after a crash) moved out of journey files before appending', 'counter'),
     flush: metrics.sharedHistogramFamily('rtedge_egress_flush_seconds', 'Time to write (and fsync) one batch'),
   };
   const now: () => number = typeof RED.settings.rtEdgeClock === 'function' ? (RED.settings.rtEdgeClock as () => number) : Date.now;
@@ -41,6 +63,8 @@ export = function register(RED: NodeAPI): void {
     RED.settings.userDir ||
     process.cwd();
   const testHooks = RED.settings.rtEdgeTestHooks === true;
+  const closeQuietMs = clampInt(RED.settings.rtEdgeEgressCloseQuietMs, 0, 2000, 100);
+  const closeDrainMs = clampInt(RED.settings.rtEdgeEgressCloseDrainMs, 0, 3000, 3000);
 
   function JourneyEgressNode(this: EgressNode, def: EgressDef): void {
     RED.nodes.createNode(this, def);
@@ -57,6 +81,10 @@ export = function register(RED: NodeAPI): void {
     let accepted = 0;
     let inError = false;
     let closing = false;
+    let closed = false;
+    let closeStartedAt = 0;
+    let lastInputAt = -Infinity;
+    let lateInput = 0;
     let postScheduled: NodeJS.Immediate | null = null;
 
     fam.lines.attach(labels, () => shared.counter('lines'));
@@ -66,6 +94,7 @@ export = function register(RED: NodeAPI): void {
     fam.dropped.attach(labels, () => dropped);
     fam.badInput.attach(labels, () => badInput);
     fam.depth.attach(labels, () => ledger.depth);
+    fam.torn.attach(labels, () => shared.counter('torn_tails'));
     fam.flush.attach(labels, shared.histogram('flush'));
 
     const showOk = (): void => {
@@ -116,6 +145,9 @@ export = function register(RED: NodeAPI): void {
           node.log(RED._(`${TYPE}.errors.recovered`, { file: ev.file }));
           showOk();
           break;
+        case 'torn':
+          node.warn(RED._(`${TYPE}.errors.${ev.how === 'moved' ? 'tornTail' : 'tornTailEnded'}`, { file: ev.file, bytes: ev.bytes, offset: ev.offset, to: ev.to }));
+          break;
         case 'lost':
           // Reported by close: handled there with the ledger.
           break;
@@ -138,7 +170,7 @@ export = function register(RED: NodeAPI): void {
         createDir: cfg.createDir,
         retryInitialMs: 100,
         retryMaxMs: 5000,
-        closeTimeoutMs: 10_000,
+        closeTimeoutMs: WORKER_CLOSE_MS,
         metrics: shared.sab,
         testHooks,
       };
@@ -149,6 +181,8 @@ export = function register(RED: NodeAPI): void {
         onEvent,
         onReady: () => {
           if (!inError) showOk();
+          // A worker (re)started while closing must write at once too.
+          if (closing) lease!.post({ t: 'drain' });
           post();
         },
         onRestart: () => {
@@ -171,11 +205,12 @@ export = function register(RED: NodeAPI): void {
         done(new Error(RED._(`${TYPE}.errors.notConfigured`)));
         return;
       }
-      if (closing) {
-        // The node is flushing for close: a journey arriving now is refused, not silently lost.
+      if (closed) {
+        // Unreachable with Node-RED 4.1 (it removes this listener when close completes); never silent.
         done(new Error(RED._(`${TYPE}.errors.closing`)));
         return;
       }
+      lastInputAt = mono();
       let line: string;
       try {
         line = encodeLine(msg.payload);
@@ -192,14 +227,23 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       accepted++;
-      if (postScheduled === null && !closing) postScheduled = setImmediate(post);
+      if (closing) lateInput++;
+      if (postScheduled === null) postScheduled = setImmediate(post);
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
-      if (postScheduled) clearImmediate(postScheduled);
-      postScheduled = null;
+      closeStartedAt = mono();
+      let finished = false;
+      let drainTimer: NodeJS.Timeout | null = null;
       const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        closed = true;
+        if (drainTimer) clearTimeout(drainTimer);
+        drainTimer = null;
+        if (postScheduled) clearImmediate(postScheduled);
+        postScheduled = null;
         fam.lines.detach(labels);
         fam.batches.detach(labels);
         fam.bytes.detach(labels);
@@ -207,66 +251,93 @@ export = function register(RED: NodeAPI): void {
         fam.dropped.detach(labels);
         fam.badInput.detach(labels);
         fam.depth.detach(labels);
+        fam.torn.detach(labels);
         fam.flush.detach(labels);
         status.close();
-        node.log(RED._(`${TYPE}.errors.closed`, { accepted, written, dropped }));
+        node.log(RED._(`${TYPE}.errors.closed`, { accepted, written, dropped, late: lateInput }));
         done();
       };
       if (!lease) {
         finish();
         return;
       }
-      post();
       const l = lease;
-      l.close(12_000).then(
-        (confirmed) => {
-          const rest = ledger.drainAll();
-          if (rest.lines.length > 0) {
-            let err: Error | null = null;
-            if (!confirmed) {
-              // The worker died or hung while closing: write what is left from here, once.
-              err = lastResortWrite(cfg, rest.lines, rest.ts);
-            } else {
-              err = new Error(RED._(`${TYPE}.errors.lost`, { n: rest.lines.length }));
+      // Phase 1 (drain): keep accepting; the worker writes every batch at once.
+      l.post({ t: 'drain' });
+      post();
+      const stopWorker = (): void => {
+        drainTimer = null;
+        if (postScheduled) clearImmediate(postScheduled);
+        postScheduled = null;
+        post();
+        // Phase 2: the worker writes what it still holds, fsyncs and detaches.
+        const wait = Math.max(1000, Math.min(WORKER_CLOSE_WAIT_MS, CLOSE_BUDGET_MS - (mono() - closeStartedAt)));
+        l.close(wait).then(
+          (confirmed) => {
+            // Left: lines the worker could not write by its deadline, or (rare)
+            // journeys that arrived while the worker was detaching, or all
+            // unwritten ones if the worker died or hung. Write them from here, once.
+            const rest = ledger.drainAll();
+            if (rest.lines.length > 0) {
+              const err = lastResortWrite(cfg, rest.lines, rest.ts, (r) => onEvent({ t: 'torn', ...r }));
+              if (err) {
+                const text = RED._(`${TYPE}.errors.lost`, { n: rest.lines.length }) + ': ' + err.message;
+                node.error(text);
+                for (const d of rest.dones) d(err);
+              } else {
+                written += rest.lines.length;
+                if (!confirmed) node.warn(RED._(`${TYPE}.errors.lastResort`, { n: rest.lines.length }));
+                for (const d of rest.dones) d();
+              }
             }
-            if (err) {
-              node.error(RED._(`${TYPE}.errors.lost`, { n: rest.lines.length }) + ': ' + err.message);
-              for (const d of rest.dones) d(err);
-            } else {
-              for (const d of rest.dones) d();
-            }
-          }
-          finish();
-        },
-        () => finish(),
-      );
+            finish();
+          },
+          () => finish(),
+        );
+      };
+      const check = (): void => {
+        const t = mono();
+        const quietFor = t - Math.max(lastInputAt, closeStartedAt);
+        const drained = ledger.depth === 0 || inError || l.state !== 'ready';
+        if ((quietFor >= closeQuietMs && drained) || t - closeStartedAt >= closeDrainMs) {
+          stopWorker();
+          return;
+        }
+        const untilQuiet = Math.max(1, closeQuietMs - quietFor);
+        drainTimer = setTimeout(check, drained ? untilQuiet : Math.min(untilQuiet, 5));
+      };
+      drainTimer = setTimeout(check, Math.min(5, closeQuietMs));
     });
   }
 
   RED.nodes.registerType(TYPE, JourneyEgressNode as never);
 };
 
-/** Synchronous append from the main thread, used only at close when the worker is gone. */
-function lastResortWrite(cfg: EgressConfig, lines: string[], ts: number[]): Error | null {
+/**
+ * Synchronous append from the main thread, used only at close for what the
+ * worker did not write (it died, hung, or the journeys arrived while it was
+ * detaching). The same EgressWriter as in the worker, so a torn tail left by a
+ * worker that died mid-write is set apart here too, never glued onto.
+ */
+function lastResortWrite(cfg: EgressConfig, lines: string[], ts: number[], onTorn: (r: TornReport) => void): Error | null {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const fs = require('node:fs') as typeof import('node:fs');
+  let err: Error | null = null;
+  const w = new EgressWriter(
+    { pattern: cfg.pattern, count: lines.length + 1, intervalMs: 3_600_000, fsync: 'batch', utc: cfg.utc, createDir: cfg.createDir, retryInitialMs: 0, retryMaxMs: 0 },
+    fs,
+    { now: Date.now, hrUs: () => Number(process.hrtime.bigint() / 1000n) },
+    // No timers: one synchronous attempt.
+    { set: () => null, clear: () => undefined },
+    { flushed: () => undefined, error: (e) => (err ??= e), recovered: () => undefined, torn: onTorn },
+  );
   try {
-    let i = 0;
-    while (i < lines.length) {
-      const file = formatPath(cfg.pattern, ts[i], cfg.utc);
-      let j = i + 1;
-      while (j < lines.length && formatPath(cfg.pattern, ts[j], cfg.utc) === file) j++;
-      const fd = fs.openSync(file, 'a');
-      try {
-        fs.writeSync(fd, lines.slice(i, j).join('\n') + '\n');
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      i = j;
-    }
-    return null;
+    w.append(1, lines, ts);
+    w.flush(true);
   } catch (e) {
-    return e as Error;
+    err ??= e as Error;
   }
+  // close() is synchronous when nothing is left to retry (deadline already passed): fsync + close the file.
+  void w.close(0, () => Promise.resolve());
+  return err;
 }

@@ -1,7 +1,7 @@
 // rt-journey-egress in a real Node-RED runtime (node-red-node-test-helper),
 // with real files in a temp dir.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { activeWorkerCount } from '../../nodes/shared/worker-host';
@@ -224,6 +224,39 @@ describe('rt-journey-egress node', function () {
     await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
   });
 
+  it('journeys that reach the node after its close began are written before close completes, done() once each', async () => {
+    // Node-RED delivers a message on a setImmediate after routing it, so a
+    // journey sent before a redeploy can arrive after close began (issue 11).
+    const file = join(tmp.dir, 'j.jsonl');
+    await load(flow(file, { report: false, flushCount: 10, flushMs: 5000 }));
+    const eg = helper.getNode('eg') as TestNode & { _complete(msg: { _msgid: string }, err?: unknown): void };
+    const completions = new Map<string, number>();
+    const errors: unknown[] = [];
+    const orig = eg._complete.bind(eg);
+    eg._complete = (msg, err) => {
+      completions.set(msg._msgid, (completions.get(msg._msgid) ?? 0) + 1);
+      if (err) errors.push(err);
+      orig(msg, err);
+    };
+    let n = 0;
+    for (; n < 1000; ) eg.receive({ payload: { seq: ++n } });
+    let closeDone = false;
+    const stopped = helper.unload().then(() => (closeDone = true)); // close begins now
+    // In-flight deliveries keep arriving for ~60 ms, in bursts on later turns.
+    const t0 = Date.now();
+    while (Date.now() - t0 < 60) {
+      await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 50; i++) eg.receive({ payload: { seq: ++n } });
+      assert.equal(closeDone, false, 'close waits while journeys keep arriving');
+    }
+    await stopped;
+    const seqs = readLines(file).map((r) => r.seq as number);
+    assert.deepEqual(seqs, Array.from({ length: n }, (_, i) => i + 1), 'every journey on disk once, in order');
+    assert.deepEqual(errors, []);
+    assert.equal(completions.size, n);
+    assert.ok([...completions.values()].every((c) => c === 1), 'done() exactly once per journey');
+  });
+
   it('a worker crash: error reported, worker restarted, every journey written exactly once', async () => {
     const file = join(tmp.dir, 'j.jsonl');
     await load(flow(file, { report: false, flushCount: 1000, flushMs: 200 }), { rtEdgeTestHooks: true });
@@ -238,6 +271,24 @@ describe('rt-journey-egress node', function () {
     await sleep(300);
     const seqs = readLines(file).map((r) => r.seq as number);
     assert.deepEqual(seqs, Array.from({ length: 1000 }, (_, i) => i + 1));
+  });
+
+  it('close while the worker is down: the node writes the rest itself, setting apart a torn tail the dead worker left', async () => {
+    const file = join(tmp.dir, 'j.jsonl');
+    await load(flow(file, { report: false, flushCount: 10, flushMs: 100 }), { rtEdgeTestHooks: true });
+    const eg = helper.getNode('eg') as TestNode;
+    for (let i = 1; i <= 100; i++) eg.receive({ payload: { seq: i } });
+    await waitFor(() => readLines(file, true).length === 100, 5000, '100 lines');
+    assert.ok(eg._lease!.post({ t: 'crash' }));
+    await waitFor(() => eg._lease!.state === 'restarting', 5000, 'the worker down');
+    for (let i = 101; i <= 150; i++) eg.receive({ payload: { seq: i } });
+    appendFileSync(file, '{"seq":101,"ga'); // as if the worker died in the middle of a write
+    await helper.unload();
+    assert.deepEqual(
+      readLines(file).map((r) => r.seq),
+      Array.from({ length: 150 }, (_, i) => i + 1),
+    );
+    assert.equal(JSON.parse(readFileSync(file + '.torn', 'utf8')).text, '{"seq":101,"ga');
   });
 
   it('bad config: clear error, inputs rejected to Catch, nothing crashes', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 
 import { readConfig } from '../../../nodes/rt-journey-egress/egress-config';
-import { checkPattern, EgressInputError, encodeLine, FlushScheduler, formatPath, Ledger } from '../../../nodes/rt-journey-egress/egress-core';
+import { checkPattern, EgressInputError, encodeLine, FlushScheduler, formatPath, Ledger, tornRecord } from '../../../nodes/rt-journey-egress/egress-core';
 import { en } from '../../helpers/catalog';
 
 const text = (m: Parameters<typeof en>[1] | null): string => (m === null ? 'null' : en('rt-journey-egress', m));
@@ -172,5 +172,24 @@ describe('egress-core across realms', () => {
     assert.equal(encodeLine(o), '{"seq":1,"tags":["a"]}');
     assert.throws(() => encodeLine(vm.runInNewContext('[1]')), EgressInputError);
     assert.throws(() => encodeLine(vm.runInNewContext('new Date()')), EgressInputError);
+  });
+});
+
+describe('egress-core torn tails', () => {
+  describe('tornRecord', () => {
+    it('is one JSON line with time, file, offset, size and the fragment as text', () => {
+      const frag = Buffer.from('{"seq":7,"gate":"G1","who":"Zoë');
+      const line = tornRecord(frag, '/j/a.jsonl', 120, Date.UTC(2026, 0, 2, 3, 4, 5));
+      assert.ok(!line.includes('\n'));
+      assert.deepEqual(JSON.parse(line), { time: '2026-01-02T03:04:05.000Z', file: '/j/a.jsonl', offset: 120, bytes: frag.length, text: '{"seq":7,"gate":"G1","who":"Zoë' });
+    });
+    it('keeps the exact bytes in base64 when the line was torn inside a multi-byte character', () => {
+      const full = Buffer.from('{"who":"Zoë"}');
+      const frag = full.subarray(0, full.indexOf(0xc3) + 1);
+      const rec = JSON.parse(tornRecord(frag, '/j/a.jsonl', 0, 0)) as { text?: string; base64?: string; bytes: number };
+      assert.equal(rec.text, undefined);
+      assert.deepEqual(Buffer.from(rec.base64!, 'base64'), frag);
+      assert.equal(rec.bytes, frag.length);
+    });
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as realFs from 'node:fs';
 import { join } from 'node:path';
 
-import { EgressWriter, type FlushReport, type FsLike, type WriterOptions } from '../../../nodes/rt-journey-egress/egress-writer';
+import { EgressWriter, type FlushReport, type FsLike, type TornReport, type WriterOptions } from '../../../nodes/rt-journey-egress/egress-writer';
 import { tempDir } from '../../helpers/util';
 
 /** An in-memory fs that records every call, and can be told to fail. */
@@ -14,7 +14,8 @@ class StubFs implements FsLike {
   failWrites: NodeJS.ErrnoException | null = null;
   /** Write only this many bytes before failing (simulates a partial write then ENOSPC). */
   partialThenFail = -1;
-  openSync(path: string): number {
+  openSync(path: string, flags = 'a'): number {
+    if (flags === 'r' && !this.files.has(path)) throw Object.assign(new Error(`ENOENT: no such file, open '${path}'`), { code: 'ENOENT' });
     this.calls.push(`open ${path}`);
     if (!this.files.has(path)) this.files.set(path, '');
     const fd = this.nextFd++;
@@ -44,6 +45,10 @@ class StubFs implements FsLike {
   }
   fstatSync(fd: number): { size: number } {
     return { size: Buffer.byteLength(this.files.get(this.fds.get(fd)!)!) };
+  }
+  readSync(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number {
+    const data = Buffer.from(this.files.get(this.fds.get(fd)!)!);
+    return data.copy(buf, offset, position, Math.min(data.length, position + length));
   }
   ftruncateSync(fd: number, len: number): void {
     const p = this.fds.get(fd)!;
@@ -90,6 +95,7 @@ function setup(opts: Partial<WriterOptions> = {}) {
   const reports: FlushReport[] = [];
   const errors: string[] = [];
   const recovered: string[] = [];
+  const torn: TornReport[] = [];
   const w = new EgressWriter(
     { pattern: '/j/j-%Y-%m-%d.jsonl', count: 10, intervalMs: 1000, fsync: 'none', utc: true, createDir: false, retryInitialMs: 100, retryMaxMs: 1000, ...opts },
     fs,
@@ -99,9 +105,10 @@ function setup(opts: Partial<WriterOptions> = {}) {
       flushed: (r) => reports.push(r),
       error: (e) => errors.push(String(e.code)),
       recovered: (f) => recovered.push(f),
+      torn: (r) => torn.push(r),
     },
   );
-  return { fs, timers, reports, errors, recovered, w };
+  return { fs, timers, reports, errors, recovered, torn, w };
 }
 
 const lines = (from: number, n: number): string[] => Array.from({ length: n }, (_, i) => JSON.stringify({ seq: from + i }));
@@ -229,5 +236,107 @@ describe('EgressWriter (worker side, fake clock and fs stub)', () => {
     } finally {
       t.cleanup();
     }
+  });
+
+  describe('torn tails (a last line without its newline, left by a crash)', () => {
+    const F = '/j/j-2026-11-24.jsonl';
+    it('moves the fragment to <file>.torn (fsynced) before cutting it off, then appends on a line of its own', () => {
+      const { w, fs, timers, torn } = setup();
+      fs.files.set(F, '{"seq":1}\n{"seq":2}\n{"seq":3,"ga');
+      w.append(4, lines(4, 10), Array(10).fill(timers.now));
+      assert.equal(fs.files.get(F), '{"seq":1}\n{"seq":2}\n' + lines(4, 10).join('\n') + '\n');
+      const side = fs.files.get(F + '.torn')!;
+      assert.ok(side.endsWith('\n'));
+      assert.deepEqual(JSON.parse(side), { time: new Date(timers.now).toISOString(), file: F, offset: 20, bytes: 12, text: '{"seq":3,"ga' });
+      assert.deepEqual(torn, [{ file: F, bytes: 12, offset: 20, to: F + '.torn', how: 'moved' }]);
+      // Durable copy first, then the cut: a crash in between duplicates the record, never loses it.
+      const i = fs.calls.indexOf(`write ${F}.torn`);
+      assert.ok(i >= 0);
+      assert.deepEqual(fs.calls.slice(i, i + 3), [`write ${F}.torn`, `fsync ${F}.torn`, `close ${F}.torn`]);
+      assert.ok(fs.calls.indexOf(`truncate ${F} 20`) > i);
+    });
+    it('a file that is all fragment (no newline at all) is emptied into the side file', () => {
+      const { w, fs, timers, torn } = setup();
+      fs.files.set(F, '{"seq":1');
+      w.append(2, lines(2, 10), Array(10).fill(timers.now));
+      assert.equal(fs.files.get(F), lines(2, 10).join('\n') + '\n');
+      assert.equal(torn[0].offset, 0);
+      assert.equal(JSON.parse(fs.files.get(F + '.torn')!).text, '{"seq":1');
+    });
+    it('a tail too long to be a journey is ended with a newline in place, not copied', () => {
+      const { w, fs, timers, torn } = setup({ tornMaxBytes: 100 });
+      const junk = 'x'.repeat(150);
+      fs.files.set(F, '{"seq":1}\n' + junk);
+      w.append(2, lines(2, 10), Array(10).fill(timers.now));
+      assert.equal(fs.files.get(F), '{"seq":1}\n' + junk + '\n' + lines(2, 10).join('\n') + '\n');
+      assert.equal(fs.files.has(F + '.torn'), false);
+      assert.equal(torn.length, 1);
+      assert.equal(torn[0].how, 'ended');
+      assert.equal(torn[0].offset, 160);
+      assert.equal(torn[0].bytes, 150);
+    });
+    it('a clean file (ending with a newline) and an empty file are left alone', () => {
+      const { w, fs, timers, torn } = setup();
+      fs.files.set(F, '{"seq":1}\n');
+      w.append(2, lines(2, 10), Array(10).fill(timers.now));
+      assert.equal(fs.files.get(F), '{"seq":1}\n' + lines(2, 10).join('\n') + '\n');
+      assert.deepEqual(torn, []);
+      assert.equal(fs.files.has(F + '.torn'), false);
+    });
+    it('checks the file that rotation opens too', () => {
+      const { w, fs, timers, torn } = setup();
+      const next = '/j/j-2026-11-25.jsonl';
+      fs.files.set(next, '{"seq":0}\n{"se');
+      w.append(1, lines(1, 10), [...Array(5).fill(timers.now), ...Array(5).fill(timers.now + 2000)]);
+      assert.equal(fs.files.get(next), '{"seq":0}\n' + lines(6, 5).join('\n') + '\n');
+      assert.deepEqual(torn.map((t) => [t.file, t.bytes]), [[next, 4]]);
+    });
+    it('start() repairs the current file before any journey, and does not create a missing one', () => {
+      const a = setup();
+      a.w.start();
+      assert.equal(a.fs.files.has(F), false);
+      const b = setup();
+      b.fs.files.set(F, '{"seq":1}\n{"s');
+      b.w.start();
+      assert.equal(b.fs.files.get(F), '{"seq":1}\n');
+      assert.equal(b.torn.length, 1);
+      assert.equal(b.fs.fds.size, 0, 'no descriptor left open');
+    });
+    it('drain(): once closing, every batch is written as it arrives', () => {
+      const { w, timers, reports } = setup();
+      w.append(1, lines(1, 3), Array(3).fill(timers.now));
+      assert.equal(reports.length, 0);
+      w.drain();
+      assert.equal(reports.length, 1);
+      w.append(4, lines(4, 1), [timers.now]);
+      assert.equal(reports.length, 2);
+      assert.equal(reports[1].upTo, 4);
+    });
+    it('with the real fs: invalid UTF-8 is kept exactly (base64), the journey file stays valid JSONL', () => {
+      const t = tempDir();
+      try {
+        const timers = new FakeTimers();
+        const torn: TornReport[] = [];
+        const file = join(t.dir, 'j.jsonl');
+        const frag = Buffer.from('{"who":"Zo\u00eb', 'utf8').subarray(0, -1);
+        realFs.writeFileSync(file, Buffer.concat([Buffer.from('{"seq":1}\n'), frag]));
+        const w = new EgressWriter(
+          { pattern: file, count: 2, intervalMs: 1000, fsync: 'batch', utc: true, createDir: false, retryInitialMs: 100, retryMaxMs: 1000 },
+          realFs,
+          { now: () => timers.now, hrUs: () => timers.now * 1000 },
+          { set: timers.set, clear: timers.clear },
+          { flushed: () => undefined, error: (e) => assert.fail(String(e)), recovered: () => undefined, torn: (r) => torn.push(r) },
+        );
+        w.start();
+        w.append(2, lines(2, 2), [timers.now, timers.now]);
+        assert.equal(realFs.readFileSync(file, 'utf8'), '{"seq":1}\n{"seq":2}\n{"seq":3}\n');
+        const rec = JSON.parse(realFs.readFileSync(file + '.torn', 'utf8')) as { base64: string; offset: number };
+        assert.deepEqual(Buffer.from(rec.base64, 'base64'), frag);
+        assert.equal(rec.offset, 10);
+        assert.equal(torn.length, 1);
+      } finally {
+        t.cleanup();
+      }
+    });
   });
 });
