@@ -2,6 +2,9 @@
 // worker at 80 SPS; this node receives the drained samples and sends weight
 // messages at a flow-friendly rate. Inputs: tare, calibrate (known grams),
 // power on/off, and on the simulated backend: simulate.
+import type { Coded } from '../shared/coded';
+import { coreText } from '../shared/i18n';
+import { readLimited } from '../shared/limits';
 import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../shared/red-types';
 import { ThrottledStatus } from '../shared/status';
 import { FLAG_FAULT, FLAG_STABLE } from '../rt-scale/sampler-core';
@@ -37,14 +40,17 @@ function toBool(v: unknown): boolean | null {
 }
 
 export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
   function Hx711Node(this: Node, def: Hx711Def): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const status = new ThrottledStatus(node);
     const scale = (def.scale ? RED.nodes.getNode(def.scale) : null) as ScaleNode | null;
-    const rate = Number(def.rate ?? 10);
-    const periodUs = rate > 0 && Number.isFinite(rate) ? Math.round(1e6 / Math.min(rate, 80)) : 0;
-    const deltaCg = Math.round(Number(def.deltaG ?? 0.5) * 100) || 0;
+    // the same limits as the editor's (nodes/shared/limits.ts): out of range refuses to start
+    const problems: Coded[] = [];
+    const rate = readLimited(TYPE, 'rate', def.rate, 10, problems);
+    const periodUs = rate > 0 ? Math.round(1e6 / rate) : 0;
+    const deltaCg = Math.round(readLimited(TYPE, 'deltaG', def.deltaG, 0.5, problems) * 100);
     const emitter = new WeightEmitter(periodUs, Math.max(0, deltaCg));
     let fault: string | null = null;
     let powered = true;
@@ -56,7 +62,10 @@ export = function register(RED: NodeAPI): void {
       status.set((s.flags & FLAG_STABLE) !== 0 ? 'ok' : 'connecting', text);
     };
 
-    if (!scale) {
+    if (problems.length > 0) {
+      node.error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.map(t.text).join('; ') }));
+      status.immediate('error', RED._(`${TYPE}.status.badConfig`));
+    } else if (!scale) {
       node.error(RED._(`${TYPE}.errors.noScale`));
       status.immediate('error', RED._(`${TYPE}.status.noScale`));
     } else {
@@ -85,6 +94,10 @@ export = function register(RED: NodeAPI): void {
     }
 
     node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
+      if (problems.length > 0) {
+        done(new Error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.map(t.text).join('; ') })));
+        return;
+      }
       if (!scale) {
         done(new Error(RED._(`${TYPE}.errors.noScale`)));
         return;

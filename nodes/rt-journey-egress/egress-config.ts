@@ -1,9 +1,11 @@
-// Config of rt-journey-egress: versioned, migrated, copied and clamped.
+// Config of rt-journey-egress: versioned, migrated, copied and checked against
+// the shared limits (nodes/shared/limits.ts, the editor's rule set too).
 // Pure: no Node-RED import.
 import { isAbsolute, resolve } from 'node:path';
 
 import type { Coded } from '../shared/coded';
-import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
+import { readLimited } from '../shared/limits';
+import { bool, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import { checkPattern } from './egress-core';
 
@@ -38,23 +40,27 @@ export interface EgressConfig {
   report: boolean;
   /** Why the path pattern is unusable (a PATH_PROBLEMS code), or null. */
   patternError: Coded | null;
+  /** Numeric fields outside their limits (the node then refuses to start, as the editor flags them). */
+  problems: Coded[];
 }
 
-/** Copies and clamps the editor config; never throws. */
+/** Copies and checks the editor config; never throws. */
 export function readConfig(raw: EgressDef, baseDir: string): EgressConfig {
   const d = migrate(raw, MIGRATIONS);
   const p = typeof d.path === 'string' ? d.path.trim() : '';
   const patternError = checkPattern(p);
+  const problems: Coded[] = [];
   return {
     pattern: patternError ? '' : isAbsolute(p) ? p : resolve(baseDir, p),
-    flushCount: clampInt(d.flushCount, 1, 100000, 10),
-    flushMs: clampInt(d.flushMs, 10, 3_600_000, 1000),
+    flushCount: readLimited('rt-journey-egress', 'flushCount', d.flushCount, 10, problems),
+    flushMs: readLimited('rt-journey-egress', 'flushMs', d.flushMs, 1000, problems),
     fsync: oneOf(d.fsync, ['none', 'batch'] as const, 'batch'),
-    queueLimit: clampInt(d.queueLimit, 1, 10_000_000, 10000),
+    queueLimit: readLimited('rt-journey-egress', 'queueLimit', d.queueLimit, 10000, problems),
     utc: bool(d.utc, false),
     createDir: bool(d.createDir, true),
     report: bool(d.report, false),
     patternError,
+    problems,
   };
 }
 

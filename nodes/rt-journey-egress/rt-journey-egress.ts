@@ -157,8 +157,9 @@ export = function register(RED: NodeAPI): void {
       }
     };
 
-    if (cfg.patternError) {
-      node.error(RED._(`${TYPE}.errors.badPath`, { error: t.text(cfg.patternError) }));
+    if (cfg.patternError || cfg.problems.length > 0) {
+      if (cfg.patternError) node.error(RED._(`${TYPE}.errors.badPath`, { error: t.text(cfg.patternError) }));
+      if (cfg.problems.length > 0) node.error(RED._(`${TYPE}.errors.badConfig`, { problems: cfg.problems.map(t.text).join('; ') }));
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
     } else {
       const init: EgressInit = {

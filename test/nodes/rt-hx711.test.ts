@@ -121,6 +121,17 @@ describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
     assert.deepEqual((helper.getNode('sc') as TestNode).calibration!(), { zero: 84010, cpgMilli: 420000 });
   });
 
+  it('a rate out of its limit (500/s): the node refuses to start with the field and range, and sends no weight', async () => {
+    await load(flow({}, { rate: 500 }));
+    const o = collect();
+    const errs = caught();
+    send('tare');
+    await waitFor(() => errs.length === 1, 5000, 'an error at Catch');
+    assert.match(errs[0]!, /errors\.badConfig|Invalid configuration/); // the test runtime words no catalog: the key
+    await sleep(500);
+    assert.equal(o.weights.length, 0, 'no weight from a refused config');
+  });
+
   it('bad input goes to Catch with a clear message and the node keeps sending weight', async () => {
     await load(flow());
     const o = collect();

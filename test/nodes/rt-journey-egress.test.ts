@@ -301,6 +301,22 @@ describe('rt-journey-egress node', function () {
     assert.match(String((caught[0].error as { message: string }).message), /notConfigured|Not configured/);
   });
 
+  it('a number out of its limit (flush count 0): the node refuses to start with the field and range, to Catch for inputs', async () => {
+    await load(flow(join(tmp.dir, 'limits.jsonl'), { flushCount: 0, flushMs: 5 }));
+    const errors = (helper.log().args as Array<[{ level: number; id?: string; msg: unknown }]>)
+      .map((a) => a[0])
+      .filter((e) => e.level === 20 && e.id === 'eg')
+      .map((e) => String(e.msg));
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    // (the test runtime words no catalog: the key; the wording of the problems is in the limits unit test)
+    assert.match(errors[0]!, /errors\.badConfig|Invalid configuration/);
+    const caught: Array<Record<string, unknown>> = [];
+    (helper.getNode('caught') as TestNode).on('input', (m) => caught.push(m));
+    (helper.getNode('eg') as TestNode).receive({ payload: { a: 1 } });
+    await waitFor(() => caught.length === 1, 2000, 'an error at Catch');
+    assert.ok(!existsSync(join(tmp.dir, 'limits.jsonl')), 'nothing written with a refused config');
+  });
+
   it('a 10 000 msg burst gives at most a few status updates; drop warnings are rate-limited with the count', async () => {
     const dir = join(tmp.dir, 'blocked2');
     await load(flow(join(dir, 'j.jsonl'), { createDir: false, queueLimit: 100, report: false }));

@@ -85,15 +85,22 @@ describe('egress-core', () => {
   });
 
   describe('readConfig', () => {
-    it('fills v1 defaults, clamps numbers and resolves relative paths', () => {
+    it('fills v1 defaults, refuses numbers out of their limits (as the editor does) and resolves relative paths', () => {
       const c = readConfig({ id: 'n', type: 'rt-journey-egress', path: 'j/%Y.jsonl', flushCount: '0', flushMs: 'abc', queueLimit: 5 }, '/base');
       assert.equal(c.pattern, '/base/j/%Y.jsonl');
-      assert.equal(c.flushCount, 1);
-      assert.equal(c.flushMs, 1000);
+      assert.deepEqual(
+        c.problems.map((p) => [p.code, p.params?.field]),
+        [
+          ['out-of-range-whole', 'flushCount'],
+          ['out-of-range', 'flushMs'],
+        ],
+      );
       assert.equal(c.fsync, 'batch');
       assert.equal(c.queueLimit, 5);
       assert.equal(c.createDir, true);
       assert.equal(c.patternError, null);
+      const ok = readConfig({ id: 'n', type: 'rt-journey-egress', path: 'j.jsonl', flushCount: '', flushMs: '250' }, '/base');
+      assert.deepEqual([ok.problems, ok.flushCount, ok.flushMs], [[], 10, 250]);
     });
     it('keeps explicit values and reports a bad path without throwing', () => {
       const c = readConfig({ id: 'n', type: 't', version: 1, path: '%x', fsync: 'none', createDir: false }, '/b');
