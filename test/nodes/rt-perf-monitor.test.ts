@@ -142,11 +142,13 @@ describe('rt-perf-monitor node', function () {
     assert.ok(s.completed >= 550 && s.completed <= 600, `timed ${s.completed}`);
     assert.equal(s.count, s.completed);
     // The monitor times receive -> done(), which holds the busy wait (msg.took) plus the function
-    // node's own cost (well under 0.5 ms); the histogram reports a bucket's upper bound, at most
-    // FINE_RELATIVE_ERROR above the true value.
+    // node's own cost (well under 0.5 ms on an idle machine, a preemption or two more on a loaded
+    // one: the tests share 2 cores with whatever else runs); the histogram reports a bucket's upper
+    // bound, at most FINE_RELATIVE_ERROR above the true value. So: never below the busy wait, and
+    // within its percentile plus that slack (5 ms and 20 ms stay well apart).
     const took = out.map((m) => m.took as number).sort((a, b) => a - b);
     const exact = (q: number): number => took[Math.ceil(q * took.length) - 1];
-    const within = (got: number, q: number): boolean => got >= exact(q) && got <= (exact(q) + 0.5) * (1 + FINE_RELATIVE_ERROR);
+    const within = (got: number, q: number): boolean => got >= exact(q) && got <= (exact(q) * 1.1 + 1.5) * (1 + FINE_RELATIVE_ERROR);
     assert.ok(exact(0.5) >= 5 && exact(0.99) >= 20);
     assert.ok(within(s.p50, 0.5), `p50 ${s.p50} ms, busy-wait p50 ${exact(0.5)} ms`);
     assert.ok(within(s.p95, 0.95), `p95 ${s.p95} ms, busy-wait p95 ${exact(0.95)} ms`);
@@ -216,12 +218,20 @@ describe('rt-perf-monitor node', function () {
       await helper.unload();
       assert.ok(!hooks.has('onReceive.rtedgePerfmon') && !hooks.has('onComplete.rtedgePerfmon'), `hooks removed after close #${i + 1}`);
     }
+    // every message timed (rtEdgePerfTimedPerSecond 0): on a loaded machine the 250 span several of
+    // the stride's 100 ms slots, and the default (200/s) would then time only a sample of them
+    helper.settings({ functionGlobalContext: { perf: performance }, rtEdgePerfTimedPerSecond: 0 });
     await load(flow(), false);
+    helper.settings({ functionGlobalContext: { perf: performance } });
     const fn = helper.getNode('fn') as TestNode;
+    const out = collect('out');
     for (let i = 0; i < 250; i++) {
       fn.receive({ delay: 0 });
       await tick();
     }
+    // every message has left the function node (on a loaded machine it lags behind the feed)
+    await waitFor(() => out.length === 250, 10_000, 'the function node to finish all 250');
+    await tick();
     const s = await statsOf('fn');
     assert.equal(s?.received, 251, 'the warm-up message and 250 more, each once');
     assert.equal(s?.completed, 251);
