@@ -5,9 +5,9 @@
 // installed on its own, as a user's is. Through the admin API: every rt-*
 // type is loaded from the installed module; Import > Examples offers every
 // example and each one deploys without an error in the log. Then the dosing
-// station example is imported in the real editor (Debian chromium), deployed
-// with the Deploy button, and a dose is run from its dashboard page, with no
-// edits.
+// station example is imported from the editor's menu (Import > Examples) in
+// Debian chromium, deployed with the Deploy button, and a dose is run from its
+// dashboard page, with no edits.
 //
 // Needs the npm registry (the package's dependencies and Node-RED are
 // installed from it, as a user's are).
@@ -143,7 +143,7 @@ describe(`the packed package installed into a fresh Node-RED ${nodeRedVersion} u
     assert.equal(count, onDisk);
   });
 
-  it('the dosing station example, imported in the editor and deployed with its button, doses from its dashboard page', async () => {
+  it('the dosing station example, imported from the editor menu and deployed with its button, doses from its dashboard page', async () => {
     assert.ok(rt);
     const r = rt;
     await r.deploy([]);
@@ -153,21 +153,14 @@ describe(`the packed package installed into a fresh Node-RED ${nodeRedVersion} u
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${r.url}/`, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction('!!(window.RED && RED.nodes && RED.view && RED.workspaces && RED.workspaces.active())', undefined, { timeout: 90_000 });
-    // what Import > Examples does with the chosen file (RED.view.importNodes, ids kept, as a new flow)
-    const path = `library/examples/flows/${pkg.name}/rt-dosing/${encodeURIComponent('02 - Dosing station dashboard')}`;
-    await page.evaluate(
-      (p) =>
-        new Promise<void>((resolve, reject) => {
-          const w = globalThis as unknown as { $: { getJSON(u: string): { done(f: (d: unknown) => void): { fail(f: () => void): void } } }; RED: { view: { importNodes(d: unknown, o: object): void } } };
-          w.$.getJSON(p)
-            .done((data) => {
-              w.RED.view.importNodes(data, { generateIds: false, addFlow: true });
-              resolve();
-            })
-            .fail(() => reject(new Error(`GET ${p} failed`)));
-        }),
-      path,
-    );
+    // Menu > Import > Examples > @rtedge/node-red-realtime-edge > rt-dosing > 02 - Dosing station dashboard > Import
+    await page.locator('#red-ui-header-button-sidemenu').click();
+    await page.getByText('Import', { exact: true }).first().click();
+    await page.locator('#red-ui-clipboard-dialog-import-tabs li').filter({ hasText: 'Examples' }).click();
+    const tree = page.locator('#red-ui-clipboard-dialog-import-tabs-content .red-ui-treeList-label');
+    for (const label of [pkg.name, 'rt-dosing', '02 - Dosing station dashboard']) await tree.filter({ hasText: label }).first().click();
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    await page.waitForFunction('RED.nodes.filterNodes({ type: "rt-dosing" }).length === 1', undefined, { timeout: 10_000 });
     const mark = r.log().length;
     await page.locator('#red-ui-header-button-deploy').click();
     await waitFor(() => /Started flows/.test(r.log().slice(mark)), 60_000, 'flows started after Deploy');
