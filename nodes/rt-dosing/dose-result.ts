@@ -1,5 +1,5 @@
 // The dose record as the flow sees it (grams, seconds, milliseconds). Pure.
-import type { DoseDone } from '../rt-scale/scale-protocol';
+import type { DoseDone } from './dosing-protocol';
 
 const r2 = (v: number): number => Math.round(v * 100) / 100;
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;

@@ -1,30 +1,30 @@
 // The dosing controller inside the scale's worker: every published sample
 // goes straight from the sampler to the controller's step in the same thread
-// (no hop through the flow engine), the motor command goes to the HAL in that
-// same step, a cut-off between two samples is a timer on the HAL's clock, and
-// a stale-sensor watchdog stops the motor when samples stop. Stop, abort and
-// close turn the motor off at once (O(1)). Runs on any clock (real or virtual).
+// (no hop through the flow engine), the motor command goes to the motor in
+// that same step, a cut-off between two samples is a timer on the scale's
+// clock, and a stale-sensor watchdog stops the motor when samples stop. Stop,
+// abort and close turn the motor off at once (O(1)). The runner holds the
+// scale's motor for the length of a dose (the scale then refuses tare,
+// calibrate and manual motor) and only then. Runs on any clock (real or
+// virtual): it sees the scale only through the consumer interface.
+import { CodedError } from '../shared/coded';
 import type { SharedHistogram } from '../shared/shared-metrics';
-import type { ScaleHal } from '../rt-scale/hal';
 import type { SampleOut } from '../rt-scale/sampler-core';
-import type { ScaleEngine } from '../rt-scale/scale-engine';
-import { type AbortReason, type DoseRecord, DosingController, type DosingParams, type MotorCommand } from './dosing-core';
+import type { ConsumerHost, MotorHold } from '../rt-scale/scale-consumer';
+import { type AbortReason, DosingController, type DosingParams, type MotorCommand } from './dosing-core';
+import type { DoseDone, DoseProgress } from './dosing-protocol';
 
-export interface DoseProgress {
-  state: string;
-  netCg: number;
-  targetCg: number;
-  elapsedUs: number;
-}
+export type { DoseProgress } from './dosing-protocol';
 
 export interface RunnerEvents {
   progress(p: DoseProgress): void;
-  done(rec: DoseRecord & { stepP99Us: number; recipe?: string }): void;
+  done(rec: DoseDone): void;
 }
 
 export class DoseRunner {
   readonly ctl: DosingController;
   private detach: (() => void) | null = null;
+  private hold: MotorHold | null = null;
   private cancelStop: (() => void) | null = null;
   private cancelStale: (() => void) | null = null;
   private lastProgressUs = 0;
@@ -33,10 +33,10 @@ export class DoseRunner {
   private targetCg = 0;
   /** Step latencies of the running dose (data-ready edge to motor command), us. */
   private stepLat: number[] = [];
+  private readonly onSampleFn = (s: SampleOut, fault: boolean): void => this.onSample(s, fault);
 
   constructor(
-    private readonly engine: ScaleEngine,
-    private readonly hal: ScaleHal,
+    private readonly host: ConsumerHost,
     params: Partial<DosingParams>,
     tauUs: number,
     private readonly ev: RunnerEvents,
@@ -44,32 +44,44 @@ export class DoseRunner {
     private readonly progressEveryUs = 100_000,
   ) {
     this.ctl = new DosingController(params, tauUs);
+    this.ctl.setSamplePeriod(host.periodUs);
   }
 
   get running(): boolean {
     return this.ctl.running;
   }
 
-  /** Starts a dose; throws a CodedError (DOSE_START_CODES) for a bad target or when one is running. */
+  /**
+   * Starts a dose; throws a CodedError: DOSE_START_CODES for a bad target or
+   * when one is running, HOLD_CODES when the scale's motor is not free.
+   */
   start(targetCg: number, recipe?: string): void {
-    const now = this.hal.clock.nowUs();
-    this.ctl.start(targetCg, now, { tare: true });
+    if (this.ctl.running) throw new CodedError('dose-already-running');
+    const hold = this.host.holdMotor();
+    const now = this.host.clock.nowUs();
+    try {
+      this.ctl.start(targetCg, now, { tare: true });
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
+    this.hold = hold;
     this.recipe = recipe;
     this.targetCg = targetCg;
     this.startUs = now;
     this.stepLat = [];
     this.lastProgressUs = 0;
-    this.detach = this.engine.addListener((s, fault) => this.onSample(s, fault));
+    this.detach = this.host.subscribe(this.onSampleFn);
     this.armStale();
   }
 
-  /** Stop input / abort / close: the motor is off when this returns. */
+  /** Stop input / abort / close: this runner's motor is off when this returns (another runner's dose is not touched). */
   abort(reason: AbortReason): void {
     if (!this.ctl.running) {
       this.motor({ duty: 0 });
       return;
     }
-    this.motor(this.ctl.abort(reason, this.hal.clock.nowUs()));
+    this.motor(this.ctl.abort(reason, this.host.clock.nowUs()));
     this.finish();
   }
 
@@ -77,7 +89,7 @@ export class DoseRunner {
     if (!this.ctl.running) return;
     const cmd = this.ctl.step({ cg: s.cg, tUs: s.tUs, fault });
     this.motor(cmd);
-    const now = this.hal.clock.nowUs();
+    const now = this.host.clock.nowUs();
     const lat = now - s.tUs;
     this.stepLat.push(lat);
     this.stepHist?.observeUs(lat);
@@ -93,22 +105,22 @@ export class DoseRunner {
   }
 
   private motor(cmd: MotorCommand): void {
-    this.hal.setMotor(cmd.duty);
+    this.hold?.set(cmd.duty);
     this.cancelStop?.();
     this.cancelStop = null;
     if (cmd.stopAtUs !== undefined && cmd.duty > 0) {
-      this.cancelStop = this.hal.clock.at(cmd.stopAtUs, () => {
+      this.cancelStop = this.host.clock.at(cmd.stopAtUs, () => {
         this.cancelStop = null;
-        this.hal.setMotor(0);
+        this.hold?.set(0);
       });
     }
   }
 
   private armStale(): void {
     this.cancelStale?.();
-    this.cancelStale = this.hal.clock.at(this.hal.clock.nowUs() + this.ctl.p.staleUs, () => {
+    this.cancelStale = this.host.clock.at(this.host.clock.nowUs() + this.ctl.p.staleUs, () => {
       this.cancelStale = null;
-      const cmd = this.ctl.checkStale(this.hal.clock.nowUs());
+      const cmd = this.ctl.checkStale(this.host.clock.nowUs());
       if (cmd) {
         this.motor(cmd);
         this.finish();
@@ -121,6 +133,10 @@ export class DoseRunner {
     this.detach = null;
     this.cancelStale?.();
     this.cancelStale = null;
+    this.cancelStop?.();
+    this.cancelStop = null;
+    this.hold?.release(); // motor off, and the scale takes tare/calibrate again
+    this.hold = null;
     const rec = this.ctl.lastRecord();
     if (!rec) return;
     const sorted = [...this.stepLat].sort((a, b) => a - b);
@@ -132,6 +148,7 @@ export class DoseRunner {
     this.abort('closed');
     this.cancelStop?.();
     this.cancelStop = null;
-    this.hal.setMotor(0);
+    this.hold?.release();
+    this.hold = null;
   }
 }

@@ -1,13 +1,21 @@
-// rt-dosing: doses a target weight onto the scale. The controller runs in the
-// scale's worker thread, stepping on every sample the sampler publishes; this
-// node only starts doses, stops them, and turns results and progress into
-// messages and metrics. The learned in-flight time survives restarts.
+// rt-dosing: doses a target weight onto the scale. The controller (a dose
+// runner) runs in the scale's worker thread as a consumer of the scale's
+// sample stream, stepping on every sample; each rt-dosing node has its own
+// runner, its own lease (its events reach only it), its own metrics and its
+// own learned in-flight time (stored per node and scale). This node only
+// starts doses, stops them, and turns results and progress into messages and
+// metrics. A crash of the HAL worker mid-dose ends that dose with an error
+// result; the runner is attached again when the worker has restarted.
+import { join } from 'node:path';
+
 import { coreText } from '../shared/i18n';
 import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
+import { SharedMetrics } from '../shared/shared-metrics';
 import { ThrottledStatus } from '../shared/status';
-import type { ScaleNode, ScaleNotice } from '../rt-scale/scale-api';
+import type { ConsumerLink, ScaleNode, ScaleNotice } from '../rt-scale/scale-api';
 import { type DosingDef, readDosing } from './dosing-config';
+import { DOSING_METRICS, type DosingCmd, type DosingEvent, type DosingInit } from './dosing-protocol';
 import { resultPayload } from './dose-result';
 
 const TYPE = 'rt-dosing';
@@ -17,17 +25,21 @@ interface Pending {
   msg: NodeMessage;
   send: SendFn;
   done: DoneFn;
+  targetCg: number;
+  recipe?: string;
 }
 
 export = function register(RED: NodeAPI): void {
   const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
-  const doses = metrics.counter('rtedge_dosing_doses_total', 'Doses finished, by result (ok, under, over, aborted)', ['node', 'result']);
+  const doses = metrics.counter('rtedge_dosing_doses_total', 'Doses finished, by result (ok, under, over, aborted, error)', ['node', 'result']);
   const overshoot = metrics.histogram('rtedge_dosing_overshoot_grams', 'Final weight above the target (0 when under)', ['node'], [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
   const doseTime = metrics.histogram('rtedge_dosing_dose_duration_seconds', 'Dose time, start to judged result', ['node'], [1, 2, 3, 4, 5, 6, 7, 7.5, 8, 10, 15, 20, 30, 60]);
   const errorAbs = metrics.histogram('rtedge_dosing_error_abs_grams', 'Absolute dose error', ['node'], [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1]);
   const stepLat = metrics.sharedHistogramFamily('rtedge_dosing_step_latency_seconds', 'Control step latency: data-ready edge to motor command, in the worker');
   const tauGauge = metrics.readerFamily('rtedge_dosing_inflight_tau_seconds', 'Learned in-flight time (stop latency + transport delay)', 'gauge');
+  const testHooks = RED.settings.rtEdgeTestHooks === true;
+  const consumerModule = join(__dirname, 'dosing.consumer.js');
 
   function DosingNode(this: Node, def: DosingDef): void {
     RED.nodes.createNode(this, def);
@@ -35,79 +47,121 @@ export = function register(RED: NodeAPI): void {
     const status = new ThrottledStatus(node);
     const scale = (def.scale ? RED.nodes.getNode(def.scale) : null) as ScaleNode | null;
     const labels = { node: node.id };
-    const stateKey = `dosing-${node.id}`;
+    // learned values are kept per dosing node and per station (scale)
+    const stateKey = scale ? `dosing-${node.id}-scale-${scale.id}` : '';
+    const legacyKey = `dosing-${node.id}`;
     let tauUs = 350_000;
     let configured = false;
+    let closing = false;
     let pending: Pending | null = null;
     let detach: (() => Promise<void>) | null = null;
+    let link: ConsumerLink<DosingCmd> | null = null;
+    let init: DosingInit | null = null;
+    let tauLoaded = false;
+    let scaleReady = false;
     const cfg = readDosing(def, scale ? scale.config.capacityCg : 500_000);
 
     const fail = (text: string): void => {
       node.error(text);
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
     };
+
+    /** Ends the pending dose without a controller record (the worker died): an error result, and the node takes the next dose. */
+    const endPendingWithError = (reason: string, err: unknown): void => {
+      const p = pending;
+      pending = null;
+      if (!p) return;
+      doses.inc({ ...labels, result: 'error' });
+      p.msg.payload = { target_g: p.targetCg / 100, result: 'error', reason, ...(p.recipe !== undefined ? { recipe: p.recipe } : {}) };
+      p.msg.topic = 'dose';
+      p.send([p.msg, null]);
+      p.done(new Error(RED._(`${TYPE}.errors.crashed`, { error: t.errorText(err) })));
+    };
+
+    const onDone = (ev: Extract<DosingEvent, { t: 'done' }>): void => {
+      const rec = ev.rec;
+      if (rec.result !== 'aborted' && rec.tauUs !== tauUs) {
+        tauUs = rec.tauUs;
+        if (init) init.tauUs = tauUs; // a worker restart starts the runner from the learned value
+        scale!.store.writeState(stateKey, { tauUs, at: new Date().toISOString() }).catch((err: unknown) => node.warn(RED._(`${TYPE}.errors.store`, { error: (err as Error).message })));
+      }
+      doses.inc({ ...labels, result: rec.result });
+      if (rec.result !== 'aborted') {
+        overshoot.observe(labels, Math.max(0, rec.errorCg) / 100);
+        errorAbs.observe(labels, Math.abs(rec.errorCg) / 100);
+        doseTime.observe(labels, rec.durationUs / 1e6);
+      }
+      const payload = resultPayload(rec);
+      const kind = rec.result === 'ok' ? 'ok' : rec.result === 'aborted' ? 'error' : 'connecting';
+      const text = rec.result === 'aborted' ? RED._(`${TYPE}.status.aborted`, { reason: rec.reason ?? '' }) : RED._(`${TYPE}.status.done`, { result: rec.result, g: (rec.finalCg / 100).toFixed(2) });
+      status.immediate(kind, text);
+      const p = pending;
+      pending = null;
+      if (p) {
+        p.msg.payload = payload;
+        p.msg.topic = 'dose';
+        p.send([p.msg, null]);
+        if (rec.result === 'aborted' && rec.reason !== 'stop' && rec.reason !== 'closed') p.done(new Error(RED._(`${TYPE}.errors.aborted`, { reason: rec.reason ?? '' })));
+        else p.done();
+      } else node.send([{ topic: 'dose', payload }, null]);
+    };
+
+    const attachRunner = (): void => {
+      if (!scale || link || closing || !tauLoaded || !scaleReady) return;
+      const sm = SharedMetrics.create(DOSING_METRICS);
+      init = { params: cfg.params, tauUs, progressEveryUs: cfg.progressEveryMs * 1000, metrics: sm.sab, testHooks };
+      stepLat.attach(labels, sm.histogram('step'));
+      link = scale.attachConsumer<DosingCmd, DosingEvent>({
+        module: consumerModule,
+        init,
+        onReady: () => {
+          configured = true;
+          status.set('ok', RED._(`${TYPE}.status.idle`));
+        },
+        onError: (err) => {
+          configured = false;
+          const text = RED._(`${TYPE}.errors.configure`, { error: t.errorText(err) });
+          endPendingWithError('worker-crashed', err);
+          node.error(text);
+          status.immediate('error', RED._(`${TYPE}.status.error`));
+        },
+        onEvent: (ev) => {
+          if (ev.t === 'progress') {
+            const p = ev.p;
+            status.set('depth', RED._(`${TYPE}.status.running`, { state: p.state, g: (p.netCg / 100).toFixed(2) }));
+            node.send([null, { topic: 'progress', payload: { state: p.state, net_g: p.netCg / 100, target_g: p.targetCg / 100, elapsed_s: r3(p.elapsedUs / 1e6) } }]);
+          } else if (ev.t === 'done') onDone(ev);
+        },
+      });
+    };
+
     if (!scale) fail(RED._(`${TYPE}.errors.noScale`));
     else if (cfg.problems.length) fail(RED._(`${TYPE}.errors.badConfig`, { problems: cfg.problems.map(t.text).join('; ') }));
     else {
-      const stored = scale.store.readState<{ tauUs: number }>(stateKey);
-      if (stored && Number.isInteger(stored.tauUs) && stored.tauUs > 0) tauUs = stored.tauUs;
       tauGauge.attach(labels, () => tauUs / 1e6);
       status.immediate('connecting', RED._(`${TYPE}.status.starting`));
-      const configure = (): void => {
-        scale.request<number>({ t: 'dose-config', params: cfg.params, tauUs, progressEveryUs: cfg.progressEveryMs * 1000 }).then(
-          (tau) => {
-            configured = true;
-            tauUs = tau;
-            const sm = scale.sharedMetrics();
-            if (sm) stepLat.attach(labels, sm.histogram('step'));
-            status.set('ok', RED._(`${TYPE}.status.idle`));
+      // the learned in-flight time, read asynchronously (the file of an older version is read when there is none yet)
+      void scale.store
+        .readState<{ tauUs: number }>(stateKey)
+        .then((s) => s ?? scale.store.readState<{ tauUs: number }>(legacyKey))
+        .then(
+          (stored) => {
+            if (stored && Number.isInteger(stored.tauUs) && stored.tauUs > 0) tauUs = stored.tauUs;
           },
-          (err: Error) => {
-            node.error(RED._(`${TYPE}.errors.configure`, { error: err.message }));
-            status.immediate('error', RED._(`${TYPE}.status.error`));
-          },
-        );
-      };
+          () => undefined,
+        )
+        .then(() => {
+          tauLoaded = true;
+          attachRunner();
+        });
       detach = scale.attach({
         onNotice: (n: ScaleNotice) => {
-          if (n.t === 'ready') configure();
-          else if (n.t === 'error') {
-            configured = false;
+          if (n.t === 'ready') {
+            scaleReady = true;
+            attachRunner();
+          } else if (n.t === 'error') {
             node.error(n.message, { topic: 'error', payload: { error: n.message } });
             status.immediate('error', RED._(`${TYPE}.status.error`));
-          } else if (n.t === 'dose-progress') {
-            const p = n.p;
-            status.set('depth', RED._(`${TYPE}.status.running`, { state: p.state, g: (p.netCg / 100).toFixed(2) }));
-            node.send([null, { topic: 'progress', payload: { state: p.state, net_g: p.netCg / 100, target_g: p.targetCg / 100, elapsed_s: r3(p.elapsedUs / 1e6) } }]);
-          } else if (n.t === 'dose-done') {
-            const rec = n.rec;
-            if (rec.result !== 'aborted' && rec.tauUs !== tauUs) {
-              tauUs = rec.tauUs;
-              try {
-                scale.store.writeState(stateKey, { tauUs, at: new Date().toISOString() });
-              } catch (err) {
-                node.warn(RED._(`${TYPE}.errors.store`, { error: (err as Error).message }));
-              }
-            }
-            doses.inc({ ...labels, result: rec.result });
-            if (rec.result !== 'aborted') {
-              overshoot.observe(labels, Math.max(0, rec.errorCg) / 100);
-              errorAbs.observe(labels, Math.abs(rec.errorCg) / 100);
-              doseTime.observe(labels, rec.durationUs / 1e6);
-            }
-            const payload = resultPayload(rec);
-            const kind = rec.result === 'ok' ? 'ok' : rec.result === 'aborted' ? 'error' : 'connecting';
-            const text = rec.result === 'aborted' ? RED._(`${TYPE}.status.aborted`, { reason: rec.reason ?? '' }) : RED._(`${TYPE}.status.done`, { result: rec.result, g: (rec.finalCg / 100).toFixed(2) });
-            status.immediate(kind, text);
-            const p = pending;
-            pending = null;
-            if (p) {
-              p.msg.payload = payload;
-              p.msg.topic = 'dose';
-              p.send([p.msg, null]);
-              if (rec.result === 'aborted' && rec.reason !== 'stop' && rec.reason !== 'closed') p.done(new Error(RED._(`${TYPE}.errors.aborted`, { reason: rec.reason ?? '' })));
-              else p.done();
-            } else node.send([{ topic: 'dose', payload }, null]);
           }
         },
       });
@@ -120,9 +174,13 @@ export = function register(RED: NodeAPI): void {
       }
       const topic = typeof msg.topic === 'string' ? msg.topic.toLowerCase() : '';
       if (topic === 'stop' || topic === 'abort') {
-        scale.request({ t: 'dose-stop', reason: 'stop' }).then(
+        if (!link || !configured) {
+          done(new Error(RED._(`${TYPE}.errors.notReady`)));
+          return;
+        }
+        link.request({ t: 'stop', reason: 'stop' }).then(
           () => done(),
-          (err: Error) => done(err),
+          (err: unknown) => done(t.error(err)),
         );
         return;
       }
@@ -148,23 +206,28 @@ export = function register(RED: NodeAPI): void {
         done(new Error(RED._(`${TYPE}.errors.busy`)));
         return;
       }
-      if (!configured) {
+      if (!configured || !link) {
         done(new Error(RED._(`${TYPE}.errors.notReady`)));
         return;
       }
       const recipe = typeof o.recipe === 'string' ? o.recipe : undefined;
-      pending = { msg, send, done };
-      scale.request({ t: 'dose', targetCg, recipe }).then(
-        () => status.set('depth', RED._(`${TYPE}.status.running`, { state: 'taring', g: '0.00' })),
-        (err: Error) => {
+      const mine: Pending = { msg, send, done, targetCg, ...(recipe !== undefined ? { recipe } : {}) };
+      pending = mine;
+      link.request({ t: 'dose', targetCg, recipe }).then(
+        () => {
+          if (pending === mine) status.set('depth', RED._(`${TYPE}.status.running`, { state: 'taring', g: '0.00' }));
+        },
+        (err: unknown) => {
+          if (pending !== mine) return; // already ended (a crash ends it with an error result)
           pending = null;
           status.immediate('error', RED._(`${TYPE}.status.error`));
-          done(err);
+          done(t.error(err));
         },
       );
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
       tauGauge.detach(labels);
       stepLat.detach(labels);
       status.close();
@@ -177,10 +240,13 @@ export = function register(RED: NodeAPI): void {
         finish();
         return;
       }
-      // the motor stops in the worker before the scale lets go
+      // the motor stops in the worker before the runner and the scale let go
       const d = detach;
-      scale
-        .request({ t: 'dose-stop', reason: 'closed' }, 2000)
+      const l = link;
+      link = null;
+      const stopped = l ? l.request({ t: 'stop', reason: 'closed' }, 2000).catch(() => undefined) : Promise.resolve();
+      stopped
+        .then(() => l?.close(2000))
         .catch(() => undefined)
         .then(() => d())
         .then(finish, finish);

@@ -14,7 +14,8 @@ import { WorkerLease } from '../shared/worker-host';
 import { CalibrationStore } from './calibration-store';
 import { hrNowUs } from './clock';
 import { BAD_REASONS, type Calibration } from './sampler-core';
-import type { DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
+import type { ConsumerLink, ConsumerOptions, DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
+import type { ConsumerAttach } from './scale-consumer';
 import { readScale, type ScaleDef } from './scale-config';
 import {
   REC_CG,
@@ -33,6 +34,7 @@ import {
 } from './scale-protocol';
 
 const TYPE = 'rt-scale';
+const HAL_KEY = 'rt-scale-hal'; // one HAL thread per process owns every scale's pins
 const DRAIN_MS = 25;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -63,11 +65,14 @@ export = function register(RED: NodeAPI): void {
     (req: HttpRequest, res: HttpResponse) => {
       const id = req.params?.id ?? '';
       const node = RED.nodes.getNode(id) as ScaleNode | null;
-      const stored = store.read(id);
-      const body = node
-        ? { active: node.calibration(), stored, source: store.effective(id, node.config.cal).stored ? 'stored' : 'config' }
-        : { active: null, stored, source: stored ? 'stored' : 'none' };
-      res.set('Content-Type', 'application/json').send(JSON.stringify(body));
+      // asynchronous file reads: the flow engine's thread never waits for the disk
+      void (async () => {
+        const stored = await store.read(id);
+        const body = node
+          ? { active: node.calibration(), stored, source: (await store.effective(id, node.config.cal)).stored ? 'stored' : 'config' }
+          : { active: null, stored, source: stored ? 'stored' : 'none' };
+        res.set('Content-Type', 'application/json').send(JSON.stringify(body));
+      })().catch((err: unknown) => res.status(500).send(JSON.stringify({ error: (err as Error).message })));
     },
   );
 
@@ -86,7 +91,14 @@ export = function register(RED: NodeAPI): void {
     let lastSeq = 0;
     let lost = 0;
     let latest: DecodedSample | null = null;
-    let cal: Calibration = store.effective(node.id, config.cal).cal;
+    let cal: Calibration = config.cal;
+    // the stored run-time calibration (read asynchronously) before the instance starts
+    const calLoaded = store.effective(node.id, config.cal).then(
+      (e) => {
+        cal = e.cal;
+      },
+      () => undefined,
+    );
     node.ready = false;
     node.startError = config.problems.length ? RED._(`${TYPE}.errors.badConfig`, { problems: config.problems.map(t.text).join('; ') }) : null;
     if (node.startError) node.error(node.startError);
@@ -137,6 +149,8 @@ export = function register(RED: NodeAPI): void {
       lastSeq = 0;
       attachMetrics(shared);
       const init: ScaleInit = {
+        kind: 'scale',
+        scaleId: node.id,
         name: node.name || node.id,
         hal: {
           backend: config.backend,
@@ -158,7 +172,7 @@ export = function register(RED: NodeAPI): void {
       };
       lease = new WorkerLease<ScaleEvent, ScaleCmd>({
         script: join(__dirname, 'scale.worker.js'),
-        key: 'rt-scale-hal', // one HAL thread per process owns every scale's pins
+        key: HAL_KEY,
         init,
         onEvent: (ev) => {
           if (ev.t === 'priority') {
@@ -168,11 +182,8 @@ export = function register(RED: NodeAPI): void {
           if (ev.t === 'calibration') {
             cal = ev.cal;
             init.cal = ev.cal; // a worker restart keeps the new calibration
-            try {
-              store.write(node.id, ev.cal, config.cal, ev.how);
-            } catch (err) {
-              node.error(RED._(`${TYPE}.errors.store`, { error: (err as Error).message }));
-            }
+            // asynchronous, atomic and durable (calibration-store.ts); writes are serialised
+            store.write(node.id, ev.cal, config.cal, ev.how).catch((err: unknown) => node.error(RED._(`${TYPE}.errors.store`, { error: (err as Error).message })));
           }
           notify(ev);
         },
@@ -213,7 +224,7 @@ export = function register(RED: NodeAPI): void {
       users.add(user);
       if (config.problems.length === 0 && !lease) {
         // a previous instance may still be closing: start after it has released the pins
-        void leaseClosing.then(() => {
+        void Promise.all([leaseClosing, calLoaded]).then(() => {
           if (users.size > 0 && !lease) startLease();
         });
       } else if (node.ready) user.onNotice?.({ t: 'ready' });
@@ -227,6 +238,15 @@ export = function register(RED: NodeAPI): void {
       if (!lease || !node.ready) return Promise.reject(new Error(node.startError ?? RED._(`${TYPE}.errors.notReady`)));
       // errors of the worker (and of the lease) come as codes: worded here, from this node's catalog
       return lease.request<T>(cmd, timeoutMs).catch((err: unknown) => Promise.reject(t.error(err)));
+    };
+    node.attachConsumer = <Cmd, Ev>(o: ConsumerOptions<Ev>): ConsumerLink<Cmd> => {
+      const attach: ConsumerAttach = { kind: 'consumer', scaleId: node.id, module: o.module, init: o.init };
+      const l = new WorkerLease<Ev, Cmd>({ script: join(__dirname, 'scale.worker.js'), key: HAL_KEY, init: attach, onEvent: o.onEvent, onError: o.onError, onReady: o.onReady });
+      l.start();
+      return {
+        request: <T>(cmd: Cmd, timeoutMs = 5000) => l.request<T>(cmd, timeoutMs),
+        close: (timeoutMs = 3000) => l.close(timeoutMs).then(() => undefined),
+      };
     };
     node.calibration = () => cal;
     node.latest = () => latest;

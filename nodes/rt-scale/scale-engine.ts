@@ -1,7 +1,7 @@
 // One scale inside the HAL worker: the event-driven sampling loop (no polling
 // sleeps: it runs on the data-ready edge), the no-data watchdog, the SPSC ring
 // to the main thread, tare/calibrate/power, and the in-worker sample
-// listeners (the dosing controller). Runs on any clock, so the same code runs
+// listeners (any consumer: see scale-consumer.ts), the motor hold. Runs on any clock, so the same code runs
 // in real time in the worker and in virtual time in tests and benchmarks.
 import { CodedError } from '../shared/coded';
 import type { SpscRing } from '../shared/spsc-ring';
@@ -9,6 +9,7 @@ import type { SharedMetrics } from '../shared/shared-metrics';
 import type { ScaleHal } from './hal';
 import { GAIN_PULSES, type Gain, readFrame } from './hx711-protocol';
 import { type Calibration, calibrateCpg, type SampleOut, Sampler, type SamplerEvent, type SamplerOptions } from './sampler-core';
+import type { MotorHold, SampleListener } from './scale-consumer';
 import { REC_CG, REC_FILTERED, REC_FLAGS, REC_LAT_US, REC_RAW, REC_SEQ, REC_T_HI, REC_T_LO, REC_WORDS, type ScaleEvent } from './scale-protocol';
 
 export interface EngineOptions {
@@ -22,7 +23,7 @@ export interface EngineOptions {
 /** Codes of the engine's errors (catalog rt-scale.codes.<code>). */
 export const ENGINE_CODES = ['powered-down'] as const;
 
-export type SampleListener = (s: SampleOut, fault: boolean) => void;
+export type { SampleListener } from './scale-consumer';
 
 export class ScaleEngine {
   readonly sampler: Sampler;
@@ -33,6 +34,10 @@ export class ScaleEngine {
   private powered = true;
   private closed = false;
   private readonly listeners = new Set<SampleListener>();
+  private holder: MotorHold | null = null;
+  /** Tare/calibrate requests run one after another (each gets its reply): one collecting, the others queued. */
+  private calBusy = false;
+  private readonly calQueue: Array<() => void> = [];
 
   constructor(
     readonly hal: ScaleHal,
@@ -71,7 +76,11 @@ export class ScaleEngine {
 
   private publish(s: SampleOut): void {
     const fault = (s.flags & 2) !== 0;
-    for (const fn of this.listeners) fn(s, fault);
+    if (this.listeners.size > 0) {
+      for (const fn of this.listeners) fn(s, fault);
+      // data-ready edge to the end of the consumers' steps (e.g. a motor command)
+      this.m?.histogram('step').observeUs(this.hal.clock.nowUs() - s.tUs);
+    }
     const r = this.rec;
     r[REC_SEQ] = s.seq;
     r[REC_T_HI] = Math.floor(s.tUs / 4294967296);
@@ -141,23 +150,92 @@ export class ScaleEngine {
     }
   }
 
-  /** Averages calSamples filtered readings and makes them zero. */
+  /** True while a consumer holds the motor (a dose): tare, calibrate and manual motor are refused. */
+  get motorHeld(): boolean {
+    return this.holder !== null;
+  }
+
+  /** Takes the motor for one consumer (see scale-consumer.ts). */
+  holdMotor(): MotorHold {
+    if (this.holder) throw new CodedError('motor-held');
+    if (this.calBusy) throw new CodedError('scale-calibrating');
+    const hal = this.hal;
+    const h: MotorHold = {
+      set: (permille) => {
+        if (this.holder === h) hal.setMotor(permille);
+      },
+      release: () => {
+        if (this.holder !== h) return;
+        this.holder = null;
+        hal.setMotor(0);
+      },
+    };
+    this.holder = h;
+    return h;
+  }
+
+  /** Manual motor command: refused while a consumer holds the motor. */
+  setMotor(permille: number): number {
+    if (this.holder) throw new CodedError('motor-held');
+    this.hal.setMotor(permille);
+    return permille;
+  }
+
+  /** Averages calSamples filtered readings and makes them zero. Queued behind a running tare/calibrate; refused while the motor is held. */
   tare(): Promise<Calibration> {
-    return this.collect().then((avg) => {
-      this.sampler.cal = { ...this.sampler.cal, zero: avg };
-      this.emit({ t: 'calibration', cal: this.sampler.cal, how: 'tare' });
-      return this.sampler.cal;
+    return this.queueCal(() =>
+      this.collect().then((avg) => {
+        this.sampler.cal = { ...this.sampler.cal, zero: avg };
+        this.emit({ t: 'calibration', cal: this.sampler.cal, how: 'tare' });
+        return this.sampler.cal;
+      }),
+    );
+  }
+
+  /** Averages calSamples readings with a known weight on the cell and sets counts per gram. Queued like tare. */
+  calibrate(knownCg: number): Promise<Calibration> {
+    return this.queueCal(() =>
+      this.collect().then((avg) => {
+        const cpgMilli = calibrateCpg(avg, this.sampler.cal.zero, knownCg);
+        this.sampler.cal = { ...this.sampler.cal, cpgMilli };
+        this.emit({ t: 'calibration', cal: this.sampler.cal, how: 'calibrate' });
+        return this.sampler.cal;
+      }),
+    );
+  }
+
+  private queueCal(op: () => Promise<Calibration>): Promise<Calibration> {
+    if (this.holder) return Promise.reject(new CodedError('motor-held'));
+    return new Promise<Calibration>((resolve, reject) => {
+      const run = (): void => {
+        if (this.holder) {
+          reject(new CodedError('motor-held'));
+          this.nextCal();
+          return;
+        }
+        op().then(
+          (v) => {
+            resolve(v);
+            this.nextCal();
+          },
+          (err: unknown) => {
+            reject(err);
+            this.nextCal();
+          },
+        );
+      };
+      if (this.calBusy) this.calQueue.push(run);
+      else {
+        this.calBusy = true;
+        run(); // nothing queued: collecting starts now
+      }
     });
   }
 
-  /** Averages calSamples readings with a known weight on the cell and sets counts per gram. */
-  calibrate(knownCg: number): Promise<Calibration> {
-    return this.collect().then((avg) => {
-      const cpgMilli = calibrateCpg(avg, this.sampler.cal.zero, knownCg);
-      this.sampler.cal = { ...this.sampler.cal, cpgMilli };
-      this.emit({ t: 'calibration', cal: this.sampler.cal, how: 'calibrate' });
-      return this.sampler.cal;
-    });
+  private nextCal(): void {
+    const next = this.calQueue.shift();
+    if (next) next();
+    else this.calBusy = false;
   }
 
   private collect(): Promise<number> {
@@ -177,6 +255,7 @@ export class ScaleEngine {
     this.closed = true;
     this.cancelWatchdog?.();
     this.listeners.clear();
-    this.hal.close();
+    this.holder = null;
+    this.hal.close(); // motor off
   }
 }

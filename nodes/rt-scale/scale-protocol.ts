@@ -1,8 +1,7 @@
 // Commands, events, ring layout and shared metrics between a scale (rt-scale
-// config node) and its instance in the HAL worker.
+// config node) and its instance in the HAL worker. Consumers of the sample
+// stream (rt-dosing) have their own protocol: see scale-consumer.ts.
 import type { MetricSpec } from '../shared/shared-metrics';
-import type { DoseProgress } from '../rt-dosing/dose-runner';
-import type { DoseRecord, DosingParams } from '../rt-dosing/dosing-core';
 import type { Gain } from './hx711-protocol';
 import type { Calibration, SamplerOptions } from './sampler-core';
 import type { SimChipOptions, SimFaults } from './sim-hx711';
@@ -10,6 +9,7 @@ import type { SimChipOptions, SimFaults } from './sim-hx711';
 export const SCALE_METRICS: MetricSpec = {
   counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'settling', 'faults'],
   gauges: ['weight_cg', 'noise_ug', 'fault', 'powered'],
+  /** latency: data-ready edge to ring; step: data-ready edge to the end of the consumers' steps (only while one listens). */
   histograms: ['latency', 'step'],
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
 };
@@ -47,6 +47,9 @@ export interface HalConfig {
 }
 
 export interface ScaleInit {
+  kind: 'scale';
+  /** The rt-scale config node's id: consumers attach to the instance by it. */
+  scaleId: string;
   name: string;
   hal: HalConfig;
   gain: Gain;
@@ -61,7 +64,7 @@ export interface ScaleInit {
 }
 
 /** Codes of the errors the HAL worker's commands throw (catalog rt-scale.codes.<code>). */
-export const SCALE_WORKER_CODES = ['dose-running', 'no-dosing', 'not-simulated'] as const;
+export const SCALE_WORKER_CODES = ['not-simulated'] as const;
 
 export type ScaleCmd =
   | { t: 'tare' }
@@ -69,17 +72,10 @@ export type ScaleCmd =
   | { t: 'power'; on: boolean }
   | { t: 'motor'; permille: number }
   | { t: 'sim'; loadG?: number; empty?: boolean; faults?: SimFaults; flowScale?: number; jammed?: boolean }
-  | { t: 'noise' }
-  | { t: 'dose-config'; params: Partial<DosingParams>; tauUs: number; progressEveryUs: number }
-  | { t: 'dose'; targetCg: number; recipe?: string }
-  | { t: 'dose-stop'; reason: 'stop' | 'closed' };
-
-export type DoseDone = DoseRecord & { stepP99Us: number; recipe?: string };
+  | { t: 'noise' };
 
 export type ScaleEvent =
   | { t: 'fault'; reason: string; run: number }
   | { t: 'recovered' }
   | { t: 'priority'; nice: number }
-  | { t: 'dose-progress'; p: DoseProgress }
-  | { t: 'dose-done'; rec: DoseDone }
   | { t: 'calibration'; cal: Calibration; how: 'tare' | 'calibrate' };

@@ -1,31 +1,71 @@
 // The HAL worker: one thread per process owns every scale's pins (pigpio is
 // not context-aware and allows one user per Pi). Each rt-scale config node
-// attaches one instance: its HAL, its sampling engine, its ring.
+// attaches one instance: its HAL, its sampling engine, its ring. Consumers of
+// a scale's samples (e.g. each rt-dosing node) attach leases of their own to
+// this worker: their module is loaded here by the path they give, and runs on
+// the scale's sample stream in this thread (see scale-consumer.ts). This file
+// imports no consumer.
 import { CodedError } from '../shared/coded';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { SpscRing } from '../shared/spsc-ring';
 import { raiseThreadPriority } from '../shared/thread-priority';
-import { serveInstances } from '../shared/worker-runtime';
-import { DoseRunner } from '../rt-dosing/dose-runner';
-import { openHal } from './hal';
+import { type InstanceContext, type InstanceHandler, serveInstances } from '../shared/worker-runtime';
+import { openHal, type ScaleHal } from './hal';
 import { periodUs } from './hx711-protocol';
+import type { ConsumerAttach, ConsumerHost, ConsumerModule, ScaleConsumer } from './scale-consumer';
 import { ScaleEngine } from './scale-engine';
 import { SCALE_METRICS, type ScaleCmd, type ScaleEvent, type ScaleInit } from './scale-protocol';
 
-serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
+interface Instance {
+  engine: ScaleEngine;
+  hal: ScaleHal;
+  periodUs: number;
+  consumers: Set<ScaleConsumer>;
+}
+
+/** The running scale instances of this worker, by rt-scale node id. */
+const instances = new Map<string, Instance>();
+const waiters = new Map<string, Set<() => void>>();
+
+/** A consumer's attach may arrive before its scale's (a restart re-attaches every lease): wait for it, bounded. */
+function instanceOf(scaleId: string, timeoutMs: number): Promise<Instance> {
+  const inst = instances.get(scaleId);
+  if (inst) return Promise.resolve(inst);
+  return new Promise((resolve, reject) => {
+    let set = waiters.get(scaleId);
+    if (!set) waiters.set(scaleId, (set = new Set()));
+    const s = set;
+    const wake = (): void => {
+      clearTimeout(timer);
+      s.delete(wake);
+      const i = instances.get(scaleId);
+      if (i) resolve(i);
+    };
+    const timer = setTimeout(() => {
+      s.delete(wake);
+      reject(new CodedError('no-scale-instance'));
+    }, timeoutMs);
+    s.add(wake);
+  });
+}
+
+function attachScale(init: ScaleInit, ctx: InstanceContext<ScaleEvent>): InstanceHandler<ScaleCmd> {
   const nice = raiseThreadPriority(init.nice);
   if (nice !== null) ctx.emit({ t: 'priority', nice });
   const hal = openHal(init.hal); // throws a CodedError (pigpio missing...): attach fails, the node shows its text
   const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
+  const period = periodUs(init.hal.sps);
   const engine = new ScaleEngine(
     hal,
-    { gain: init.gain, cal: init.cal, sampler: init.sampler, calSamples: init.calSamples, periodUs: periodUs(init.hal.sps) },
+    { gain: init.gain, cal: init.cal, sampler: init.sampler, calSamples: init.calSamples, periodUs: period },
     SpscRing.attach(init.ring),
     metrics,
     (ev) => ctx.emit(ev),
   );
   engine.start();
-  let runner: DoseRunner | null = null;
+  const inst: Instance = { engine, hal, periodUs: period, consumers: new Set() };
+  instances.set(init.scaleId, inst);
+  for (const wake of [...(waiters.get(init.scaleId) ?? [])]) wake();
   const noiseTimer = setInterval(() => engine.noise(), 1000);
   return {
     onCommand(cmd) {
@@ -38,31 +78,9 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
           engine.power(cmd.on);
           return cmd.on;
         case 'motor':
-          hal.setMotor(cmd.permille);
-          return cmd.permille;
+          return engine.setMotor(cmd.permille);
         case 'noise':
           return engine.noise();
-        case 'dose-config':
-          if (runner?.running) throw new CodedError('dose-running');
-          runner = new DoseRunner(
-            engine,
-            hal,
-            cmd.params,
-            cmd.tauUs,
-            { progress: (p) => ctx.emit({ t: 'dose-progress', p }), done: (rec) => ctx.emit({ t: 'dose-done', rec }) },
-            metrics.histogram('step'),
-            cmd.progressEveryUs > 0 ? cmd.progressEveryUs : Number.MAX_SAFE_INTEGER,
-          );
-          runner.ctl.setSamplePeriod(periodUs(init.hal.sps));
-          return runner.ctl.tau;
-        case 'dose':
-          if (!runner) throw new CodedError('no-dosing');
-          runner.start(cmd.targetCg, cmd.recipe);
-          return true;
-        case 'dose-stop':
-          runner?.abort(cmd.reason);
-          hal.setMotor(0);
-          return true;
         case 'sim': {
           const sim = hal.sim;
           if (!sim) throw new CodedError('not-simulated');
@@ -76,10 +94,39 @@ serveInstances<ScaleInit, ScaleCmd, ScaleEvent>((init, ctx) => {
       }
       return undefined;
     },
-    close() {
+    async close() {
       clearInterval(noiseTimer);
-      runner?.close();
+      if (instances.get(init.scaleId) === inst) instances.delete(init.scaleId);
+      // consumers still attached stop first (their motor hold is released)
+      for (const c of [...inst.consumers]) await Promise.resolve(c.close()).catch(() => undefined);
+      inst.consumers.clear();
       engine.close();
     },
   };
-});
+}
+
+async function attachConsumer(a: ConsumerAttach, ctx: InstanceContext<unknown>): Promise<InstanceHandler<unknown>> {
+  const inst = await instanceOf(a.scaleId, 5000);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(a.module) as ConsumerModule;
+  const host: ConsumerHost = {
+    clock: inst.hal.clock,
+    periodUs: inst.periodUs,
+    subscribe: (fn) => inst.engine.addListener(fn),
+    holdMotor: () => inst.engine.holdMotor(),
+    emit: (ev) => ctx.emit(ev),
+  };
+  const c = mod.createConsumer(host, a.init);
+  inst.consumers.add(c);
+  return {
+    onCommand: (cmd) => c.onCommand(cmd),
+    close: () => {
+      if (inst.consumers.delete(c)) return c.close();
+      return undefined;
+    },
+  };
+}
+
+serveInstances<ScaleInit | ConsumerAttach, unknown, unknown>((init, ctx) =>
+  init.kind === 'consumer' ? attachConsumer(init, ctx) : (attachScale(init, ctx as InstanceContext<ScaleEvent>) as InstanceHandler<unknown>),
+);

@@ -109,8 +109,16 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     assert.ok(r.step_latency_p99_ms < 50, `step latency ${r.step_latency_p99_ms} ms`);
     assert.ok(progress.length >= 5, `progress messages: ${progress.length}`);
     assert.ok(progress.some((p) => p.state === 'coarse') && progress.some((p) => p.state === 'fine'));
-    const files = readdirSync(join(tmp.dir, 'rtedge-calibration'));
-    const st = JSON.parse(readFileSync(join(tmp.dir, 'rtedge-calibration', files.find((f) => f.startsWith('dosing-'))!), 'utf8')) as { tauUs: number };
+    // the learned value is written asynchronously (temp + fsync + rename): it lands shortly after the result
+    const stateFile = (): string | undefined => {
+      try {
+        return readdirSync(join(tmp.dir, 'rtedge-calibration')).find((f) => f.startsWith('dosing-') && f.endsWith('.json'));
+      } catch {
+        return undefined;
+      }
+    };
+    await waitFor(() => stateFile() !== undefined, 5000, 'the learned in-flight time stored');
+    const st = JSON.parse(readFileSync(join(tmp.dir, 'rtedge-calibration', stateFile()!), 'utf8')) as { tauUs: number };
     assert.ok(Math.abs(st.tauUs - r.tau_ms * 1000) <= 10, `stored ${st.tauUs} us, record ${r.tau_ms} ms`);
   });
 

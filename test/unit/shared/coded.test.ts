@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { DOSING_PROBLEMS, readDosing } from '../../../nodes/rt-dosing/dosing-config';
 import { DOSE_START_CODES } from '../../../nodes/rt-dosing/dosing-core';
+import { DOSING_WORKER_CODES } from '../../../nodes/rt-dosing/dosing-protocol';
 import { GATE_INPUT_CODES } from '../../../nodes/rt-gate-command/gate-core';
 import { GATE_LINK_CODES } from '../../../nodes/rt-gate-command/gate-link';
 import { ENDPOINT_PROBLEMS } from '../../../nodes/rt-gate-endpoint/endpoint-config';
@@ -22,6 +23,7 @@ import { PIGPIO_CODES } from '../../../nodes/rt-scale/hal-pigpio';
 import { readScale, SCALE_PROBLEMS } from '../../../nodes/rt-scale/scale-config';
 import { CALIBRATION_CODES } from '../../../nodes/rt-scale/sampler-core';
 import { ENGINE_CODES } from '../../../nodes/rt-scale/scale-engine';
+import { HOLD_CODES } from '../../../nodes/rt-scale/scale-consumer';
 import { SCALE_WORKER_CODES } from '../../../nodes/rt-scale/scale-protocol';
 import { type Coded, coded, CodedError, isCoded, isCodedError, type Msg } from '../../../nodes/shared/coded';
 import { coreText } from '../../../nodes/shared/i18n';
@@ -35,8 +37,9 @@ import { repoRoot } from '../../helpers/util';
 const CODES_BY_NODE: Record<string, ReadonlyArray<readonly string[]>> = {
   'rt-gate-command': [GATE_INPUT_CODES, GATE_LINK_CODES, ENDPOINT_PROBLEMS, WORKER_CODES],
   'rt-journey-egress': [EGRESS_INPUT_CODES, PATH_PROBLEMS, WORKER_CODES, LIMIT_CODES],
-  'rt-scale': [SCALE_PROBLEMS, PIGPIO_CODES, CALIBRATION_CODES, ENGINE_CODES, SCALE_WORKER_CODES, DOSE_START_CODES, WORKER_CODES],
-  'rt-dosing': [DOSING_PROBLEMS],
+  'rt-scale': [SCALE_PROBLEMS, PIGPIO_CODES, CALIBRATION_CODES, ENGINE_CODES, SCALE_WORKER_CODES, HOLD_CODES, WORKER_CODES],
+  // the dose runner answers on the dosing node's own lease: its codes are worded from rt-dosing's catalog
+  'rt-dosing': [DOSING_PROBLEMS, DOSE_START_CODES, HOLD_CODES, DOSING_WORKER_CODES, WORKER_CODES],
   'rt-rs485-port': [PORT_PROBLEMS, LINK_CODES],
   'rt-rs485-watch': [WATCH_REASONS, MODBUS_EXCEPTION_CODES, LINK_CODES, WATCH_PROBLEMS],
   'rt-perf-monitor': [RULE_PROBLEMS, ALERT_CODES, LIMIT_CODES],
@@ -180,7 +183,7 @@ describe('coded messages', () => {
         ['rt-scale', coded('pigpio-missing', { error: "Cannot find module 'pigpio'" }), `the pigpio backend is not available (Cannot find module 'pigpio'). Install pigpio on a Raspberry Pi (see the README) or pick the "simulated" backend`],
         ['rt-scale', coded('pigpio-gpio', { dout: 5, sck: 6, motor: 18, error: 'busy' }), 'pigpio could not open GPIO 5/6/18 (busy); or pick the "simulated" backend'],
         ['rt-scale', coded('cal-no-change'), 'the calibration weight is not seen by the load cell (no change from zero)'],
-        ['rt-scale', coded('beyond-never-exceed', { cg: 500_000, limit: 500_000 }), 'target is beyond the never-exceed weight'],
+        ['rt-dosing', coded('beyond-never-exceed', { cg: 500_000, limit: 500_000 }), 'target is beyond the never-exceed weight'],
         ['rt-dosing', coded('bad-coarse'), 'coarse speed must be 1-100 %'],
         ['rt-rs485-port', coded('path-empty'), 'serial port path is empty'],
         ['rt-rs485-watch', coded('port-unavailable', { error: coded('port-closed') }), 'port unavailable: port closed'],
