@@ -167,6 +167,15 @@ export = function register(RED: NodeAPI): void {
       });
     }
 
+    if (testHooks) {
+      // Test hook: kills the HAL worker (an uncaught exception in it), e.g. mid-dose. False when the runner is not attached.
+      (node as Node & { _crashWorker?: () => boolean })._crashWorker = () => {
+        if (!link) return false;
+        link.request({ t: 'crash' }).catch(() => undefined);
+        return true;
+      };
+    }
+
     node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
       if (!scale || cfg.problems.length) {
         done(new Error(RED._(`${TYPE}.errors.notConfigured`)));

@@ -62,9 +62,9 @@ function flow(dosing: Record<string, unknown> = {}): object[] {
 describe('rt-dosing node (simulated scale, real time)', function () {
   this.timeout(90_000);
   let tmp: ReturnType<typeof tempDir>;
-  const load = (f: object[]): Promise<void> =>
+  const load = (f: object[], settings: Record<string, unknown> = {}): Promise<void> =>
     new Promise((resolve, reject) => {
-      helper.settings({ userDir: tmp.dir });
+      helper.settings({ userDir: tmp.dir, ...settings });
       helper.load([scaleNode, hx711Node, dosingNode, catchNode, functionNode], f, (err: Error | undefined) => (err ? reject(err) : resolve()));
     });
   const results: Dose[] = [];
@@ -72,11 +72,11 @@ describe('rt-dosing node (simulated scale, real time)', function () {
   const errors: string[] = [];
   const dose = (payload: unknown, topic?: string): void => (helper.getNode('dz') as TestNode).receive({ payload, ...(topic ? { topic } : {}) });
   const hx = (topic: string, payload: unknown): void => (helper.getNode('hx') as TestNode).receive({ topic, payload });
-  async function start(f = flow()): Promise<void> {
+  async function start(f = flow(), settings: Record<string, unknown> = {}): Promise<void> {
     results.length = 0;
     progress.length = 0;
     errors.length = 0;
-    await load(f);
+    await load(f, settings);
     (helper.getNode('res') as TestNode).on('input', (m) => results.push(m.payload as Dose));
     (helper.getNode('prog') as TestNode).on('input', (m) => progress.push(m.payload as Record<string, unknown>));
     (helper.getNode('caught') as TestNode).on('input', (m) => errors.push(String((m.error as { message: string }).message)));
@@ -198,5 +198,171 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     const r = results[0];
     assert.equal(r.result, 'ok', JSON.stringify(r));
     assert.ok(r.step_latency_p99_ms < 20, `the control steps ran on time: ${r.step_latency_p99_ms} ms`);
+  });
+
+  // ---- issue 12: rt-scale and rt-dosing apart; defects found in review ----
+
+  /** The default flow plus a second dosing node on the same scale (own outputs and Catch), hx711 weight/replies wired out, a Catch for hx. */
+  function twoDosers(second: Record<string, unknown> = {}): object[] {
+    // one Catch node for all three (the test helper loads the core catch module once per catch node in a flow): errors are told apart by msg.error.source.id
+    const f = flow().map((n) => {
+      const id = (n as { id: string }).id;
+      return id === 'hx' ? { ...n, wires: [['hxout']] } : id === 'c1' ? { ...n, scope: ['dz', 'dz2', 'hx'] } : n;
+    });
+    return [
+      ...f,
+      { id: 'dz2', z: 'f1', type: 'rt-dosing', name: 'doser 2', version: 1, scale: 'sc', coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 30, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 4, progressHz: 0, wires: [['res2'], ['prog2']], ...second },
+      { id: 'res2', z: 'f1', type: 'helper' },
+      { id: 'prog2', z: 'f1', type: 'helper' },
+      { id: 'hxout', z: 'f1', type: 'helper' },
+    ];
+  }
+  interface Side {
+    results: Dose[];
+    progress: Array<Record<string, unknown>>;
+    errors: Array<{ message: string; code?: string }>;
+  }
+  /** Errors caught from node `source` (Catch c1 covers dz, dz2 and hx). */
+  function caughtFrom(source: string): Array<{ message: string; code?: string }> {
+    const out: Array<{ message: string; code?: string }> = [];
+    (helper.getNode('caught') as TestNode).on('input', (m) => {
+      const e = m.error as { message: string; code?: string; source?: { id?: string } };
+      if (e.source?.id === source) out.push(e);
+    });
+    return out;
+  }
+  function side(res: string, prog: string, source: string): Side {
+    const s: Side = { results: [], progress: [], errors: caughtFrom(source) };
+    (helper.getNode(res) as TestNode).on('input', (m) => s.results.push(m.payload as Dose));
+    (helper.getNode(prog) as TestNode).on('input', (m) => s.progress.push(m.payload as Record<string, unknown>));
+    return s;
+  }
+  const stateFiles = (): string[] => {
+    try {
+      return readdirSync(join(tmp.dir, 'rtedge-calibration')).filter((f) => f.startsWith('dosing-') && f.endsWith('.json'));
+    } catch {
+      return [];
+    }
+  };
+
+  it('two rt-dosing nodes on one scale: each gets only its own result and progress, runs with its own settings, and stores its own tau', async () => {
+    await start(twoDosers());
+    const b = side('res2', 'prog2', 'dz2');
+    dose(20); // node dz: 5 progress messages/s
+    await waitFor(() => results.length === 1, 30_000, `the first node's result`);
+    await sleep(500);
+    assert.equal(b.results.length, 0, `the second node got no result of the first one's dose: ${JSON.stringify(b.results)}`);
+    assert.equal(b.progress.length, 0, 'nor its progress');
+    assert.ok(progress.length >= 3, `the first node's own progress setting (5/s) applied: ${progress.length} progress messages`);
+    (helper.getNode('dz2') as TestNode).receive({ payload: 25 }); // node dz2: progress off
+    await waitFor(() => b.results.length === 1, 30_000, `the second node's result`);
+    await sleep(500);
+    assert.equal(results.length, 1, `the first node got no result of the second one's dose`);
+    assert.equal(b.progress.length, 0, `the second node's own setting (no progress) applied: ${b.progress.length}`);
+    assert.equal(results[0].target_g, 20);
+    assert.equal(b.results[0].target_g, 25);
+    assert.ok(['ok', 'under', 'over'].includes(results[0].result), JSON.stringify(results[0]));
+    assert.ok(['ok', 'under', 'over'].includes(b.results[0].result), JSON.stringify(b.results[0]));
+    // each node stores its own learned in-flight time, the one of its own record
+    await waitFor(() => stateFiles().length === 2, 5000, 'two stored states');
+    const stored = (id: string): number => {
+      const f = stateFiles().find((x) => x.startsWith(`dosing-${id}-`));
+      assert.ok(f, `the state file of ${id}: ${stateFiles().join(', ')}`);
+      return (JSON.parse(readFileSync(join(tmp.dir, 'rtedge-calibration', f), 'utf8')) as { tauUs: number }).tauUs;
+    };
+    assert.ok(Math.abs(stored('dz') - results[0].tau_ms * 1000) <= 10, `dz stored ${stored('dz')} us, record ${results[0].tau_ms} ms`);
+    assert.ok(Math.abs(stored('dz2') - b.results[0].tau_ms * 1000) <= 10, `dz2 stored ${stored('dz2')} us, record ${b.results[0].tau_ms} ms`);
+    // one motor: while one node doses, the other is refused (to its Catch), and the running dose goes on
+    dose(100);
+    await sleep(500);
+    (helper.getNode('dz2') as TestNode).receive({ payload: 10 });
+    await waitFor(() => b.errors.length === 1, 5000, 'the second dose refused');
+    assert.equal(b.errors[0].code, 'motor-held', JSON.stringify(b.errors[0]));
+    dose(null, 'stop');
+    await waitFor(() => results.length === 2, 5000, 'the stopped dose');
+    assert.equal(results[1].reason, 'stop');
+    assert.equal(b.results.length, 1, `a stop of one node is not the other's`);
+  });
+
+  it('tare, calibrate and manual motor are refused while a dose holds the motor (coded error to Catch), and work again after it', async () => {
+    await start(twoDosers());
+    const hxErrors = caughtFrom('hx');
+    const replies: Array<Record<string, unknown>> = [];
+    (helper.getNode('hxout') as TestNode).on('input', (m) => {
+      if (m.topic !== 'weight') replies.push(m);
+    });
+    dose(200);
+    await sleep(800);
+    const scale = helper.getNode('sc') as unknown as { request<T>(cmd: object): Promise<T> };
+    const massBefore = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
+    hx('tare', null);
+    hx('calibrate', 100);
+    await waitFor(() => hxErrors.length === 2, 5000, 'tare and calibrate refused');
+    for (const e of hxErrors) {
+      assert.equal(e.code, 'motor-held', JSON.stringify(e));
+      assert.match(e.message, /rt-scale\.codes\.motor-held|a dose holds the motor/, "worded from the scale's catalog");
+    }
+    await assert.rejects(scale.request({ t: 'motor', permille: 0 }), (e: Error & { code?: string }) => e.code === 'motor-held');
+    assert.equal(replies.length, 0);
+    await sleep(1000);
+    const mid = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
+    assert.equal(results.length, 0, `the dose goes on: ${JSON.stringify(results)}`);
+    assert.ok(mid > massBefore, `the dose goes on: ${massBefore} g then ${mid} g`);
+    dose(null, 'stop');
+    await waitFor(() => results.length === 1, 5000, 'the stopped dose');
+    hx('tare', null);
+    await waitFor(() => replies.length === 1, 5000, 'the tare after the dose');
+    assert.equal(replies[0].topic, 'tare');
+  });
+
+  it('two overlapping tare/calibrate requests both get their reply, in order', async () => {
+    await start(twoDosers());
+    const replies: Array<Record<string, unknown>> = [];
+    const hxErrors = caughtFrom('hx');
+    (helper.getNode('hxout') as TestNode).on('input', (m) => {
+      if (m.topic !== 'weight') replies.push(m);
+    });
+    hx('simulate', { load_g: 100 });
+    await sleep(600);
+    hx('calibrate', 100); // the zero is the config's: 100 g on the cell gives its counts per gram
+    hx('tare', null); // sent before the calibration has its samples: queued behind it
+    await waitFor(() => replies.length === 2, 8000, `both replies (got ${replies.length}, errors ${JSON.stringify(hxErrors)})`);
+    assert.deepEqual(hxErrors, []);
+    assert.deepEqual(
+      replies.map((r) => r.topic),
+      ['calibrate', 'tare'],
+    );
+    const cal = replies[0].payload as { counts_per_gram: number };
+    const tare = replies[1].payload as { zero: number };
+    assert.ok(Math.abs(cal.counts_per_gram - 420) < 5, `counts per gram ${cal.counts_per_gram}`);
+    assert.ok(Math.abs(tare.zero - (84_000 + 100 * 420)) < 500, `zero with 100 g on: ${tare.zero}`);
+  });
+
+  it('a HAL worker crash mid-dose ends that dose with an error result and the next dose runs after the restart', async () => {
+    await start(flow(), { rtEdgeTestHooks: true });
+    dose({ target: 100, recipe: 'r1' });
+    await sleep(700);
+    const dz = helper.getNode('dz') as unknown as { _crashWorker?: () => boolean };
+    assert.ok(dz._crashWorker?.(), 'the crash hook reached the runner');
+    await waitFor(() => results.length === 1, 5000, 'the pending dose ended');
+    assert.equal(results[0].result, 'error');
+    assert.equal(results[0].reason, 'worker-crashed');
+    assert.equal(results[0].target_g, 100);
+    assert.equal(results[0].recipe, 'r1');
+    await waitFor(() => errors.some((e) => /errors\.crashed|HAL worker stopped during the dose/.test(e)), 5000, `the error to Catch: ${errors.join('; ')}`);
+    // the worker restarts (backoff) and the runner is attached again: the next dose is accepted and runs
+    const t0 = Date.now();
+    let accepted = false;
+    while (!accepted && Date.now() - t0 < 15_000) {
+      const before = errors.length;
+      dose(20);
+      await sleep(700);
+      accepted = errors.slice(before).every((e) => !/not running yet|busy|already running/.test(e)) && errors.length === before;
+    }
+    assert.ok(accepted, `a dose accepted after the restart: ${errors.join('; ')}`);
+    await waitFor(() => results.length === 2, 30_000, 'the next dose result');
+    assert.ok(['ok', 'under', 'over'].includes(results[1].result), JSON.stringify(results[1]));
+    assert.equal(results[1].target_g, 20);
+    assert.ok(!errors.some((e) => /busy|already running/.test(e)), `never refused as busy: ${errors.join('; ')}`);
   });
 });
