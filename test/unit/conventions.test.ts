@@ -199,6 +199,27 @@ describe('project conventions', () => {
     }
   });
 
+  it('a producer knows no consumer (STYLE 16): nodes/rt-scale/ imports only its own files and nodes/shared/, never rt-dosing or another node', () => {
+    const importRe = /(?:from\s+|import\s*\(\s*|require\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g;
+    const found: string[] = [];
+    for (const f of sources.filter((x) => relative(repoRoot, x).startsWith(join('nodes', 'rt-scale')))) {
+      const src = readFileSync(f, 'utf8');
+      for (const m of src.matchAll(importRe)) {
+        const target = relative(join(repoRoot, 'nodes'), join(f, '..', m[1]));
+        const top = target.split(/[\\/]/)[0];
+        if (top !== 'rt-scale' && top !== 'shared') found.push(`${relative(repoRoot, f)} imports ${m[1]}`);
+      }
+    }
+    assert.deepEqual(found, []);
+  });
+
+  it('calibration and learned state are read and written asynchronously: no sync fs call in the scale, the dosing node or the store', () => {
+    for (const rel of ['nodes/rt-scale/calibration-store.ts', 'nodes/rt-scale/rt-scale.ts', 'nodes/rt-dosing/rt-dosing.ts']) {
+      const src = readFileSync(join(repoRoot, rel), 'utf8');
+      assert.doesNotMatch(src, /\b[a-zA-Z]+Sync\s*\(/, `${rel} calls a sync fs function on the flow engine's thread`);
+    }
+  });
+
   it('RS485 direction is the kernel rs485 mode or auto-direction hardware: nodes/rt-rs485-* never toggle RTS/DTR from JS', function () {
     this.timeout(30_000); // builds a TypeScript program to resolve every .set() call
     const files = sources.filter((f) => /^nodes[\\/]rt-rs485-[^\\/]+[\\/]/.test(relative(repoRoot, f)));
