@@ -258,6 +258,7 @@ export = function register(RED: NodeAPI): void {
         .then(() => l?.close(2000))
         .catch(() => undefined)
         .then(() => d())
+        .then(() => scale.store.idle()) // the learned value is on disk before the node is gone
         .then(finish, finish);
     });
   }

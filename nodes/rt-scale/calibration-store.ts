@@ -25,9 +25,14 @@ export interface StoredCalibration {
 export type StoreFs = Pick<typeof fsp, 'mkdir' | 'open' | 'readFile' | 'rename' | 'unlink'>;
 
 let tmpSeq = 0;
+/**
+ * Writes under way, by file, for the whole process: a store made after a
+ * redeploy reads a file only once the previous store's write to it is done.
+ */
+const chains = new Map<string, Promise<unknown>>();
 
 export class CalibrationStore {
-  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly chains = chains;
 
   constructor(
     private readonly dir: string,
@@ -69,6 +74,12 @@ export class CalibrationStore {
 
   writeState(name: string, value: unknown): Promise<void> {
     return this.writeJson(this.path(name), value);
+  }
+
+  /** Resolves when every write under way in this directory has completed (or failed). */
+  async idle(): Promise<void> {
+    const mine = [...this.chains.entries()].filter(([f]) => f.startsWith(this.dir)).map(([, p]) => p.catch(() => undefined));
+    await Promise.all(mine);
   }
 
   private async readJson<T>(file: string): Promise<T | null> {

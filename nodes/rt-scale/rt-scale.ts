@@ -255,10 +255,16 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       users.clear();
-      stopLease().then(
-        () => done(),
-        () => done(),
-      );
+      // a calibration just made is on disk before the scale is gone
+      stopLease()
+        .then(
+          () => store.idle(),
+          () => store.idle(),
+        )
+        .then(
+          () => done(),
+          () => done(),
+        );
     });
   }
 

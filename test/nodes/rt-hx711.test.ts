@@ -109,7 +109,9 @@ describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
     await helper.unload();
     await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
     await load(flow());
-    assert.deepEqual((helper.getNode('sc') as TestNode).calibration!(), stored, 'stored calibration survives a restart');
+    // the stored calibration is read asynchronously (never a sync read on the flow engine's thread), before sampling starts
+    const sameCal = (want: object) => (): boolean => JSON.stringify((helper.getNode('sc') as TestNode).calibration!()) === JSON.stringify(want);
+    await waitFor(sameCal(stored), 2000, 'stored calibration survives a restart');
     o = collect();
     await waitFor(() => o.weights.length >= 2, 5000, 'sampling again');
     send('simulate', { load_g: 37.5 + 50 });
@@ -118,6 +120,7 @@ describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
     await helper.unload();
     await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
     await load(flow({ zero: 84010 }));
+    await sleep(300); // the stored file has been read (and is not used: the config changed)
     assert.deepEqual((helper.getNode('sc') as TestNode).calibration!(), { zero: 84010, cpgMilli: 420000 });
   });
 
