@@ -47,17 +47,17 @@ function fresh(params: Partial<DosingParams> = {}, plantP: Partial<PlantParams> 
 describe('dosing-core: DosingController', () => {
   it('rejects bad targets and a second start while running', () => {
     const c = new DosingController();
-    // coded errors, worded by rt-scale's catalog (they come back through the scale's worker)
+    // coded errors, worded by rt-dosing's catalog (they come back on the dosing node's own lease)
     assert.throws(() => c.start(-5, 0), { code: 'bad-target' });
     assert.throws(() => c.start(0, 0), { code: 'bad-target' });
     assert.throws(() => c.start(12.5, 0), { code: 'bad-target' });
     assert.throws(() => c.start(NaN, 0), { code: 'bad-target' });
     assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), { code: 'beyond-never-exceed', params: { cg: DEFAULT_PARAMS.neverExceedCg, limit: DEFAULT_PARAMS.neverExceedCg } });
-    assert.throws(() => c.start(-5, 0), (e: CodedError) => /positive/.test(en('rt-scale', e)));
-    assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), (e: CodedError) => /never-exceed/.test(en('rt-scale', e)));
+    assert.throws(() => c.start(-5, 0), (e: CodedError) => /positive/.test(en('rt-dosing', e)));
+    assert.throws(() => c.start(DEFAULT_PARAMS.neverExceedCg, 0), (e: CodedError) => /never-exceed/.test(en('rt-dosing', e)));
     c.start(1000, 0);
     assert.throws(() => c.start(1000, 0), { code: 'dose-already-running' });
-    assert.throws(() => c.start(1000, 0), (e: CodedError) => /already running/.test(en('rt-scale', e)));
+    assert.throws(() => c.start(1000, 0), (e: CodedError) => /already running/.test(en('rt-dosing', e)));
   });
 
   it('tares, runs coarse then fine, cuts off early, settles on a stable window, and learns tau', () => {
