@@ -9,8 +9,8 @@
 // transport delay (stop latency + fall) 0.1-0.8 s with jitter 0-20 ms; flow
 // ripple 0-15 % at 0.5-5 Hz (at a fixed frequency); reading noise sigma
 // 0.002-0.03 g; targets 10-500 g; motor spin-up/coast (first-order lag)
-// 20-200 ms; a dead band of 0-6 % duty; a slow flow drift of 0 to -1 %/min of
-// running; and in every third profile a flow step of -20 % at dose 50.
+// 20-200 ms; a dead band of 0-6 % duty; a slow flow drift of 0 to -0.1 %/min of
+// running (a hopper emptying); and in every third profile a flow step of -20 % at dose 50.
 // 100 consecutive doses per profile, in virtual time at 80 SPS, errors on the
 // plant's TRUE mass. Every controller starts from defaults that know nothing
 // of the profile (the same defaults on every profile).
@@ -18,10 +18,11 @@
 //   single   one speed, stop when the reading reaches the target
 //   twospeed coarse until the reading is within 2 g, fine (10 % duty) until the target
 //   preact   two-speed with learned preact, the industrial filler's in-flight
-//            compensation: both cut-off points move by half of each dose's
-//            error (the fine one by the final error, the coarse one by the
-//            excess of the mass dosed after it over the 2 g band); learns from
-//            its own settled reading
+//            compensation, learning from its own settled reading: the fine
+//            cut-off point moves by half of each dose's error; the coarse
+//            cut-off point (2 g band + a coarse preact) moves by a quarter of what
+//            the coarse flow delivers in the difference between the dribble
+//            (fine) time and its 1.5 s setpoint
 //   ours     DosingController (learns the plant from the first dose)
 //
 // Dose time: from the motor start to the moment the result is known (ours:
@@ -101,7 +102,7 @@ function profiles(n: number, seed: number): Profile[] {
       noiseG: round(logr(0.002, 0.03, u(5, i)), 4),
       lagS: round(lin(0.02, 0.2, u(6, i)), 3),
       deadBand: Math.round(lin(0, 60, u(7, i))),
-      driftPerMin: round(lin(-0.01, 0, u(9, i)), 4),
+      driftPerMin: round(lin(-0.001, 0, u(9, i)), 5),
       seed: 1000 + i,
     };
     out.push({ name: `p${String(i + 1).padStart(2, '0')}`, plant, targetG: round(logr(10, 500, u(8, i)), 1), stepAt: i % 3 === 0 ? 50 : undefined });
@@ -231,32 +232,48 @@ function twoSpeed(): Strategy {
 }
 
 function preact(): Strategy {
+  const DRIBBLE_US = 1_500_000;
   let target = 0;
   let zero = -1;
   let pc = 0;
   let pf = 0;
   let fine = false;
   let wSwitch = 0;
+  let t0 = 0;
+  let tSwitch = 0;
+  let tCut = 0;
   return {
-    start(tc) {
+    start(tc, t) {
       target = tc;
       zero = -1;
       fine = false;
       wSwitch = 0;
+      t0 = t;
+      tSwitch = 0;
+      tCut = 0;
     },
-    step(cg) {
+    step(cg, t) {
       if (zero < 0) zero = cg;
       const net = cg - zero;
       if (!fine && net >= target - BAND - pc) {
         fine = true;
         wSwitch = net;
+        tSwitch = t;
       }
-      if (fine && net >= target - pf) return null;
+      if (fine && net >= target - pf) {
+        tCut = t;
+        return null;
+      }
       return { duty: fine ? FINE : 1000 };
     },
     learn(settled) {
-      pf += Math.trunc((settled - target) / 2);
-      pc += Math.trunc((settled - wSwitch - BAND) / 2);
+      // both preacts stay within [0, target]: a dose that stopped at once must not run them away
+      pf = Math.min(target, Math.max(0, pf + Math.trunc((settled - target) / 2)));
+      if (fine && tSwitch > t0 + PERIOD_US && wSwitch > 0) {
+        const rate = (wSwitch * 1e6) / (tSwitch - t0); // the coarse flow as this baseline sees it (cg/s)
+        const dribble = tCut - tSwitch;
+        pc = Math.min(target, Math.max(0, pc + Math.trunc((rate * (DRIBBLE_US - dribble)) / 4e6)));
+      }
     },
   };
 }

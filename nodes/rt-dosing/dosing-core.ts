@@ -118,7 +118,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   fineBandCg: 0,
   toleranceCg: 10,
   stableSpreadCg: 4,
-  stableWindowUs: 500_000,
+  stableWindowUs: 400_000,
   rateWindowUs: 0,
   fitWindowUs: 150_000,
   flowGainDiv: 4,
@@ -169,6 +169,8 @@ export interface LearnedPlant {
   ripplePeriodUs: number;
   /** Sample period (us). */
   samplePeriodUs: number;
+  /** Time the switch from coarse to fine takes to give a steady fine ramp (us): coarse landing + spin-down. */
+  fineSettleUs: number;
   /** Recent per-dose in-flight times (us), newest last. */
   recentTauUs: number[];
   /** Doses rejected as outliers (total). */
@@ -176,7 +178,7 @@ export interface LearnedPlant {
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, recentTauUs: [], outliers: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0 };
 }
 
 export interface Sample {
@@ -427,6 +429,7 @@ export class DosingController {
   private outlierRun: number[] = [];
   private readonly win: Window;
   private readonly fit = new Fit(400);
+  private readonly recent = new Fit(200);
   // dose in progress
   private targetCg = 0;
   private zeroCg = 0;
@@ -471,6 +474,15 @@ export class DosingController {
   private noiseN = 0;
   private prevCg = 0;
   private cold = true;
+  private probing = false;
+  private fineFromRest = false;
+  private releasedAtCoarse = 0;
+  private measuredDelay = 0;
+  private cutSteady = false;
+  private motorStartUs = 0;
+  private fineNeed = 0;
+  private fineMeasured = false;
+  private burstUs = 0;
 
   /**
    * `prior`: what a station learned before (LearnedPlant), or a bare in-flight
@@ -534,28 +546,65 @@ export class DosingController {
     this.cutoffCg = 0;
     this.cutoffFlow = 0;
     this.cutoffAtUs = 0;
+    this.cutSteady = false;
     this.predictedInflight = 0;
+    this.coarseStartUs = 0;
     this.fineStartUs = 0;
+    this.settleStartUs = 0;
+    this.motorStartUs = 0;
     this.noiseSum = 0;
     this.noiseN = 0;
-    this.cold = this.L.tauUs === 0 || !this.L.flowCgPerS[String(this.p.coarseDuty)];
-    this._state = opts.tare === false ? 'coarse' : 'taring';
-    if (this._state === 'coarse') this.enterCoarse(nowUs, 0);
-    else this.duty = 0;
+    this.coarseFlow = 0;
+    this.fineFlow = 0;
+    this.releasedAtCoarse = 0;
+    this.probing = false;
+    this.measuredDelay = 0;
+    this.coarseTau = 0;
+    this.cold = !(this.coarseModel() > 0 && this.L.coarseTauUs > 0);
+    this.burstUs = 0;
+    this.lastNet = 0;
+    if (opts.tare === false) this.begin(nowUs, 0);
+    else {
+      this._state = 'taring';
+      this.duty = 0;
+    }
+  }
+
+  /** The motor starts: a cold station probes at fine speed; a small dose starts at fine speed; else coarse. */
+  private begin(t: number, net: number): void {
+    this.motorStartUs = t;
+    this.maxCg = net;
+    this.progressRefCg = net;
+    this.progressRefUs = t;
+    if (this.cold) {
+      this.probing = true;
+      this.enterFine(t, true);
+      return;
+    }
+    const fc = this.coarseModel();
+    this.coarseFlow = 0;
+    this.coarseTau = this.L.coarseTauUs;
+    const fm = this.fineMass(fc);
+    if (this.targetCg - fm <= Math.trunc((fc * 2 * this.period) / 1_000_000)) this.enterFine(t, true);
+    else this.enterCoarse(t, net);
   }
 
   private enterCoarse(tUs: number, net: number): void {
     this._state = 'coarse';
     this.coarseStartUs = tUs;
     this.duty = this.p.coarseDuty;
-    this.maxCg = net;
     this.progressRefCg = net;
     this.progressRefUs = tUs;
     this.onsetUs = 0;
     this.onsetCount = 0;
     this.coarseFlow = 0;
-    this.coarseTau = this.L.coarseTauUs;
+    if (this.L.coarseTauUs > 0) this.coarseTau = this.L.coarseTauUs;
     this.fitFromUs = 0;
+    if (this.releasedAtCoarse > 0) {
+      // from the probe: the material is already flowing; the coarse ramp is steady after the in-flight time and spin-up
+      this.onsetUs = tUs;
+      this.fitFromUs = tUs + this.coarseTau + this.spinUs();
+    }
     this.fit.reset(tUs, net);
     this.resSq = 0;
     this.resN = 0;
@@ -592,19 +641,50 @@ export class DosingController {
   private flowOf(duty: number): number {
     return this.L.flowCgPerS[String(duty)] ?? 0;
   }
+  /** The coarse flow for planning: measured, or (never measured: small doses so far) an upper bound from the fine flow (x3 beyond linear covers a dead band). */
+  private coarseModel(): number {
+    const fc = this.flowOf(this.p.coarseDuty);
+    if (fc > 0) return fc;
+    const ff = this.flowOf(this.fineDuty);
+    return ff > 0 ? Math.trunc((3 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
+  }
   private clampTau(us: number): number {
     return Math.min(this.p.tauMaxUs, Math.max(this.p.tauMinUs, us));
   }
-  /** Samples the fit needs for a line value within ~0.7 cg of noise (4 sigma^2 / n), bounded. */
+  /** Motor spin-up/coast allowance: twice the measured in-flight time beyond the dead time, bounded. */
+  private spinUs(): number {
+    const lag = this.L.delayUs > 0 && this.L.coarseTauUs > this.L.delayUs ? 2 * (this.L.coarseTauUs - this.L.delayUs) : 250_000;
+    return Math.max(100_000, Math.min(600_000, lag));
+  }
+  /**
+   * Samples the fine fit needs: enough that the slope error times the in-flight time stays near 0.5 cg
+   * (slope sigma = noise * sqrt(12 / n^3) / period), and whole periods of a ripple that shows at fine speed.
+   */
   private fitSamples(): number {
     const s = this.noise;
-    const n = Math.trunc((4 * s * s * 100) / 49) + 1;
+    const tau = Math.max(this.fineTau, this.coarseTau, 100_000);
+    // n^3 >= 12 s^2 tau^2 / (0.5^2 period^2)
+    const cube = (48 * s * s * Math.trunc(tau / 1000) * Math.trunc(tau / 1000)) / Math.trunc((this.period * this.period) / 1_000_000);
     const nMin = Math.max(8, Math.ceil(this.p.fitWindowUs / this.period));
-    return Math.min(Math.max(n, nMin), Math.max(nMin, Math.trunc(1_200_000 / this.period)));
+    const nMax = Math.trunc(1_200_000 / this.period);
+    let n = nMin;
+    while (n < nMax && n * n * n < cube) n++;
+    const rp = this.L.ripplePeriodUs;
+    const fineRipple = Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    if (rp > 0 && fineRipple >= 1) {
+      const per = Math.trunc(rp / this.period);
+      const k = Math.max(1, Math.ceil(n / per));
+      if (k * per <= Math.trunc(2_500_000 / this.period)) n = k * per;
+    }
+    return n;
   }
   /** Spread a still scale may show over the stable window: the configured one, or what the noise explains. */
   private stableSpread(): number {
     return Math.max(this.p.stableSpreadCg, Math.ceil((65 * this.L.noiseCg) / 10));
+  }
+  /** Standard error of a fit's slope (cg/s) with n samples: sigma * sqrt(12 / n^3) / period. */
+  private slopeErr(n: number): number {
+    return n > 3 ? Math.trunc((this.noise * 3_500_000) / (this.period * n * isqrt(n) + 1)) : 1_000_000;
   }
 
   /** One control step. Returns the motor command (duty from now on). */
@@ -637,7 +717,7 @@ export class DosingController {
         // a robust running estimate: a quiet tare lowers it at once, a noisy one raises it slowly
         this.L.noiseCg = this.L.noiseCg === 0 || sigma < this.L.noiseCg ? sigma : this.L.noiseCg + Math.trunc((sigma - this.L.noiseCg + 3) / 4);
         this.win.reset();
-        this.enterCoarse(t, 0);
+        this.begin(t, 0);
       } else if (t - this.startUs > this.p.maxSettleUs) {
         return this.abort('sensor-fault', t); // never stable: vibration or a bad cell
       }
@@ -664,39 +744,50 @@ export class DosingController {
     }
   }
 
+  /** How long to wait for the first material before calling it a jam: from the learned dead time, or the longest plausible. */
+  private onsetWaitUs(): number {
+    const known = this.L.delayUs || this.L.tauUs;
+    return known > 0 ? Math.max(this.p.noProgressUs, 3 * known) : this.p.tauMaxUs + this.p.noProgressUs;
+  }
+
+  /** The dead time: the first of 3 samples in a row above the noise. Returns false while no material has arrived. */
+  private detectOnset(t: number, net: number, fromUs: number): boolean {
+    if (this.onsetUs > 0) return true;
+    const thr = Math.max(5, 6 * this.noise);
+    this.onsetCount = net > thr ? this.onsetCount + 1 : 0;
+    if (this.onsetCount < 3) return false;
+    this.onsetUs = t - 2 * this.period;
+    this.measuredDelay = this.onsetUs - fromUs;
+    this.progressRefCg = net;
+    this.progressRefUs = t;
+    return true;
+  }
+
   private coarseStep(t: number, net: number): MotorCommand {
-    const sinceStart = t - this.coarseStartUs;
-    // the dead time: the first of 3 samples in a row above the noise
-    if (this.onsetUs === 0) {
-      const thr = Math.max(5, 6 * this.noise);
-      this.onsetCount = net > thr ? this.onsetCount + 1 : 0;
-      if (this.onsetCount >= 3) {
-        this.onsetUs = t - 2 * this.period;
+    if (!this.detectOnset(t, net, this.coarseStartUs)) {
+      if (t - this.coarseStartUs > this.onsetWaitUs()) return this.abort('no-progress', t);
+    } else {
+      // jam / empty hopper after the onset: too little gained over the no-progress time
+      const npUs = Math.max(this.p.noProgressUs, 2 * this.coarseTau);
+      if (t - this.progressRefUs >= npUs) {
+        if (net - this.progressRefCg < this.p.noProgressCg) return this.abort('no-progress', t);
         this.progressRefCg = net;
         this.progressRefUs = t;
-      } else {
-        // no material yet: a jam only once the learned dead time has long passed (cold: the longest plausible)
-        const wait = this.L.delayUs > 0 ? Math.max(this.p.noProgressUs, 3 * this.L.delayUs) : this.p.tauMaxUs + this.p.noProgressUs;
-        if (sinceStart > wait) return this.abort('no-progress', t);
-        return { duty: this.duty };
       }
     }
-    // jam / empty hopper after the onset: too little gained over the no-progress time
-    const npUs = Math.max(this.p.noProgressUs, 2 * this.coarseTau);
-    if (t - this.progressRefUs >= npUs) {
-      if (net - this.progressRefCg < this.p.noProgressCg) return this.abort('no-progress', t);
-      this.progressRefCg = net;
-      this.progressRefUs = t;
+    // before the ramp is measured, a warm station switches on its learned model (a cold one has probed)
+    const fc = this.coarseModel();
+    if (this.fitFromUs === 0 && this.onsetUs > 0) this.fitFromUs = this.onsetUs + this.spinUs();
+    if (this.fitFromUs === 0 || t < this.fitFromUs || this.fit.n < 12) {
+      if (this.fitFromUs > 0 && t >= this.fitFromUs) this.fit.push(t, net);
+      if (fc > 0 && this.L.coarseTauUs > 0) {
+        // what lands if the motor stops now: the motor's spin-up loss and its coast after the stop cancel out
+        const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
+        if (released >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
+      }
+      return { duty: this.duty };
     }
-    // the flow: a line over the steady part of the ramp (after the motor has spun up)
-    if (this.fitFromUs === 0) {
-      const spin = this.L.coarseTauUs > this.L.delayUs ? 2 * (this.L.coarseTauUs - this.L.delayUs) : 250_000;
-      this.fitFromUs = this.onsetUs + Math.max(100_000, Math.min(600_000, spin));
-    }
-    if (t < this.fitFromUs) return { duty: this.duty };
-    if (this.fit.n === 0) this.fit.reset(t, net, this.rateSamples());
     this.fit.push(t, net);
-    if (this.fit.n < 12) return { duty: this.duty };
     this.coarseFlow = this.fit.slope();
     if (this.coarseFlow <= 0) return { duty: this.duty };
     const line = this.fit.at(t);
@@ -714,14 +805,14 @@ export class DosingController {
       }
       this.resSign = sign;
     }
-    // in-flight time at coarse speed: where the steady line crosses zero (dead time + spin-up)
-    if (this.fit.n >= 24 || this.L.coarseTauUs === 0) {
+    // in-flight time at coarse speed, from rest: where the steady line crosses zero (dead time + spin-up)
+    if (this.releasedAtCoarse === 0 && (this.fit.n >= 24 || this.L.coarseTauUs === 0)) {
       const x0 = t - Math.trunc((line * 1_000_000) / this.coarseFlow);
       const measured = this.clampTau(x0 - this.coarseStartUs);
       this.coarseTau = this.L.coarseTauUs > 0 ? Math.trunc((this.L.coarseTauUs + measured) / 2) : measured;
     }
     const inflight = Math.trunc((this.coarseFlow * this.coarseTau) / 1_000_000);
-    if (line + inflight >= this.targetCg - this.fineMass()) this.enterFine(t);
+    if (line + inflight >= this.targetCg - this.fineMass(this.coarseFlow)) this.enterFine(t, false);
     return { duty: this.duty };
   }
 
@@ -734,37 +825,43 @@ export class DosingController {
   }
 
   /** Mass to dose at fine speed (cg): the fine flow over the time the fine phase needs, plus the coarse landing's uncertainty. */
-  private fineMass(): number {
-    const fc = this.coarseFlow;
+  private fineMass(fc: number): number {
     const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
     const need = this.fineSettleUs() + this.fitSamples() * this.period + 2 * this.period;
     let m = Math.trunc((ff * need) / 1_000_000);
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
     const jitter = Math.max(this.L.jitterUs, this.period / 2);
-    const slopeErr = this.fit.n > 3 ? Math.trunc((this.noise * 3_500_000) / (this.period * this.fit.n * isqrt(this.fit.n) + 1)) : fc;
+    const slopeErr = this.fit.n > 3 ? this.slopeErr(this.fit.n) : Math.trunc(fc / 20);
     m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * this.L.rippleCg + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
-    if (this.cold) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
+    if (this.cold || this.L.doses < 2) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
     return Math.max(m, this.p.fineBandCg);
   }
 
   /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
   private fineSettleUs(): number {
-    const spin = this.L.coarseTauUs > this.L.delayUs && this.L.delayUs > 0 ? 2 * (this.L.coarseTauUs - this.L.delayUs) : 150_000;
+    if (this.L.fineSettleUs > 0) return this.L.fineSettleUs + 4 * this.L.jitterUs;
     const tau = Math.max(this.coarseTau, this.L.coarseTauUs);
-    return tau + Math.max(100_000, Math.min(600_000, spin)) + 4 * this.L.jitterUs;
+    return tau + this.spinUs() + 4 * this.L.jitterUs;
   }
 
-  private enterFine(t: number): void {
+  private enterFine(t: number, fromRest: boolean): void {
     this._state = 'fine';
     this.fineStartUs = t;
     this.duty = this.fineDuty;
-    this.fineSteadyUs = t + this.fineSettleUs();
-    this.fineMinUs = 0;
+    this.fineFromRest = fromRest;
+    this.onsetUs = fromRest ? 0 : this.onsetUs;
+    this.onsetCount = 0;
+    this.fineSteadyUs = fromRest ? 0 : t + this.fineSettleUs();
     this.fit.reset(t, this.lastNet, 400);
+    this.fineNeed = 0;
+    this.fineMeasured = false;
     this.fineFlow = 0;
     this.fineTau = this.L.tauUs > 0 ? this.L.tauUs : this.coarseTau;
+    if (fromRest) return;
+    // a burst too short to measure: its flow is found from the mass it delivered, once the fine ramp is measured
+    this.burstUs = this.coarseFlow > 0 ? 0 : t - this.coarseStartUs;
     // what this dose measured at coarse speed
-    this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
+    if (this.coarseFlow > 0) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
     if (this.resN >= 24) {
       const ms = Math.trunc(this.resSq / this.resN) - this.noise * this.noise;
       this.L.rippleCg = isqrt(Math.max(0, 2 * ms));
@@ -773,34 +870,85 @@ export class DosingController {
   }
 
   private fineStep(t: number, net: number): MotorCommand {
-    // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
-    const ffGuess = this.flowOf(this.fineDuty) || Math.trunc((this.coarseFlow * this.fineDuty) / this.p.coarseDuty);
-    if (t >= this.fineStartUs + this.coarseTau && net - 4 * this.noise + Math.trunc((ffGuess * this.fineTau) / 1_000_000) >= this.targetCg) {
-      return this.cutoff(t, net, Math.trunc((ffGuess * this.fineTau) / 1_000_000), t, ffGuess);
+    if (this.fineFromRest && this.fineSteadyUs === 0) {
+      // from rest (a probe, or a dose smaller than the coarse phase needs): wait for the material, then for a steady ramp
+      if (!this.detectOnset(t, net, this.fineStartUs)) {
+        if (t - this.fineStartUs > this.onsetWaitUs()) return this.abort('no-progress', t);
+        return { duty: this.duty };
+      }
+      this.fineSteadyUs = this.onsetUs + this.spinUs();
     }
+    // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
+    const ffGuess = this.fineFlow || this.flowOf(this.fineDuty) || Math.trunc((this.coarseFlow * this.fineDuty) / this.p.coarseDuty);
+    const guardInflight = Math.trunc((ffGuess * this.fineTau) / 1_000_000);
+    if (net - 4 * this.noise + guardInflight >= this.targetCg) return this.cutoff(t, net, guardInflight, t, ffGuess, false);
     if (t < this.fineSteadyUs) return { duty: this.duty };
+    if (this.fineNeed === 0) {
+      this.fineNeed = this.fitSamples();
+      this.fit.reset(t, net, this.fineNeed);
+      this.recent.reset(t, net, Math.max(6, this.fineNeed >> 1));
+    }
     this.fit.push(t, net);
-    const need = this.fitSamples();
+    this.recent.push(t, net);
+    const need = this.fineNeed;
     if (this.fit.n < need) return { duty: this.duty };
     const f = this.fit.slope();
+    // still a transient (coarse material landing, the motor slowing down): the newer half runs slower than the window
+    const fr = this.recent.slope();
+    if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && t - this.fineSteadyUs < 3_000_000) return { duty: this.duty };
+    if (!this.fineMeasured && !this.fineFromRest) {
+      // how long the switch from coarse to fine really took to settle (the window's start), learned for the next dose
+      const settled = this.fit.firstUs - this.fineStartUs;
+      this.L.fineSettleUs = this.L.fineSettleUs > 0 ? this.L.fineSettleUs + Math.trunc((settled - this.L.fineSettleUs) / 2) : settled;
+    }
     // no flow at fine speed: the dead band swallowed it; raise the fine duty and measure again
-    const slopeErr = Math.trunc((this.noise * 3_500_000) / (this.period * this.fit.n * isqrt(this.fit.n) + 1));
-    if (f <= 3 * slopeErr || f * 100 < this.coarseFlow) {
+    if (f <= 3 * this.slopeErr(this.fit.n) || f * 100 < this.coarseFlow) {
       if (this.fineDuty + 50 > this.p.fineMaxDuty) return this.abort('no-progress', t);
       this.fineDuty += 50;
       this.L.fineDuty = this.fineDuty;
       this.duty = this.fineDuty;
       this.fineSteadyUs = t + this.fineSettleUs();
       this.fit.reset(t, net, 400);
+      this.fineNeed = 0;
       return { duty: this.duty };
     }
     this.fineFlow = f;
     const line = this.fit.at(t);
+    const first = !this.fineMeasured;
+    this.fineMeasured = true;
+    if (this.fineFromRest && first) {
+      // from rest: the line's zero crossing is this dose's in-flight time (dead time + spin-up)
+      const tauHere = this.clampTau(t - Math.trunc((line * 1_000_000) / f) - this.fineStartUs);
+      if (this.L.tauUs === 0) this.fineTau = tauHere;
+      if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
+    }
+    if (this.burstUs > 0 && first) {
+      // the coarse burst delivered what the line shows less the fine material landed since the switch
+      const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
+      const burst = line - fineLanded - this.releasedAtCoarse;
+      const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
+      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = fc;
+      this.burstUs = 0;
+    }
     const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
     const remaining = this.targetCg - line - inflight;
-    if (remaining <= 0) return this.cutoff(t, line, inflight, t, f);
+    if (this.probing) {
+      // the probe: enough room left for a coarse phase? The coarse flow is bounded from the fine one
+      // (x3 beyond linear covers a dead band), and the coarse ramp is measured before it is trusted.
+      const fcMax = Math.trunc((3 * f * this.p.coarseDuty) / this.fineDuty);
+      const room = this.fineMass(fcMax) + Math.trunc((fcMax * (2 * this.fineTau + this.spinUs() + 24 * this.period)) / 1_000_000);
+      if (remaining > room) {
+        this.probing = false;
+        this.L.flowCgPerS[String(this.fineDuty)] = f;
+        this.releasedAtCoarse = line + inflight;
+        this.enterCoarse(t, net);
+        return { duty: this.duty };
+      }
+      this.probing = false;
+    }
+    if (remaining <= 0) return this.cutoff(t, line, inflight, t, f, true);
     const dtUs = Math.trunc((remaining * 1_000_000) / f);
-    if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f);
+    if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f, true);
     return { duty: this.duty };
   }
 
@@ -833,8 +981,9 @@ export class DosingController {
     return { duty: 0 };
   }
 
-  private cutoff(t: number, line: number, predictedInflight: number, atUs: number, flow: number): MotorCommand {
+  private cutoff(t: number, line: number, predictedInflight: number, atUs: number, flow: number, steady: boolean): MotorCommand {
     this._state = 'settling';
+    this.cutSteady = steady;
     this.settleStartUs = t;
     this.cutoffAtUs = atUs;
     // weight on the scale at the (possibly future) cut-off instant
@@ -853,13 +1002,15 @@ export class DosingController {
     let outlier = false;
     const inflight = final - this.cutoffCg;
     if (!aborted) {
-      if (this.onsetUs > 0) this.learnDelay(this.onsetUs - this.coarseStartUs);
-      if (this.coarseTau > 0 && this.coarseFlow > 0) this.L.coarseTauUs = this.coarseTau;
+      if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
+      if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
-      if (this.topUps === 0 && this.cutoffAtUs > 0 && this.cutoffFlow > 0) outlier = !this.learn(inflight, this.cutoffFlow);
+      if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) outlier = !this.learn(inflight, this.cutoffFlow);
       this.L.doses++;
     }
-    const fineUs = this.fineStartUs > this.coarseStartUs ? this.settleStartUs - this.fineStartUs : 0;
+    const coarseUs = this.coarseStartUs > 0 ? (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs : 0;
+    const motorUs = this.motorStartUs > 0 ? (this._state === 'settling' || !aborted ? this.settleStartUs : t) - this.motorStartUs : 0;
+    const fineUs = this.fineStartUs > 0 ? motorUs - coarseUs : 0;
     this.record = {
       targetCg: this.targetCg,
       finalCg: final,
@@ -869,7 +1020,7 @@ export class DosingController {
       result,
       reason,
       durationUs: t - this.startUs,
-      coarseUs: Math.max(0, (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs),
+      coarseUs: Math.max(0, coarseUs),
       fineUs: Math.max(0, fineUs),
       settleUs: aborted ? 0 : Math.max(0, t - this.settleStartUs),
       steps: this.steps,
@@ -899,6 +1050,8 @@ export class DosingController {
       const sig = madSigma(hist, med);
       const limit = Math.max(4 * sig, Math.trunc((med * this.p.outlierPct) / 500), 2 * this.period);
       if (Math.abs(measured - med) > limit) {
+        // outliers in a row count as a change only when they agree with each other
+        this.outlierRun = this.outlierRun.filter((v) => Math.abs(v - measured) <= limit);
         this.outlierRun.push(measured);
         this.L.outliers++;
         if (this.outlierRun.length < this.p.confirm) return false;

@@ -36,7 +36,7 @@ export = function register(RED: NodeAPI): void {
     const scale = (def.scale ? RED.nodes.getNode(def.scale) : null) as ScaleNode | null;
     const labels = { node: node.id };
     const stateKey = `dosing-${node.id}`;
-    let tauUs = 350_000;
+    let tauUs = 0; // nothing known until the station has measured its plant
     let configured = false;
     let pending: Pending | null = null;
     let detach: (() => Promise<void>) | null = null;

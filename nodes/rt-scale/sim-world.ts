@@ -22,7 +22,7 @@ export interface PlantParams {
   lagS?: number;
   /** Dead band at low duty, permille: no flow below it; above it the flow rises linearly to coarseGps at full duty. */
   deadBand?: number;
-  /** Slow flow drift, fraction per minute of running (a hopper emptying: negative). */
+  /** Slow flow drift, fraction per minute of motor running (a hopper emptying: negative); the flow never drifts below half. */
   driftPerMin?: number;
 }
 
@@ -96,7 +96,7 @@ export class Plant {
       if (Math.abs(this.speed - this.effDuty) < 0.01) this.speed = this.effDuty;
       if (this.speed > 0) this.runS += step;
       const drift = 1 + ((this.p.driftPerMin ?? 0) * this.runS) / 60;
-      const flow = this.jammed ? 0 : flowAt(this.p, this.speed) * this.flowScale * Math.max(0, drift);
+      const flow = this.jammed ? 0 : flowAt(this.p, this.speed) * this.flowScale * Math.max(0.5, drift);
       this.mass += flow * (1 + this.p.ripple * Math.sin(this.phase)) * step;
       this.t += step;
     }
