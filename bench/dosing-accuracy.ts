@@ -20,9 +20,9 @@
 //   preact   two-speed with learned preact, the industrial filler's in-flight
 //            compensation, learning from its own settled reading: the fine
 //            cut-off point moves by half of each dose's error; the coarse
-//            cut-off point (2 g band + a coarse preact) moves by a quarter of what
-//            the coarse flow delivers in the difference between the dribble
-//            (fine) time and its 1.5 s setpoint
+//            cut-off point (2 g band + a coarse preact) moves by half of what
+//            the fine flow (taken as linear in duty) delivers in the difference
+//            between the dribble (fine) time and its 1.5 s setpoint
 //   ours     DosingController (learns the plant from the first dose)
 //
 // Dose time: from the motor start to the moment the result is known (ours:
@@ -272,7 +272,8 @@ function preact(): Strategy {
       if (fine && tSwitch > t0 + PERIOD_US && wSwitch > 0) {
         const rate = (wSwitch * 1e6) / (tSwitch - t0); // the coarse flow as this baseline sees it (cg/s)
         const dribble = tCut - tSwitch;
-        pc = Math.min(target, Math.max(0, pc + Math.trunc((rate * (DRIBBLE_US - dribble)) / 4e6)));
+        // the dribble runs at the fine flow, which this baseline takes as linear in duty
+        pc = Math.min(target, Math.max(0, pc + Math.trunc((((rate * FINE) / 1000) * (DRIBBLE_US - dribble)) / 2e6)));
       }
     },
   };

@@ -641,12 +641,12 @@ export class DosingController {
   private flowOf(duty: number): number {
     return this.L.flowCgPerS[String(duty)] ?? 0;
   }
-  /** The coarse flow for planning: measured, or (never measured: small doses so far) an upper bound from the fine flow (x3 beyond linear covers a dead band). */
+  /** The coarse flow for planning: measured, or (never measured: small doses so far) an upper bound from the fine flow (x2 beyond linear covers a dead band). */
   private coarseModel(): number {
     const fc = this.flowOf(this.p.coarseDuty);
     if (fc > 0) return fc;
     const ff = this.flowOf(this.fineDuty);
-    return ff > 0 ? Math.trunc((3 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
+    return ff > 0 ? Math.trunc((2 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
   }
   private clampTau(us: number): number {
     return Math.min(this.p.tauMaxUs, Math.max(this.p.tauMinUs, us));
@@ -927,16 +927,17 @@ export class DosingController {
       const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
       const burst = line - fineLanded - this.releasedAtCoarse;
       const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
-      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = fc;
+      // a burst shorter than the motor's spin-up reads low: it may raise the planning flow, never lower it
+      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, this.coarseModel());
       this.burstUs = 0;
     }
     const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
     const remaining = this.targetCg - line - inflight;
     if (this.probing) {
       // the probe: enough room left for a coarse phase? The coarse flow is bounded from the fine one
-      // (x3 beyond linear covers a dead band), and the coarse ramp is measured before it is trusted.
-      const fcMax = Math.trunc((3 * f * this.p.coarseDuty) / this.fineDuty);
-      const room = this.fineMass(fcMax) + Math.trunc((fcMax * (2 * this.fineTau + this.spinUs() + 24 * this.period)) / 1_000_000);
+      // (x2 beyond linear covers a dead band of half the fine duty), and the coarse ramp is measured before it is trusted.
+      const fcMax = Math.trunc((2 * f * this.p.coarseDuty) / this.fineDuty);
+      const room = this.fineMass(fcMax) + Math.trunc((fcMax * (this.fineTau + this.spinUs() + 24 * this.period)) / 1_000_000);
       if (remaining > room) {
         this.probing = false;
         this.L.flowCgPerS[String(this.fineDuty)] = f;
