@@ -851,7 +851,8 @@ export class DosingController {
     this.fineFromRest = fromRest;
     this.onsetUs = fromRest ? 0 : this.onsetUs;
     this.onsetCount = 0;
-    this.fineSteadyUs = fromRest ? 0 : t + this.fineSettleUs();
+    // the fit window opens a little before the learned settle time, so a shorter settle shows (the transient check guards it)
+    this.fineSteadyUs = fromRest ? 0 : t + (this.L.fineSettleUs > 0 ? Math.trunc((this.fineSettleUs() * 4) / 5) : this.fineSettleUs());
     this.fit.reset(t, this.lastNet, 400);
     this.fineNeed = 0;
     this.fineMeasured = false;
@@ -895,11 +896,12 @@ export class DosingController {
     const f = this.fit.slope();
     // still a transient (coarse material landing, the motor slowing down): the newer half runs slower than the window
     const fr = this.recent.slope();
-    if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && t - this.fineSteadyUs < 3_000_000) return { duty: this.duty };
+    const waited = t - this.fineSteadyUs - need * this.period;
+    if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && waited < need * this.period) return { duty: this.duty };
     if (!this.fineMeasured && !this.fineFromRest) {
       // how long the switch from coarse to fine really took to settle (the window's start), learned for the next dose
       const settled = this.fit.firstUs - this.fineStartUs;
-      this.L.fineSettleUs = this.L.fineSettleUs > 0 ? this.L.fineSettleUs + Math.trunc((settled - this.L.fineSettleUs) / 2) : settled;
+      this.L.fineSettleUs = this.L.fineSettleUs > 0 ? this.L.fineSettleUs + Math.trunc((settled - this.L.fineSettleUs) / 4) : settled;
     }
     // no flow at fine speed: the dead band swallowed it; raise the fine duty and measure again
     if (f <= 3 * this.slopeErr(this.fit.n) || f * 100 < this.coarseFlow) {
