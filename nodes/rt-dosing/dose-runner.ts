@@ -8,7 +8,7 @@ import type { SharedHistogram } from '../shared/shared-metrics';
 import type { ScaleHal } from '../rt-scale/hal';
 import type { SampleOut } from '../rt-scale/sampler-core';
 import type { ScaleEngine } from '../rt-scale/scale-engine';
-import { type AbortReason, type DoseRecord, DosingController, type DosingParams, type MotorCommand } from './dosing-core';
+import { type AbortReason, type DoseRecord, DosingController, type DosingParams, type LearnedPlant, type MotorCommand } from './dosing-core';
 
 export interface DoseProgress {
   state: string;
@@ -38,12 +38,13 @@ export class DoseRunner {
     private readonly engine: ScaleEngine,
     private readonly hal: ScaleHal,
     params: Partial<DosingParams>,
-    tauUs: number,
+    /** What the station learned before (LearnedPlant), or an older version's bare in-flight time (us; 0 = nothing known). */
+    prior: number | LearnedPlant | null,
     private readonly ev: RunnerEvents,
     private readonly stepHist: SharedHistogram | null,
     private readonly progressEveryUs = 100_000,
   ) {
-    this.ctl = new DosingController(params, tauUs);
+    this.ctl = new DosingController(params, prior);
   }
 
   get running(): boolean {
@@ -106,7 +107,7 @@ export class DoseRunner {
 
   private armStale(): void {
     this.cancelStale?.();
-    this.cancelStale = this.hal.clock.at(this.hal.clock.nowUs() + this.ctl.p.staleUs, () => {
+    this.cancelStale = this.hal.clock.at(this.hal.clock.nowUs() + this.ctl.staleLimitUs, () => {
       this.cancelStale = null;
       const cmd = this.ctl.checkStale(this.hal.clock.nowUs());
       if (cmd) {
