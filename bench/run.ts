@@ -1,5 +1,7 @@
-// npm run bench [-- <name> ...]: runs the named benchmarks (default: all) one
-// after another, each in its own process, and passes their output through.
+// npm run bench [-- <name> ... [--flag value ...]]: runs the named benchmarks
+// (default: all) one after another, each in its own process, and passes their
+// output through. Names come before the first flag; every argument from the
+// first flag on (flags and their values) is passed to each benchmark.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +11,10 @@ const all = readdirSync(dir)
   .filter((f) => f.endsWith('.js') && f !== 'run.js')
   .map((f) => f.slice(0, -3))
   .sort();
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const args = process.argv.slice(2);
+const firstFlag = args.findIndex((a) => a.startsWith('-'));
+const wanted = firstFlag < 0 ? args : args.slice(0, firstFlag);
+const passed = firstFlag < 0 ? [] : args.slice(firstFlag);
 const names = wanted.length ? wanted : all;
 let failed = 0;
 for (const name of names) {
@@ -19,7 +24,7 @@ for (const name of names) {
     continue;
   }
   console.error(`\n=== bench ${name} ===`);
-  const r = spawnSync(process.execPath, [join(dir, `${name}.js`), ...process.argv.slice(2).filter((a) => a.startsWith('-'))], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [join(dir, `${name}.js`), ...passed], { stdio: 'inherit' });
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

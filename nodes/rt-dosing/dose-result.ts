@@ -1,4 +1,5 @@
 // The dose record as the flow sees it (grams, seconds, milliseconds). Pure.
+import type { LearnedPlant } from './dosing-core';
 import type { DoseDone } from './dosing-protocol';
 
 const r2 = (v: number): number => Math.round(v * 100) / 100;
@@ -22,7 +23,28 @@ export function resultPayload(rec: DoseDone): Record<string, unknown> {
     step_latency_p99_ms: r3(rec.stepP99Us / 1000),
     top_ups: rec.topUps,
     tau_ms: r2(rec.tauUs / 1000),
+    ...(rec.learned ? { learned: learnedPayload(rec.learned) } : {}),
     ...(rec.recipe !== undefined ? { recipe: rec.recipe } : {}),
   };
 }
 
+
+/** What the controller learned of its plant, in the flow's units (grams, seconds, milliseconds, percent). */
+export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
+  const flow: Record<string, number> = {};
+  for (const [duty, cgps] of Object.entries(l.flowCgPerS)) flow[`${Number(duty) / 10}%`] = cgps / 100;
+  return {
+    doses: l.doses,
+    flow_gps: flow,
+    fine_duty_pct: l.fineDuty / 10,
+    delay_ms: r2(l.delayUs / 1000),
+    tau_ms: r2(l.tauUs / 1000),
+    coarse_tau_ms: r2(l.coarseTauUs / 1000),
+    jitter_ms: r2(l.jitterUs / 1000),
+    fine_settle_ms: r2(l.fineSettleUs / 1000),
+    noise_g: l.noiseCg / 100,
+    ripple_g: l.rippleCg / 100,
+    ripple_hz: l.ripplePeriodUs > 0 ? r2(1e6 / l.ripplePeriodUs) : 0,
+    outliers: l.outliers,
+  };
+}

@@ -11,7 +11,7 @@ import { CodedError } from '../shared/coded';
 import type { SharedHistogram } from '../shared/shared-metrics';
 import type { SampleOut } from '../rt-scale/sampler-core';
 import type { ConsumerHost, MotorHold } from '../rt-scale/scale-consumer';
-import { type AbortReason, DosingController, type DosingParams, type MotorCommand } from './dosing-core';
+import { type AbortReason, DosingController, type DosingParams, type LearnedPlant, type MotorCommand } from './dosing-core';
 import type { DoseDone, DoseProgress } from './dosing-protocol';
 
 export type { DoseProgress } from './dosing-protocol';
@@ -38,12 +38,13 @@ export class DoseRunner {
   constructor(
     private readonly host: ConsumerHost,
     params: Partial<DosingParams>,
-    tauUs: number,
+    /** What the station learned before (LearnedPlant), or an older version's bare in-flight time (us; 0 = nothing known). */
+    prior: number | LearnedPlant | null,
     private readonly ev: RunnerEvents,
     private readonly stepHist: SharedHistogram | null,
     private readonly progressEveryUs = 100_000,
   ) {
-    this.ctl = new DosingController(params, tauUs);
+    this.ctl = new DosingController(params, prior);
     this.ctl.setSamplePeriod(host.periodUs);
   }
 
@@ -118,7 +119,7 @@ export class DoseRunner {
 
   private armStale(): void {
     this.cancelStale?.();
-    this.cancelStale = this.host.clock.at(this.host.clock.nowUs() + this.ctl.p.staleUs, () => {
+    this.cancelStale = this.host.clock.at(this.host.clock.nowUs() + this.ctl.staleLimitUs, () => {
       this.cancelStale = null;
       const cmd = this.ctl.checkStale(this.host.clock.nowUs());
       if (cmd) {

@@ -7,32 +7,44 @@
 //
 //   idle -> taring -> coarse -> fine -> settling -> done | aborted
 //
-// - taring: waits for a stable reading, takes it as zero.
-// - coarse: full speed until the weight that will be on the scale once the
-//   material in flight lands enters the fine band.
-// - fine: fine speed; the cut-off is predicted: the motor stops when
-//   weight + material in flight reaches the target, at the exact microsecond
-//   between two samples (stopAtUs), so the 12.5 ms sample period does not
-//   quantise the dose.
+// The controller knows nothing of the plant it drives: it measures it, from
+// the first dose on a fresh station, and keeps learning (LearnedPlant, which
+// the node persists per station and shows).
 //
-// Material in flight is a transport-delay model: what lands on the scale at t
-// left the auger at t - tau, so the mass in flight is the integral of the
-// motor's flow over the last tau, flow(duty) being measured live (the slope of
-// the weight, attributed to the duty that was running tau earlier). A change
-// of speed is therefore predicted correctly while coarse material is still
-// falling after the switch to fine.
-// - settling: waits for a stable window (spread under a threshold over the
-//   window, not a fixed wait), then judges ok / under / over against the
-//   tolerance; optional top-up pulses when under.
+// - taring: waits for a stable reading, takes it as zero, and measures the
+//   reading noise (sigma from the mean successive difference).
+// - coarse: full speed. Measures the dead time (start command to the first
+//   rise), the coarse flow (a least-squares line over a window sized from the
+//   measured noise and ripple period) and the in-flight time (where that line
+//   crosses zero: dead time plus motor spin-up), and the ripple on the weight
+//   (amplitude and period from the residuals of the line). Switches to fine
+//   when everything released so far (line + coarse flow x in-flight time)
+//   reaches the target minus the fine mass, itself derived from what was
+//   measured: the fine flow times the time the fine phase needs (coarse
+//   material landing, motor slowing down, a fit window long enough for the
+//   noise) plus a margin for the coarse landing's uncertainty (flow x jitter,
+//   ripple, slope error x in-flight time). A cold start adds a probe margin.
+// - fine: fine speed. Once the coarse material has landed and the motor runs
+//   steadily, a line is fitted to the fine ramp; the motor stops when the
+//   line + fine flow x learned in-flight time reaches the target, at the exact
+//   microsecond between two samples (stopAtUs). A fine duty swallowed by the
+//   motor's dead band (no flow) is raised and remembered.
+// - settling: waits until the in-flight time has passed and the spread over
+//   the stable window is within what the measured noise explains, then judges
+//   ok / under / over; optional top-up pulses when under.
 //
-// Learning: tau (motor stop latency + transport delay + filter lag) is learned
-// from each dose: the mass that landed after the cut-off, walked back through
-// the duty history, gives tau_measured;
-// tau moves by 1/learnDiv of the error (default 4: Unipulse's 1/4; 2 is Rice Lake's half), bounded to
-// [tauMinUs, tauMaxUs], and a dose whose tau_measured is off by more than
-// outlierPct of tau is ignored (counted) unless `confirm` outliers in a row
-// agree (a real change). Because tau is a time, it carries over when the flow
-// rate changes (a different material, a worn auger): the rate is measured live.
+// Learning: each dose gives a measured in-flight time (the mass that landed
+// after the cut-off over the fine flow). The controller keeps the last few and
+// uses their median; their MAD is the delay jitter. A measurement far from the
+// median (outlierMads MADs) is rejected and counted, unless `confirm` in a row
+// agree (a real change). The in-flight time is a time, so it carries over when
+// the flow changes (a different material, a worn auger): flows are measured
+// live in every dose.
+//
+// Safety uses measured quantities: no progress is judged after the measured
+// dead time (a 0.8 s fall is not a jam), the stale-sensor limit follows the
+// measured sample period, and a container drop must exceed what noise and
+// ripple explain.
 
 import { CodedError } from '../shared/coded';
 
@@ -41,7 +53,6 @@ export const DOSE_START_CODES = ['dose-already-running', 'bad-target', 'beyond-n
 
 export type DoseState = 'idle' | 'taring' | 'coarse' | 'fine' | 'settling' | 'done' | 'aborted';
 export type DoseResult = 'ok' | 'under' | 'over' | 'aborted';
-
 export type AbortReason =
   | 'stop'
   | 'max-time'
@@ -55,53 +66,60 @@ export type AbortReason =
 export interface DosingParams {
   /** Coarse (full) speed, permille of full duty. */
   coarseDuty: number;
-  /** Fine speed, permille. */
+  /** Fine speed, permille (raised automatically when the motor's dead band swallows it). */
   fineDuty: number;
-  /** Switch to fine when the predicted final weight is within this of the target (cg). */
+  /** Minimum mass dosed at fine speed (cg); 0 = derived from what was measured (the default). */
   fineBandCg: number;
   /** ok when |error| <= tolerance (cg). */
   toleranceCg: number;
-  /** Stability: the spread (max - min) over the window must be under this (cg). */
+  /** Stability: the spread (max - min) over the window must be under this (cg), or under what the measured noise explains. */
   stableSpreadCg: number;
   stableWindowUs: number;
-  /** Window for the flow-rate estimate (least squares slope). */
+  /** Maximum window of the flow-rate regression; 0 = sized from the measured noise and ripple. */
   rateWindowUs: number;
-  /** Each flow measurement moves the flow estimate by 1/flowGainDiv of its difference (smoothing over ripple). */
+  /** Kept for configuration compatibility (the flow is re-measured in every dose). */
   flowGainDiv: number;
-  /** Fine phase: the cut-off uses a line fitted over this window instead of the newest sample (0 = newest sample). */
+  /** Minimum fine-phase fit window (us); the window grows with the measured noise. */
   fitWindowUs: number;
   /** Safety */
   maxDoseUs: number;
   neverExceedCg: number;
-  /** less than this gained in noProgressUs at coarse speed: jam or empty hopper. */
+  /** less than this gained in noProgressUs (after the measured dead time) at coarse speed: jam or empty hopper. */
   noProgressCg: number;
   noProgressUs: number;
-  /** a drop of more than this below the running maximum: container removed. */
+  /** a drop of more than this (or of what noise and ripple explain, if more) below the running maximum: container removed. */
   containerDropCg: number;
-  /** no sample for this long: stale sensor. */
+  /** no sample for this long (or 3 measured sample periods, if more): stale sensor. */
   staleUs: number;
   /** Top-up pulses when under: duration and max count (0 disables). */
   topUpPulseUs: number;
   topUpMax: number;
-  /** In-flight learning. */
+  /** Bounds of the in-flight time. */
   tauMinUs: number;
   tauMaxUs: number;
+  /** A dose's in-flight time further than this many MADs (and 10 %) from the median is an outlier. */
   outlierPct: number;
   confirm: number;
-  /** tau moves by 1/learnDiv of each dose's error (2 = Rice Lake's half). */
+  /** Kept for configuration compatibility (the learner uses the median of recent doses). */
   learnDiv: number;
   /** Settling gives up (judges anyway) after this long. */
   maxSettleUs: number;
+  /** Doses kept for the median of the in-flight time. */
+  learnDoses: number;
+  /** Cold start: extra margin before the fine phase, percent of the estimated coarse in-flight mass. */
+  probeMarginPct: number;
+  /** Highest fine duty the dead-band search may reach, permille. */
+  fineMaxDuty: number;
 }
 
 export const DEFAULT_PARAMS: DosingParams = {
   coarseDuty: 1000,
   fineDuty: 100,
-  fineBandCg: 200,
+  fineBandCg: 0,
   toleranceCg: 10,
   stableSpreadCg: 4,
-  stableWindowUs: 500_000,
-  rateWindowUs: 500_000,
+  stableWindowUs: 400_000,
+  rateWindowUs: 0,
   fitWindowUs: 150_000,
   flowGainDiv: 4,
   maxDoseUs: 60_000_000,
@@ -118,7 +136,50 @@ export const DEFAULT_PARAMS: DosingParams = {
   confirm: 3,
   learnDiv: 4,
   maxSettleUs: 5_000_000,
+  learnDoses: 9,
+  probeMarginPct: 30,
+  fineMaxDuty: 500,
 };
+
+/**
+ * What the controller learned about its plant: plain data (JSON), persisted
+ * per station by the node and shown in the editor and the dose result.
+ * 0 means "not measured yet".
+ */
+export interface LearnedPlant {
+  version: 1;
+  /** Doses learned from (not aborted). */
+  doses: number;
+  /** Measured flow per duty level, cg/s, keyed by duty permille. */
+  flowCgPerS: Record<string, number>;
+  /** Fine duty in use (permille): the configured one, raised when the dead band swallowed it. */
+  fineDuty: number;
+  /** Dead time: motor start command to the first rise on the scale (us, median of recent doses). */
+  delayUs: number;
+  /** In-flight time at coarse speed: stop latency + fall + coast (us, from the coarse line). */
+  coarseTauUs: number;
+  /** In-flight time at fine speed (us): the median of recent doses'. */
+  tauUs: number;
+  /** Jitter of the in-flight time (us, 1.4826 x MAD of recent doses). */
+  jitterUs: number;
+  /** Reading noise sigma (cg). */
+  noiseCg: number;
+  /** Ripple on the weight at coarse speed: amplitude (cg) and period (us; 0 = none seen). */
+  rippleCg: number;
+  ripplePeriodUs: number;
+  /** Sample period (us). */
+  samplePeriodUs: number;
+  /** Time the switch from coarse to fine takes to give a steady fine ramp (us): coarse landing + spin-down. */
+  fineSettleUs: number;
+  /** Recent per-dose in-flight times (us), newest last. */
+  recentTauUs: number[];
+  /** Doses rejected as outliers (total). */
+  outliers: number;
+}
+
+export function emptyLearned(fineDuty: number): LearnedPlant {
+  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0 };
+}
 
 export interface Sample {
   /** Weight on the scale, centigrams (tared by the sampler or absolute: the controller tares itself). */
@@ -152,10 +213,12 @@ export interface DoseRecord {
   settleUs: number;
   steps: number;
   topUps: number;
-  /** tau after learning from this dose (us). */
+  /** In-flight time after learning from this dose (us). */
   tauUs: number;
   /** This dose was ignored for learning as an outlier. */
   outlier: boolean;
+  /** What the controller knows of the plant after this dose (a copy). */
+  learned: LearnedPlant;
 }
 
 /** Ring of recent samples for the slope and the stability window (fixed size, no allocation per step). */
@@ -263,15 +326,110 @@ class Window {
     // dt grows into the past, so negate; units: cg per 0.1 ms -> cg/s
     return -Math.round((num * 10_000) / den);
   }
+  get count(): number {
+    return this.n;
+  }
+}
+
+/**
+ * Incremental least squares over a sliding window of samples: O(1) per
+ * sample. Times in ms since the fit's base, weights in cg since its base
+ * weight; the sums stay exact integers for windows of a few hundred samples
+ * over doses of a few minutes.
+ */
+class Fit {
+  private readonly t: Int32Array;
+  private readonly w: Int32Array;
+  private head = 0;
+  n = 0;
+  private cap: number;
+  private st = 0;
+  private sw = 0;
+  private stt = 0;
+  private stw = 0;
+  private baseUs = 0;
+  private baseW = 0;
+  /** Time of the oldest sample in the window (us). */
+  firstUs = 0;
+  constructor(readonly size: number) {
+    this.t = new Int32Array(size);
+    this.w = new Int32Array(size);
+    this.cap = size;
+  }
+  reset(baseUs: number, baseW: number, cap = this.size): void {
+    this.n = 0;
+    this.head = 0;
+    this.st = this.sw = this.stt = this.stw = 0;
+    this.baseUs = baseUs;
+    this.baseW = baseW;
+    this.cap = Math.max(3, Math.min(this.size, cap));
+  }
+  push(tUs: number, cg: number): void {
+    const x = Math.trunc((tUs - this.baseUs) / 1000);
+    const y = cg - this.baseW;
+    if (this.n === this.cap) {
+      const o = (this.head - this.n + this.size) % this.size;
+      const ox = this.t[o];
+      const oy = this.w[o];
+      this.st -= ox;
+      this.sw -= oy;
+      this.stt -= ox * ox;
+      this.stw -= ox * oy;
+      this.n--;
+    }
+    this.t[this.head] = x;
+    this.w[this.head] = y;
+    this.head = (this.head + 1) % this.size;
+    this.n++;
+    this.st += x;
+    this.sw += y;
+    this.stt += x * x;
+    this.stw += x * y;
+    this.firstUs = this.baseUs + this.t[(this.head - this.n + this.size) % this.size] * 1000;
+  }
+  /** Slope, cg/s (0 with fewer than 3 samples). */
+  slope(): number {
+    const d = this.n * this.stt - this.st * this.st;
+    if (this.n < 3 || d <= 0) return 0;
+    return Math.round(((this.n * this.stw - this.st * this.sw) * 1000) / d);
+  }
+  /** The line's value (cg) at tUs. */
+  at(tUs: number): number {
+    if (this.n === 0) return this.baseW;
+    const x = Math.trunc((tUs - this.baseUs) / 1000);
+    return this.baseW + Math.round((this.sw * 1000 + this.slope() * (this.n * x - this.st)) / (this.n * 1000));
+  }
+}
+
+/** Integer square root (floor). */
+function isqrt(v: number): number {
+  if (v <= 0) return 0;
+  let x = Math.trunc(Math.sqrt(v));
+  while (x * x > v) x--;
+  while ((x + 1) * (x + 1) <= v) x++;
+  return x;
+}
+
+function median(a: readonly number[]): number {
+  if (!a.length) return 0;
+  const s = [...a].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : Math.round((s[m - 1] + s[m]) / 2);
+}
+
+/** 1.4826 x median absolute deviation (a robust sigma). */
+function madSigma(a: readonly number[], med: number): number {
+  return Math.round((median(a.map((v) => Math.abs(v - med))) * 14_826) / 10_000);
 }
 
 export class DosingController {
   readonly p: DosingParams;
   private _state: DoseState = 'idle';
-  private tauUs: number;
-  private outlierRun = 0;
-  private outlierTaus: number[] = [];
+  private L: LearnedPlant;
+  private outlierRun: number[] = [];
   private readonly win: Window;
+  private readonly fit = new Fit(400);
+  private readonly recent = new Fit(200);
   // dose in progress
   private targetCg = 0;
   private zeroCg = 0;
@@ -286,30 +444,78 @@ export class DosingController {
   private progressRefCg = 0;
   private progressRefUs = 0;
   private cutoffCg = 0;
-  private cutoffRate = 0;
+  private cutoffFlow = 0;
   private predictedInflight = 0;
   private topUps = 0;
   private topUpUntil = 0;
   private record: DoseRecord | null = null;
-  /** Duty history (times us, duties permille), oldest first; bounded. */
-  private readonly dT: number[] = [];
-  private readonly dV: number[] = [];
-  /** Measured flow (cg/s) per duty level; unknown levels scale from full duty. */
-  private readonly flowByDuty = new Map<number, number>();
-  private flowFull = 0;
+  private lastNet = 0;
+  private finalCg = 0;
+  private periodEst = 0;
   private cutoffAtUs = 0;
+  private fineDuty: number;
+  // measurements of this dose
+  private onsetUs = 0;
+  private onsetCount = 0;
+  private coarseFlow = 0;
+  private coarseTau = 0;
+  private fitFromUs = 0;
+  private fineSteadyUs = 0;
+  private fineFlow = 0;
+  private fineTau = 0;
+  private fineMinUs = 0;
+  private resSq = 0;
+  private resN = 0;
+  private resSign = 0;
+  private crossings = 0;
+  private firstCrossUs = 0;
+  private lastCrossUs = 0;
+  private noiseSum = 0;
+  private noiseN = 0;
+  private prevCg = 0;
+  private cold = true;
+  private probing = false;
+  private fineFromRest = false;
+  private releasedAtCoarse = 0;
+  private measuredDelay = 0;
+  private cutSteady = false;
+  private motorStartUs = 0;
+  private fineNeed = 0;
+  private fineMeasured = false;
+  private burstUs = 0;
 
-  constructor(params: Partial<DosingParams> = {}, tauUs = 350_000) {
+  /**
+   * `prior`: what a station learned before (LearnedPlant), or a bare in-flight
+   * time in us from an older version (<= 0 or absent: nothing known).
+   */
+  constructor(params: Partial<DosingParams> = {}, prior?: number | LearnedPlant | null) {
     this.p = { ...DEFAULT_PARAMS, ...params };
-    this.tauUs = Math.min(this.p.tauMaxUs, Math.max(this.p.tauMinUs, Math.round(tauUs)));
     this.win = new Window(256);
+    this.fineDuty = this.p.fineDuty;
+    this.L = emptyLearned(this.p.fineDuty);
+    if (typeof prior === 'number') {
+      if (prior > 0) {
+        this.L.tauUs = this.clampTau(Math.round(prior));
+        this.L.coarseTauUs = this.L.tauUs;
+        this.L.recentTauUs = [this.L.tauUs];
+      }
+    } else if (prior && prior.version === 1) {
+      this.L = { ...emptyLearned(this.p.fineDuty), ...prior, flowCgPerS: { ...prior.flowCgPerS }, recentTauUs: [...prior.recentTauUs] };
+      if (this.L.fineDuty >= this.p.fineDuty && this.L.fineDuty <= this.p.fineMaxDuty) this.fineDuty = this.L.fineDuty;
+      else this.L.fineDuty = this.p.fineDuty;
+    }
   }
 
   get state(): DoseState {
     return this._state;
   }
+  /** The learned in-flight time at fine speed (us; 0 = not known yet). */
   get tau(): number {
-    return this.tauUs;
+    return this.L.tauUs;
+  }
+  /** A copy of what the controller learned (for persistence and display). */
+  get learned(): LearnedPlant {
+    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, recentTauUs: [...this.L.recentTauUs] };
   }
   get running(): boolean {
     return this._state !== 'idle' && this._state !== 'done' && this._state !== 'aborted';
@@ -318,7 +524,10 @@ export class DosingController {
   get netCg(): number {
     return this.lastNet;
   }
-  private lastNet = 0;
+  /** The stale-sensor limit in force (us): the configured one, or 3 measured sample periods if longer. */
+  get staleLimitUs(): number {
+    return Math.max(this.p.staleUs, 3 * (this.periodEst || this.L.samplePeriodUs));
+  }
 
   /** Starts a dose. Throws a CodedError (DOSE_START_CODES) for a bad target or when a dose is running. */
   start(targetCg: number, nowUs: number, opts: { tare?: boolean; zeroCg?: number } = {}): void {
@@ -333,27 +542,76 @@ export class DosingController {
     this.topUpUntil = 0;
     this.record = null;
     this.win.reset();
-    this.dT.length = 0;
-    this.dV.length = 0;
-    this.dT.push(nowUs);
-    this.dV.push(0);
     this.zeroCg = opts.zeroCg ?? 0;
     this.cutoffCg = 0;
-    this.cutoffRate = 0;
+    this.cutoffFlow = 0;
     this.cutoffAtUs = 0;
+    this.cutSteady = false;
     this.predictedInflight = 0;
-    this._state = opts.tare === false ? 'coarse' : 'taring';
-    if (this._state === 'coarse') this.enterCoarse(nowUs);
-    else this.duty = 0;
+    this.coarseStartUs = 0;
+    this.fineStartUs = 0;
+    this.settleStartUs = 0;
+    this.motorStartUs = 0;
+    this.noiseSum = 0;
+    this.noiseN = 0;
+    this.coarseFlow = 0;
+    this.fineFlow = 0;
+    this.releasedAtCoarse = 0;
+    this.probing = false;
+    this.measuredDelay = 0;
+    this.coarseTau = 0;
+    this.cold = !(this.coarseModel() > 0 && this.L.coarseTauUs > 0);
+    this.burstUs = 0;
+    this.lastNet = 0;
+    if (opts.tare === false) this.begin(nowUs, 0);
+    else {
+      this._state = 'taring';
+      this.duty = 0;
+    }
   }
 
-  private enterCoarse(tUs: number): void {
+  /** The motor starts: a cold station probes at fine speed; a small dose starts at fine speed; else coarse. */
+  private begin(t: number, net: number): void {
+    this.motorStartUs = t;
+    this.maxCg = net;
+    this.progressRefCg = net;
+    this.progressRefUs = t;
+    if (this.cold) {
+      this.probing = true;
+      this.enterFine(t, true);
+      return;
+    }
+    const fc = this.coarseModel();
+    this.coarseFlow = 0;
+    this.coarseTau = this.L.coarseTauUs;
+    const fm = this.fineMass(fc);
+    if (this.targetCg - fm <= Math.trunc((fc * 2 * this.period) / 1_000_000)) this.enterFine(t, true);
+    else this.enterCoarse(t, net);
+  }
+
+  private enterCoarse(tUs: number, net: number): void {
     this._state = 'coarse';
     this.coarseStartUs = tUs;
-    this.setDuty(this.p.coarseDuty, tUs);
-    this.maxCg = 0;
-    this.progressRefCg = 0;
+    this.duty = this.p.coarseDuty;
+    this.progressRefCg = net;
     this.progressRefUs = tUs;
+    this.onsetUs = 0;
+    this.onsetCount = 0;
+    this.coarseFlow = 0;
+    if (this.L.coarseTauUs > 0) this.coarseTau = this.L.coarseTauUs;
+    this.fitFromUs = 0;
+    if (this.releasedAtCoarse > 0) {
+      // from the probe: the material is already flowing; the coarse ramp is steady after the in-flight time and spin-up
+      this.onsetUs = tUs;
+      this.fitFromUs = tUs + this.coarseTau + this.spinUs();
+    }
+    this.fit.reset(tUs, net);
+    this.resSq = 0;
+    this.resN = 0;
+    this.resSign = 0;
+    this.crossings = 0;
+    this.firstCrossUs = 0;
+    this.lastCrossUs = 0;
   }
 
   /** Stop input / close: motor off now, dose aborted. O(1). */
@@ -365,8 +623,68 @@ export class DosingController {
 
   /** Called without a sample when the sensor may have gone quiet: enforces the stale-sensor limit. */
   checkStale(nowUs: number): MotorCommand | null {
-    if (this.running && nowUs - this.lastUs > this.p.staleUs) return this.abort('stale-sensor', nowUs);
+    if (this.running && nowUs - this.lastUs > this.staleLimitUs) return this.abort('stale-sensor', nowUs);
     return null;
+  }
+
+  /** Tells the controller the sample period (us) so cut-offs between samples are scheduled. */
+  setSamplePeriod(us: number): void {
+    if (us > 0) this.periodEst = Math.round(us);
+  }
+
+  private get period(): number {
+    return this.periodEst || this.L.samplePeriodUs || 12_500;
+  }
+  private get noise(): number {
+    return Math.max(1, this.L.noiseCg);
+  }
+  private flowOf(duty: number): number {
+    return this.L.flowCgPerS[String(duty)] ?? 0;
+  }
+  /** The coarse flow for planning: measured, or (never measured: small doses so far) an upper bound from the fine flow (x2 beyond linear covers a dead band). */
+  private coarseModel(): number {
+    const fc = this.flowOf(this.p.coarseDuty);
+    if (fc > 0) return fc;
+    const ff = this.flowOf(this.fineDuty);
+    return ff > 0 ? Math.trunc((2 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
+  }
+  private clampTau(us: number): number {
+    return Math.min(this.p.tauMaxUs, Math.max(this.p.tauMinUs, us));
+  }
+  /** Motor spin-up/coast allowance: twice the measured in-flight time beyond the dead time, bounded. */
+  private spinUs(): number {
+    const lag = this.L.delayUs > 0 && this.L.coarseTauUs > this.L.delayUs ? 2 * (this.L.coarseTauUs - this.L.delayUs) : 250_000;
+    return Math.max(100_000, Math.min(600_000, lag));
+  }
+  /**
+   * Samples the fine fit needs: enough that the slope error times the in-flight time stays near 0.5 cg
+   * (slope sigma = noise * sqrt(12 / n^3) / period), and whole periods of a ripple that shows at fine speed.
+   */
+  private fitSamples(): number {
+    const s = this.noise;
+    const tau = Math.max(this.fineTau, this.coarseTau, 100_000);
+    // n^3 >= 12 s^2 tau^2 / (0.5^2 period^2)
+    const cube = (48 * s * s * Math.trunc(tau / 1000) * Math.trunc(tau / 1000)) / Math.trunc((this.period * this.period) / 1_000_000);
+    const nMin = Math.max(8, Math.ceil(this.p.fitWindowUs / this.period));
+    const nMax = Math.trunc(1_200_000 / this.period);
+    let n = nMin;
+    while (n < nMax && n * n * n < cube) n++;
+    const rp = this.L.ripplePeriodUs;
+    const fineRipple = Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    if (rp > 0 && fineRipple >= 1) {
+      const per = Math.trunc(rp / this.period);
+      const k = Math.max(1, Math.ceil(n / per));
+      if (k * per <= Math.trunc(2_500_000 / this.period)) n = k * per;
+    }
+    return n;
+  }
+  /** Spread a still scale may show over the stable window: the configured one, or what the noise explains. */
+  private stableSpread(): number {
+    return Math.max(this.p.stableSpreadCg, Math.ceil((65 * this.L.noiseCg) / 10));
+  }
+  /** Standard error of a fit's slope (cg/s) with n samples: sigma * sqrt(12 / n^3) / period. */
+  private slopeErr(n: number): number {
+    return n > 3 ? Math.trunc((this.noise * 3_500_000) / (this.period * n * isqrt(n) + 1)) : 1_000_000;
   }
 
   /** One control step. Returns the motor command (duty from now on). */
@@ -374,18 +692,32 @@ export class DosingController {
     if (!this.running) return { duty: 0 };
     this.steps++;
     const t = s.tUs;
-    if (t - this.lastUs > this.p.staleUs) return this.abort('stale-sensor', t);
+    if (t - this.lastUs > this.staleLimitUs) return this.abort('stale-sensor', t);
+    if (t > this.lastUs && this.steps > 1) {
+      const dtS = t - this.lastUs;
+      this.L.samplePeriodUs = this.L.samplePeriodUs ? this.L.samplePeriodUs + Math.trunc((dtS - this.L.samplePeriodUs) / 16) : dtS;
+    }
     this.lastUs = t;
     if (s.fault) return this.abort('sensor-fault', t);
     if (t - this.startUs > this.p.maxDoseUs) return this.abort('max-time', t);
 
     if (this._state === 'taring') {
+      if (this.win.count > 0) {
+        this.noiseSum += Math.abs(s.cg - this.prevCg);
+        this.noiseN++;
+      }
+      this.prevCg = s.cg;
       this.win.push(t, s.cg);
+      // noise sigma from the mean successive difference (E|d| = 2 sigma / sqrt(pi))
+      const sigma = this.noiseN >= 8 ? Math.round((this.noiseSum * 886) / (this.noiseN * 1000)) : 0;
       const spread = this.win.spread(this.p.stableWindowUs);
-      if (spread >= 0 && spread <= this.p.stableSpreadCg) {
+      const limit = Math.max(this.p.stableSpreadCg, Math.ceil((65 * sigma) / 10));
+      if (spread >= 0 && spread <= limit) {
         this.zeroCg = this.win.mean(this.p.stableWindowUs);
+        // a robust running estimate: a quiet tare lowers it at once, a noisy one raises it slowly
+        this.L.noiseCg = this.L.noiseCg === 0 || sigma < this.L.noiseCg ? sigma : this.L.noiseCg + Math.trunc((sigma - this.L.noiseCg + 3) / 4);
         this.win.reset();
-        this.enterCoarse(t);
+        this.begin(t, 0);
       } else if (t - this.startUs > this.p.maxSettleUs) {
         return this.abort('sensor-fault', t); // never stable: vibration or a bad cell
       }
@@ -397,163 +729,274 @@ export class DosingController {
     this.win.push(t, net);
     if (net >= this.p.neverExceedCg) return this.abort('never-exceed', t);
     if (net > this.maxCg) this.maxCg = net;
-    if (this.maxCg - net > this.p.containerDropCg) return this.abort('container-removed', t);
+    const dropLimit = Math.max(this.p.containerDropCg, 10 * this.noise + 3 * this.L.rippleCg);
+    if (this.maxCg - net > dropLimit) return this.abort('container-removed', t);
 
     switch (this._state) {
-      case 'coarse': {
-        if (t - this.progressRefUs >= this.p.noProgressUs) {
-          if (net - this.progressRefCg < this.p.noProgressCg) return this.abort('no-progress', t);
-          this.progressRefCg = net;
-          this.progressRefUs = t;
-        }
-        this.measureFlow(t);
-        if (this.flowOf(this.p.coarseDuty) > 0 && net + this.inflight(t) >= this.targetCg - this.p.fineBandCg) {
-          this._state = 'fine';
-          this.fineStartUs = t;
-          this.setDuty(this.p.fineDuty, t);
-        }
-        return { duty: this.duty };
-      }
-      case 'fine': {
-        this.measureFlow(t);
-        const inflight = this.inflight(t);
-        const fit = this.p.fitWindowUs;
-        // the fit only once the coarse material has landed (a steady ramp), else the newest sample
-        const netNow = fit > 0 && t - this.fineStartUs >= this.tauUs + fit ? this.win.fitNow(fit) : net;
-        const remaining = this.targetCg - netNow - inflight;
-        if (remaining <= 0) return this.cutoff(t, netNow, inflight, t);
-        const f = this.flowOf(this.p.fineDuty);
-        if (f > 0) {
-          // predicted final grows at the flow the motor produces now
-          const dtUs = Math.trunc((remaining * 1_000_000) / f);
-          if (dtUs < this.periodEst) return this.cutoff(t, netNow, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs);
-        }
-        return { duty: this.duty };
-      }
-      case 'settling': {
-        if (this.topUpUntil > 0) {
-          if (t >= this.topUpUntil) {
-            this.topUpUntil = 0;
-            this.duty = 0;
-            this.settleStartUs = t;
-            this.win.reset();
-            this.win.push(t, net);
-          }
-          return { duty: this.duty };
-        }
-        const spread = this.win.spread(this.p.stableWindowUs);
-        const settledFor = t - this.settleStartUs;
-        if ((spread >= 0 && spread <= this.p.stableSpreadCg && settledFor >= this.tauUs) || settledFor > this.p.maxSettleUs) {
-          const final = this.win.mean(Math.min(this.p.stableWindowUs, settledFor));
-          const err = final - this.targetCg;
-          if (err < -this.p.toleranceCg && this.topUps < this.p.topUpMax && this.p.topUpPulseUs > 0) {
-            this.topUps++;
-            this.topUpUntil = t + this.p.topUpPulseUs;
-            this.duty = this.p.fineDuty;
-            return { duty: this.duty, stopAtUs: this.topUpUntil };
-          }
-          this.finalCg = final;
-          this.finish(err > this.p.toleranceCg ? 'over' : err < -this.p.toleranceCg ? 'under' : 'ok', t);
-        }
-        return { duty: 0 };
-      }
+      case 'coarse':
+        return this.coarseStep(t, net);
+      case 'fine':
+        return this.fineStep(t, net);
+      case 'settling':
+        return this.settleStep(t, net);
       default:
         return { duty: this.duty };
     }
   }
 
-  private finalCg = 0;
-  private periodEst = 12_500;
-
-  /** Tells the controller the sample period (us) so cut-offs between samples are scheduled. */
-  setSamplePeriod(us: number): void {
-    if (us > 0) this.periodEst = Math.round(us);
+  /** How long to wait for the first material before calling it a jam: from the learned dead time, or the longest plausible. */
+  private onsetWaitUs(): number {
+    const known = this.L.delayUs || this.L.tauUs;
+    return known > 0 ? Math.max(this.p.noProgressUs, 3 * known) : this.p.tauMaxUs + this.p.noProgressUs;
   }
 
-  private cutoff(t: number, net: number, predictedInflight: number, atUs: number): MotorCommand {
+  /** The dead time: the first of 3 samples in a row above the noise. Returns false while no material has arrived. */
+  private detectOnset(t: number, net: number, fromUs: number): boolean {
+    if (this.onsetUs > 0) return true;
+    const thr = Math.max(5, 6 * this.noise);
+    this.onsetCount = net > thr ? this.onsetCount + 1 : 0;
+    if (this.onsetCount < 3) return false;
+    this.onsetUs = t - 2 * this.period;
+    this.measuredDelay = this.onsetUs - fromUs;
+    this.progressRefCg = net;
+    this.progressRefUs = t;
+    return true;
+  }
+
+  private coarseStep(t: number, net: number): MotorCommand {
+    if (!this.detectOnset(t, net, this.coarseStartUs)) {
+      if (t - this.coarseStartUs > this.onsetWaitUs()) return this.abort('no-progress', t);
+    } else {
+      // jam / empty hopper after the onset: too little gained over the no-progress time
+      const npUs = Math.max(this.p.noProgressUs, 2 * this.coarseTau);
+      if (t - this.progressRefUs >= npUs) {
+        if (net - this.progressRefCg < this.p.noProgressCg) return this.abort('no-progress', t);
+        this.progressRefCg = net;
+        this.progressRefUs = t;
+      }
+    }
+    // before the ramp is measured, a warm station switches on its learned model (a cold one has probed)
+    const fc = this.coarseModel();
+    if (this.fitFromUs === 0 && this.onsetUs > 0) this.fitFromUs = this.onsetUs + this.spinUs();
+    if (this.fitFromUs === 0 || t < this.fitFromUs || this.fit.n < 12) {
+      if (this.fitFromUs > 0 && t >= this.fitFromUs) this.fit.push(t, net);
+      if (fc > 0 && this.L.coarseTauUs > 0) {
+        // what lands if the motor stops now: the motor's spin-up loss and its coast after the stop cancel out
+        const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
+        if (released >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
+      }
+      return { duty: this.duty };
+    }
+    this.fit.push(t, net);
+    this.coarseFlow = this.fit.slope();
+    if (this.coarseFlow <= 0) return { duty: this.duty };
+    const line = this.fit.at(t);
+    // ripple: residuals about the line (amplitude from their rms, period from zero crossings with hysteresis)
+    const r = net - line;
+    this.resSq += r * r;
+    this.resN++;
+    const hyst = 2 * this.noise;
+    const sign = r > hyst ? 1 : r < -hyst ? -1 : 0;
+    if (sign !== 0 && sign !== this.resSign) {
+      if (this.resSign !== 0) {
+        if (this.crossings === 0) this.firstCrossUs = t;
+        this.lastCrossUs = t;
+        this.crossings++;
+      }
+      this.resSign = sign;
+    }
+    // in-flight time at coarse speed, from rest: where the steady line crosses zero (dead time + spin-up)
+    if (this.releasedAtCoarse === 0 && (this.fit.n >= 24 || this.L.coarseTauUs === 0)) {
+      const x0 = t - Math.trunc((line * 1_000_000) / this.coarseFlow);
+      const measured = this.clampTau(x0 - this.coarseStartUs);
+      this.coarseTau = this.L.coarseTauUs > 0 ? Math.trunc((this.L.coarseTauUs + measured) / 2) : measured;
+    }
+    const inflight = Math.trunc((this.coarseFlow * this.coarseTau) / 1_000_000);
+    if (line + inflight >= this.targetCg - this.fineMass(this.coarseFlow)) this.enterFine(t, false);
+    return { duty: this.duty };
+  }
+
+  /** Samples in the coarse flow regression: enough for the noise, and whole ripple periods when one is known. */
+  private rateSamples(): number {
+    if (this.p.rateWindowUs > 0) return Math.max(8, Math.trunc(this.p.rateWindowUs / this.period));
+    let us = 2_000_000;
+    if (this.L.ripplePeriodUs > 0) us = Math.max(us, 2 * this.L.ripplePeriodUs);
+    return Math.min(400, Math.trunc(us / this.period));
+  }
+
+  /** Mass to dose at fine speed (cg): the fine flow over the time the fine phase needs, plus the coarse landing's uncertainty. */
+  private fineMass(fc: number): number {
+    const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
+    const need = this.fineSettleUs() + this.fitSamples() * this.period + 2 * this.period;
+    let m = Math.trunc((ff * need) / 1_000_000);
+    // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
+    const jitter = Math.max(this.L.jitterUs, this.period / 2);
+    const slopeErr = this.fit.n > 3 ? this.slopeErr(this.fit.n) : Math.trunc(fc / 20);
+    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * this.L.rippleCg + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
+    if (this.cold || this.L.doses < 2) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
+    return Math.max(m, this.p.fineBandCg);
+  }
+
+  /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
+  private fineSettleUs(): number {
+    if (this.L.fineSettleUs > 0) return this.L.fineSettleUs + 4 * this.L.jitterUs;
+    const tau = Math.max(this.coarseTau, this.L.coarseTauUs);
+    return tau + this.spinUs() + 4 * this.L.jitterUs;
+  }
+
+  private enterFine(t: number, fromRest: boolean): void {
+    this._state = 'fine';
+    this.fineStartUs = t;
+    this.duty = this.fineDuty;
+    this.fineFromRest = fromRest;
+    this.onsetUs = fromRest ? 0 : this.onsetUs;
+    this.onsetCount = 0;
+    // the fit window opens a little before the learned settle time, so a shorter settle shows (the transient check guards it)
+    this.fineSteadyUs = fromRest ? 0 : t + (this.L.fineSettleUs > 0 ? Math.trunc((this.fineSettleUs() * 4) / 5) : this.fineSettleUs());
+    this.fit.reset(t, this.lastNet, 400);
+    this.fineNeed = 0;
+    this.fineMeasured = false;
+    this.fineFlow = 0;
+    this.fineTau = this.L.tauUs > 0 ? this.L.tauUs : this.coarseTau;
+    if (fromRest) return;
+    // a burst too short to measure: its flow is found from the mass it delivered, once the fine ramp is measured
+    this.burstUs = this.coarseFlow > 0 ? 0 : t - this.coarseStartUs;
+    // what this dose measured at coarse speed
+    if (this.coarseFlow > 0) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
+    if (this.resN >= 24) {
+      const ms = Math.trunc(this.resSq / this.resN) - this.noise * this.noise;
+      this.L.rippleCg = isqrt(Math.max(0, 2 * ms));
+      this.L.ripplePeriodUs = this.crossings >= 3 && this.L.rippleCg > 2 * this.noise ? Math.trunc((2 * (this.lastCrossUs - this.firstCrossUs)) / (this.crossings - 1)) : 0;
+    }
+  }
+
+  private fineStep(t: number, net: number): MotorCommand {
+    if (this.fineFromRest && this.fineSteadyUs === 0) {
+      // from rest (a probe, or a dose smaller than the coarse phase needs): wait for the material, then for a steady ramp
+      if (!this.detectOnset(t, net, this.fineStartUs)) {
+        if (t - this.fineStartUs > this.onsetWaitUs()) return this.abort('no-progress', t);
+        return { duty: this.duty };
+      }
+      this.fineSteadyUs = this.onsetUs + this.spinUs();
+    }
+    // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
+    const ffGuess = this.fineFlow || this.flowOf(this.fineDuty) || Math.trunc((this.coarseFlow * this.fineDuty) / this.p.coarseDuty);
+    const guardInflight = Math.trunc((ffGuess * this.fineTau) / 1_000_000);
+    if (net - 4 * this.noise + guardInflight >= this.targetCg) return this.cutoff(t, net, guardInflight, t, ffGuess, false);
+    if (t < this.fineSteadyUs) return { duty: this.duty };
+    if (this.fineNeed === 0) {
+      this.fineNeed = this.fitSamples();
+      this.fit.reset(t, net, this.fineNeed);
+      this.recent.reset(t, net, Math.max(6, this.fineNeed >> 1));
+    }
+    this.fit.push(t, net);
+    this.recent.push(t, net);
+    const need = this.fineNeed;
+    if (this.fit.n < need) return { duty: this.duty };
+    const f = this.fit.slope();
+    // still a transient (coarse material landing, the motor slowing down): the newer half runs slower than the window
+    const fr = this.recent.slope();
+    const waited = t - this.fineSteadyUs - need * this.period;
+    if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && waited < need * this.period) return { duty: this.duty };
+    if (!this.fineMeasured && !this.fineFromRest) {
+      // how long the switch from coarse to fine really took to settle (the window's start), learned for the next dose
+      const settled = this.fit.firstUs - this.fineStartUs;
+      this.L.fineSettleUs = this.L.fineSettleUs > 0 ? this.L.fineSettleUs + Math.trunc((settled - this.L.fineSettleUs) / 4) : settled;
+    }
+    // no flow at fine speed: the dead band swallowed it; raise the fine duty and measure again
+    if (f <= 3 * this.slopeErr(this.fit.n) || f * 100 < this.coarseFlow) {
+      if (this.fineDuty + 50 > this.p.fineMaxDuty) return this.abort('no-progress', t);
+      this.fineDuty += 50;
+      this.L.fineDuty = this.fineDuty;
+      this.duty = this.fineDuty;
+      this.fineSteadyUs = t + this.fineSettleUs();
+      this.fit.reset(t, net, 400);
+      this.fineNeed = 0;
+      return { duty: this.duty };
+    }
+    this.fineFlow = f;
+    const line = this.fit.at(t);
+    const first = !this.fineMeasured;
+    this.fineMeasured = true;
+    if (this.fineFromRest && first) {
+      // from rest: the line's zero crossing is this dose's in-flight time (dead time + spin-up)
+      const tauHere = this.clampTau(t - Math.trunc((line * 1_000_000) / f) - this.fineStartUs);
+      if (this.L.tauUs === 0) this.fineTau = tauHere;
+      if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
+    }
+    if (this.burstUs > 0 && first) {
+      // the coarse burst delivered what the line shows less the fine material landed since the switch
+      const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
+      const burst = line - fineLanded - this.releasedAtCoarse;
+      const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
+      // a burst shorter than the motor's spin-up reads low: it may raise the planning flow, never lower it
+      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, this.coarseModel());
+      this.burstUs = 0;
+    }
+    const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
+    const remaining = this.targetCg - line - inflight;
+    if (this.probing) {
+      // the probe: enough room left for a coarse phase? The coarse flow is bounded from the fine one
+      // (x2 beyond linear covers a dead band of half the fine duty), and the coarse ramp is measured before it is trusted.
+      const fcMax = Math.trunc((2 * f * this.p.coarseDuty) / this.fineDuty);
+      const room = this.fineMass(fcMax) + Math.trunc((fcMax * (this.fineTau + this.spinUs() + 24 * this.period)) / 1_000_000);
+      if (remaining > room) {
+        this.probing = false;
+        this.L.flowCgPerS[String(this.fineDuty)] = f;
+        this.releasedAtCoarse = line + inflight;
+        this.enterCoarse(t, net);
+        return { duty: this.duty };
+      }
+      this.probing = false;
+    }
+    if (remaining <= 0) return this.cutoff(t, line, inflight, t, f, true);
+    const dtUs = Math.trunc((remaining * 1_000_000) / f);
+    if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f, true);
+    return { duty: this.duty };
+  }
+
+  private settleStep(t: number, net: number): MotorCommand {
+    if (this.topUpUntil > 0) {
+      if (t >= this.topUpUntil) {
+        this.topUpUntil = 0;
+        this.duty = 0;
+        this.settleStartUs = t;
+        this.win.reset();
+        this.win.push(t, net);
+      }
+      return { duty: this.duty };
+    }
+    const spread = this.win.spread(this.p.stableWindowUs);
+    const settledFor = t - this.settleStartUs;
+    const wait = this.fineTau + 4 * this.L.jitterUs;
+    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= wait) || settledFor > this.p.maxSettleUs) {
+      const final = this.win.mean(Math.min(this.p.stableWindowUs, settledFor));
+      const err = final - this.targetCg;
+      if (err < -this.p.toleranceCg && this.topUps < this.p.topUpMax && this.p.topUpPulseUs > 0) {
+        this.topUps++;
+        this.topUpUntil = t + this.p.topUpPulseUs;
+        this.duty = this.fineDuty;
+        return { duty: this.duty, stopAtUs: this.topUpUntil };
+      }
+      this.finalCg = final;
+      this.finish(err > this.p.toleranceCg ? 'over' : err < -this.p.toleranceCg ? 'under' : 'ok', t);
+    }
+    return { duty: 0 };
+  }
+
+  private cutoff(t: number, line: number, predictedInflight: number, atUs: number, flow: number, steady: boolean): MotorCommand {
     this._state = 'settling';
+    this.cutSteady = steady;
     this.settleStartUs = t;
     this.cutoffAtUs = atUs;
     // weight on the scale at the (possibly future) cut-off instant
-    this.cutoffCg = net + Math.trunc((this.rateNow * Math.max(0, atUs - t)) / 1_000_000);
-    this.cutoffRate = this.rateNow;
+    this.cutoffCg = line + Math.trunc((flow * Math.max(0, atUs - t)) / 1_000_000);
+    this.cutoffFlow = flow;
     this.predictedInflight = predictedInflight;
-    this.setDuty(0, atUs);
+    this.duty = 0;
     this.win.reset();
-    this.win.push(t, net);
-    return atUs > t ? { duty: this.p.fineDuty, stopAtUs: atUs } : { duty: 0 };
-  }
-
-  private rateNow = 0;
-
-  private setDuty(duty: number, atUs: number): void {
-    this.duty = duty;
-    if (this.dV.length && this.dV[this.dV.length - 1] === duty) return;
-    this.dT.push(atUs);
-    this.dV.push(duty);
-    if (this.dT.length > 64) {
-      this.dT.shift();
-      this.dV.shift();
-    }
-  }
-
-  private dutyAt(tUs: number): number {
-    for (let i = this.dT.length - 1; i >= 0; i--) if (this.dT[i] <= tUs) return this.dV[i];
-    return 0;
-  }
-
-  /** Flow (cg/s) the motor produces at `duty`: measured, or scaled from full duty. */
-  private flowOf(duty: number): number {
-    if (duty <= 0) return 0;
-    const m = this.flowByDuty.get(duty);
-    if (m !== undefined) return m;
-    return Math.trunc((this.flowFull * duty) / 1000);
-  }
-
-  /** Updates the flow estimate of the duty that ran tau ago, when it ran steadily over the rate window. */
-  private measureFlow(t: number): void {
-    this.rateNow = this.win.slopeCgPerS(this.p.rateWindowUs);
-    // the samples in the slope window left the auger tau earlier; a margin covers an imprecise tau
-    const margin = 100_000;
-    const from = t - this.tauUs - this.p.rateWindowUs - margin;
-    const to = t - this.tauUs + margin;
-    if (from < this.coarseStartUs) return;
-    const d = this.dutyAt(to);
-    if (d <= 0 || this.dutyAt(from) !== d) return;
-    for (let i = 0; i < this.dT.length; i++) if (this.dT[i] > from && this.dT[i] <= to) return;
-    const prev = this.flowByDuty.get(d);
-    const est = prev === undefined ? this.rateNow : prev + Math.trunc((this.rateNow - prev) / this.p.flowGainDiv);
-    this.flowByDuty.set(d, est);
-    if (d === 1000 || this.flowFull === 0) this.flowFull = Math.trunc((est * 1000) / d);
-  }
-
-  /** Mass (cg) released by the motor in (t - tau, t]: in flight, not yet on the scale. */
-  private inflight(t: number): number {
-    return this.released(t - this.tauUs, t);
-  }
-
-  /** Mass the motor released between two times, from the duty history. */
-  private released(fromUs: number, toUs: number): number {
-    let m = 0;
-    for (let i = 0; i < this.dT.length; i++) {
-      const a = Math.max(fromUs, this.dT[i]);
-      const b = Math.min(toUs, i + 1 < this.dT.length ? this.dT[i + 1] : toUs);
-      if (b > a) m += Math.trunc((this.flowOf(this.dV[i]) * (b - a)) / 1_000_000);
-    }
-    return m;
-  }
-
-  /** The tau that explains `landed` cg arriving after the cut-off: walk back from the cut-off. */
-  private tauFor(landedCg: number): number {
-    const tc = this.cutoffAtUs;
-    let lo = 0;
-    let hi = this.p.tauMaxUs * 2;
-    for (let k = 0; k < 32 && hi - lo > 100; k++) {
-      const mid = Math.trunc((lo + hi) / 2);
-      if (this.released(tc - mid, tc) < landedCg) lo = mid;
-      else hi = mid;
-    }
-    return hi;
+    this.win.push(t, this.lastNet);
+    return atUs > t ? { duty: this.fineDuty, stopAtUs: atUs } : { duty: 0 };
   }
 
   private finish(result: DoseResult, t: number, reason?: AbortReason): void {
@@ -561,8 +1004,16 @@ export class DosingController {
     const final = aborted ? this.lastNet : this.finalCg;
     let outlier = false;
     const inflight = final - this.cutoffCg;
-    if (!aborted && this.topUps === 0 && this.cutoffAtUs > 0) outlier = !this.learnTau(this.tauFor(Math.max(0, inflight)));
-    const fineUs = this.fineStartUs > this.coarseStartUs ? this.settleStartUs - this.fineStartUs : 0;
+    if (!aborted) {
+      if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
+      if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
+      if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
+      if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) outlier = !this.learn(inflight, this.cutoffFlow);
+      this.L.doses++;
+    }
+    const coarseUs = this.coarseStartUs > 0 ? (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs : 0;
+    const motorUs = this.motorStartUs > 0 ? (this._state === 'settling' || !aborted ? this.settleStartUs : t) - this.motorStartUs : 0;
+    const fineUs = this.fineStartUs > 0 ? motorUs - coarseUs : 0;
     this.record = {
       targetCg: this.targetCg,
       finalCg: final,
@@ -572,45 +1023,60 @@ export class DosingController {
       result,
       reason,
       durationUs: t - this.startUs,
-      coarseUs: Math.max(0, (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs),
+      coarseUs: Math.max(0, coarseUs),
       fineUs: Math.max(0, fineUs),
       settleUs: aborted ? 0 : Math.max(0, t - this.settleStartUs),
       steps: this.steps,
       topUps: this.topUps,
-      tauUs: this.tauUs,
+      tauUs: this.L.tauUs,
       outlier,
+      learned: this.learned,
     };
     this._state = aborted ? 'aborted' : 'done';
     this.duty = 0;
   }
 
-  /** Learns tau from one dose's in-flight mass at a steady rate (used by tests and by learnTau's callers). */
-  private learn(inflightCg: number, rateCgPerS: number): boolean {
-    return this.learnTau(Math.round((Math.max(0, inflightCg) * 1_000_000) / rateCgPerS));
+  private learnDelay(us: number): void {
+    this.L.delayUs = this.L.delayUs > 0 ? this.L.delayUs + Math.trunc((us - this.L.delayUs) / 2) : us;
   }
 
-  /** Learns tau from one dose's measured tau. Returns false when the dose was ignored as an outlier. */
+  /** Learns the in-flight time from one dose's landed mass at a steady flow. Returns false for an outlier. */
+  private learn(inflightCg: number, flowCgPerS: number): boolean {
+    return this.learnTau(this.clampTau(Math.round((Math.max(0, inflightCg) * 1_000_000) / flowCgPerS)));
+  }
+
+  /** Median/MAD learner of the in-flight time. Returns false when the dose was ignored as an outlier. */
   private learnTau(measured: number): boolean {
-    const dev = Math.abs(measured - this.tauUs);
-    if (this.tauUs > 0 && dev * 100 > this.tauUs * this.p.outlierPct) {
-      this.outlierTaus.push(measured);
-      this.outlierRun++;
-      if (this.outlierRun < this.p.confirm) return false;
-      // `confirm` outliers in a row: a real change; adopt their median.
-      const sorted = [...this.outlierTaus].sort((a, b) => a - b);
-      this.setTau(sorted[sorted.length >> 1]);
-      this.outlierRun = 0;
-      this.outlierTaus = [];
-      return true;
+    const hist = this.L.recentTauUs;
+    if (hist.length >= 3) {
+      const med = median(hist);
+      const sig = madSigma(hist, med);
+      const limit = Math.max(4 * sig, Math.trunc((med * this.p.outlierPct) / 500), 2 * this.period);
+      if (Math.abs(measured - med) > limit) {
+        // outliers in a row count as a change only when they agree with each other
+        this.outlierRun = this.outlierRun.filter((v) => Math.abs(v - measured) <= limit);
+        this.outlierRun.push(measured);
+        this.L.outliers++;
+        if (this.outlierRun.length < this.p.confirm) return false;
+        // `confirm` outliers in a row: a real change; start over from them
+        hist.length = 0;
+        hist.push(...this.outlierRun);
+        this.outlierRun = [];
+        this.updateTau();
+        return true;
+      }
     }
-    this.outlierRun = 0;
-    this.outlierTaus = [];
-    this.setTau(this.tauUs + Math.trunc((measured - this.tauUs) / this.p.learnDiv));
+    this.outlierRun = [];
+    hist.push(measured);
+    while (hist.length > this.p.learnDoses) hist.shift();
+    this.updateTau();
     return true;
   }
 
-  private setTau(us: number): void {
-    this.tauUs = Math.min(this.p.tauMaxUs, Math.max(this.p.tauMinUs, us));
+  private updateTau(): void {
+    const hist = this.L.recentTauUs;
+    this.L.tauUs = this.clampTau(median(hist));
+    this.L.jitterUs = hist.length >= 3 ? madSigma(hist, this.L.tauUs) : 0;
   }
 
   /** The record of the last finished dose (null while running or before the first). */

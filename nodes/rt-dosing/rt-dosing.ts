@@ -50,7 +50,7 @@ export = function register(RED: NodeAPI): void {
     // learned values are kept per dosing node and per station (scale)
     const stateKey = scale ? `dosing-${node.id}-scale-${scale.id}` : '';
     const legacyKey = `dosing-${node.id}`;
-    let tauUs = 350_000;
+    let tauUs = 0; // nothing known until the station has measured its plant
     let configured = false;
     let closing = false;
     let pending: Pending | null = null;

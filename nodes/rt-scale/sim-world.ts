@@ -18,9 +18,22 @@ export interface PlantParams {
   /** jitter of the delay, s (uniform +-) */
   jitterS: number;
   seed: number;
+  /** Motor spin-up / coast: first-order lag time constant, s (0 = instant). */
+  lagS?: number;
+  /** Dead band at low duty, permille: no flow below it; above it the flow rises linearly to coarseGps at full duty. */
+  deadBand?: number;
+  /** Slow flow drift, fraction per minute of motor running (a hopper emptying: negative); the flow never drifts below half. */
+  driftPerMin?: number;
 }
 
-export const DEFAULT_PLANT: PlantParams = { coarseGps: 20, delayS: 0.35, ripple: 0.05, rippleHz: 2, noiseG: 0.01, jitterS: 0.005, seed: 1 };
+/** The reference plant (the demo's). A profile of the envelope overrides any of it. */
+export const DEFAULT_PLANT: PlantParams = { coarseGps: 20, delayS: 0.35, ripple: 0.05, rippleHz: 2, noiseG: 0.01, jitterS: 0.005, seed: 1, lagS: 0, deadBand: 0, driftPerMin: 0 };
+
+/** Flow (g/s) of a plant at a steady duty (permille): the physics, for benchmarks and tests (never for a controller). */
+export function flowAt(p: PlantParams, duty: number): number {
+  const db = p.deadBand ?? 0;
+  return duty <= db ? 0 : (p.coarseGps * (duty - db)) / (1000 - db);
+}
 
 export class Plant {
   /** grams landed on the scale */
@@ -33,6 +46,9 @@ export class Plant {
   /** When the latest duty change takes effect (s): changes apply in the order they were made. */
   private lastEffect = -Infinity;
   private phase = 0;
+  /** Motor speed after the first-order lag, permille (follows the delayed duty). */
+  private speed = 0;
+  private runS = 0;
   flowScale = 1;
   jammed = false;
   /** A weight placed on the cell besides the dosed material (container, calibration weight), g. */
@@ -75,7 +91,12 @@ export class Plant {
       const step = Math.min(dt, end - this.t);
       while (this.pending.length && this.pending[0][0] <= this.t) this.effDuty = this.pending.shift()![1];
       this.phase += 2 * Math.PI * this.p.rippleHz * step;
-      const flow = this.jammed ? 0 : (this.p.coarseGps * this.flowScale * this.effDuty) / 1000;
+      const lag = this.p.lagS ?? 0;
+      this.speed = lag > 0 ? this.speed + (this.effDuty - this.speed) * Math.min(1, step / lag) : this.effDuty;
+      if (Math.abs(this.speed - this.effDuty) < 0.01) this.speed = this.effDuty;
+      if (this.speed > 0) this.runS += step;
+      const drift = 1 + ((this.p.driftPerMin ?? 0) * this.runS) / 60;
+      const flow = this.jammed ? 0 : flowAt(this.p, this.speed) * this.flowScale * Math.max(0.5, drift);
       this.mass += flow * (1 + this.p.ripple * Math.sin(this.phase)) * step;
       this.t += step;
     }

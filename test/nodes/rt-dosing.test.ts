@@ -38,6 +38,7 @@ interface Dose {
   steps: number;
   step_latency_p99_ms: number;
   tau_ms: number;
+  learned?: Record<string, unknown>;
   recipe?: string;
 }
 interface TestNode {
@@ -104,11 +105,16 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     assert.equal(r.recipe, 'salt');
     assert.equal(r.result, 'ok', JSON.stringify(r));
     assert.ok(Math.abs(r.error_g) <= 0.1);
-    assert.ok(r.coarse_s > 0.3 && r.fine_s > 0.2 && r.settle_s > 0.4, JSON.stringify(r));
+    // a fresh station's first dose probes at fine speed; a 20 g dose may stay there (coarse only when the probe leaves room)
+    assert.ok(r.fine_s > 0.2 && r.settle_s > 0.4, JSON.stringify(r));
+    const learned = r.learned as { doses: number; tau_ms: number; flow_gps: Record<string, number>; noise_g: number };
+    assert.equal(learned.doses, 1);
+    assert.ok(learned.tau_ms > 200 && learned.tau_ms < 600, `learned in-flight time ${learned.tau_ms} ms`);
+    assert.ok(Math.abs(learned.flow_gps['10%'] - 2) < 0.3, `learned fine flow ${JSON.stringify(learned.flow_gps)}`);
     assert.ok(r.steps > 100, 'one step per sample');
     assert.ok(r.step_latency_p99_ms < 50, `step latency ${r.step_latency_p99_ms} ms`);
     assert.ok(progress.length >= 5, `progress messages: ${progress.length}`);
-    assert.ok(progress.some((p) => p.state === 'coarse') && progress.some((p) => p.state === 'fine'));
+    assert.ok(progress.some((p) => p.state === 'fine'));
     // the learned value is written asynchronously (temp + fsync + rename): it lands shortly after the result
     const stateFile = (): string | undefined => {
       try {
@@ -176,7 +182,7 @@ describe('rt-dosing node (simulated scale, real time)', function () {
   it('closing the dosing node mid-dose (redeploy, shutdown) turns the motor off', async () => {
     await start();
     dose(200);
-    await sleep(1500); // coarse, 20 g/s
+    await sleep(3500); // a fresh station probes at fine speed (~1.5 s), then coarse, 20 g/s
     const scale = helper.getNode('sc') as unknown as { request<T>(cmd: object): Promise<T> };
     const before = (await scale.request<{ massG: number }>({ t: 'sim' })).massG;
     assert.ok(before > 5, `material flowing: ${before} g`);

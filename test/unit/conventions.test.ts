@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 
 import ts from 'typescript';
 
+import { DEFAULT_PLANT } from '../helpers/dosing-plant';
 import { repoRoot, walk } from '../helpers/util';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
@@ -251,6 +252,30 @@ describe('project conventions', () => {
       if (/package-lock\.json$|\.svg$/.test(f) || !existsSync(join(repoRoot, f))) continue;
       const text = readFileSync(join(repoRoot, f), 'utf8');
       assert.doesNotMatch(text, /\/work\/main|\/root\/|\/home\/[a-z]+\//, `${f} has a machine path`);
+    }
+  });
+
+  it('the dosing controller knows no plant: nodes/rt-dosing never imports the simulator, and no plant default is a constant there', () => {
+    const dir = join(repoRoot, 'nodes', 'rt-dosing');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.includes('dosing-core.ts'));
+    // the reference plant's numbers, in the units a controller would write them
+    const delayUs = Math.round(DEFAULT_PLANT.delayS * 1e6);
+    const forbiddenEverywhere = new Set([delayUs, delayUs / 1000, DEFAULT_PLANT.delayS]); // the old tau constant (us, ms, s)
+    // one ripple period (the old rate window) in us; only in the controller itself (rt-dosing.ts has an unrelated 500_000 cg capacity;
+    // in ms it would be 500, which is also the fine duty's upper bound in permille)
+    const ripplePeriodUs = Math.round(1e6 / DEFAULT_PLANT.rippleHz);
+    const forbiddenInController = new Set([ripplePeriodUs]);
+    for (const f of files) {
+      const src = readFileSync(join(dir, f), 'utf8');
+      assert.doesNotMatch(src, /sim-world|sim-hx711|dosing-plant|DEFAULT_PLANT|DEFAULT_SIM_CHIP|PlantParams/, `${f} reads the simulator`);
+      // numeric literals outside comments
+      const code = src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      for (const m of code.matchAll(/(?<![\w.])\d[\d_]*(\.\d+)?(?![\w.])/g)) {
+        const v = Number(m[0].replace(/_/g, ''));
+        assert.ok(!forbiddenEverywhere.has(v), `${f}: ${m[0]} is the reference plant's delay`);
+        if (f === 'dosing-core.ts' || f === 'dose-runner.ts') assert.ok(!forbiddenInController.has(v), `${f}: ${m[0]} is the reference plant's ripple period`);
+      }
     }
   });
 });
