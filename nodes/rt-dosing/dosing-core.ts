@@ -48,7 +48,7 @@
 
 import { CodedError } from '../shared/coded';
 
-/** Codes of start() errors (catalog rt-scale.codes.<code>: they come back through the scale's worker). */
+/** Codes of start() errors (catalog rt-dosing.codes.<code>: they come back through the dosing consumer in the scale's worker). */
 export const DOSE_START_CODES = ['dose-already-running', 'bad-target', 'beyond-never-exceed'] as const;
 
 export type DoseState = 'idle' | 'taring' | 'coarse' | 'fine' | 'settling' | 'done' | 'aborted';
