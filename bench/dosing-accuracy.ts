@@ -34,7 +34,7 @@
 // within the bound again. A profile's bound is max(0.03 g, 1.5 x its floor),
 // the floor being the flow at 10 % duty times the delay jitter.
 import { DosingController } from '../nodes/rt-dosing/dosing-core';
-import { DEFAULT_PLANT, flowAt, Plant, type PlantParams } from '../test/helpers/dosing-plant';
+import { DEFAULT_PLANT, flowAt, Plant, type PlantParams, xorshift32 } from '../test/helpers/dosing-plant';
 import { log, machine, percentile, result, round } from './lib/common';
 
 function flagStr(name: string): string | undefined {
@@ -63,21 +63,9 @@ interface Profile {
   stepAt?: number;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
-
 /** A Latin hypercube over the envelope: each dimension's range cut in n strata, each stratum used once. */
 function profiles(n: number, seed: number): Profile[] {
-  const r = rng(seed);
+  const r = xorshift32(seed);
   const dims = 10;
   const perm: number[][] = [];
   for (let d = 0; d < dims; d++) {

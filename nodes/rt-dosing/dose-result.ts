@@ -28,7 +28,6 @@ export function resultPayload(rec: DoseDone): Record<string, unknown> {
   };
 }
 
-
 /** What the controller learned of its plant, in the flow's units (grams, seconds, milliseconds, percent). */
 export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
   const flow: Record<string, number> = {};

@@ -1,7 +1,7 @@
 // Config of rt-scale: versioned, migrated, validated. Pure.
 import { type Coded, coded } from '../shared/coded';
-import { LIMITS, limitOk, limitProblem } from '../shared/limits';
-import { bool, clampInt, type Migration, migrate, oneOf } from '../shared/migrate';
+import { LIMITS, limitOk, readLimited } from '../shared/limits';
+import { bool, type Migration, migrate, oneOf } from '../shared/migrate';
 import type { NodeDef } from '../shared/red-types';
 import type { Gain } from './hx711-protocol';
 import type { Calibration, SamplerOptions } from './sampler-core';
@@ -83,7 +83,9 @@ export function readScale(raw: ScaleDef): ScaleConfig {
   if (!Number.isFinite(stableG) || !limitOk(stableG, L.stableG)) problems.push(problem('bad-stable'));
   const capacityG = num(d.capacityG);
   if (!Number.isFinite(capacityG) || !limitOk(capacityG, L.capacityG)) problems.push(problem('bad-capacity'));
-  for (const field of ['motorHz', 'average', 'faultRun'] as const) if (!limitOk(d[field], L[field])) problems.push(limitProblem(field, L[field]));
+  const motorHz = readLimited('rt-scale', 'motorHz', d.motorHz, 10_000, problems);
+  const average = readLimited('rt-scale', 'average', d.average, 4, problems);
+  const faultRun = readLimited('rt-scale', 'faultRun', d.faultRun, 3, problems);
   const gain = oneOf(d.gain, ['A128', 'B32', 'A64'] as const, 'A128');
   return {
     backend,
@@ -93,12 +95,12 @@ export function readScale(raw: ScaleDef): ScaleConfig {
     sps: rate === 10 ? 10 : 80,
     cal: { zero: Number.isInteger(zero) ? zero : 0, cpgMilli: Number.isFinite(cpg) && cpg !== 0 ? Math.round(cpg * 1000) : 1000 },
     motorPin,
-    motorHz: clampInt(d.motorHz, 1, 30_000_000, 10_000),
+    motorHz,
     sampler: {
       median: bool(d.median, true),
-      average: clampInt(d.average, 1, 16, 4),
+      average,
       stableCg: Math.max(1, Math.round((stableG > 0 ? stableG : 0.05) * 100)),
-      faultRun: clampInt(d.faultRun, 1, 1000, 3),
+      faultRun,
       stableWindow: rate === 10 ? 5 : 40,
       noiseWindow: rate === 10 ? 20 : 80,
     },

@@ -39,7 +39,7 @@ export class Plant {
   /** grams landed on the scale */
   mass = 0;
   private t = 0; // s
-  private rnd: () => number;
+  private readonly rnd: () => number;
   /** duty changes waiting to reach the scale: [time they take effect, duty permille] */
   private pending: Array<[number, number]> = [];
   private effDuty = 0;
@@ -55,16 +55,7 @@ export class Plant {
   placedG = 0;
 
   constructor(readonly p: PlantParams = DEFAULT_PLANT) {
-    let s = p.seed >>> 0 || 1;
-    this.rnd = () => {
-      // xorshift32
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      return s / 0x100000000;
-    };
+    this.rnd = xorshift32(p.seed);
   }
 
   get timeUs(): number {
@@ -128,4 +119,17 @@ export class Plant {
   readCg(): number {
     return Math.round((this.mass + this.gauss() * this.p.noiseG) * 100);
   }
+}
+
+/** A seeded xorshift32 generator of uniform numbers in [0, 1) (seed 0 counts as 1). */
+export function xorshift32(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 0x100000000;
+  };
 }

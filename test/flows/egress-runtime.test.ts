@@ -24,22 +24,20 @@ function seqs(file: string, live = false): number[] {
     .map((l) => (JSON.parse(l) as { seq: number }).seq);
 }
 
-/** A flow: inject -> function that emits `burst` journeys every `everyMs` -> egress. */
-function streamFlow(file: string, burst: number, everyMs: number, egressName = 'log'): object[] {
+/** A flow: inject every `everyMs` -> function node running `func` (it sends journeys) -> egress. */
+function generatorFlow(file: string, label: string, func: string, everyMs: number, onceDelay: number, egressName = 'log'): object[] {
   return [
-    { id: 't1', type: 'tab', label: 'stream' },
-    {
-      id: 'gen',
-      z: 't1',
-      type: 'function',
-      name: 'journeys',
-      func: `let n = context.get('n') || 0; for (let i = 0; i < ${burst}; i++) { n++; node.send({ payload: { seq: n, gate: 'G1' } }); } context.set('n', n); return null;`,
-      outputs: 1,
-      wires: [['eg']],
-    },
-    { id: 'tick', z: 't1', type: 'inject', repeat: String(everyMs / 1000), once: true, onceDelay: 0.1, props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
+    { id: 't1', type: 'tab', label },
+    { id: 'gen', z: 't1', type: 'function', name: 'journeys', func, outputs: 1, wires: [['eg']] },
+    { id: 'tick', z: 't1', type: 'inject', repeat: String(everyMs / 1000), once: true, onceDelay, props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
     { id: 'eg', z: 't1', type: 'rt-journey-egress', name: egressName, version: 1, path: file, flushCount: 10, flushMs: 1000, fsync: 'none', queueLimit: 1000000, createDir: true, report: false, wires: [[]] },
   ];
+}
+
+/** A flow: inject -> function that emits `burst` journeys every `everyMs` -> egress. */
+function streamFlow(file: string, burst: number, everyMs: number, egressName = 'log'): object[] {
+  const func = `let n = context.get('n') || 0; for (let i = 0; i < ${burst}; i++) { n++; node.send({ payload: { seq: n, gate: 'G1' } }); } context.set('n', n); return null;`;
+  return generatorFlow(file, 'stream', func, everyMs, 0.1, egressName);
 }
 
 /**
@@ -50,23 +48,11 @@ function streamFlow(file: string, burst: number, everyMs: number, egressName = '
  * which journeys the flow produced.
  */
 function countedFlow(file: string, countFile: string, burst: number, everyMs: number): object[] {
-  return [
-    { id: 't1', type: 'tab', label: 'counted' },
-    {
-      id: 'gen',
-      z: 't1',
-      type: 'function',
-      name: 'journeys',
-      func:
-        `const fs = global.get('fs'); let n = global.get('n') || 0;` +
-        ` for (let i = 0; i < ${burst}; i++) { n++; node.send({ payload: { seq: n, gate: 'G1', t: Date.now() } }); }` +
-        ` global.set('n', n); fs.writeFileSync(${JSON.stringify(countFile)}, String(n)); return null;`,
-      outputs: 1,
-      wires: [['eg']],
-    },
-    { id: 'tick', z: 't1', type: 'inject', repeat: String(everyMs / 1000), once: true, onceDelay: 0.05, props: [{ p: 'payload' }], payload: '', payloadType: 'date', wires: [['gen']] },
-    { id: 'eg', z: 't1', type: 'rt-journey-egress', name: 'log', version: 1, path: file, flushCount: 10, flushMs: 1000, fsync: 'none', queueLimit: 1000000, createDir: true, report: false, wires: [[]] },
-  ];
+  const func =
+    `const fs = global.get('fs'); let n = global.get('n') || 0;` +
+    ` for (let i = 0; i < ${burst}; i++) { n++; node.send({ payload: { seq: n, gate: 'G1', t: Date.now() } }); }` +
+    ` global.set('n', n); fs.writeFileSync(${JSON.stringify(countFile)}, String(n)); return null;`;
+  return generatorFlow(file, 'counted', func, everyMs, 0.05);
 }
 
 const produced = (countFile: string): number => (existsSync(countFile) ? Number(readFileSync(countFile, 'utf8')) : 0);

@@ -13,7 +13,7 @@
 // installed from it, as a user's are).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Browser } from 'playwright-core';
@@ -70,7 +70,8 @@ describe(`the packed package installed into a fresh Node-RED ${nodeRedVersion} u
     );
     assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('dist/test/') || f.startsWith('bench/')), 'no tests in the tarball');
     // a user's Node-RED, installed on its own (same version as this leg's)
-    execFileSync('mkdir', ['-p', home, userDir]);
+    mkdirSync(home, { recursive: true });
+    mkdirSync(userDir, { recursive: true });
     writeFileSync(join(home, 'package.json'), JSON.stringify({ name: 'nr-home', version: '1.0.0', private: true }));
     npm(['install', '--no-package-lock', `node-red@${nodeRedVersion}`], home);
     // the user dir: what `npm install` in ~/.node-red (or Manage palette) does
