@@ -9,10 +9,12 @@
 // The controller steps in the scale's worker on every sample; the flow engine
 // only starts doses and receives results.
 // Measured per phase: control-step latency (data-ready edge -> motor command,
-// the worker's step histogram, within 6.25 %), and the dose error on the
+// rt-dosing's own step histogram, recorded by its dose runner in the worker,
+// the one behind rtedge_dosing_step_latency_seconds; within 6.25 %), and the dose error on the
 // simulator's true mass (material that landed, read from the simulated world,
 // not the noisy reading).
 // Last line: {"idle_step_p99_ms","load_step_p99_ms","idle_err_p95_g","load_err_p95_g", ...}
+import type { DosingNodeApi } from '../nodes/rt-dosing/dosing-api';
 import type { ScaleNode } from '../nodes/rt-scale/scale-api';
 import { log, machine, percentile, result, round } from './lib/common';
 
@@ -70,7 +72,9 @@ async function phase(load: boolean, userDir: string, warmup: number): Promise<{ 
   const got: Array<Record<string, unknown>> = [];
   (helper.getNode('res') as TestNode).on('input', (m) => got.push(m.payload as Record<string, unknown>));
   await sleep(1500);
-  const hist = scale.sharedMetrics()!.histogram('step');
+  // rt-dosing's own step latencies (its runner's histogram), not the scale's
+  const hist = (helper.getNode('dz') as DosingNodeApi).stepHistogram();
+  if (!hist) throw new Error('the dosing runner is not attached');
   let since = hist.snapshot();
   const errs: number[] = [];
   const results: string[] = [];
