@@ -110,7 +110,7 @@ describe('rt-dosing on three envelope plants from a cold start (rt-scale worker,
           (helper.getNode(`dz_${p.name}`) as TestNode).receive({ payload: p.targetG });
           await sleep(300);
           if (errors.length === before) break;
-          assert.ok(/not running yet/.test(errors[errors.length - 1]) && Date.now() - t0 < 10_000, `${p.name}: dose ${i + 1} refused: ${errors.join('; ')}`);
+          assert.ok(/not running yet|errors\.notReady/.test(errors[errors.length - 1]) && Date.now() - t0 < 10_000, `${p.name}: dose ${i + 1} refused: ${errors.join('; ')}`);
         }
         await waitFor(() => mine.length > i, 60_000, `${p.name}: the result of dose ${i + 1}`);
         await sleep(300);

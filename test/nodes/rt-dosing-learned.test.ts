@@ -116,7 +116,7 @@ describe('rt-dosing learned plant: stored per station, restored, shown and forgo
       (helper.getNode('dz') as TestNode).receive({ payload: grams });
       await sleep(400);
       if (errors.length === before) break;
-      assert.ok(errors.slice(before).every((e) => /not running yet/.test(e)), `dose refused: ${errors.join('; ')}`);
+      assert.ok(errors.slice(before).every((e) => /not running yet|errors\.notReady/.test(e)), `dose refused: ${errors.join('; ')}`);
       assert.ok(Date.now() - t0 < 15_000, `a dose accepted: ${errors.join('; ')}`);
     }
     await waitFor(() => results.length > n, 40_000, `the result of the ${grams} g dose`);
@@ -195,7 +195,7 @@ describe('rt-dosing learned plant: stored per station, restored, shown and forgo
     await waitFor(() => states[0].length > 0, 10_000, 'the dose running');
     const busy = await post('/rt-dosing/dz/forget');
     assert.equal(busy.status, 409);
-    assert.match(String(busy.body.error), /dose is running/);
+    assert.match(String(busy.body.error), /dose is running|errors\.forgetBusy/);
     const r1 = await first;
     assert.ok(['ok', 'under', 'over'].includes(r1.result), JSON.stringify(r1));
     // the older in-flight time was the start: the first dose adds its own to it
