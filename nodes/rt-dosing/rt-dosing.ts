@@ -236,6 +236,7 @@ export = function register(RED: NodeAPI): void {
     api.forget = async () => {
       if (!scale || cfg.problems.length) throw new HttpError(409, RED._(`${TYPE}.errors.notConfigured`));
       if (pending) throw new HttpError(409, RED._(`${TYPE}.errors.forgetBusy`));
+      if (!tauLoaded) throw new HttpError(409, RED._(`${TYPE}.errors.notReady`)); // the stored plant is still being read
       // the runner forgets first (it refuses while a dose runs there); a runner not attached yet starts from init
       if (link && configured) {
         try {
@@ -247,7 +248,10 @@ export = function register(RED: NodeAPI): void {
       learned = null;
       legacyTauUs = 0;
       if (init) init.prior = null;
-      await store(null);
+      // the file too (a redeploy must not bring the plant back): a failure is the caller's error
+      await scale.store.writeState(stateKey, storedLearning(null)).catch((err: unknown) => {
+        throw new HttpError(500, RED._(`${TYPE}.errors.store`, { error: (err as Error).message }));
+      });
       node.log(RED._(`${TYPE}.forgotten`));
     };
 
