@@ -205,7 +205,10 @@ export = function register(RED: NodeAPI): void {
       // the learned plant, read asynchronously (an older version's {tauUs}, or its file of the legacy name, when there is none yet)
       void scale.store
         .readState<unknown>(stateKey)
-        .then(async (s) => priorOf(s) ?? priorOf(await scale.store.readState<unknown>(legacyKey)))
+        .then(async (s) => {
+          const own = priorOf(s); // null: forgotten (the legacy file is not read again); undefined: nothing stored here
+          return own !== undefined ? own : priorOf(await scale.store.readState<unknown>(legacyKey));
+        })
         .then(
           (p) => {
             if (typeof p === 'number') legacyTauUs = p;

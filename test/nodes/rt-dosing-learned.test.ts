@@ -215,8 +215,16 @@ describe('rt-dosing learned plant: stored per station, restored, shown and forgo
     assert.equal(v.body.learned, null);
     await waitFor(() => stored()?.forgotten === true, 5000, 'the forgotten state stored');
     assert.equal(stored()!.learned, null);
+    // a redeploy does not bring it back, nor the older version's file beside it
+    await helper.unload();
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'the worker to end');
+    await start();
+    await waitFor(async () => (await get('/rt-dosing/dz/learned')).body.loaded === true, 5000, 'the stored state read');
+    v = await get('/rt-dosing/dz/learned');
+    assert.equal(v.body.learned, null);
+    assert.equal(v.body.legacy_tau_ms, undefined, 'the legacy file is not read after a forget');
     const r2 = await doseOf(30);
     assert.equal(r2.learned?.doses, 1, `the dose after forget started from nothing: ${JSON.stringify(r2.learned)}`);
-    assert.equal(firstMotorState(1), 'fine', `it probed again: ${states[1].join(' > ')}`);
+    assert.equal(firstMotorState(0), 'fine', `it probed again: ${states[0].join(' > ')}`);
   });
 });
