@@ -68,7 +68,7 @@ describe('rt-dosing learned plant in the editor and behind admin permissions (re
     assert.ok(text.includes(`Dead time ${l.delay_ms} ms`), text);
     assert.ok(text.includes(`In-flight time ${l.tau_ms} ms fine`), text);
     assert.ok(text.includes(`jitter ${l.jitter_ms} ms`), text);
-    assert.ok(text.includes(`Noise (sigma) ${l.noise_g} g`), text);
+    assert.ok(text.includes(`Noise (sigma) ${l.noise_g > 0 ? `${l.noise_g} g` : 'under 0.01 g'}`), text);
     assert.ok(text.includes(`Fine duty in use ${l.fine_duty_pct} %`), text);
     assert.match(text, /Flow per duty .*10%: [\d.]+ g\/s/, text);
     assert.match(text, /Outliers rejected \d+/, text);
