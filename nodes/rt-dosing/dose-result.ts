@@ -28,22 +28,35 @@ export function resultPayload(rec: DoseDone): Record<string, unknown> {
   };
 }
 
-/** What the controller learned of its plant, in the flow's units (grams, seconds, milliseconds, percent). */
+/**
+ * What the controller learned of its plant, in the flow's units (grams,
+ * seconds, milliseconds, percent). Takes a learned plant of any version: a
+ * field it lacks reads as 0 (not measured), fields it does not know are left out.
+ */
 export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
+  const raw = l as unknown as Record<string, unknown>;
+  const n = (k: string): number => {
+    const v = raw[k];
+    return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+  };
   const flow: Record<string, number> = {};
-  for (const [duty, cgps] of Object.entries(l.flowCgPerS)) flow[`${Number(duty) / 10}%`] = cgps / 100;
+  const perDuty = raw.flowCgPerS;
+  if (typeof perDuty === 'object' && perDuty !== null) {
+    for (const [duty, cgps] of Object.entries(perDuty as Record<string, unknown>)) if (typeof cgps === 'number' && Number.isFinite(Number(duty))) flow[`${Number(duty) / 10}%`] = cgps / 100;
+  }
+  const period = n('ripplePeriodUs');
   return {
-    doses: l.doses,
+    doses: n('doses'),
     flow_gps: flow,
-    fine_duty_pct: l.fineDuty / 10,
-    delay_ms: r2(l.delayUs / 1000),
-    tau_ms: r2(l.tauUs / 1000),
-    coarse_tau_ms: r2(l.coarseTauUs / 1000),
-    jitter_ms: r2(l.jitterUs / 1000),
-    fine_settle_ms: r2(l.fineSettleUs / 1000),
-    noise_g: l.noiseCg / 100,
-    ripple_g: l.rippleCg / 100,
-    ripple_hz: l.ripplePeriodUs > 0 ? r2(1e6 / l.ripplePeriodUs) : 0,
-    outliers: l.outliers,
+    fine_duty_pct: n('fineDuty') / 10,
+    delay_ms: r2(n('delayUs') / 1000),
+    tau_ms: r2(n('tauUs') / 1000),
+    coarse_tau_ms: r2(n('coarseTauUs') / 1000),
+    jitter_ms: r2(n('jitterUs') / 1000),
+    fine_settle_ms: r2(n('fineSettleUs') / 1000),
+    noise_g: n('noiseCg') / 100,
+    ripple_g: n('rippleCg') / 100,
+    ripple_hz: period > 0 ? r2(1e6 / period) : 0,
+    outliers: n('outliers'),
   };
 }

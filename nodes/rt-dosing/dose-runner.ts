@@ -22,7 +22,7 @@ export interface RunnerEvents {
 }
 
 export class DoseRunner {
-  readonly ctl: DosingController;
+  private _ctl: DosingController;
   private detach: (() => void) | null = null;
   private hold: MotorHold | null = null;
   private cancelStop: (() => void) | null = null;
@@ -37,15 +37,30 @@ export class DoseRunner {
 
   constructor(
     private readonly host: ConsumerHost,
-    params: Partial<DosingParams>,
+    private readonly params: Partial<DosingParams>,
     /** What the station learned before (LearnedPlant), or an older version's bare in-flight time (us; 0 = nothing known). */
     prior: number | LearnedPlant | null,
     private readonly ev: RunnerEvents,
     private readonly stepHist: SharedHistogram | null,
     private readonly progressEveryUs = 100_000,
   ) {
-    this.ctl = new DosingController(params, prior);
-    this.ctl.setSamplePeriod(host.periodUs);
+    this._ctl = new DosingController(params, prior);
+    this._ctl.setSamplePeriod(host.periodUs);
+  }
+
+  /** The controller (replaced by forget()). */
+  get ctl(): DosingController {
+    return this._ctl;
+  }
+
+  /**
+   * Forgets what was learned: the next dose starts from nothing, as on a fresh
+   * station. Refused (CodedError dose-already-running) while a dose runs.
+   */
+  forget(): void {
+    if (this._ctl.running) throw new CodedError('dose-already-running');
+    this._ctl = new DosingController(this.params, null);
+    this._ctl.setSamplePeriod(this.host.periodUs);
   }
 
   get running(): boolean {

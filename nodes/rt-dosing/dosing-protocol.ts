@@ -3,7 +3,7 @@
 // worker (dosing.consumer.ts). One runner per rt-dosing node, on a lease of
 // its own: its events reach only its node.
 import type { MetricSpec } from '../shared/shared-metrics';
-import type { DoseRecord, DosingParams } from './dosing-core';
+import type { DoseRecord, DosingParams, LearnedPlant } from './dosing-core';
 
 /** step: data-ready edge to this runner's motor command, us (one per control step). */
 export const DOSING_METRICS: MetricSpec = {
@@ -15,8 +15,12 @@ export const DOSING_METRICS: MetricSpec = {
 
 export interface DosingInit {
   params: Partial<DosingParams>;
-  /** The learned in-flight time to start from (kept up to date by the node, so a worker restart keeps it). */
-  tauUs: number;
+  /**
+   * What the station learned before, to start from (kept up to date by the
+   * node after every dose, so a worker restart or a redeploy keeps it): the
+   * whole LearnedPlant, an older version's bare in-flight time (us), or null.
+   */
+  prior: LearnedPlant | number | null;
   progressEveryUs: number;
   /** SharedMetrics (DOSING_METRICS) of this node. */
   metrics: SharedArrayBuffer;
@@ -27,6 +31,8 @@ export interface DosingInit {
 export type DosingCmd =
   | { t: 'dose'; targetCg: number; recipe?: string }
   | { t: 'stop'; reason: 'stop' | 'closed' }
+  /** Forget what was learned (the next dose starts cold); refused with dose-already-running while a dose runs. */
+  | { t: 'forget' }
   /** Test hook (testHooks only): an uncaught exception kills the HAL worker. */
   | { t: 'crash' };
 

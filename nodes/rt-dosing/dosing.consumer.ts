@@ -14,7 +14,7 @@ export function createConsumer(host: ConsumerHost, raw: unknown): ScaleConsumer 
   const runner = new DoseRunner(
     host,
     init.params,
-    init.tauUs,
+    init.prior ?? null,
     { progress: (p) => emit({ t: 'progress', p }), done: (rec) => emit({ t: 'done', rec }) },
     metrics.histogram('step'),
     init.progressEveryUs > 0 ? init.progressEveryUs : Number.MAX_SAFE_INTEGER,
@@ -28,6 +28,9 @@ export function createConsumer(host: ConsumerHost, raw: unknown): ScaleConsumer 
           return runner.ctl.tau;
         case 'stop':
           runner.abort(cmd.reason);
+          return true;
+        case 'forget':
+          runner.forget();
           return true;
         case 'crash':
           if (init.testHooks) {

@@ -2,24 +2,39 @@
 // runner) runs in the scale's worker thread as a consumer of the scale's
 // sample stream, stepping on every sample; each rt-dosing node has its own
 // runner, its own lease (its events reach only it), its own metrics and its
-// own learned in-flight time (stored per node and scale). This node only
-// starts doses, stops them, and turns results and progress into messages and
-// metrics. A crash of the HAL worker mid-dose ends that dose with an error
-// result; the runner is attached again when the worker has restarted.
+// own learned plant (stored per node and scale, learned-store.ts). This node
+// only starts doses, stops them, and turns results and progress into messages
+// and metrics. A crash of the HAL worker mid-dose ends that dose with an error
+// result; the runner is attached again when the worker has restarted, from
+// what was learned so far. The editor reads the learned plant of a deployed
+// node and can make it forget (admin endpoints below).
 import { join } from 'node:path';
 
 import { coreText } from '../shared/i18n';
-import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
+import type { DoneFn, HttpRequest, HttpResponse, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
-import { SharedMetrics } from '../shared/shared-metrics';
+import { type SharedHistogram, SharedMetrics } from '../shared/shared-metrics';
 import { ThrottledStatus } from '../shared/status';
 import type { ConsumerLink, ScaleNode, ScaleNotice } from '../rt-scale/scale-api';
+import type { DosingNodeApi } from './dosing-api';
+import type { LearnedPlant } from './dosing-core';
 import { type DosingDef, readDosing } from './dosing-config';
 import { DOSING_METRICS, type DosingCmd, type DosingEvent, type DosingInit } from './dosing-protocol';
-import { resultPayload } from './dose-result';
+import { learnedPayload, resultPayload } from './dose-result';
+import { type Prior, priorOf, priorTauUs, storedLearning } from './learned-store';
 
 const TYPE = 'rt-dosing';
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+
+/** An error the admin endpoint answers with a status other than 500. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 interface Pending {
   msg: NodeMessage;
@@ -41,6 +56,44 @@ export = function register(RED: NodeAPI): void {
   const testHooks = RED.settings.rtEdgeTestHooks === true;
   const consumerModule = join(__dirname, 'dosing.consumer.js');
 
+  // The editor shows what a deployed dosing node learned of its plant and can make it forget
+  // (read and write permissions of this node type, as rt-scale's calibration endpoint).
+  type Handler = (q: HttpRequest, s: HttpResponse, next?: () => void) => void;
+  const allow = (perm: string): Handler => (RED.auth ? RED.auth.needsPermission(perm) : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as Handler;
+  const json = (res: HttpResponse, status: number, body: unknown): void => {
+    res.status(status).set('Content-Type', 'application/json').send(JSON.stringify(body));
+  };
+  const dosingNode = (req: HttpRequest): DosingNodeApi | null => {
+    const n = RED.nodes.getNode(req.params?.id ?? '') as DosingNodeApi | null;
+    return n && n.type === TYPE && typeof n.learnedView === 'function' ? n : null;
+  };
+  RED.httpAdmin?.get(`/${TYPE}/:id/learned`, allow(`${TYPE}.read`), (req: HttpRequest, res: HttpResponse) => {
+    const n = dosingNode(req);
+    if (!n) {
+      json(res, 404, { error: RED._(`${TYPE}.errors.notDeployed`) });
+      return;
+    }
+    const v = n.learnedView();
+    json(res, 200, {
+      running: v.running,
+      loaded: v.loaded,
+      learned: v.learned ? learnedPayload(v.learned) : null,
+      raw: v.learned,
+      ...(v.legacyTauUs > 0 ? { legacy_tau_ms: Math.round(v.legacyTauUs / 10) / 100 } : {}),
+    });
+  });
+  RED.httpAdmin?.post?.(`/${TYPE}/:id/forget`, allow(`${TYPE}.write`), (req: HttpRequest, res: HttpResponse) => {
+    const n = dosingNode(req);
+    if (!n) {
+      json(res, 404, { error: RED._(`${TYPE}.errors.notDeployed`) });
+      return;
+    }
+    n.forget().then(
+      () => json(res, 200, { forgotten: true }),
+      (err: unknown) => json(res, err instanceof HttpError ? err.status : 500, { error: (err as Error).message }),
+    );
+  });
+
   function DosingNode(this: Node, def: DosingDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -50,13 +103,16 @@ export = function register(RED: NodeAPI): void {
     // learned values are kept per dosing node and per station (scale)
     const stateKey = scale ? `dosing-${node.id}-scale-${scale.id}` : '';
     const legacyKey = `dosing-${node.id}`;
-    let tauUs = 0; // nothing known until the station has measured its plant
+    let learned: LearnedPlant | null = null; // nothing known until the station has measured its plant
+    let legacyTauUs = 0; // an older version's stored in-flight time, until the first dose learns a plant
+    const prior = (): Prior => learned ?? (legacyTauUs > 0 ? legacyTauUs : null);
     let configured = false;
     let closing = false;
     let pending: Pending | null = null;
     let detach: (() => Promise<void>) | null = null;
     let link: ConsumerLink<DosingCmd> | null = null;
     let init: DosingInit | null = null;
+    let stepHist: SharedHistogram | null = null;
     let tauLoaded = false;
     let scaleReady = false;
     const cfg = readDosing(def, scale ? scale.config.capacityCg : 500_000);
@@ -78,12 +134,17 @@ export = function register(RED: NodeAPI): void {
       p.done(new Error(RED._(`${TYPE}.errors.crashed`, { error: t.errorText(err) })));
     };
 
+    const store = (value: LearnedPlant | null): Promise<void> =>
+      scale!.store.writeState(stateKey, storedLearning(value)).catch((err: unknown) => node.warn(RED._(`${TYPE}.errors.store`, { error: (err as Error).message })));
+
     const onDone = (ev: Extract<DosingEvent, { t: 'done' }>): void => {
       const rec = ev.rec;
-      if (rec.result !== 'aborted' && rec.tauUs !== tauUs) {
-        tauUs = rec.tauUs;
-        if (init) init.tauUs = tauUs; // a worker restart starts the runner from the learned value
-        scale!.store.writeState(stateKey, { tauUs, at: new Date().toISOString() }).catch((err: unknown) => node.warn(RED._(`${TYPE}.errors.store`, { error: (err as Error).message })));
+      if (rec.result !== 'aborted' && rec.learned) {
+        // the whole learned plant, kept for a worker restart and stored (asynchronous, atomic, durable) for a redeploy or a restart
+        learned = rec.learned;
+        legacyTauUs = 0;
+        if (init) init.prior = learned;
+        void store(learned);
       }
       doses.inc({ ...labels, result: rec.result });
       if (rec.result !== 'aborted') {
@@ -109,8 +170,9 @@ export = function register(RED: NodeAPI): void {
     const attachRunner = (): void => {
       if (!scale || link || closing || !tauLoaded || !scaleReady) return;
       const sm = SharedMetrics.create(DOSING_METRICS);
-      init = { params: cfg.params, tauUs, progressEveryUs: cfg.progressEveryMs * 1000, metrics: sm.sab, testHooks };
-      stepLat.attach(labels, sm.histogram('step'));
+      init = { params: cfg.params, prior: prior(), progressEveryUs: cfg.progressEveryMs * 1000, metrics: sm.sab, testHooks };
+      stepHist = sm.histogram('step');
+      stepLat.attach(labels, stepHist);
       link = scale.attachConsumer<DosingCmd, DosingEvent>({
         module: consumerModule,
         init,
@@ -138,15 +200,19 @@ export = function register(RED: NodeAPI): void {
     if (!scale) fail(RED._(`${TYPE}.errors.noScale`));
     else if (cfg.problems.length) fail(RED._(`${TYPE}.errors.badConfig`, { problems: cfg.problems.map(t.text).join('; ') }));
     else {
-      tauGauge.attach(labels, () => tauUs / 1e6);
+      tauGauge.attach(labels, () => priorTauUs(prior()) / 1e6);
       status.immediate('connecting', RED._(`${TYPE}.status.starting`));
-      // the learned in-flight time, read asynchronously (the file of an older version is read when there is none yet)
+      // the learned plant, read asynchronously (an older version's {tauUs}, or its file of the legacy name, when there is none yet)
       void scale.store
-        .readState<{ tauUs: number }>(stateKey)
-        .then((s) => s ?? scale.store.readState<{ tauUs: number }>(legacyKey))
+        .readState<unknown>(stateKey)
+        .then(async (s) => {
+          const own = priorOf(s); // null: forgotten (the legacy file is not read again); undefined: nothing stored here
+          return own !== undefined ? own : priorOf(await scale.store.readState<unknown>(legacyKey));
+        })
         .then(
-          (stored) => {
-            if (stored && Number.isInteger(stored.tauUs) && stored.tauUs > 0) tauUs = stored.tauUs;
+          (p) => {
+            if (typeof p === 'number') legacyTauUs = p;
+            else if (p) learned = p;
           },
           () => undefined,
         )
@@ -166,6 +232,31 @@ export = function register(RED: NodeAPI): void {
         },
       });
     }
+
+    const api = node as DosingNodeApi;
+    api.learnedView = () => ({ learned, legacyTauUs, running: pending !== null, loaded: tauLoaded });
+    api.stepHistogram = () => stepHist;
+    api.forget = async () => {
+      if (!scale || cfg.problems.length) throw new HttpError(409, RED._(`${TYPE}.errors.notConfigured`));
+      if (pending) throw new HttpError(409, RED._(`${TYPE}.errors.forgetBusy`));
+      if (!tauLoaded) throw new HttpError(409, RED._(`${TYPE}.errors.notReady`)); // the stored plant is still being read
+      // the runner forgets first (it refuses while a dose runs there); a runner not attached yet starts from init
+      if (link && configured) {
+        try {
+          await link.request({ t: 'forget' });
+        } catch (err) {
+          throw new HttpError(409, RED._(`${TYPE}.errors.forgetRefused`, { error: t.errorText(err) }));
+        }
+      }
+      learned = null;
+      legacyTauUs = 0;
+      if (init) init.prior = null;
+      // the file too (a redeploy must not bring the plant back): a failure is the caller's error
+      await scale.store.writeState(stateKey, storedLearning(null)).catch((err: unknown) => {
+        throw new HttpError(500, RED._(`${TYPE}.errors.store`, { error: (err as Error).message }));
+      });
+      node.log(RED._(`${TYPE}.forgotten`));
+    };
 
     if (testHooks) {
       // Test hook: kills the HAL worker (an uncaught exception in it), e.g. mid-dose. False when the runner is not attached.

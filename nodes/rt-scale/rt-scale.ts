@@ -17,6 +17,7 @@ import { BAD_REASONS, type Calibration } from './sampler-core';
 import type { ConsumerLink, ConsumerOptions, DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
 import type { ConsumerAttach } from './scale-consumer';
 import { readScale, type ScaleDef } from './scale-config';
+import type { SimChipOptions } from './sim-hx711';
 import {
   REC_CG,
   REC_FILTERED,
@@ -38,6 +39,12 @@ const HAL_KEY = 'rt-scale-hal'; // one HAL thread per process owns every scale's
 const DRAIN_MS = 25;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The test hook's simulated chip options of one scale: settings.rtEdgeSim[scale id] (plain JSON), or none. */
+function simOptions(all: unknown, id: string): { sim?: Partial<SimChipOptions> } {
+  const own = typeof all === 'object' && all !== null ? (all as Record<string, unknown>)[id] : undefined;
+  return typeof own === 'object' && own !== null ? { sim: own as Partial<SimChipOptions> } : {};
+}
 
 export = function register(RED: NodeAPI): void {
   const t = coreText(RED, TYPE);
@@ -161,6 +168,8 @@ export = function register(RED: NodeAPI): void {
           sps: config.sps,
           ...(testHooks && typeof RED.settings.rtEdgePigpioModule === 'string' ? { pigpioModule: RED.settings.rtEdgePigpioModule } : {}),
           ...(testHooks && typeof RED.settings.rtEdgeMotorTrace === 'string' ? { motorTrace: RED.settings.rtEdgeMotorTrace } : {}),
+          // Test hook (simulated backend): the chip and material of this scale, e.g. a profile of the dosing envelope
+          ...(testHooks && config.backend === 'simulated' ? simOptions(RED.settings.rtEdgeSim, node.id) : {}),
         },
         gain: config.gain,
         cal,

@@ -62,7 +62,7 @@ export const LIMITS = {
     noProgressG: { min: 0, max: 200_000 },
     containerDropG: { min: 0, max: 200_000 },
     topUps: { min: 0, max: 10, integer: true },
-    learnDiv: { min: 1, max: 8, integer: true },
+    learnDoses: { min: 3, max: 25, integer: true },
     progressHz: { min: 0, max: 20 },
   },
   'rt-scale': {

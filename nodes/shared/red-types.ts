@@ -71,6 +71,7 @@ export interface HttpResponse {
 }
 export interface HttpApp {
   get(path: string, ...handlers: Array<(req: HttpRequest, res: HttpResponse, next?: () => void) => void>): void;
+  post?(path: string, ...handlers: Array<(req: HttpRequest, res: HttpResponse, next?: () => void) => void>): void;
   _router?: { stack: Array<{ route?: { path?: string } }> };
 }
 

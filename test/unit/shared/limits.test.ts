@@ -49,8 +49,8 @@ const runtime: Record<string, (field: string, v: unknown) => boolean> = {
   'rt-rs485-watch': (f, v) => !hasField(readWatchConfig({ id: 'w', type: 'rt-rs485-watch', fn: 3, openValue: 1, closedValue: 0, [f]: v }).problems, f),
   'rt-dosing': (f, v) => {
     const codes: Record<string, string> = { coarsePct: 'bad-coarse', finePct: 'bad-fine', fineBandG: 'bad-fine-band', toleranceG: 'bad-tolerance', maxTimeS: 'bad-max-time', neverExceedG: 'bad-never-exceed', noProgressG: 'bad-no-progress', containerDropG: 'bad-container-drop' };
-    const base = { coarsePct: 100, finePct: 10, fineBandG: 2, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDiv: 4, progressHz: 5 };
-    const problems = readDosing({ id: 'd', type: 'rt-dosing', version: 1, ...base, [f]: v }, 500_000).problems;
+    const base = { coarsePct: 100, finePct: 10, fineBandG: 0, toleranceG: 0.1, maxTimeS: 60, neverExceedG: 0, noProgressG: 0.5, containerDropG: 20, topUps: 0, learnDoses: 9, progressHz: 5 };
+    const problems = readDosing({ id: 'd', type: 'rt-dosing', version: 2, ...base, [f]: v }, 500_000).problems;
     return !problems.some((p) => p.code === codes[f] || p.params?.field === f);
   },
   'rt-journey-egress': (f, v) => !hasField(readEgress({ id: 'x', type: 'rt-journey-egress', path: 'a.jsonl', [f]: v }, '/tmp').problems, f),
