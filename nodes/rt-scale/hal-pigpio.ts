@@ -115,6 +115,7 @@ class PigpioHal implements ScaleHal, Hx711Pins {
   private beat = 0;
   private readonly poller: DoutPoller;
   private closed = false;
+  private failed = false;
   private ready: ((edgeUs: number, late: boolean) => void) | null = null;
 
   constructor(
@@ -150,7 +151,13 @@ class PigpioHal implements ScaleHal, Hx711Pins {
 
   // Hx711Pins: the guard in hx711-protocol.ts takes tick() before each rising edge and after each falling edge
   dout(): 0 | 1 {
-    return this.doutPin.digitalRead() ? 1 : 0;
+    try {
+      return this.doutPin.digitalRead() ? 1 : 0;
+    } catch (err) {
+      // also reached from the engine's watchdog timer: this scale fails, the thread does not
+      this.fail(err);
+      return 1;
+    }
   }
   sckHigh(): 0 | 1 {
     this.sck.digitalWrite(1);
@@ -178,7 +185,8 @@ class PigpioHal implements ScaleHal, Hx711Pins {
 
   /** One scale's failure (a pin read that throws, a bug in its engine): its motor stops, the others go on. */
   private fail(err: unknown): void {
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
+    this.failed = true;
     this.poller.stop();
     try {
       this.setMotor(0);
