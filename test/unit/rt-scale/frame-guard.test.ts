@@ -195,8 +195,16 @@ describe('DOUT poller (data-ready without interrupts, injected times)', () => {
     assert.ok(r.sleeps.length > 0 && r.sleeps.every((s) => s < 1000), 'sub-millisecond sleeps');
   });
 
+  it('event-loop timers that fire 3.5 ms late every time: the window lead grows until it opens before the data-ready, then no read is late', () => {
+    const r = rig({ timerLateUs: 3500 });
+    r.runUntil(r.start + 50 * r.period);
+    assert.ok(r.reads.length >= 48, `${r.reads.length} reads`);
+    assert.deepEqual(r.reads.slice(6).filter((x) => x.late), [], 'none late once the lead has grown');
+    assert.ok(r.poller.leadUs > DEFAULT_POLLER.leadUs, `lead ${r.poller.leadUs} us`);
+  });
+
   it('a read after the thread was stalled past the data-ready is marked late, then the poller locks again', () => {
-    const r = rig({ stallFrom: 1_000_000 + 3000 + 10 * 12_500 - 2500, stallUntil: 1_000_000 + 3000 + 10 * 12_500 + 11_800 });
+    const r = rig({ stallFrom: 1_000_000 + 3000 + 10 * 12_500 - 5000, stallUntil: 1_000_000 + 3000 + 10 * 12_500 + 11_800 });
     r.runUntil(r.start + 20 * r.period);
     const stalled = r.reads.find((x) => x.at > r.start + 3000 + 10 * r.period + 11_000);
     assert.ok(stalled, 'read after the stall');
