@@ -56,11 +56,14 @@ export const PIGPIO_INTERFACES_OFF = 1 | 2 | 8;
 
 /**
  * Codes of the errors opening the pigpio backend (catalog rt-scale.codes.<code>;
- * each text tells the user what to do): the module is missing, pigpio failed to
- * initialise, the pins could not be opened, a pin or a PWM channel is already
- * used by another scale. Param `error` is the first line of pigpio's own message.
+ * each text tells the user to pick the simulated backend): the module is
+ * missing, pigpio failed to initialise, the pins could not be opened. Param
+ * `error` is the first line of pigpio's own message.
  */
-export const PIGPIO_CODES = ['pigpio-missing', 'pigpio-init', 'pigpio-gpio', 'pin-busy', 'pwm-channel-busy', 'hal-failed'] as const;
+export const PIGPIO_CODES = ['pigpio-missing', 'pigpio-init', 'pigpio-gpio'] as const;
+
+/** Codes of a scale's pin errors: a pin or a PWM channel already used by another scale; the scale failed later (a pin read threw). */
+export const PIGPIO_PIN_CODES = ['pin-busy', 'pwm-channel-busy', 'hal-failed'] as const;
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
 /** The module, once loaded in this thread (it is never loaded twice, nor released). */

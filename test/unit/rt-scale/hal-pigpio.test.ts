@@ -30,11 +30,22 @@ function scale(pg: PigpioModule, cfg: HalConfig, name = 'A') {
   return { hal, engine, m, samples, failures };
 }
 
+/** Every stand-in created by a test: terminated after it (its chips' timers stop). */
+const boards: Array<{ terminate(): void }> = [];
+function standin(cfg: StandinConfig): ReturnType<typeof createPigpio> {
+  const pg = createPigpio(cfg);
+  boards.push(pg);
+  return pg;
+}
+afterEach(() => {
+  for (const b of boards.splice(0)) b.terminate();
+});
+
 describe('pigpio backend on the pigpio stand-in (in process)', function () {
   this.timeout(20_000);
 
   it('samples at 80 SPS by polling DOUT: no interrupt or alert callback, socket and FIFO interfaces off before initialise', async () => {
-    const pg = createPigpio({ chips: [{ dout: 5, sck: 6, motor: 18 }] });
+    const pg = standin({ chips: [{ dout: 5, sck: 6, motor: 18 }] });
     const s = scale(pg, cfgOf());
     try {
       assert.equal(pg.board.ifFlags, PIGPIO_INTERFACES_OFF, 'configureInterfaces(FIFO | SOCK | ALERT off) before gpioInitialise');
@@ -52,11 +63,12 @@ describe('pigpio backend on the pigpio stand-in (in process)', function () {
 
   it('reads right while pigpio\'s uint32 tick crosses 2^31 and 2^32', async () => {
     for (const start of [2 ** 31 - 150_000, 2 ** 32 - 150_000]) {
-      const pg = createPigpio({ chips: [{ dout: 5, sck: 6 }], tickStart: start });
+      const pg = standin({ chips: [{ dout: 5, sck: 6 }], tickStart: start });
       const s = scale(pg, cfgOf());
       try {
         await waitFor(() => ((pg.getTick() - start) >>> 0) > 200_000 && s.samples.length >= 30, 10_000, `the tick crossed ${start + 150_000}`);
-        assert.ok(s.engine.maxHighUs < 10_000, `clock-high stays a few us, not a wrapped difference: ${s.engine.maxHighUs}`);
+        // a wrapped difference would be ~2^32 us; a preempted pulse on a busy machine is milliseconds at most
+        assert.ok(s.engine.maxHighUs < 1_000_000, `clock-high is a real time, not a wrapped difference: ${s.engine.maxHighUs}`);
         // pigpio's own tickDiff is wrong across 2^31: the backend does not use it
         assert.notEqual(pg.tickDiff(0x7fffffff, 0x80000001), 2);
       } finally {
@@ -66,7 +78,7 @@ describe('pigpio backend on the pigpio stand-in (in process)', function () {
   });
 
   it('drives the motor with hardware PWM on 12/13/18/19, software PWM elsewhere; off on close', () => {
-    const pg = createPigpio({ chips: [{ dout: 5, sck: 6, motor: 18 }, { dout: 22, sck: 23, motor: 17 }] });
+    const pg = standin({ chips: [{ dout: 5, sck: 6, motor: 18 }, { dout: 22, sck: 23, motor: 17 }] });
     const a = scale(pg, cfgOf());
     const b = scale(pg, cfgOf({ doutPin: 22, sckPin: 23, motorPin: 17 }), 'B');
     a.hal.setMotor(500);
@@ -80,7 +92,7 @@ describe('pigpio backend on the pigpio stand-in (in process)', function () {
   });
 
   it('refuses two scales on one PWM channel (12/18, 13/19) and two scales on one pin, with the other scale named', () => {
-    const pg = createPigpio({ chips: [{ dout: 5, sck: 6 }, { dout: 22, sck: 23 }, { dout: 24, sck: 25 }] });
+    const pg = standin({ chips: [{ dout: 5, sck: 6 }, { dout: 22, sck: 23 }, { dout: 24, sck: 25 }] });
     const a = scale(pg, cfgOf(), 'first');
     try {
       assert.throws(
@@ -98,7 +110,7 @@ describe('pigpio backend on the pigpio stand-in (in process)', function () {
   });
 
   it('a pin that fails stops that scale (motor off, hal-failed), not the thread nor the other scale', async () => {
-    const pg = createPigpio({ chips: [{ dout: 5, sck: 6, motor: 18 }, { dout: 22, sck: 23, motor: 13, failAfterReads: 300 }] });
+    const pg = standin({ chips: [{ dout: 5, sck: 6, motor: 18 }, { dout: 22, sck: 23, motor: 13, failAfterReads: 300 }] });
     const a = scale(pg, cfgOf());
     const b = scale(pg, cfgOf({ doutPin: 22, sckPin: 23, motorPin: 13 }), 'B');
     try {
@@ -120,7 +132,7 @@ describe('the pigpio stand-in reproduces the addon\'s pitfalls', function () {
   this.timeout(20_000);
 
   it('callbacks are delivered on the main loop: they wait while it is blocked; from a worker they are refused', async () => {
-    const pg = createPigpio({ chips: [{ dout: 5, sck: 6 }] });
+    const pg = standin({ chips: [{ dout: 5, sck: 6 }] });
     const dout = new pg.Gpio(5, { mode: pg.Gpio.INPUT });
     const got: number[] = [];
     (dout as unknown as NodeJS.EventEmitter).on('interrupt', (level: number) => got.push(level));
@@ -130,7 +142,6 @@ describe('the pigpio stand-in reproduces the addon\'s pitfalls', function () {
     assert.equal(got.length, 0, 'nothing delivered while the main loop is blocked');
     await waitFor(() => got.length > 0, 2000, 'interrupts after the loop runs');
     dout.disableInterrupt();
-    pg.terminate();
     const code = `
       const { createPigpio } = require(${JSON.stringify(join(__dirname, '..', '..', 'helpers', 'pigpio-standin-core.js'))});
       const { parentPort } = require('node:worker_threads');
@@ -150,9 +161,8 @@ describe('the pigpio stand-in reproduces the addon\'s pitfalls', function () {
   });
 
   it('sysfs interrupts fail with -123 on kernel 6.6', () => {
-    const pg = createPigpio({ kernel: '6.6.51' });
+    const pg = standin({ kernel: '6.6.51' });
     assert.throws(() => new pg.Gpio(5, { mode: pg.Gpio.INPUT, edge: pg.Gpio.FALLING_EDGE }), /pigpio error -123 in gpioSetISRFunc/);
-    pg.terminate();
   });
 
   it('loads once per process: a second load gets pigpio.js\'s empty binding ("gpioInitialise is not a function"), which the backend reports as pigpio-init', () => {
