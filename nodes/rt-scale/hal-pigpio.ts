@@ -38,6 +38,8 @@ export interface PigpioGpio {
   hardwarePwmWrite(freq: number, duty: number): void;
   pwmFrequency(freq: number): void;
   pwmWrite(duty: number): void;
+  /** pigpio's gpioGetPWMdutycycle (hardware PWM: out of 1e6; software: out of the range, 255). */
+  getPwmDutyCycle?(): number;
 }
 export interface PigpioModule {
   Gpio: { new (pin: number, o: object): PigpioGpio; INPUT: number; OUTPUT: number; PUD_OFF: number; PUD_DOWN: number };
@@ -214,6 +216,15 @@ class PigpioHal implements ScaleHal, Hx711Pins {
     else {
       this.motor.pwmFrequency(this.cfg.motorHz);
       this.motor.pwmWrite(Math.round((p * 255) / 1000));
+    }
+  }
+
+  /** The motor's PWM duty as pigpio reads it back (0 = stopped), or null when this pigpio cannot say. */
+  motorDuty(): number | null {
+    try {
+      return this.motor.getPwmDutyCycle ? this.motor.getPwmDutyCycle() : null;
+    } catch {
+      return null;
     }
   }
 

@@ -216,6 +216,9 @@ export class Board {
     this.motor(gpio, Math.round(duty / 1000));
     record(this.cfg, { t: 'pwm', gpio, hw: true, freq, duty, permille: Math.round(duty / 1000) });
   }
+  gpioGetPWMdutycycle(gpio: number): number {
+    return this.pwm.get(gpio)?.duty ?? 0;
+  }
   private motor(gpio: number, permille: number): void {
     for (const w of this.wired) if (w.cfg.motor === gpio) w.chip.setMotor(permille);
   }
@@ -318,6 +321,9 @@ export function pigpioJs(binding: Partial<Board>) {
     hardwarePwmWrite(frequency: number, dutyCycle: number): this {
       pigpio.gpioHardwarePWM(this.gpio, +frequency, +dutyCycle);
       return this;
+    }
+    getPwmDutyCycle(): number {
+      return pigpio.gpioGetPWMdutycycle(this.gpio);
     }
     pwmFrequency(frequency: number): this {
       pigpio.gpioSetPWMfrequency(this.gpio, +frequency);

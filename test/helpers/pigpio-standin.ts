@@ -10,9 +10,10 @@
 // the process (another thread, or the same thread after its module cache was
 // cleared) prints pigpio.js's warning and gets an empty binding, so the first
 // call fails with "pigpio.gpioInitialise is not a function".
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 import { Board, pigpioJs, record, STANDIN_ENV, type StandinConfig } from './pigpio-standin-core';
 
@@ -39,6 +40,8 @@ let binding: Partial<Board>;
 if (firstLoadInProcess()) {
   binding = new Board(cfg);
   record(cfg, { t: 'load' });
+  // the marker goes with the process (from a worker thread there is no process exit to hook: the test's temp dir holds it)
+  if (isMainThread) process.on('exit', () => rmSync(marker, { force: true }));
 } else {
   console.warn('| Warning: The pigpio C library can\'t be loaded on this machine and any |');
   console.warn('| attempt to use it will fail.                                          |');

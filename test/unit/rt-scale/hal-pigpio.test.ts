@@ -91,6 +91,27 @@ describe('pigpio backend on the pigpio stand-in (in process)', function () {
     assert.equal(pg.board.pwm.get(17)?.duty, 0);
   });
 
+  it('toggles the optional heartbeat pin on every data-ready while sampling, and leaves it low when closed', async () => {
+    const pg = standin({ chips: [{ dout: 5, sck: 6, motor: 18 }] });
+    const s = scale(pg, cfgOf({ heartbeatPin: 16 }));
+    const seen = new Set<number>();
+    const levels: number[] = [];
+    const spy = pg.board.gpioWrite.bind(pg.board);
+    pg.board.gpioWrite = (gpio: number, level: number) => {
+      if (gpio === 16) levels.push(level);
+      spy(gpio, level);
+    };
+    try {
+      await waitFor(() => s.samples.length >= 20, 10_000, '20 samples');
+      for (const l of levels) seen.add(l);
+      assert.deepEqual([...seen].sort(), [0, 1], 'the heartbeat toggles');
+      assert.ok(levels.length >= 20, `${levels.length} heartbeat edges`);
+    } finally {
+      s.engine.close();
+    }
+    assert.equal(pg.board.levels.get(16), 0, 'low after close: the monostable runs out and disables the driver');
+  });
+
   it('refuses two scales on one PWM channel (12/18, 13/19) and two scales on one pin, with the other scale named', () => {
     const pg = standin({ chips: [{ dout: 5, sck: 6 }, { dout: 22, sck: 23 }, { dout: 24, sck: 25 }] });
     const a = scale(pg, cfgOf(), 'first');
