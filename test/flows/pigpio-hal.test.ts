@@ -149,6 +149,24 @@ describe('pigpio backend in a Node-RED process (pigpio stand-in)', function () {
     assert.ok(!duties(record, 12).some((d) => d > 0), 'scale C never drove its motor');
   });
 
+  it('the HAL thread dies: every pigpio scale reports it plainly (worker-dead error), also after a redeploy; no new thread, no samples claimed', async () => {
+    const record = join(tmp.dir, 'dead.jsonl');
+    const cfg: StandinConfig = { record, lockDir: tmp.dir, chips: [{ dout: 5, sck: 6, motor: 18, crashThreadAfterReads: 8000 }, { dout: 22, sck: 23, motor: 13 }] };
+    rt = await startNodeRed({ settings: { rtEdgeTestHooks: true, rtEdgePigpioModule: standin }, env: { [STANDIN_ENV]: JSON.stringify(cfg) } });
+    const r = rt;
+    await r.deploy(flows());
+    const dead = /the pigpio HAL thread has died \(pigpio stand-in: the HAL thread crashed\)/g;
+    await waitFor(() => (r.log().match(dead) ?? []).length >= 2, 30_000, 'both scales reporting the dead HAL thread');
+    await r.deploy(flows(), 'full');
+    const before = (r.log().match(dead) ?? []).length;
+    await waitFor(() => (r.log().match(dead) ?? []).length >= before + 2, 15_000, 'the same plain error after a redeploy');
+    const kinds = records(record).map((x) => x.t);
+    assert.equal(kinds.filter((k) => k === 'load').length, 1);
+    assert.equal(kinds.filter((k) => k === 'refused').length, 0, 'no new thread tried to load pigpio again');
+    const text = (await r.get('/metrics')).text;
+    assert.ok(!(metric(text, 'rtedge_hx711_samples_total', 'scale="scaleA"') > 0), 'no samples claimed after the death');
+  });
+
   async function dosing(o: { settingsSource?: string; extra?: object[] }): Promise<{ r: ChildRuntime; record: string }> {
     const record = join(tmp.dir, `dose-${Date.now()}.jsonl`);
     const cfg: StandinConfig = { record, lockDir: tmp.dir, signals: true, chips: [{ dout: 5, sck: 6, motor: 18 }] };

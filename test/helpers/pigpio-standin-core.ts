@@ -41,6 +41,8 @@ export interface StandinChip {
   sim?: Partial<SimChipOptions>;
   /** Reads of DOUT after which every read throws (a failing pin: one scale's failure). */
   failAfterReads?: number;
+  /** Reads of DOUT after which the thread that loaded the stand-in dies (an uncaught error outside any scale). */
+  crashThreadAfterReads?: number;
 }
 
 export interface StandinConfig {
@@ -167,7 +169,13 @@ export class Board {
   gpioRead(gpio: number): number {
     const w = this.wired.find((x) => x.cfg.dout === gpio);
     if (!w) return this.levels.get(gpio) ?? 0;
-    if (w.cfg.failAfterReads !== undefined && ++w.reads > w.cfg.failAfterReads) throw pigpioError(-3, 'gpioRead');
+    w.reads++;
+    if (w.cfg.crashThreadAfterReads !== undefined && w.reads === w.cfg.crashThreadAfterReads) {
+      setImmediate(() => {
+        throw new Error('pigpio stand-in: the HAL thread crashed');
+      });
+    }
+    if (w.cfg.failAfterReads !== undefined && w.reads > w.cfg.failAfterReads) throw pigpioError(-3, 'gpioRead');
     if (w.sckHigh) return w.bit;
     w.chip.catchUp(); // the chip converts on its own crystal, even while the reading thread's loop is blocked
     return w.chip.dout();
