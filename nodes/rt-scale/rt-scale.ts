@@ -81,6 +81,32 @@ export = function register(RED: NodeAPI): void {
     },
   );
 
+  // The dialog's "check" button: the running scale's figures since it started (what npm run hw-check
+  // prints, from the live scale instead of a 10 s run with Node-RED stopped).
+  RED.httpAdmin?.get(
+    '/rt-scale/:id/check',
+    (RED.auth ? RED.auth.needsPermission('rt-scale.read') : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as (q: HttpRequest, s: HttpResponse, next?: () => void) => void,
+    (req: HttpRequest, res: HttpResponse) => {
+      const node = RED.nodes.getNode(req.params?.id ?? '') as ScaleNode | null;
+      const m = node?.sharedMetrics() ?? null;
+      if (!node || !m) {
+        res.status(404).send(JSON.stringify({ error: node ? node.startError ?? RED._(`${TYPE}.errors.notReady`) : 'not deployed' }));
+        return;
+      }
+      const lat = m.histogram('latency').summaryMs();
+      const body = {
+        backend: node.config.backend,
+        running: node.ready,
+        error: node.startError,
+        samples: m.counter('samples'),
+        bad: Object.fromEntries([...BAD_REASONS, 'settling'].map((r) => [r, m.counter(r)])),
+        latencyMs: { p50: lat.p50, p99: lat.p99, max: lat.max },
+        clockHighMaxUs: m.gauge('clock_high_max_us'),
+      };
+      res.set('Content-Type', 'application/json').send(JSON.stringify(body));
+    },
+  );
+
   function ScaleConfigNode(this: Mutable<ScaleNode>, def: ScaleDef): void {
     RED.nodes.createNode(this, def);
     const node = this;

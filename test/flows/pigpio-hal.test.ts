@@ -111,6 +111,16 @@ describe('pigpio backend in a Node-RED process (pigpio stand-in)', function () {
       throw new Error(`${e.message}\n${(await scrape()).split('\n').filter((l) => /samples_total|bad_reads/.test(l)).join('\n')}\n${r.log().slice(-1500)}`);
     });
 
+    // the dialog's check button: the running scale's figures
+    const check = await r.get('/rt-scale/scaleA/check');
+    assert.equal(check.status, 200, check.text);
+    const c = JSON.parse(check.text) as { backend: string; samples: number; bad: Record<string, number>; latencyMs: { p50: number; p99: number; max: number }; clockHighMaxUs: number };
+    assert.equal(c.backend, 'pigpio');
+    assert.ok(c.samples > 80);
+    assert.deepEqual(Object.keys(c.bad).sort(), ['dout_low', 'frame_long', 'late', 'no_data', 'not_ready', 'overrun', 'power_down', 'saturated', 'settling', 'stuck']);
+    assert.ok(c.latencyMs.p50 > 0 && c.latencyMs.max >= c.latencyMs.p99, JSON.stringify(c.latencyMs));
+    assert.ok(c.clockHighMaxUs > 0);
+
     const init = records(record).filter((x) => x.t === 'init');
     assert.equal(init.length, 1);
     assert.equal(init[0].socket, null, 'the socket interface (port 8888) is off');
