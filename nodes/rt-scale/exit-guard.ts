@@ -68,13 +68,16 @@ export function stopAllNow(timeoutMs = 50): number {
 
 /** Signals for which this guard added a listener itself (nobody else listened). */
 const own = new Map<NodeJS.Signals, () => void>();
+/** The first listener of each signal once pigpio runs: motors off before anything else runs (Node-RED then closes its flows). */
+const first = new Map<NodeJS.Signals, () => void>();
 
 /**
  * After pigpio has initialised (its C handlers replaced Node's): re-registers
  * Node's handlers for SIGINT/SIGTERM/SIGHUP by removing and re-adding the
- * process's listeners. Where nobody listens, adds one that stops the motors
- * and exits with the signal's conventional code (what the default action
- * would have done, motor off first).
+ * process's listeners, with one that stops every motor at once in front of
+ * them. Where nobody listens, adds one that stops the motors and exits with
+ * the signal's conventional code (what the default action would have done,
+ * motor off first).
  */
 export function rearmSignals(): void {
   for (const sig of SIGNALS) {
@@ -89,6 +92,13 @@ export function rearmSignals(): void {
       continue;
     }
     for (const l of ls) process.removeListener(sig, l);
-    for (const l of ls) process.on(sig, l);
+    let stop = first.get(sig);
+    if (!stop) {
+      stop = (): void => void stopAllNow();
+      first.set(sig, stop);
+    }
+    // motors off first (at most 50 ms), then the process's own handlers (Node-RED closes its flows)
+    process.on(sig, stop);
+    for (const l of ls) if (l !== stop) process.on(sig, l);
   }
 }
