@@ -10,6 +10,20 @@ export interface Clock {
 
 export const hrNowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/** A tick wraps at 2^32 microseconds (pigpio's gpioTick is a uint32: every ~71.6 minutes). */
+export const TICK_WRAP = 4294967296;
+
+/**
+ * Microseconds from tick a to tick b (b taken after a), in 32-bit unsigned
+ * arithmetic: right across the wrap at 2^32 and across 2^31, where pigpio's own
+ * tickDiff (`(b >> 0) - (a >> 0)`) goes wrong: 0x7fffffff -> 0x80000001 is 2,
+ * not -4294967294. Valid for intervals shorter than 2^32 us.
+ */
+export const tickDiff32 = (a: number, b: number): number => (b - a) >>> 0;
+
+/** Signed distance from tick a to tick b (negative: b is before a), valid within +-2^31 us (~35 min). */
+export const tickDelta32 = (a: number, b: number): number => (b - a) | 0;
+
 /**
  * Real time. A libuv timer has millisecond resolution and may fire up to a
  * millisecond early or late; `at` never calls early: when the timer fires

@@ -1,36 +1,60 @@
-// The pigpio backend (Raspberry Pi). Loaded lazily, only in the HAL worker:
-// pigpio is an optional dependency, its addon is not context-aware, one
-// process per Pi may use it, and it needs root.
-// Data-ready is a pigpio *interrupt* on DOUT's falling edge (~50 us to react;
-// pigpio *alerts* arrive in 1 ms batches, too slow). The frame is bit-banged
-// from this thread with the guard in hx711-protocol.ts. The motor uses
-// hardware PWM on GPIO 12/13/18/19, software PWM elsewhere.
+// The pigpio backend (Raspberry Pi 1-4). Loaded lazily, only in the HAL
+// worker: pigpio is an optional dependency, and its addon is used here so
+// that none of its pitfalls can bite (evidence from fivdi/pigpio 3.3.1, see
+// docs/hardware.md "Why pigpio is used this way"):
+// - No pigpio callback at all. The addon queues interrupt and alert callbacks
+//   on uv_default_loop(), the process's MAIN loop, whatever thread registered
+//   them (src/pigpio.cc, GpioISR_t/GpioAlert_t), and its sysfs interrupts fail
+//   on kernels >= 6.6. Data-ready is found by polling DOUT with synchronous
+//   reads (dout-poller.ts); the frame is bit-banged from this thread.
+// - Loaded once per process, in the one HAL thread, which is then kept for the
+//   life of the process (onLoaded: the host pins the worker). The addon is not
+//   context-aware (NODE_MODULE, not NODE_MODULE_INIT): a second thread that
+//   requires it gets pigpio.js's empty fallback and `gpioInitialise is not a
+//   function`. pigpio stays initialised while the thread lives; scales come
+//   and go on it.
+// - The socket (port 8888, every interface) and FIFO interfaces, and the alert
+//   thread we do not use, are switched off before initialising
+//   (configureInterfaces: PI_DISABLE_FIFO_IF | PI_DISABLE_SOCK_IF | PI_DISABLE_ALERT).
+// - Ticks are compared in 32-bit arithmetic (clock.ts tickDiff32), never with
+//   pigpio's tickDiff, which is wrong across 2^31.
+// - The motor uses hardware PWM on GPIO 12/13/18/19, software PWM elsewhere.
+//   12/18 share PWM channel 0 and 13/19 channel 1: two scales on one channel
+//   are refused, as are two scales on one pin.
+// - An optional heartbeat pin toggles on every good poll of the data-ready:
+//   wired through a retriggerable monostable to the motor driver's enable, it
+//   stops the motor in hardware when this thread stops (docs/hardware.md).
 import { CodedError } from '../shared/coded';
 import { type Clock, RealClock, hrNowUs } from './clock';
+import { DEFAULT_POLLER, DoutPoller, type PollerIo } from './dout-poller';
 import type { Hx711Pins } from './hx711-protocol';
 import type { ScaleHal } from './hal';
 import type { HalConfig } from './scale-protocol';
 
-interface PigpioGpio {
+/** The part of the pigpio npm package (3.x) this backend uses. */
+export interface PigpioGpio {
   digitalRead(): number;
   digitalWrite(level: number): void;
   hardwarePwmWrite(freq: number, duty: number): void;
   pwmFrequency(freq: number): void;
   pwmWrite(duty: number): void;
-  on(ev: 'interrupt', fn: (level: number, tick: number) => void): void;
-  removeAllListeners(): void;
-  enableInterrupt(edge: number): void;
-  disableInterrupt(): void;
+  /** pigpio's gpioGetPWMdutycycle (hardware PWM: out of 1e6; software: out of the range, 255). */
+  getPwmDutyCycle?(): number;
 }
-interface PigpioModule {
-  Gpio: { new (pin: number, o: object): PigpioGpio; INPUT: number; OUTPUT: number; FALLING_EDGE: number; PUD_OFF: number };
+export interface PigpioModule {
+  Gpio: { new (pin: number, o: object): PigpioGpio; INPUT: number; OUTPUT: number; PUD_OFF: number; PUD_DOWN: number };
   getTick(): number;
-  tickDiff(a: number, b: number): number;
   initialize(): void;
   terminate(): void;
+  configureInterfaces?(mask: number): void;
+  DISABLE_FIFO_IF?: number;
+  DISABLE_SOCK_IF?: number;
+  DISABLE_ALERT?: number;
 }
 
-const HW_PWM_PINS = new Set([12, 13, 18, 19]);
+const HW_PWM_CHANNEL: Readonly<Record<number, 0 | 1>> = { 12: 0, 18: 0, 13: 1, 19: 1 };
+/** pigpio.h: PI_DISABLE_FIFO_IF 1, PI_DISABLE_SOCK_IF 2, PI_DISABLE_ALERT 8 (pigpio.js exports the same values). */
+export const PIGPIO_INTERFACES_OFF = 1 | 2 | 8;
 
 /**
  * Codes of the errors opening the pigpio backend (catalog rt-scale.codes.<code>;
@@ -39,17 +63,52 @@ const HW_PWM_PINS = new Set([12, 13, 18, 19]);
  * `error` is the first line of pigpio's own message.
  */
 export const PIGPIO_CODES = ['pigpio-missing', 'pigpio-init', 'pigpio-gpio'] as const;
-const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
-let users = 0;
 
-function load(name: string): PigpioModule {
+/** Codes of a scale's pin errors: a pin or a PWM channel already used by another scale; the scale failed later (a pin read threw). */
+export const PIGPIO_PIN_CODES = ['pin-busy', 'pwm-channel-busy', 'hal-failed'] as const;
+const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+
+/** The module, once loaded in this thread (it is never loaded twice, nor released). */
+let loaded: PigpioModule | null = null;
+const initialised = new WeakSet<PigpioModule>();
+/** Pins and PWM channels held by the open scales of this thread (the only thread that drives the pins). */
+const pinOwner = new Map<number, string>();
+const channelOwner = new Map<0 | 1, { scale: string; pin: number }>();
+
+export interface PigpioHooks {
+  /** The module was required in this thread: it must live as long as the process. */
+  onLoaded?(): void;
+}
+
+function load(name: string, hooks: PigpioHooks): PigpioModule {
+  if (loaded) return loaded;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(name) as PigpioModule;
+    loaded = require(name) as PigpioModule;
   } catch (e) {
     throw new CodedError('pigpio-missing', { error: firstLine(e) });
   }
+  hooks.onLoaded?.();
+  return loaded;
 }
+
+function initialise(pg: PigpioModule): void {
+  if (initialised.has(pg)) return;
+  try {
+    // before gpioInitialise, or the socket interface is already listening
+    pg.configureInterfaces?.(PIGPIO_INTERFACES_OFF);
+    pg.initialize();
+    initialised.add(pg);
+  } catch (e) {
+    throw new CodedError('pigpio-init', { error: firstLine(e) });
+  }
+}
+
+/** Sleeps synchronously, sub-millisecond (Atomics.wait on a private cell: nothing wakes it early). */
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+const sleepUs = (us: number): void => {
+  Atomics.wait(sleepCell, 0, 0, us / 1000);
+};
 
 class PigpioHal implements ScaleHal, Hx711Pins {
   readonly sim = null;
@@ -57,14 +116,18 @@ class PigpioHal implements ScaleHal, Hx711Pins {
   private readonly doutPin: PigpioGpio;
   private readonly sck: PigpioGpio;
   private readonly motor: PigpioGpio;
-  private highAt = 0;
-  /** Edges before the end of the last frame are the frame's own bit transitions. */
-  private lastReadEndTick = 0;
+  private readonly heartbeat: PigpioGpio | null;
+  private beat = 0;
+  private readonly poller: DoutPoller;
   private closed = false;
+  private failed = false;
+  private ready: ((edgeUs: number, late: boolean) => void) | null = null;
 
   constructor(
     private readonly pg: PigpioModule,
     private readonly cfg: HalConfig,
+    private readonly onFailure: (err: unknown) => void,
+    io?: Partial<PollerIo>,
   ) {
     const G = pg.Gpio;
     this.doutPin = new G(cfg.doutPin, { mode: G.INPUT, pullUpDown: G.PUD_OFF });
@@ -72,80 +135,154 @@ class PigpioHal implements ScaleHal, Hx711Pins {
     this.sck.digitalWrite(0);
     this.motor = new G(cfg.motorPin, { mode: G.OUTPUT });
     this.setMotor(0);
+    this.heartbeat = cfg.heartbeatPin !== undefined && cfg.heartbeatPin >= 0 ? new G(cfg.heartbeatPin, { mode: G.OUTPUT }) : null;
+    this.heartbeat?.digitalWrite(0);
+    const pollerIo: PollerIo = {
+      dout: () => this.dout(),
+      nowUs: hrNowUs,
+      sleepUs,
+      timer: (ms, fn) => {
+        const t = setTimeout(fn, ms);
+        return () => clearTimeout(t);
+      },
+      ...io,
+    };
+    this.poller = new DoutPoller(pollerIo, { ...DEFAULT_POLLER, periodUs: cfg.sps === 80 ? 12_500 : 100_000 }, (err) => this.fail(err));
   }
 
   get pins(): Hx711Pins {
     return this;
   }
 
-  // Hx711Pins
+  // Hx711Pins: the guard in hx711-protocol.ts takes tick() before each rising edge and after each falling edge
   dout(): 0 | 1 {
-    return this.doutPin.digitalRead() ? 1 : 0;
+    try {
+      return this.doutPin.digitalRead() ? 1 : 0;
+    } catch (err) {
+      // also reached from the engine's watchdog timer: this scale fails, the thread does not
+      this.fail(err);
+      return 1;
+    }
   }
   sckHigh(): 0 | 1 {
     this.sck.digitalWrite(1);
-    this.highAt = hrNowUs();
     return this.dout();
   }
-  sckLow(): number {
+  sckLow(): void {
     this.sck.digitalWrite(0);
-    const h = hrNowUs() - this.highAt;
-    this.lastReadEndTick = this.pg.getTick();
-    return h;
+  }
+  tick(): number {
+    return this.pg.getTick() >>> 0;
   }
 
-  start(onEdge: (edgeUs: number) => void): void {
-    this.doutPin.on('interrupt', (level, tick) => {
-      if (this.closed || level !== 0) return;
-      if (this.pg.tickDiff(this.lastReadEndTick, tick) <= 0) return; // a bit transition of the last frame
-      const ageUs = this.pg.tickDiff(tick, this.pg.getTick());
-      onEdge(hrNowUs() - ageUs);
-    });
-    this.doutPin.enableInterrupt(this.pg.Gpio.FALLING_EDGE);
+  start(onEdge: (edgeUs: number, late?: boolean) => void): void {
+    this.ready = (edgeUs, late) => {
+      if (this.closed) return;
+      if (this.heartbeat) this.heartbeat.digitalWrite((this.beat ^= 1));
+      try {
+        onEdge(edgeUs, late);
+      } catch (err) {
+        this.fail(err);
+      }
+    };
+    this.poller.start(this.ready);
+  }
+
+  /** One scale's failure (a pin read that throws, a bug in its engine): its motor stops, the others go on. */
+  private fail(err: unknown): void {
+    if (this.closed || this.failed) return;
+    this.failed = true;
+    this.poller.stop();
+    try {
+      this.setMotor(0);
+    } catch {
+      /* reported below */
+    }
+    this.onFailure(new CodedError('hal-failed', { error: firstLine(err) }));
   }
 
   powerDown(): void {
+    this.poller.stop();
     this.sck.digitalWrite(1);
   }
   powerUp(): void {
     this.sck.digitalWrite(0);
+    if (this.ready && !this.closed) this.poller.start(this.ready); // the chip restarts: find its phase again
   }
 
   setMotor(permille: number): void {
     const p = Math.max(0, Math.min(1000, Math.round(permille)));
-    if (HW_PWM_PINS.has(this.cfg.motorPin)) this.motor.hardwarePwmWrite(this.cfg.motorHz, p * 1000);
+    if (this.cfg.motorPin in HW_PWM_CHANNEL) this.motor.hardwarePwmWrite(this.cfg.motorHz, p * 1000);
     else {
       this.motor.pwmFrequency(this.cfg.motorHz);
       this.motor.pwmWrite(Math.round((p * 255) / 1000));
     }
   }
 
+  /** The motor's PWM duty as pigpio reads it back (0 = stopped), or null when this pigpio cannot say. */
+  motorDuty(): number | null {
+    try {
+      return this.motor.getPwmDutyCycle ? this.motor.getPwmDutyCycle() : null;
+    } catch {
+      return null;
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.poller.stop();
     try {
       this.setMotor(0);
-      this.doutPin.disableInterrupt();
-      this.doutPin.removeAllListeners();
       this.sck.digitalWrite(0);
+      this.heartbeat?.digitalWrite(0); // the monostable runs out: the driver is disabled
     } finally {
-      if (--users === 0) this.pg.terminate();
+      release(this.cfg);
     }
   }
 }
 
-export function openPigpio(cfg: HalConfig): ScaleHal {
-  const pg = load(cfg.pigpioModule || 'pigpio');
-  try {
-    if (users === 0) pg.initialize();
-    users++;
-  } catch (e) {
-    throw new CodedError('pigpio-init', { error: firstLine(e) });
+function pinsOf(cfg: HalConfig): number[] {
+  return [cfg.doutPin, cfg.sckPin, cfg.motorPin, ...(cfg.heartbeatPin !== undefined && cfg.heartbeatPin >= 0 ? [cfg.heartbeatPin] : [])];
+}
+
+function claim(cfg: HalConfig, scale: string): void {
+  for (const pin of pinsOf(cfg)) {
+    const other = pinOwner.get(pin);
+    if (other !== undefined) throw new CodedError('pin-busy', { pin, other });
   }
+  const ch = HW_PWM_CHANNEL[cfg.motorPin];
+  if (ch !== undefined) {
+    const o = channelOwner.get(ch);
+    if (o) throw new CodedError('pwm-channel-busy', { pin: cfg.motorPin, channel: ch, other: o.scale, otherPin: o.pin });
+    channelOwner.set(ch, { scale, pin: cfg.motorPin });
+  }
+  for (const pin of pinsOf(cfg)) pinOwner.set(pin, scale);
+}
+
+function release(cfg: HalConfig): void {
+  for (const pin of pinsOf(cfg)) pinOwner.delete(pin);
+  const ch = HW_PWM_CHANNEL[cfg.motorPin];
+  if (ch !== undefined && channelOwner.get(ch)?.pin === cfg.motorPin) channelOwner.delete(ch);
+}
+
+/**
+ * Opens a scale's pins on pigpio (loading and initialising it on first use in
+ * this thread). Throws a CodedError (PIGPIO_CODES). `onFailure` is called if
+ * the scale fails later (its motor is then off).
+ */
+export function openPigpio(cfg: HalConfig, scale: string, onFailure: (err: unknown) => void, hooks: PigpioHooks = {}): ScaleHal {
+  return openPigpioWith(load(cfg.pigpioModule || 'pigpio', hooks), cfg, scale, onFailure);
+}
+
+/** openPigpio on a given module instance (tests: a stand-in, and injected poll timing). */
+export function openPigpioWith(pg: PigpioModule, cfg: HalConfig, scale: string, onFailure: (err: unknown) => void, io?: Partial<PollerIo>): ScaleHal {
+  initialise(pg);
+  claim(cfg, scale);
   try {
-    return new PigpioHal(pg, cfg);
+    return new PigpioHal(pg, cfg, onFailure, io);
   } catch (e) {
-    if (--users === 0) pg.terminate();
+    release(cfg);
     throw new CodedError('pigpio-gpio', { dout: cfg.doutPin, sck: cfg.sckPin, motor: cfg.motorPin, error: firstLine(e) });
   }
 }

@@ -5,15 +5,19 @@ import { appendFileSync } from 'node:fs';
 
 import { type Clock, RealClock } from './clock';
 import type { Hx711Pins } from './hx711-protocol';
-import { openPigpio } from './hal-pigpio';
+import { openPigpio, type PigpioHooks } from './hal-pigpio';
 import type { HalConfig } from './scale-protocol';
 import { type SimChipOptions, SimHx711 } from './sim-hx711';
 
 export interface ScaleHal {
   readonly pins: Hx711Pins;
   readonly clock: Clock;
-  /** Calls onEdge(edgeUs) on every DOUT falling edge, edgeUs on the clock's time base. */
-  start(onEdge: (edgeUs: number) => void): void;
+  /**
+   * Calls onEdge(edgeUs, late) on every data-ready (DOUT falling edge), edgeUs
+   * on the clock's time base; late: the edge was missed and found afterwards
+   * (the read is discarded).
+   */
+  start(onEdge: (edgeUs: number, late?: boolean) => void): void;
   /** PD_SCK held high (chip off) / released (chip resets and settles). */
   powerDown(): void;
   powerUp(): void;
@@ -60,8 +64,16 @@ export function simulatedHal(clock: Clock, opts: Partial<SimChipOptions> = {}, m
   return new SimHal(new SimHx711(clock, opts), clock, motorTrace);
 }
 
+export interface OpenOptions {
+  /** The scale's name (named in "pin busy" errors). */
+  scale: string;
+  /** The scale failed after it opened (pigpio backend): its motor is off. */
+  onFailure(err: unknown): void;
+  hooks?: PigpioHooks;
+}
+
 /** Opens a backend. Throws a CodedError (PIGPIO_CODES) when it cannot. */
-export function openHal(cfg: HalConfig, clock: Clock = new RealClock()): ScaleHal {
+export function openHal(cfg: HalConfig, o: OpenOptions, clock: Clock = new RealClock()): ScaleHal {
   if (cfg.backend === 'simulated') return simulatedHal(clock, { ...(cfg.sim ?? {}), sps: cfg.sps }, cfg.motorTrace);
-  return openPigpio(cfg);
+  return openPigpio(cfg, o.scale, o.onFailure, o.hooks);
 }

@@ -5,9 +5,21 @@
 // the last pulse the chip pulls DOUT high until the next conversion.
 // A PD_SCK high for more than 60 us powers the chip down: the remaining bits
 // read as 1s and the chip restarts at A/128 — the classic bad read on a
-// preempted Linux thread. Every read is guarded: DOUT must be high after the
-// last pulse and no pulse may have been high for 60 us or more.
+// preempted Linux thread. Every read is guarded (readFrame):
+// - each pulse is timed from a tick taken BEFORE its rising edge to one taken
+//   AFTER its falling edge, so a preemption anywhere in the pulse, even
+//   between the write and a time stamp, is counted in its high time;
+// - no pulse may have been high for 60 us or more (overrun);
+// - the whole frame must end within a bound (frame-long): a frame stretched by
+//   preemptions risks running into the next conversion;
+// - a frame of all ones may be a chip that powered down (DOUT and every bit
+//   read high); it is also the valid code -1, so the sampler judges it by the
+//   readings before it (sampler-core.ts, reason power_down);
+// - DOUT must be high after the last pulse (dout-low).
+// Ticks are uint32 microseconds (pigpio's gpioTick) and differences are taken
+// in 32-bit arithmetic (clock.ts tickDiff32), right across the wrap.
 // Pure: no Node-RED import.
+import { tickDiff32 } from './clock';
 
 export type Gain = 'A128' | 'B32' | 'A64';
 
@@ -25,11 +37,20 @@ export interface Hx711Pins {
   dout(): 0 | 1;
   /** PD_SCK high; returns DOUT sampled while high (the bit the chip shifted out). */
   sckHigh(): 0 | 1;
-  /** PD_SCK low; returns how long PD_SCK was high, in microseconds, as measured by the backend. */
-  sckLow(): number;
+  /** PD_SCK low. */
+  sckLow(): void;
+  /** A free-running uint32 microsecond tick (pigpio's gpioTick; modelled by the simulated chip). */
+  tick(): number;
 }
 
-export type ReadFailure = 'not-ready' | 'overrun' | 'dout-low';
+export type ReadFailure = 'not-ready' | 'overrun' | 'dout-low' | 'frame-long';
+
+/**
+ * Default bound on a frame's total time, us. A clean bit-bang of 25-27 pulses
+ * takes well under 100 us; a frame over 1 ms was preempted several times and
+ * is dropped before it can run into the next conversion (12.5 ms at 80 SPS).
+ */
+export const MAX_FRAME_US = 1000;
 
 export interface FrameResult {
   /** Two's complement value, -0x800000..0x7FFFFF (valid only when ok). */
@@ -38,9 +59,14 @@ export interface FrameResult {
   code: number;
   ok: boolean;
   failure?: ReadFailure;
-  /** Longest PD_SCK high time of the frame, us. */
+  /** Longest PD_SCK high time of the frame, us (before the rising edge to after the falling edge). */
   maxHighUs: number;
+  /** The frame's total time, us (before the first rising edge to after the last falling edge). */
+  frameUs: number;
 }
+
+/** The code a powered-down chip shifts out (every bit high): -1 as a value. */
+export const CODE_ALL_ONES = 0xffffff;
 
 /** 24-bit two's complement to a signed integer. */
 export function decode24(code: number): number {
@@ -54,25 +80,29 @@ export function encode24(value: number): number {
 }
 
 /** One guarded frame read: 24 data pulses then the gain pulses for the next conversion. */
-export function readFrame(pins: Hx711Pins, pulses: 25 | 26 | 27): FrameResult {
-  if (pins.dout() !== 0) return { value: 0, code: 0, ok: false, failure: 'not-ready', maxHighUs: 0 };
+export function readFrame(pins: Hx711Pins, pulses: 25 | 26 | 27, maxFrameUs = MAX_FRAME_US): FrameResult {
+  if (pins.dout() !== 0) return { value: 0, code: 0, ok: false, failure: 'not-ready', maxHighUs: 0, frameUs: 0 };
   let code = 0;
   let maxHighUs = 0;
-  for (let i = 0; i < 24; i++) {
+  const start = pins.tick();
+  let before = start;
+  let after = start;
+  for (let i = 0; i < pulses; i++) {
+    before = pins.tick();
     const bit = pins.sckHigh();
-    const h = pins.sckLow();
+    pins.sckLow();
+    after = pins.tick();
+    const h = tickDiff32(before, after);
     if (h > maxHighUs) maxHighUs = h;
-    code = (code << 1) | bit;
-  }
-  for (let i = 24; i < pulses; i++) {
-    pins.sckHigh();
-    const h = pins.sckLow();
-    if (h > maxHighUs) maxHighUs = h;
+    if (i < 24) code = (code << 1) | bit;
   }
   code &= 0xffffff;
-  if (maxHighUs >= POWER_DOWN_US) return { value: 0, code, ok: false, failure: 'overrun', maxHighUs };
-  if (pins.dout() !== 1) return { value: 0, code, ok: false, failure: 'dout-low', maxHighUs };
-  return { value: decode24(code), code, ok: true, maxHighUs };
+  const frameUs = tickDiff32(start, after);
+  const fail = (failure: ReadFailure): FrameResult => ({ value: 0, code, ok: false, failure, maxHighUs, frameUs });
+  if (maxHighUs >= POWER_DOWN_US) return fail('overrun');
+  if (frameUs > maxFrameUs) return fail('frame-long');
+  if (pins.dout() !== 1) return fail('dout-low');
+  return { value: decode24(code), code, ok: true, maxHighUs, frameUs };
 }
 
 /** Nominal conversion period for a rate, microseconds. */

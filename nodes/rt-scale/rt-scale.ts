@@ -13,6 +13,7 @@ import { SpscRing } from '../shared/spsc-ring';
 import { WorkerLease } from '../shared/worker-host';
 import { CalibrationStore } from './calibration-store';
 import { hrNowUs } from './clock';
+import { exitAckBuffer, guardExit, rearmSignals } from './exit-guard';
 import { BAD_REASONS, type Calibration } from './sampler-core';
 import type { ConsumerLink, ConsumerOptions, DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
 import type { ConsumerAttach } from './scale-consumer';
@@ -35,7 +36,10 @@ import {
 } from './scale-protocol';
 
 const TYPE = 'rt-scale';
-const HAL_KEY = 'rt-scale-hal'; // one HAL thread per process owns every scale's pins
+// One HAL thread per process owns every scale's pins. The pigpio one is kept
+// for the life of the process once pigpio is loaded in it (worker-host.ts).
+const HAL_KEY = 'rt-scale-hal';
+const PIGPIO_HAL_KEY = 'rt-scale-hal-pigpio';
 const DRAIN_MS = 25;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -61,6 +65,7 @@ export = function register(RED: NodeAPI): void {
     latP95: metrics.readerFamily('rtedge_hx711_sample_latency_p95_seconds', 'Sample latency p95 since start (within 6.25 %)', 'gauge'),
     latP99: metrics.readerFamily('rtedge_hx711_sample_latency_p99_seconds', 'Sample latency p99 since start (within 6.25 %)', 'gauge'),
     latMax: metrics.readerFamily('rtedge_hx711_sample_latency_max_seconds', 'Largest sample latency since start', 'gauge'),
+    clockHigh: metrics.readerFamily('rtedge_hx711_clock_high_max_seconds', 'Longest PD_SCK high time since start, timed from before the rising edge to after the falling edge (the chip powers down at 60 us)', 'gauge'),
   };
   const store = new CalibrationStore(join(RED.settings.userDir || process.cwd(), 'rtedge-calibration'));
   const testHooks = RED.settings.rtEdgeTestHooks === true;
@@ -83,6 +88,32 @@ export = function register(RED: NodeAPI): void {
     },
   );
 
+  // The dialog's "check" button: the running scale's figures since it started (what npm run hw-check
+  // prints, from the live scale instead of a 10 s run with Node-RED stopped).
+  RED.httpAdmin?.get(
+    '/rt-scale/:id/check',
+    (RED.auth ? RED.auth.needsPermission('rt-scale.read') : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as (q: HttpRequest, s: HttpResponse, next?: () => void) => void,
+    (req: HttpRequest, res: HttpResponse) => {
+      const node = RED.nodes.getNode(req.params?.id ?? '') as ScaleNode | null;
+      const m = node?.sharedMetrics() ?? null;
+      if (!node || !m) {
+        res.status(404).send(JSON.stringify({ error: node ? node.startError ?? RED._(`${TYPE}.errors.notReady`) : 'not deployed' }));
+        return;
+      }
+      const lat = m.histogram('latency').summaryMs();
+      const body = {
+        backend: node.config.backend,
+        running: node.ready,
+        error: node.startError,
+        samples: m.counter('samples'),
+        bad: Object.fromEntries([...BAD_REASONS, 'settling'].map((r) => [r, m.counter(r)])),
+        latencyMs: { p50: lat.p50, p99: lat.p99, max: lat.max },
+        clockHighMaxUs: m.gauge('clock_high_max_us'),
+      };
+      res.set('Content-Type', 'application/json').send(JSON.stringify(body));
+    },
+  );
+
   function ScaleConfigNode(this: Mutable<ScaleNode>, def: ScaleDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -91,6 +122,8 @@ export = function register(RED: NodeAPI): void {
     const labels = { scale: node.id };
     const users = new Set<ScaleUser>();
     let lease: WorkerLease<ScaleEvent, ScaleCmd> | null = null;
+    const halKey = config.backend === 'pigpio' ? PIGPIO_HAL_KEY : HAL_KEY;
+    let unguard: (() => void) | null = null;
     let leaseClosing: Promise<unknown> = Promise.resolve();
     let drainTimer: NodeJS.Timeout | null = null;
     let shared: SharedMetrics | null = null;
@@ -144,9 +177,10 @@ export = function register(RED: NodeAPI): void {
       fam.latP95.attach(labels, () => h.summaryMs().p95 / 1000);
       fam.latP99.attach(labels, () => h.summaryMs().p99 / 1000);
       fam.latMax.attach(labels, () => h.summaryMs().max / 1000);
+      fam.clockHigh.attach(labels, () => m.gauge('clock_high_max_us') / 1e6);
     };
     const detachMetrics = (): void => {
-      for (const f of [fam.samples, fam.faults, fam.lost, fam.weight, fam.noise, fam.latency, fam.latP50, fam.latP95, fam.latP99, fam.latMax]) f.detach(labels);
+      for (const f of [fam.samples, fam.faults, fam.lost, fam.weight, fam.noise, fam.latency, fam.latP50, fam.latP95, fam.latP99, fam.latMax, fam.clockHigh]) f.detach(labels);
       for (const r of [...BAD_REASONS, 'settling']) fam.bad.detach({ ...labels, reason: r });
     };
 
@@ -166,6 +200,7 @@ export = function register(RED: NodeAPI): void {
           motorPin: config.motorPin,
           motorHz: config.motorHz,
           sps: config.sps,
+          heartbeatPin: config.heartbeatPin,
           ...(testHooks && typeof RED.settings.rtEdgePigpioModule === 'string' ? { pigpioModule: RED.settings.rtEdgePigpioModule } : {}),
           ...(testHooks && typeof RED.settings.rtEdgeMotorTrace === 'string' ? { motorTrace: RED.settings.rtEdgeMotorTrace } : {}),
           // Test hook (simulated backend): the chip and material of this scale, e.g. a profile of the dosing envelope
@@ -178,14 +213,26 @@ export = function register(RED: NodeAPI): void {
         metrics: shared.sab,
         calSamples: config.sps === 80 ? 16 : 4,
         nice: clampInt(RED.settings.rtEdgeHalNice, -20, 0, -10),
+        exitAck: exitAckBuffer(),
       };
       lease = new WorkerLease<ScaleEvent, ScaleCmd>({
         script: join(__dirname, 'scale.worker.js'),
-        key: HAL_KEY,
+        key: halKey,
         init,
         onEvent: (ev) => {
           if (ev.t === 'priority') {
             node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
+            return;
+          }
+          if (ev.t === 'pigpio') {
+            rearmSignals(); // pigpio's C library has just replaced the process's signal handlers
+            return;
+          }
+          if (ev.t === 'failed') {
+            node.ready = false;
+            node.startError = `${RED._(`${TYPE}.errors.failed`)}: ${t.text(ev.error)}`;
+            node.error(node.startError);
+            notify({ t: 'error', message: node.startError });
             return;
           }
           if (ev.t === 'calibration') {
@@ -208,6 +255,8 @@ export = function register(RED: NodeAPI): void {
         },
       });
       lease.start();
+      const l = lease;
+      unguard = guardExit({ allOff: () => l.post({ t: 'all-off' }) });
       drainTimer = setInterval(drain, DRAIN_MS);
     };
 
@@ -216,6 +265,8 @@ export = function register(RED: NodeAPI): void {
       const l = lease;
       lease = null;
       node.ready = false;
+      unguard?.();
+      unguard = null;
       if (drainTimer) clearInterval(drainTimer);
       drainTimer = null;
       leaseClosing = l.close(3000).then(
@@ -250,7 +301,9 @@ export = function register(RED: NodeAPI): void {
     };
     node.attachConsumer = <Cmd, Ev>(o: ConsumerOptions<Ev>): ConsumerLink<Cmd> => {
       const attach: ConsumerAttach = { kind: 'consumer', scaleId: node.id, module: o.module, init: o.init };
-      const l = new WorkerLease<Ev, Cmd>({ script: join(__dirname, 'scale.worker.js'), key: HAL_KEY, init: attach, onEvent: o.onEvent, onError: o.onError, onReady: o.onReady });
+      // a dead kept HAL (worker-dead) is worded here: the consumer's catalog does not know it
+      const onError = (err: Error): void => o.onError((err as { code?: string }).code === 'worker-dead' ? new Error(t.errorText(err)) : err);
+      const l = new WorkerLease<Ev, Cmd>({ script: join(__dirname, 'scale.worker.js'), key: halKey, init: attach, onEvent: o.onEvent, onError, onReady: o.onReady });
       l.start();
       return {
         request: <T>(cmd: Cmd, timeoutMs = 5000) => l.request<T>(cmd, timeoutMs),

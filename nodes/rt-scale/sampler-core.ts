@@ -4,10 +4,25 @@
 // them exactly); grams appear only at the flow boundary. Pure: no Node-RED
 // import, no clock: the caller passes times.
 import { CodedError } from '../shared/coded';
-import { CODE_MAX, CODE_MIN, type FrameResult } from './hx711-protocol';
+import { CODE_ALL_ONES, CODE_MAX, CODE_MIN, type FrameResult } from './hx711-protocol';
 
-export type BadReason = 'overrun' | 'dout_low' | 'saturated' | 'stuck' | 'no_data' | 'not_ready';
-export const BAD_REASONS: readonly BadReason[] = ['overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready'];
+/**
+ * Why a read was discarded or flagged (metrics label `reason`):
+ * overrun: a PD_SCK pulse was high >= 60 us (the chip powered down mid-frame);
+ * frame_long: the frame took longer than its bound (a preempted bit-bang);
+ * late: the frame followed a missed data-ready (the conversion may have been
+ *   overwritten while it was read);
+ * power_down: all ones where the readings before were nowhere near -1 (a chip
+ *   that powered down or lost its supply);
+ * dout_low: DOUT not high after the last pulse; saturated; stuck (the same
+ * code too many times in a row); no_data (no data-ready for 3 periods);
+ * not_ready (DOUT high when a read was due).
+ */
+export type BadReason = 'overrun' | 'dout_low' | 'saturated' | 'stuck' | 'no_data' | 'not_ready' | 'frame_long' | 'late' | 'power_down';
+export const BAD_REASONS: readonly BadReason[] = ['overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down'];
+
+/** An all-ones frame counts as a real -1 only when the last accepted reading was this close to it (counts). */
+export const ALL_ONES_PLAUSIBLE = 4096;
 
 /** Sample flags (a bit set). */
 export const FLAG_STABLE = 1;
@@ -145,7 +160,7 @@ export class Sampler {
   cal: Calibration;
   seq = 0;
   /** Counts by reason, and good samples. */
-  readonly bad: Record<BadReason, number> = { overrun: 0, dout_low: 0, saturated: 0, stuck: 0, no_data: 0, not_ready: 0 };
+  readonly bad: Record<BadReason, number> = { overrun: 0, dout_low: 0, saturated: 0, stuck: 0, no_data: 0, not_ready: 0, frame_long: 0, late: 0, power_down: 0 };
   good = 0;
   settled = 0;
   private settleLeft: number;
@@ -157,6 +172,8 @@ export class Sampler {
   private avgN = 0;
   private avgI = 0;
   private lastRaw = NaN;
+  /** The last reading that was decoded and not discarded (NaN after power-up). */
+  private lastAccepted = NaN;
   private sameRun = 0;
   private badRun = 0;
   private faulted: BadReason | null = null;
@@ -186,6 +203,7 @@ export class Sampler {
     this.avgSum = this.avgN = this.avgI = 0;
     this.stable.reset();
     this.lastRaw = NaN;
+    this.lastAccepted = NaN;
     this.sameRun = 0;
   }
 
@@ -199,15 +217,25 @@ export class Sampler {
     return this.badRead('no_data');
   }
 
+  /** A frame read after a missed data-ready (its conversion may have changed under the read): discarded. */
+  late(): SamplerEvent | null {
+    return this.badRead('late');
+  }
+
   /**
    * One frame read at a data-ready edge. Returns the sample to publish (null
    * when the read is discarded) and a fault/recovery event if the run changed.
    */
   onFrame(fr: FrameResult, edgeUs: number): { sample: SampleOut | null; event: SamplerEvent | null; bad: BadReason | 'settling' | null } {
     if (!fr.ok) {
-      const reason: BadReason = fr.failure === 'overrun' ? 'overrun' : fr.failure === 'dout-low' ? 'dout_low' : 'not_ready';
+      const reason: BadReason = fr.failure === 'overrun' ? 'overrun' : fr.failure === 'dout-low' ? 'dout_low' : fr.failure === 'frame-long' ? 'frame_long' : 'not_ready';
       if (reason === 'overrun') this.resettle(); // the chip powered down and restarts: it settles again
       return { sample: null, event: this.badRead(reason), bad: reason };
+    }
+    if (fr.code === CODE_ALL_ONES && !(Math.abs(this.lastAccepted + 1) <= ALL_ONES_PLAUSIBLE)) {
+      // every bit high, and nothing before it near -1: the chip powered down (or lost its supply); it settles again
+      this.resettle();
+      return { sample: null, event: this.badRead('power_down'), bad: 'power_down' };
     }
     const raw = fr.value;
     if (this.settleLeft > 0) {
@@ -215,6 +243,7 @@ export class Sampler {
       this.settled++;
       return { sample: null, event: null, bad: 'settling' };
     }
+    this.lastAccepted = raw;
     if (raw === CODE_MAX || raw === CODE_MIN) {
       return { sample: this.flagged(raw, edgeUs), event: this.badRead('saturated'), bad: 'saturated' };
     }

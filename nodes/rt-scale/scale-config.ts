@@ -22,6 +22,7 @@ export interface ScaleDef extends NodeDef {
   stableG?: number | string;
   faultRun?: number | string;
   capacityG?: number | string;
+  heartbeatPin?: number | string;
 }
 
 export interface ScaleConfig {
@@ -35,12 +36,14 @@ export interface ScaleConfig {
   motorHz: number;
   sampler: Partial<SamplerOptions>;
   capacityCg: number;
+  /** pigpio backend: the heartbeat pin for the motor driver's hardware watchdog, -1 = none. */
+  heartbeatPin: number;
   /** Problems found in the config (empty when valid), as codes of SCALE_PROBLEMS. */
   problems: Coded[];
 }
 
 /** Codes of config problems (catalog rt-scale.codes.<code>). */
-export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity', 'out-of-range', 'out-of-range-whole'] as const;
+export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'bad-heartbeat-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity', 'out-of-range', 'out-of-range-whole'] as const;
 type Problem = (typeof SCALE_PROBLEMS)[number];
 const problem = (code: Problem, params?: Coded['params']): Coded => coded(code, params);
 
@@ -73,6 +76,13 @@ export function readScale(raw: ScaleDef): ScaleConfig {
   const sckPin = pin(d.sckPin, 'bad-sck-pin');
   const motorPin = pin(d.motorPin, 'bad-motor-pin');
   if (new Set([doutPin, sckPin, motorPin]).size < 3) problems.push(problem('same-pins'));
+  // optional: absent or empty = none (configs from before it existed need no migration)
+  let heartbeatPin = -1;
+  if (d.heartbeatPin !== undefined && String(d.heartbeatPin).trim() !== '') {
+    const n = num(d.heartbeatPin);
+    if (!Number.isInteger(n) || !limitOk(n, L.doutPin) || [doutPin, sckPin, motorPin].includes(n)) problems.push(problem('bad-heartbeat-pin'));
+    else heartbeatPin = n;
+  }
   const rate = num(d.rate);
   if (rate !== 10 && rate !== 80) problems.push(problem('bad-rate'));
   const zero = num(d.zero);
@@ -105,6 +115,7 @@ export function readScale(raw: ScaleDef): ScaleConfig {
       noiseWindow: rate === 10 ? 20 : 80,
     },
     capacityCg: Math.round((capacityG > 0 ? capacityG : 5000) * 100),
+    heartbeatPin,
     problems,
   };
 }

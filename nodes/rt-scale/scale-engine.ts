@@ -7,7 +7,7 @@ import { CodedError } from '../shared/coded';
 import type { SpscRing } from '../shared/spsc-ring';
 import type { SharedMetrics } from '../shared/shared-metrics';
 import type { ScaleHal } from './hal';
-import { GAIN_PULSES, type Gain, readFrame } from './hx711-protocol';
+import { GAIN_PULSES, type Gain, MAX_FRAME_US, readFrame } from './hx711-protocol';
 import { type Calibration, calibrateCpg, type SampleOut, Sampler, type SamplerEvent, type SamplerOptions } from './sampler-core';
 import type { MotorHold, SampleListener } from './scale-consumer';
 import { REC_CG, REC_FILTERED, REC_FLAGS, REC_LAT_US, REC_RAW, REC_SEQ, REC_T_HI, REC_T_LO, REC_WORDS, type ScaleEvent } from './scale-protocol';
@@ -18,6 +18,8 @@ export interface EngineOptions {
   sampler: Partial<SamplerOptions>;
   calSamples: number;
   periodUs: number;
+  /** Bound on a frame's total time, us (default MAX_FRAME_US). */
+  maxFrameUs?: number;
 }
 
 /** Codes of the engine's errors (catalog rt-scale.codes.<code>). */
@@ -31,10 +33,13 @@ export class ScaleEngine {
   private readonly rec = new Int32Array(REC_WORDS);
   private cancelWatchdog: (() => void) | null = null;
   private lastEdgeUs = 0;
+  /** Longest PD_SCK high time seen, us. */
+  maxHighUs = 0;
   private powered = true;
   private closed = false;
   private readonly listeners = new Set<SampleListener>();
   private holder: MotorHold | null = null;
+  private exiting = false;
   /** Tare/calibrate requests run one after another (each gets its reply): one collecting, the others queued. */
   private calBusy = false;
   private readonly calQueue: Array<() => void> = [];
@@ -53,7 +58,7 @@ export class ScaleEngine {
   start(): void {
     this.m?.setGauge('powered', 1);
     this.lastEdgeUs = this.hal.clock.nowUs();
-    this.hal.start((edgeUs) => this.onEdge(edgeUs));
+    this.hal.start((edgeUs, late) => this.onEdge(edgeUs, late === true));
     this.armWatchdog();
   }
 
@@ -62,11 +67,27 @@ export class ScaleEngine {
     return () => this.listeners.delete(fn);
   }
 
-  /** The data-ready "interrupt". */
-  onEdge(edgeUs: number): void {
+  /**
+   * The data-ready "interrupt". `late`: the edge was not seen when it
+   * happened (a missed data-ready: the conversion may change under the read),
+   * so the frame is read (which clears DOUT for the next conversion) and
+   * discarded, counted as late.
+   */
+  onEdge(edgeUs: number, late = false): void {
     if (this.closed || !this.powered) return;
     this.lastEdgeUs = edgeUs;
-    const fr = readFrame(this.hal.pins, this.pulses);
+    const fr = readFrame(this.hal.pins, this.pulses, this.o.maxFrameUs ?? MAX_FRAME_US);
+    if (fr.maxHighUs > this.maxHighUs) {
+      this.maxHighUs = fr.maxHighUs;
+      this.m?.setGauge('clock_high_max_us', fr.maxHighUs);
+    }
+    if (late && fr.failure !== 'not-ready') {
+      this.m?.inc('late');
+      const ev = this.sampler.late();
+      if (ev) this.onEvent(ev);
+      this.armWatchdog();
+      return;
+    }
     const { sample, event, bad } = this.sampler.onFrame(fr, edgeUs);
     if (bad) this.m?.inc(bad);
     if (sample) this.publish(sample);
@@ -122,8 +143,8 @@ export class ScaleEngine {
       this.cancelWatchdog = null;
       if (this.closed || !this.powered) return;
       if (this.hal.pins.dout() === 0) {
-        // a conversion is waiting whose edge was missed: read it now
-        this.onEdge(this.hal.clock.nowUs());
+        // a conversion is waiting whose edge was missed: read it now, and discard it (late)
+        this.onEdge(this.hal.clock.nowUs(), true);
         return;
       }
       this.m?.inc('no_data');
@@ -162,7 +183,7 @@ export class ScaleEngine {
     const hal = this.hal;
     const h: MotorHold = {
       set: (permille) => {
-        if (this.holder === h) hal.setMotor(permille);
+        if (this.holder === h && !this.exiting) hal.setMotor(permille);
       },
       release: () => {
         if (this.holder !== h) return;
@@ -174,9 +195,16 @@ export class ScaleEngine {
     return h;
   }
 
+  /** The process is exiting: motor off, and no consumer may turn it on again. */
+  stopForExit(): void {
+    this.exiting = true;
+    this.hal.setMotor(0);
+  }
+
   /** Manual motor command: refused while a consumer holds the motor. */
   setMotor(permille: number): number {
     if (this.holder) throw new CodedError('motor-held');
+    if (this.exiting) return 0;
     this.hal.setMotor(permille);
     return permille;
   }

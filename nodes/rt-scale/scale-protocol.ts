@@ -1,14 +1,16 @@
 // Commands, events, ring layout and shared metrics between a scale (rt-scale
 // config node) and its instance in the HAL worker. Consumers of the sample
 // stream (rt-dosing) have their own protocol: see scale-consumer.ts.
+import type { Coded } from '../shared/coded';
 import type { MetricSpec } from '../shared/shared-metrics';
 import type { Gain } from './hx711-protocol';
 import type { Calibration, SamplerOptions } from './sampler-core';
 import type { SimChipOptions, SimFaults } from './sim-hx711';
 
 export const SCALE_METRICS: MetricSpec = {
-  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'settling', 'faults'],
-  gauges: ['weight_cg', 'noise_ug', 'fault', 'powered'],
+  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down', 'settling', 'faults'],
+  /** clock_high_max_us: the longest PD_SCK high time seen (before the rising edge to after the falling edge). */
+  gauges: ['weight_cg', 'noise_ug', 'fault', 'powered', 'clock_high_max_us'],
   /** latency: data-ready edge to ring; step: data-ready edge to the end of the consumers' steps (only while one listens). */
   histograms: ['latency', 'step'],
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
@@ -38,6 +40,8 @@ export interface HalConfig {
   motorPin: number;
   motorHz: number;
   sps: 10 | 80;
+  /** pigpio backend: a pin the HAL toggles on every data-ready (hardware watchdog of the motor driver); -1 or absent = none. */
+  heartbeatPin?: number;
   /** Simulated backend: chip and world parameters. */
   sim?: Partial<SimChipOptions>;
   /** The module to load for the pigpio backend (tests point it elsewhere). */
@@ -61,6 +65,8 @@ export interface ScaleInit {
   calSamples: number;
   /** Niceness the HAL thread asks for (-20..0; 0 = leave it). */
   nice: number;
+  /** One Int32 cell per process: the HAL adds 1 each time it has stopped a motor on 'all-off' (exit-guard.ts waits on it). */
+  exitAck?: SharedArrayBuffer;
 }
 
 /** Codes of the errors the HAL worker's commands throw (catalog rt-scale.codes.<code>). */
@@ -72,10 +78,16 @@ export type ScaleCmd =
   | { t: 'power'; on: boolean }
   | { t: 'motor'; permille: number }
   | { t: 'sim'; loadG?: number; empty?: boolean; faults?: SimFaults; flowScale?: number; jammed?: boolean }
-  | { t: 'noise' };
+  | { t: 'noise' }
+  /** The process is exiting: motor off now, then add 1 to exitAck (no hold, no queue). */
+  | { t: 'all-off' };
 
 export type ScaleEvent =
   | { t: 'fault'; reason: string; run: number }
   | { t: 'recovered' }
   | { t: 'priority'; nice: number }
+  /** The pigpio module was loaded in the HAL thread (the main thread re-arms its signal handlers, see exit-guard.ts). */
+  | { t: 'pigpio' }
+  /** The scale failed in the HAL thread (its motor is off); it stays down until redeployed. */
+  | { t: 'failed'; error: Coded }
   | { t: 'calibration'; cal: Calibration; how: 'tare' | 'calibrate' };

@@ -1,5 +1,8 @@
 // The HAL worker: one thread per process owns every scale's pins (pigpio is
-// not context-aware and allows one user per Pi). Each rt-scale config node
+// not context-aware and allows one user per Pi). Once pigpio is loaded here,
+// the host keeps this thread for the life of the process (keepForProcess):
+// scales are attached and detached on it across redeploys, and one scale's
+// failure stops that scale only (hal-pigpio.ts). Each rt-scale config node
 // attaches one instance: its HAL, its sampling engine, its ring. Consumers of
 // a scale's samples (e.g. each rt-dosing node) attach leases of their own to
 // this worker: their module is loaded here by the path they give, and runs on
@@ -9,7 +12,7 @@ import { CodedError } from '../shared/coded';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { SpscRing } from '../shared/spsc-ring';
 import { raiseThreadPriority } from '../shared/thread-priority';
-import { type InstanceContext, type InstanceHandler, serveInstances } from '../shared/worker-runtime';
+import { type InstanceContext, type InstanceHandler, keepForProcess, serveInstances } from '../shared/worker-runtime';
 import { openHal, type ScaleHal } from './hal';
 import { periodUs } from './hx711-protocol';
 import type { ConsumerAttach, ConsumerHost, ConsumerModule, ScaleConsumer } from './scale-consumer';
@@ -52,7 +55,19 @@ function instanceOf(scaleId: string, timeoutMs: number): Promise<Instance> {
 function attachScale(init: ScaleInit, ctx: InstanceContext<ScaleEvent>): InstanceHandler<ScaleCmd> {
   const nice = raiseThreadPriority(init.nice);
   if (nice !== null) ctx.emit({ t: 'priority', nice });
-  const hal = openHal(init.hal); // throws a CodedError (pigpio missing...): attach fails, the node shows its text
+  let engineRef: ScaleEngine | null = null;
+  const hal = openHal(init.hal, {
+    scale: init.name,
+    onFailure: (err) => {
+      // this scale only: its motor is already off; the HAL thread and the other scales go on
+      const e = err as { code?: string; params?: Record<string, never> };
+      ctx.emit({ t: 'failed', error: { code: e.code ?? 'hal-failed', params: e.params ?? {} } });
+      engineRef?.close();
+    },
+    hooks: { onLoaded: keepForProcess },
+  }); // throws a CodedError (pigpio missing, pin busy...): attach fails, the node shows its text
+  if (init.hal.backend === 'pigpio') ctx.emit({ t: 'pigpio' });
+  const exitAck = init.exitAck ? new Int32Array(init.exitAck) : null;
   const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
   const period = periodUs(init.hal.sps);
   const engine = new ScaleEngine(
@@ -62,6 +77,7 @@ function attachScale(init: ScaleInit, ctx: InstanceContext<ScaleEvent>): Instanc
     metrics,
     (ev) => ctx.emit(ev),
   );
+  engineRef = engine;
   engine.start();
   const inst: Instance = { engine, hal, periodUs: period, consumers: new Set() };
   instances.set(init.scaleId, inst);
@@ -81,6 +97,13 @@ function attachScale(init: ScaleInit, ctx: InstanceContext<ScaleEvent>): Instanc
           return engine.setMotor(cmd.permille);
         case 'noise':
           return engine.noise();
+        case 'all-off':
+          engine.stopForExit(); // whoever holds it: the process is going
+          if (exitAck) {
+            Atomics.add(exitAck, 0, 1);
+            Atomics.notify(exitAck, 0);
+          }
+          return 0;
         case 'sim': {
           const sim = hal.sim;
           if (!sim) throw new CodedError('not-simulated');

@@ -26,6 +26,8 @@ export interface SimChipOptions {
   /** The material model. */
   plant: PlantParams;
   seed: number;
+  /** Where the modelled uint32 tick starts (tests start it near 2^31 or 2^32 to cross the wrap). */
+  tickStart: number;
 }
 
 export const DEFAULT_SIM_CHIP: SimChipOptions = {
@@ -37,6 +39,7 @@ export const DEFAULT_SIM_CHIP: SimChipOptions = {
   pulseHighUs: 2,
   plant: { coarseGps: 20, delayS: 0.35, ripple: 0.05, rippleHz: 2, noiseG: 0, jitterS: 0.005, seed: 1 },
   seed: 1,
+  tickStart: 0,
 };
 
 /** Faults a test or a demo can switch on. */
@@ -69,6 +72,8 @@ export class SimHx711 implements Hx711Pins {
   private settleLeft = 4;
   private poweredDown = false;
   private lastCode = 0;
+  /** Modelled bus time, us: the sum of the pulses' high times (what tick() counts). */
+  private busUs = 0;
   faults: SimFaults = {};
   /** Conversions made, and frames the host lost to a power-down. */
   conversions = 0;
@@ -126,6 +131,20 @@ export class SimHx711 implements Hx711Pins {
   }
 
   // ---- pins ----
+  /**
+   * A uint32 microsecond tick that advances by the modelled pulses only: the
+   * host's guard times the modelled pulse (as sckLow's power-down does), so a
+   * simulated read is not disturbed by the host thread being preempted.
+   */
+  tick(): number {
+    return (this.o.tickStart + this.busUs) >>> 0;
+  }
+
+  /** Runs the conversions that are due by now (a caller that polls DOUT from a blocked loop, see the pigpio stand-in). */
+  catchUp(): void {
+    while (this.onEdge && !this.poweredDown && this.clock.nowUs() >= this.nextEdgeUs) this.convert();
+  }
+
   dout(): 0 | 1 {
     return this.doutLevel;
   }
@@ -150,6 +169,7 @@ export class SimHx711 implements Hx711Pins {
     // host thread is preempted (the stretch fault models that on purpose, deterministically).
     const high = this.o.pulseHighUs + (this.stretched ? 2 * POWER_DOWN_US : 0);
     this.stretched = false;
+    this.busUs += high;
     if (high >= POWER_DOWN_US && !this.poweredDown) {
       // powered down mid-frame, then up again now that PD_SCK is low: the rest reads as 1s
       this.powerDowns++;
@@ -172,6 +192,8 @@ export class SimHx711 implements Hx711Pins {
   }
 
   private schedule(): void {
+    this.cancel?.();
+    this.cancel = null;
     if (!this.onEdge || this.poweredDown) return;
     this.cancel = this.clock.at(this.nextEdgeUs, () => this.convert());
   }

@@ -28,7 +28,9 @@ export interface WireError {
 export type HostToWorker = { t: 'attach'; lease: number; init: unknown; port: unknown };
 export type WorkerToHost =
   | { t: 'attached'; lease: number }
-  | { t: 'attach-failed'; lease: number; error: WireError };
+  | { t: 'attach-failed'; lease: number; error: WireError }
+  /** The worker loaded something that cannot be loaded again in this process (pigpio): keep it for the process's life. */
+  | { t: 'persist' };
 
 export type HostToInstance = { t: 'cmd'; cmd: unknown; rid?: number } | { t: 'detach' };
 export type InstanceToHost =

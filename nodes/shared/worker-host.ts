@@ -13,6 +13,12 @@
 // exponential backoff (with jitter, bounded); each lease is then re-attached
 // with its init and gets onRestart(), so the adapter can resend what the dead
 // worker had not acknowledged.
+//
+// A worker that asked to be kept for the process (worker-runtime.ts
+// keepForProcess: it loaded pigpio, which cannot be loaded twice in a process)
+// outlives its leases: new leases with its key attach to it again. If it dies,
+// it is not restarted (a new thread could not load the addon): its leases and
+// every later lease with its key fail with worker-dead, plainly.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 
 import { CodedError } from './coded';
@@ -48,6 +54,12 @@ export function backoffDelay(attempt: number, o: BackoffOptions, rnd: () => numb
  */
 export const WORKER_CODES = ['worker-exited', 'worker-not-ready', 'worker-timeout', 'worker-closed'] as const;
 
+/**
+ * The error of a lease on a kept worker that died (params key, error): only
+ * the adapters whose workers call keepForProcess word it (rt-scale).
+ */
+export const KEPT_WORKER_CODES = ['worker-dead'] as const;
+
 export type LeaseState = 'starting' | 'ready' | 'restarting' | 'closing' | 'closed';
 
 export interface LeaseOptions<Ev> {
@@ -74,10 +86,14 @@ export interface LeaseOptions<Ev> {
 let nextLeaseId = 1;
 const slots = new Map<string, WorkerSlot>();
 
-/** How many worker threads this process currently runs through worker-host (for leak tests). */
-export function activeWorkerCount(): number {
+/**
+ * How many worker threads this process currently runs through worker-host (for
+ * leak tests). Workers kept for the process (keepForProcess) are not leaks and
+ * are counted only with includeKept.
+ */
+export function activeWorkerCount(includeKept = false): number {
   let n = 0;
-  for (const s of slots.values()) if (s.worker) n++;
+  for (const s of slots.values()) if (s.worker && (includeKept || !s.persistent)) n++;
   return n;
 }
 
@@ -88,6 +104,10 @@ class WorkerSlot {
   private startedAt = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private stopping = false;
+  /** Kept for the life of the process (keepForProcess). */
+  persistent = false;
+  /** A kept worker that died: every lease fails with this. */
+  dead: Error | null = null;
   private readonly backoff: BackoffOptions;
 
   constructor(
@@ -101,13 +121,14 @@ class WorkerSlot {
 
   add(lease: WorkerLease<unknown>): void {
     this.leases.set(lease.id, lease);
-    if (this.worker) this.attach(lease);
+    if (this.dead) lease._failed(this.dead);
+    else if (this.worker) this.attach(lease);
     else if (!this.restartTimer) this.spawn();
   }
 
   remove(lease: WorkerLease<unknown>): void {
     this.leases.delete(lease.id);
-    if (this.leases.size === 0) this.shutdown();
+    if (this.leases.size === 0 && !this.persistent && !this.dead) this.shutdown();
   }
 
   private spawn(): void {
@@ -122,6 +143,10 @@ class WorkerSlot {
     this.worker = w;
     this.startedAt = Date.now();
     w.on('message', (m: WorkerToHost) => {
+      if (m.t === 'persist') {
+        this.persistent = true;
+        return;
+      }
       const lease = this.leases.get(m.lease);
       if (!lease) return;
       if (m.t === 'attached') lease._attached();
@@ -152,6 +177,12 @@ class WorkerSlot {
     if (this.worker !== w) return;
     this.worker = null;
     void w.terminate().catch(() => undefined);
+    if (this.persistent) {
+      // not restarted: a new thread could not load what this one had loaded
+      this.dead = new CodedError('worker-dead', { key: this.key, error: err.message.split('\n')[0] });
+      for (const lease of this.leases.values()) lease._crashed(this.dead);
+      return;
+    }
     if (Date.now() - this.startedAt > this.backoff.stableMs) this.attempt = 0;
     for (const lease of this.leases.values()) lease._crashed(err);
     if (this.leases.size === 0 || this.stopping) return;

@@ -31,6 +31,17 @@ export function workerKey(): string {
   return (workerData as { key?: string } | null)?.key ?? '';
 }
 
+/**
+ * Asks the host to keep this worker for the life of the process: it is not
+ * terminated when its last lease closes, and not restarted if it dies (its
+ * leases then fail with worker-dead). For a thread that loaded a native addon
+ * that cannot be loaded again in the process (pigpio).
+ */
+export function keepForProcess(): void {
+  const m: WorkerToHost = { t: 'persist' };
+  parentPort?.postMessage(m);
+}
+
 export function serveInstances<Init, Cmd, Ev>(factory: HandlerFactory<Init, Cmd, Ev>): void {
   const parent = parentPort;
   if (!parent) throw new Error('serveInstances() must run inside a worker thread');

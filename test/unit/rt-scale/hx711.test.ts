@@ -23,7 +23,8 @@ function chipWith(code: number): Hx711Pins {
       level = 1;
       return 1;
     },
-    sckLow: () => 1,
+    sckLow: () => undefined,
+    tick: () => 0,
   };
 }
 
@@ -69,12 +70,13 @@ describe('HX711 protocol', () => {
   });
 
   it('refuses a frame when DOUT is high (not ready), when a pulse overran 60 us, or when DOUT stays low', () => {
-    const notReady: Hx711Pins = { dout: () => 1, sckHigh: () => 1, sckLow: () => 1 };
+    const notReady: Hx711Pins = { dout: () => 1, sckHigh: () => 1, sckLow: () => undefined, tick: () => 0 };
     assert.equal(readFrame(notReady, 25).failure, 'not-ready');
     let n = 0;
-    const slow: Hx711Pins = { dout: () => (n >= 25 ? 1 : 0), sckHigh: () => 0, sckLow: () => (++n === 10 ? 75 : 1) };
+    let t = 0;
+    const slow: Hx711Pins = { dout: () => (n >= 25 ? 1 : 0), sckHigh: () => 0, sckLow: () => void (t += ++n === 10 ? 75 : 1), tick: () => t };
     assert.equal(readFrame(slow, 25).failure, 'overrun');
-    const stuckLow: Hx711Pins = { dout: () => 0, sckHigh: () => 0, sckLow: () => 1 };
+    const stuckLow: Hx711Pins = { dout: () => 0, sckHigh: () => 0, sckLow: () => undefined, tick: () => 0 };
     assert.equal(readFrame(stuckLow, 25).failure, 'dout-low');
   });
 
@@ -156,7 +158,7 @@ describe('sampler arithmetic and filters', () => {
       const s = new Sampler({ zero: 0, cpgMilli: 1000 }, { settle: 0, median, average: 2, stuckRun: 100 });
       const out: number[] = [];
       [1000, 1001, 1000, 9000, 1000, 1001, 1000].forEach((v, i) => {
-        const r = s.onFrame({ ok: true, value: v, code: 0, maxHighUs: 1 }, i * 12_500);
+        const r = s.onFrame({ ok: true, value: v, code: 0, maxHighUs: 1, frameUs: 0 }, i * 12_500);
         out.push(r.sample!.cg);
       });
       return out;
@@ -168,7 +170,7 @@ describe('sampler arithmetic and filters', () => {
 
   it('marks stable only when the window spread is under the threshold, and settles 4 samples', () => {
     const s = new Sampler({ zero: 0, cpgMilli: 100_000 }, { settle: 4, median: false, average: 1, stableWindow: 5, stableCg: 2, stuckRun: 100 });
-    const fr = (v: number) => ({ ok: true, value: v, code: 0, maxHighUs: 1 });
+    const fr = (v: number) => ({ ok: true, value: v, code: 0, maxHighUs: 1, frameUs: 0 });
     for (let i = 0; i < 4; i++) assert.equal(s.onFrame(fr(i * 1000), 0).sample, null, 'settling samples are discarded');
     const flags: number[] = [];
     for (const v of [100, 101, 100, 102, 101, 100, 150, 100, 101]) flags.push(s.onFrame(fr(v), 0).sample!.flags & FLAG_STABLE);
@@ -177,7 +179,7 @@ describe('sampler arithmetic and filters', () => {
 
   it('a stuck value and saturation are flagged and counted, a fault after the run, recovery after a good sample', () => {
     const s = new Sampler({ zero: 0, cpgMilli: 100_000 }, { settle: 0, stuckRun: 3, faultRun: 3 });
-    const fr = (v: number) => ({ ok: true, value: v, code: 0, maxHighUs: 1 });
+    const fr = (v: number) => ({ ok: true, value: v, code: 0, maxHighUs: 1, frameUs: 0 });
     const evs: string[] = [];
     const flags: number[] = [];
     for (const v of [5, 6, 7, 7, 7, 7, 7, 8, 0x7fffff, 0x7fffff, 0x7fffff, 9]) {
