@@ -215,7 +215,7 @@ function stats(xs: number[]): Stats {
 const fmt = (s: Stats): string => `p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, max ${s.max.toFixed(1)} ms`;
 
 /** Steady runs: time to the wire of the measured commands, and how many never reached the peer. */
-function steady(r: Run): Stats & { lost: number; queueDelay?: Stats } {
+function steady(r: Run): Stats & { lost: number; queueDelay?: Stats; results: Record<string, number> } {
   const xs: number[] = [];
   for (let i = WARM + 1; i <= N + WARM; i++) {
     const v = r.wire.get('G' + i);
@@ -225,7 +225,15 @@ function steady(r: Run): Stats & { lost: number; queueDelay?: Stats } {
   const qd = r.got.results
     .filter((x) => typeof x.payload === 'object' && Number(String((x.payload as { gate?: string }).gate).slice(1)) > WARM)
     .map((x) => Number((x.payload as { queue_delay_ms: number }).queue_delay_ms));
-  return { ...stats(xs), lost: N - xs.length, ...(qd.length ? { queueDelay: stats(qd) } : {}) };
+  // ours: every command's result, by kind (a full queue of 64 drops and counts: result "dropped")
+  const results: Record<string, number> = {};
+  for (const x of r.got.results) {
+    if (typeof x.payload !== 'object' || Number(String((x.payload as { gate?: string }).gate).slice(1)) <= WARM) continue;
+    const p = x.payload as { result: string; reason_code?: string };
+    const k = p.result + (p.reason_code ? `:${p.reason_code}` : '');
+    results[k] = (results[k] ?? 0) + 1;
+  }
+  return { ...stats(xs), lost: N - xs.length, results, ...(qd.length ? { queueDelay: stats(qd) } : {}) };
 }
 
 /** Queued / drop runs: time to the wire of the named commands, and how many were on the wire before the block ended. */
@@ -272,7 +280,7 @@ async function main(): Promise<void> {
   const S: Record<string, ReturnType<typeof steady>> = {};
   for (const k of ['core_idle', 'char_idle', 'ours_idle', 'core_load', 'char_load', 'ours_load', 'ours_load_nice0']) {
     S[k] = steady(R[k]);
-    log(`${k.padEnd(16)} time to the wire ${fmt(S[k])}, lost ${S[k].lost}${S[k].queueDelay ? `; of which before the worker's write: ${fmt(S[k].queueDelay!)}` : ''}`);
+    log(`${k.padEnd(16)} time to the wire ${fmt(S[k])}, lost ${S[k].lost}${S[k].queueDelay ? `; of which before the worker's write: ${fmt(S[k].queueDelay!)}; results ${JSON.stringify(S[k].results)}` : ''}`);
   }
   const Q: Record<string, ReturnType<typeof blocked>> = {};
   for (const k of ['core_queued', 'char_queued', 'ours_queued']) {
@@ -342,6 +350,7 @@ async function main(): Promise<void> {
     ours_lost: oursLost,
     core_lost: coreLost,
     core_char_lost: S.char_idle.lost + S.char_load.lost + Q.char_queued.lost,
+    ours_dropped_counted: ['ours_idle', 'ours_load', 'ours_load_nice0'].reduce((a, k) => a + (S[k].results.dropped ?? 0), 0),
     ours_drop_lost: D.ours_drop.lost,
     core_drop_lost: D.core_drop.lost,
     thread_hop_p99_ms: round(percentile(hop, 0.99), 3),

@@ -127,7 +127,12 @@ async function probe(rt: ChildRuntime, out: string): Promise<{ p50_ms: number; p
   rt.proc.kill('SIGWINCH');
   for (let i = 0; i < 100; i++) {
     await sleep(20);
-    if (existsSync(out) && statSync(out).mtimeMs !== before) break;
+    if (!existsSync(out) || statSync(out).mtimeMs === before) continue;
+    try {
+      return JSON.parse(readFileSync(out, 'utf8'));
+    } catch {
+      /* being written */
+    }
   }
   return JSON.parse(readFileSync(out, 'utf8'));
 }
