@@ -39,8 +39,9 @@ interface Reading {
   rss_mb: number;
   malloced_mb: number;
   heap_used_mb: number;
+  heap_total_mb: number;
   external_mb: number;
-  workers: Array<{ key: string; heap_used_mb: number }>;
+  workers: Array<{ key: string; heap_used_mb: number; heap_total_mb: number }>;
 }
 
 async function examples(withDashboard: boolean, gatePort: number, serialPath: string): Promise<{ flows: Flow[]; files: string[] }> {
@@ -70,7 +71,7 @@ async function start(dir: string): Promise<ChildRuntime> {
 async function readOnce(rt: ChildRuntime, dir: string): Promise<Reading> {
   const before = existsSync(join(dir, 'main.json')) ? readFileSync(join(dir, 'main.json'), 'utf8') : '';
   rt.proc.kill('SIGWINCH');
-  let main: { stamp: string; rss_mb: number; heap_used_mb: number; external_mb: number; malloced_mb: number } | null = null;
+  let main: { stamp: string; rss_mb: number; heap_used_mb: number; heap_total_mb: number; external_mb: number; malloced_mb: number } | null = null;
   for (let i = 0; i < 100 && !main; i++) {
     await sleep(20);
     const now = existsSync(join(dir, 'main.json')) ? readFileSync(join(dir, 'main.json'), 'utf8') : '';
@@ -82,13 +83,13 @@ async function readOnce(rt: ChildRuntime, dir: string): Promise<Reading> {
   for (const f of readdirSync(dir)) {
     if (!/^t\d+\.json$/.test(f)) continue;
     try {
-      const w = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { stamp: string; key: string; heap_used_mb: number };
-      if (w.stamp === main.stamp) workers.push({ key: w.key, heap_used_mb: w.heap_used_mb });
+      const w = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { stamp: string; key: string; heap_used_mb: number; heap_total_mb: number };
+      if (w.stamp === main.stamp) workers.push({ key: w.key, heap_used_mb: w.heap_used_mb, heap_total_mb: w.heap_total_mb });
     } catch {
       /* being written or removed */
     }
   }
-  return { rss_mb: main.rss_mb, malloced_mb: main.malloced_mb, heap_used_mb: main.heap_used_mb, external_mb: main.external_mb, workers: workers.sort((a, b) => a.key.localeCompare(b.key)) };
+  return { rss_mb: main.rss_mb, malloced_mb: main.malloced_mb, heap_used_mb: main.heap_used_mb, heap_total_mb: main.heap_total_mb, external_mb: main.external_mb, workers: workers.sort((a, b) => a.key.localeCompare(b.key)) };
 }
 
 /** The median (by RSS) of 3 readings 2 s apart. */
@@ -102,8 +103,11 @@ async function reading(rt: ChildRuntime, dir: string): Promise<Reading> {
 }
 
 const show = (r: Reading): string =>
-  `RSS ${r.rss_mb.toFixed(1)} MB, main heap ${r.heap_used_mb.toFixed(1)} MB, external ${r.external_mb.toFixed(1)} MB, V8 malloced ${r.malloced_mb.toFixed(1)} MB` +
-  (r.workers.length ? `; workers: ${r.workers.map((w) => `${w.key} ${w.heap_used_mb.toFixed(1)} MB`).join(', ')}` : '; no worker threads');
+  `RSS ${r.rss_mb.toFixed(1)} MB; main heap used/committed ${r.heap_used_mb.toFixed(1)}/${r.heap_total_mb.toFixed(1)} MB, external ${r.external_mb.toFixed(1)} MB, V8 malloced ${r.malloced_mb.toFixed(1)} MB` +
+  (r.workers.length ? `; workers (heap used/committed): ${r.workers.map((w) => `${w.key} ${w.heap_used_mb.toFixed(1)}/${w.heap_total_mb.toFixed(1)} MB`).join(', ')}` : '; no worker threads') +
+  `; committed by all heaps ${committed(r).toFixed(1)} MB`;
+/** V8 heap memory committed by every isolate (main and workers). */
+const committed = (r: Reading): number => r.heap_total_mb + r.workers.reduce((s, w) => s + w.heap_total_mb, 0);
 
 async function main(): Promise<void> {
   log(`memory: bare Node-RED, every shipped example without and with the dashboard flows, then ${MINUTES} min of the latter (readings after a forced GC in every thread, median of 3; ${SETTLE_S} s to settle after a deploy)`);
@@ -150,6 +154,7 @@ async function main(): Promise<void> {
     if (/\[error\]/.test(a.rt.log())) log(`errors in the log:\n${a.rt.log().split('\n').filter((l) => /\[error\]/.test(l)).slice(0, 10).join('\n')}`);
     const growth = end.rss_mb - start0.rss_mb;
     const heapGrowth = end.heap_used_mb - start0.heap_used_mb + end.workers.reduce((s, w) => s + w.heap_used_mb, 0) - start0.workers.reduce((s, w) => s + w.heap_used_mb, 0);
+    const committedGrowth = committed(end) - committed(start0);
     const growthKey = `growth_${MINUTES}min_mb`;
     const added = allNoDash.rss_mb - bare.rss_mb;
     result({
@@ -160,6 +165,7 @@ async function main(): Promise<void> {
       [growthKey]: round(growth, 1),
       all_no_dashboard_added_mb: round(added, 1),
       heap_growth_mb: round(heapGrowth, 1),
+      heap_committed_growth_mb: round(committedGrowth, 1),
       bare_heap_mb: round(bare.heap_used_mb, 1),
       all_heap_mb: round(start0.heap_used_mb, 1),
       all_no_dashboard_heap_mb: round(allNoDash.heap_used_mb, 1),
