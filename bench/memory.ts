@@ -157,6 +157,12 @@ async function main(): Promise<void> {
     const committedGrowth = committed(end) - committed(start0);
     const growthKey = `growth_${MINUTES}min_mb`;
     const added = allNoDash.rss_mb - bare.rss_mb;
+    // RSS moves with the pages V8 keeps committed after a GC (72 vs 45 MB for the same bare
+    // runtime in two runs): the cost without that noise is what is outside the heaps plus what is live in them
+    const used = (r: Reading): number => r.heap_used_mb + r.workers.reduce((a, w) => a + w.heap_used_mb, 0);
+    const stable = (r: Reading): number => r.rss_mb - committed(r) + used(r);
+    const addedStable = stable(allNoDash) - stable(bare);
+    log(`added by every example but the dashboards: RSS ${added.toFixed(1)} MB; outside the heaps + live in them ${addedStable.toFixed(1)} MB (${(allNoDash.rss_mb - committed(allNoDash) - bare.rss_mb + committed(bare)).toFixed(1)} + ${(used(allNoDash) - used(bare)).toFixed(1)})`);
     result({
       bench: 'memory',
       bare_rss_mb: round(bare.rss_mb, 1),
@@ -164,6 +170,9 @@ async function main(): Promise<void> {
       all_no_dashboard_rss_mb: round(allNoDash.rss_mb, 1),
       [growthKey]: round(growth, 1),
       all_no_dashboard_added_mb: round(added, 1),
+      all_no_dashboard_added_live_mb: round(addedStable, 1),
+      bare_heap_committed_mb: round(committed(bare), 1),
+      all_heap_committed_mb: round(committed(start0), 1),
       heap_growth_mb: round(heapGrowth, 1),
       heap_committed_growth_mb: round(committedGrowth, 1),
       bare_heap_mb: round(bare.heap_used_mb, 1),
