@@ -298,8 +298,6 @@ async function main(): Promise<void> {
   const ot = R.ours_timeout;
   const oRes = ot.got.results.find((x) => typeof x.payload === 'object' && (x.payload as { gate?: string }).gate === 'T1');
   const oPay = (oRes?.payload ?? {}) as { result?: string; total_ms?: number };
-  const oEnq = ot.wire.has('T1') ? undefined : undefined;
-  void oEnq;
   const oursDecided = oPay.result === 'timeout' ? Number(oPay.total_ms) : NaN;
   const oursSeen = oRes && ot.got.t0 ? (oRes.seenUs - ot.got.t0) / 1000 : NaN;
   // the worker drops the link when it decides (a late reply must not be taken for another command's): the peer sees the close

@@ -1,4 +1,4 @@
-// npm run bench -- memory [--minutes 10] [--settle 20]
+// npm run bench -- memory [--minutes 10] [--settle 20] [--node-options "--max-semi-space-size=2"]
 //
 // What the collection costs in memory, in real Node-RED processes with this
 // tree's nodes loaded (test/helpers/nodered-child) and every shipped example
@@ -31,6 +31,8 @@ import { flag, log, machine, result, round } from './lib/common';
 
 const MINUTES = Number(flag('minutes') ?? 10);
 const SETTLE_S = Number(flag('settle') ?? 20);
+/** extra options for the Node-RED process (e.g. V8 heap flags), as a user would put in NODE_OPTIONS */
+const NODE_OPTIONS = (flag('node-options') ?? '').split(' ').filter(Boolean);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Flow = Record<string, unknown>;
@@ -61,7 +63,7 @@ async function examples(withDashboard: boolean, gatePort: number, serialPath: st
 
 async function start(dir: string): Promise<ChildRuntime> {
   return startNodeRed({
-    execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'mem-probe.js')],
+    execArgv: [...NODE_OPTIONS, '--expose-gc', '-r', join(__dirname, 'lib', 'mem-probe.js')],
     env: { RTEDGE_MEM_PROBE_DIR: dir },
     settings: { logging: { console: { level: 'warn' } } },
   });
@@ -183,6 +185,7 @@ async function main(): Promise<void> {
       end_rss_mb: round(end.rss_mb, 1),
       rss_by_minute_mb: trend,
       minutes: MINUTES,
+      node_options: NODE_OPTIONS.join(' '),
       targets_met: { all_no_dashboard_minus_bare_le_25mb: added <= 25, [`${growthKey.replace(/_mb$/, '')}_le_5mb`]: growth <= 5 },
       machine: machine(),
     });
