@@ -25,7 +25,7 @@
 //          one every 4 ms. Latency = message arrival - write. A change is lost
 //          when its message never arrives. A second run writes the same 1000
 //          changes as one burst (joined/split frames) and counts losses too.
-// Last line: {"poll_p50_ms","poll_p99_ms","passive_p50_ms","passive_p99_ms","changes_lost", ...}
+// Last line: {"bench":"rs485-watch","poll_p50_ms","poll_p99_ms","passive_p50_ms","passive_p99_ms","changes_lost", ...,"targets_met":{...}}
 // Targets: poll_p99 <= 25 (one poll period plus the frame), passive_p99 <= 5, changes_lost = 0.
 // socat (the pty relay that stands in for the wire) runs at priority -10 when
 // permitted: on a busy machine a descheduled relay delays every byte by tens
@@ -265,6 +265,7 @@ async function main(): Promise<void> {
     const lost = p.lost + q.lost + q.burstLost;
     log(`targets: poll_p99 <= 25 ${ps.p99 <= 25 ? 'met' : 'NOT met'}, passive_p99 <= 5 ${qs.p99 <= 5 ? 'met' : 'NOT met'}, changes_lost = 0 ${lost === 0 ? 'met' : 'NOT met'}`);
     result({
+      bench: 'rs485-watch',
       poll_p50_ms: ps.p50,
       poll_p99_ms: ps.p99,
       passive_p50_ms: qs.p50,
@@ -283,6 +284,7 @@ async function main(): Promise<void> {
       event_loop_lag_max_ms: round(lag.max / 1e6),
       loadavg_1m: [round(load0, 2), round(loadavg()[0], 2)],
       cpu_pressure_avg60_pct: cpuPressure(),
+      targets_met: { poll_p99_le_25ms: ps.p99 <= 25, passive_p99_le_5ms: qs.p99 <= 5, changes_lost_0: lost === 0 },
       machine: machine(),
     });
   } finally {
