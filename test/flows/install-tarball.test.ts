@@ -159,8 +159,20 @@ describe(`the packed package installed into a fresh Node-RED ${nodeRedVersion} u
     await page.getByText('Import', { exact: true }).first().click();
     await page.locator('#red-ui-clipboard-dialog-import-tabs li').filter({ hasText: 'Examples' }).click();
     const tree = page.locator('#red-ui-clipboard-dialog-import-tabs-content .red-ui-treeList-label');
-    for (const label of [pkg.name, 'rt-dosing', '02 - Dosing station dashboard']) await tree.filter({ hasText: label }).first().click();
-    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    for (const label of [pkg.name, 'rt-dosing']) await tree.filter({ hasText: label }).first().click();
+    // the editor enables Import once it has fetched the selected example; on a loaded machine a click that
+    // lands while the folder is still unfolding selects nothing, so the example is clicked again (at most 3 times)
+    const importButton = page.locator('#red-ui-clipboard-dialog-ok');
+    for (let attempt = 1; ; attempt++) {
+      await tree.filter({ hasText: '02 - Dosing station dashboard' }).first().click();
+      const enabled = await importButton
+        .and(page.locator(':not(.ui-button-disabled)'))
+        .waitFor({ timeout: 10_000 })
+        .then(() => true, () => false);
+      if (enabled) break;
+      assert.ok(attempt < 3, 'Import stays disabled after selecting the example three times');
+    }
+    await importButton.click();
     await page.waitForFunction('RED.nodes.filterNodes({ type: "rt-dosing" }).length === 1', undefined, { timeout: 10_000 });
     const mark = r.log().length;
     await page.locator('#red-ui-header-button-deploy').click();
