@@ -2,6 +2,7 @@
 //                                  [--profile '{"coarseGps":45,"delayS":0.6,...,"targetG":250,"stepAt":50}']
 //                                  [--coarse-gps G] [--delay S] [--jitter S] [--ripple F] [--ripple-hz HZ]
 //                                  [--noise G] [--lag S] [--dead-band PERMILLE] [--target G] [--step-at K]
+//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4]
 //
 // The physics envelope, swept. A fixed, seeded list of profiles (a Latin
 // hypercube over the envelope, so every range is covered evenly) plus the
@@ -18,11 +19,18 @@
 //   single   one speed, stop when the reading reaches the target
 //   twospeed coarse until the reading is within 2 g, fine (10 % duty) until the target
 //   preact   two-speed with learned preact, the industrial filler's in-flight
-//            compensation, learning from its own settled reading: the fine
-//            cut-off point moves by half of each dose's error; the coarse
-//            cut-off point (2 g band + a coarse preact) moves by half of what
-//            the fine flow (taken as linear in duty) delivers in the difference
-//            between the dribble (fine) time and its 1.5 s setpoint
+//            compensation, commissioned once per profile (commission(): a short
+//            run on the plant measures the fine duty that flows, the coarse and
+//            fine flows, the in-flight mass after a coarse and a fine stop and the
+//            time the flow takes to settle after a speed change): coarse until the
+//            4-sample average reading reaches target - pc - band (band = coarse
+//            in-flight mass + fine flow x (settle + 1 s steady dribble)), fine
+//            until it reaches target - pf; pf starts at the commissioned fine
+//            in-flight mass and moves by 25 % of each dose's settled error; pc
+//            keeps the dribble time at its setpoint. Gain 25 % and dribble 1 s
+//            were the best median p95 of a sweep (gain 25/35/50 %, dribble
+//            0.3-2 s, average 1/4/8 samples); --preact-gain, --dribble and
+//            --preact-avg change them
 //   ours     DosingController (learns the plant from the first dose)
 //
 // Dose time: from the motor start to the moment the result is known (ours:
@@ -219,50 +227,145 @@ function twoSpeed(): Strategy {
   };
 }
 
-function preact(): Strategy {
-  const DRIBBLE_US = 1_500_000;
+/**
+ * What a commissioning engineer measures once per plant before production, on the plant itself (a
+ * separate run with its own random draws, so the benchmark's doses are not touched): the fine duty
+ * (raised in 50 permille steps while the dead band swallows it), the steady coarse and fine flows
+ * (least-squares slope of the reading over the last 2 s of a 5 s run), the in-flight mass after a
+ * coarse and after a fine stop (settled reading less the line at the stop), and the time after a
+ * speed change until the flow is steady (the line's zero crossing gives dead time + lag; the onset
+ * gives the dead time; steady after dead time + 3 lags). Nothing here reads the plant's parameters.
+ */
+export interface Commissioning {
+  fineDuty: number;
+  coarseCgPerS: number;
+  fineCgPerS: number;
+  coarseInflightCg: number;
+  fineInflightCg: number;
+  settleUs: number;
+}
+
+export function commission(pp: PlantParams): Commissioning {
+  const plant = new Plant({ ...pp, seed: (pp.seed ^ 0x5a5a5a) + 7 });
+  const run = (duty: number, onUs: number): { slope: number; x0Us: number; onsetUs: number; inflight: number } => {
+    let t = plant.timeUs;
+    const pre: number[] = [];
+    for (let k = 0; k < 40; k++) {
+      t += PERIOD_US;
+      plant.advance(t);
+      pre.push(plant.readCg());
+    }
+    const zero = pre.reduce((a, v) => a + v, 0) / pre.length;
+    const sd = Math.sqrt(pre.reduce((a, v) => a + (v - zero) ** 2, 0) / pre.length);
+    const t0 = t;
+    plant.setDuty(duty, t0);
+    const ts: number[] = [];
+    const ws: number[] = [];
+    let onsetUs = 0;
+    let above = 0;
+    while (t < t0 + onUs) {
+      t += PERIOD_US;
+      plant.advance(t);
+      const w = plant.readCg() - zero;
+      above = w > 5 * sd + 5 ? above + 1 : 0;
+      if (above === 3 && onsetUs === 0) onsetUs = t - 2 * PERIOD_US - t0;
+      ts.push(t);
+      ws.push(w);
+    }
+    plant.setDuty(0, t);
+    const tStop = t;
+    // least squares over the last 2 s
+    const from = ts.findIndex((x) => x >= tStop - 2_000_000);
+    const xs = ts.slice(from).map((x) => (x - tStop) / 1e6);
+    const ys = ws.slice(from);
+    const mx = xs.reduce((a, v) => a + v, 0) / xs.length;
+    const my = ys.reduce((a, v) => a + v, 0) / ys.length;
+    const slope = xs.reduce((a, x, i) => a + (x - mx) * (ys[i] - my), 0) / xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+    const atStop = my - slope * mx;
+    const x0Us = tStop - t0 - (atStop / slope) * 1e6;
+    t += 4_000_000;
+    plant.advance(t);
+    let sum = 0;
+    for (let k = 0; k < 40; k++) {
+      t += PERIOD_US;
+      plant.advance(t);
+      sum += plant.readCg() - zero;
+    }
+    return { slope, x0Us, onsetUs, inflight: sum / 40 - atStop };
+  };
+  const c = run(1000, 5_000_000);
+  let fineDuty = FINE;
+  let f = run(fineDuty, 5_000_000);
+  while (f.slope * 100 < c.slope && fineDuty < 500) {
+    fineDuty += 50;
+    f = run(fineDuty, 5_000_000);
+  }
+  const lagUs = Math.max(0, c.x0Us - c.onsetUs);
+  return {
+    fineDuty,
+    coarseCgPerS: c.slope,
+    fineCgPerS: f.slope,
+    coarseInflightCg: c.inflight,
+    fineInflightCg: f.inflight,
+    settleUs: c.onsetUs + 3 * lagUs,
+  };
+}
+
+/** The learned preact's gain: the share of each dose's error the cut-off point moves by (--preact-gain). */
+const PREACT_GAIN = flag('preact-gain', 0.25);
+/** Steady fine flow the commissioned fine phase keeps before the cut-off (s, --dribble). */
+const DRIBBLE_S = flag('dribble', 1);
+/** Moving average of the reading at the cut-off (samples, --preact-avg). */
+const PREACT_AVG = flag('preact-avg', 4);
+
+/**
+ * The industrial two-speed filler with learned in-flight compensation, commissioned once for its plant:
+ * coarse until the (averaged) reading reaches target - pc - band, where band = the coarse in-flight mass
+ * + the fine flow x (settle time + a steady dribble); fine until the reading reaches target - pf; pf
+ * starts at the commissioned fine in-flight mass (+ the averaging lag) and moves by PREACT_GAIN of each
+ * dose's settled error; pc moves so the dribble (fine) time stays at its setpoint (settle + dribble).
+ */
+function preact(cm: Commissioning): Strategy {
+  const fine = cm.fineDuty;
+  const ff = cm.fineCgPerS;
+  const setpointUs = cm.settleUs + DRIBBLE_S * 1e6;
+  const band = cm.coarseInflightCg + (ff * setpointUs) / 1e6;
   let target = 0;
   let zero = -1;
   let pc = 0;
-  let pf = 0;
-  let fine = false;
-  let wSwitch = 0;
-  let t0 = 0;
+  let pf = cm.fineInflightCg + (ff * (PREACT_AVG - 1) * PERIOD_US) / 2e6;
+  let inFine = false;
   let tSwitch = 0;
   let tCut = 0;
+  const buf: number[] = [];
   return {
-    start(tc, t) {
+    start(tc) {
       target = tc;
       zero = -1;
-      fine = false;
-      wSwitch = 0;
-      t0 = t;
+      inFine = false;
       tSwitch = 0;
       tCut = 0;
+      buf.length = 0;
     },
     step(cg, t) {
       if (zero < 0) zero = cg;
-      const net = cg - zero;
-      if (!fine && net >= target - BAND - pc) {
-        fine = true;
-        wSwitch = net;
+      buf.push(cg - zero);
+      if (buf.length > PREACT_AVG) buf.shift();
+      const net = buf.reduce((a, v) => a + v, 0) / buf.length;
+      if (!inFine && net >= target - band - pc) {
+        inFine = true;
         tSwitch = t;
       }
-      if (fine && net >= target - pf) {
+      if (inFine && net >= target - pf) {
         tCut = t;
         return null;
       }
-      return { duty: fine ? FINE : 1000 };
+      return { duty: inFine ? fine : 1000 };
     },
     learn(settled) {
-      // both preacts stay within [0, target]: a dose that stopped at once must not run them away
-      pf = Math.min(target, Math.max(0, pf + Math.trunc((settled - target) / 2)));
-      if (fine && tSwitch > t0 + PERIOD_US && wSwitch > 0) {
-        const rate = (wSwitch * 1e6) / (tSwitch - t0); // the coarse flow as this baseline sees it (cg/s)
-        const dribble = tCut - tSwitch;
-        // the dribble runs at the fine flow, which this baseline takes as linear in duty
-        pc = Math.min(target, Math.max(0, pc + Math.trunc((((rate * FINE) / 1000) * (DRIBBLE_US - dribble)) / 2e6)));
-      }
+      // the preacts stay within [0, target] (pc within [-one dribble, target]): a dose that stopped at once must not run them away
+      pf = Math.min(target, Math.max(0, pf + PREACT_GAIN * (settled - target)));
+      if (tSwitch > 0 && tCut > tSwitch) pc = Math.min(target, Math.max((-ff * DRIBBLE_S), pc + (PREACT_GAIN * ff * (setpointUs - (tCut - tSwitch))) / 1e6));
     },
   };
 }
@@ -324,7 +427,8 @@ function main(): void {
     const bound = Math.max(0.03, 1.5 * floor);
     const sgl = series(pr, single).slice(LEARN);
     const two = series(pr, twoSpeed).slice(LEARN);
-    const pre = series(pr, preact).slice(LEARN);
+    const cm = commission(p);
+    const pre = series(pr, () => preact(cm)).slice(LEARN);
     const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: 10 })));
     const o = allOurs.slice(LEARN);
     const ab = allOurs.filter((x) => x.aborted).length;
