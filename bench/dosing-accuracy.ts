@@ -62,6 +62,8 @@ const NPROF = flag('profiles', 24);
 const LIST_SEED = flag('seed', 12);
 const PERIOD_US = 12_500;
 const LEARN = 5;
+/** --trace: one line per dose of ours (with --only or a profile on the command line). */
+const TRACE = has('trace') || process.argv.includes('--trace');
 
 interface Profile {
   name: string;
@@ -188,6 +190,7 @@ function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
     for (let k = 0; k < 40; k++) sum += plant.readCg();
     s.learn(Math.round(sum / 40) - zeroRead);
   }
+  if (TRACE && s.end) log(`  true err ${(plant.mass - zero - targetG).toFixed(3)} g`);
   return { errG: plant.mass - zero - targetG, timeS: (endUs - (motorOn || endUs)) / 1e6, aborted };
 }
 
@@ -386,6 +389,10 @@ function ours(c: DosingController): Strategy {
     end() {
       const r = c.lastRecord();
       if (!r) return { aborted: true, timeUs: 0 };
+      if (TRACE)
+        log(
+          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} ${r.result}${r.outlier ? ' outlier' : ''}`,
+        );
       return { aborted: r.result === 'aborted', timeUs: t0 + r.durationUs };
     },
   };

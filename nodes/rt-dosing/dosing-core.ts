@@ -175,10 +175,13 @@ export interface LearnedPlant {
   recentTauUs: number[];
   /** Doses rejected as outliers (total). */
   outliers: number;
+  /** Ripple on the weight at fine speed, from the fine ramp: period (us; 0/absent = none seen) and amplitude (cg). Added in 0.2: absent in older stored objects. */
+  fineRipplePeriodUs?: number;
+  fineRippleCg?: number;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
 }
 
 export interface Sample {
@@ -401,6 +404,171 @@ class Fit {
   }
 }
 
+/** A sine table in Q14 (1024 steps per period), built once: the ripple model's regressors are integers. */
+const SIN_N = 1024;
+const SIN_Q = 16384;
+const SIN_Q14 = ((): Int32Array => {
+  const a = new Int32Array(SIN_N);
+  for (let i = 0; i < SIN_N; i++) a[i] = Math.round(Math.sin((2 * Math.PI * i) / SIN_N) * SIN_Q);
+  return a;
+})();
+/** Phase of absolute time tUs in a ripple of period periodUs, in table steps (0..1023). */
+function phaseOf(tUs: number, periodUs: number): number {
+  return Math.trunc(((tUs % periodUs) * SIN_N) / periodUs) & (SIN_N - 1);
+}
+
+/** A line plus a sinusoid of known period: w(t) = a + b (t - t0) + c cos + d sin (phase of absolute time). */
+export interface RippleModel {
+  t0Us: number;
+  periodUs: number;
+  /** cg at t0 */
+  a: number;
+  /** cg per ms */
+  b: number;
+  /** cg per Q14 unit */
+  c: number;
+  d: number;
+  /** residual sum of squares (cg^2) and sample count */
+  rss: number;
+  n: number;
+}
+
+/** The ripple part of a model at tUs (cg). */
+function rippleAt(m: RippleModel, tUs: number): number {
+  if (m.periodUs <= 0) return 0;
+  const i = phaseOf(tUs, m.periodUs);
+  return m.c * SIN_Q14[(i + SIN_N / 4) & (SIN_N - 1)] + m.d * SIN_Q14[i];
+}
+/** The model's weight at tUs (cg, not rounded). */
+function modelAt(m: RippleModel, tUs: number): number {
+  return m.a + (m.b * (tUs - m.t0Us)) / 1000 + rippleAt(m, tUs);
+}
+/** Ripple amplitude of a model (cg). */
+function rippleAmp(m: RippleModel): number {
+  return Math.sqrt(m.c * m.c + m.d * m.d) * SIN_Q;
+}
+
+/** Solves the 4x4 (or 2x2) normal equations by Gaussian elimination with partial pivoting; null if singular. */
+function solveNormal(A: number[][], y: number[]): number[] | null {
+  const k = y.length;
+  const M = A.map((r, i) => [...r.slice(0, k), y[i]]);
+  for (let c = 0; c < k; c++) {
+    let piv = c;
+    for (let r = c + 1; r < k; r++) if (Math.abs(M[r][c]) > Math.abs(M[piv][c])) piv = r;
+    if (M[piv][c] === 0) return null;
+    [M[c], M[piv]] = [M[piv], M[c]];
+    for (let r = c + 1; r < k; r++) {
+      const f = M[r][c] / M[c][c];
+      for (let j = c; j <= k; j++) M[r][j] -= f * M[c][j];
+    }
+  }
+  const x = new Array<number>(k).fill(0);
+  for (let r = k - 1; r >= 0; r--) {
+    let v = M[r][k];
+    for (let j = r + 1; j < k; j++) v -= M[r][j] * x[j];
+    x[r] = v / M[r][r];
+  }
+  return x;
+}
+
+/**
+ * The fine ramp's samples since the flow became steady, fitted to a line plus
+ * a sinusoid of a measured period: the ripple's phase, so the in-flight mass
+ * over the next tau can be predicted with its ripple term (a slow strong
+ * ripple moves it dose to dose). The sums are exact integers (times in ms,
+ * Q14 regressors); the 4x4 solve divides, and its results are used as cg.
+ */
+class RippleFit {
+  private readonly t: Float64Array;
+  private readonly w: Int32Array;
+  n = 0;
+  private head = 0;
+  constructor(readonly size: number) {
+    this.t = new Float64Array(size);
+    this.w = new Int32Array(size);
+  }
+  reset(): void {
+    this.n = 0;
+    this.head = 0;
+  }
+  push(tUs: number, cg: number): void {
+    this.t[this.head] = tUs;
+    this.w[this.head] = cg;
+    this.head = (this.head + 1) % this.size;
+    if (this.n < this.size) this.n++;
+  }
+  /** Oldest and newest sample time (us). */
+  get spanUs(): number {
+    if (this.n < 2) return 0;
+    return this.t[(this.head - 1 + this.size) % this.size] - this.t[(this.head - this.n + this.size) % this.size];
+  }
+  /** Least squares over the samples at or after fromUs; periodUs 0 = a line only. */
+  solve(periodUs: number, fromUs = 0): RippleModel | null {
+    const k = periodUs > 0 ? 4 : 2;
+    const A = [...Array(k)].map(() => new Array<number>(k).fill(0));
+    const y = new Array<number>(k).fill(0);
+    const x = new Array<number>(4);
+    let t0 = -1;
+    let w0 = 0;
+    let n = 0;
+    for (let j = this.n; j >= 1; j--) {
+      const i = (this.head - j + this.size) % this.size;
+      if (this.t[i] < fromUs) continue;
+      if (t0 < 0) {
+        t0 = this.t[i];
+        w0 = this.w[i];
+      }
+      x[0] = 1;
+      x[1] = Math.trunc((this.t[i] - t0) / 1000);
+      if (k === 4) {
+        const ph = phaseOf(this.t[i], periodUs);
+        x[2] = SIN_Q14[(ph + SIN_N / 4) & (SIN_N - 1)];
+        x[3] = SIN_Q14[ph];
+      }
+      const v = this.w[i] - w0;
+      for (let r = 0; r < k; r++) {
+        y[r] += x[r] * v;
+        for (let c = r; c < k; c++) A[r][c] += x[r] * x[c];
+      }
+      n++;
+    }
+    if (n < 3 * k) return null;
+    for (let r = 0; r < k; r++) for (let c = 0; c < r; c++) A[r][c] = A[c][r];
+    const sol = solveNormal(A, y);
+    if (!sol) return null;
+    const m: RippleModel = { t0Us: t0, periodUs: k === 4 ? periodUs : 0, a: sol[0] + w0, b: sol[1], c: k === 4 ? sol[2] : 0, d: k === 4 ? sol[3] : 0, rss: 0, n };
+    let rss = 0;
+    for (let j = this.n; j >= 1; j--) {
+      const i = (this.head - j + this.size) % this.size;
+      if (this.t[i] < fromUs) continue;
+      const r = this.w[i] - modelAt(m, this.t[i]);
+      rss += r * r;
+    }
+    m.rss = rss;
+    return m;
+  }
+  /**
+   * The ripple period that best explains the samples (a sinusoid of 2 periods or more in the window,
+   * between minUs and maxUs, 2 % steps), with its model; null when no sinusoid explains clearly more
+   * than the line and the noise.
+   */
+  searchPeriod(minUs: number, maxUs: number, noiseCg: number, fromUs = 0): RippleModel | null {
+    const line = this.solve(0, fromUs);
+    if (!line) return null;
+    const hi = Math.min(maxUs, Math.trunc(this.spanUs / 2));
+    let best: RippleModel | null = null;
+    for (let p = minUs; p <= hi; p = Math.trunc((p * 102) / 100) + 1) {
+      const m = this.solve(p, fromUs);
+      if (m && (!best || m.rss < best.rss)) best = m;
+    }
+    if (!best) return null;
+    // a real ripple: well above the reading noise and what is left around the model, and a clear share of the residuals
+    const amp = rippleAmp(best);
+    if (amp < Math.max(2 * noiseCg, 3 * Math.sqrt(best.rss / best.n)) || best.rss > 0.5 * line.rss) return null;
+    return best;
+  }
+}
+
 /** Integer square root (floor). */
 function isqrt(v: number): number {
   if (v <= 0) return 0;
@@ -430,6 +598,9 @@ export class DosingController {
   private readonly win: Window;
   private readonly fit = new Fit(400);
   private readonly recent = new Fit(200);
+  private readonly rfit = new RippleFit(1024);
+  private rippleFromUs = 0;
+  private cutModel: RippleModel | null = null;
   // dose in progress
   private targetCg = 0;
   private zeroCg = 0;
@@ -547,6 +718,7 @@ export class DosingController {
     this.cutoffFlow = 0;
     this.cutoffAtUs = 0;
     this.cutSteady = false;
+    this.cutModel = null;
     this.predictedInflight = 0;
     this.coarseStartUs = 0;
     this.fineStartUs = 0;
@@ -857,6 +1029,8 @@ export class DosingController {
     this.fineNeed = 0;
     this.fineMeasured = false;
     this.fineFlow = 0;
+    this.rfit.reset();
+    this.rippleFromUs = 0;
     this.fineTau = this.L.tauUs > 0 ? this.L.tauUs : this.coarseTau;
     if (fromRest) return;
     // a burst too short to measure: its flow is found from the mass it delivered, once the fine ramp is measured
@@ -888,9 +1062,11 @@ export class DosingController {
       this.fineNeed = this.fitSamples();
       this.fit.reset(t, net, this.fineNeed);
       this.recent.reset(t, net, Math.max(6, this.fineNeed >> 1));
+      this.rfit.reset();
     }
     this.fit.push(t, net);
     this.recent.push(t, net);
+    this.rfit.push(t, net);
     const need = this.fineNeed;
     if (this.fit.n < need) return { duty: this.duty };
     const f = this.fit.slope();
@@ -898,6 +1074,7 @@ export class DosingController {
     const fr = this.recent.slope();
     const waited = t - this.fineSteadyUs - need * this.period;
     if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && waited < need * this.period) return { duty: this.duty };
+    if (!this.fineMeasured) this.rippleFromUs = this.fit.firstUs;
     if (!this.fineMeasured && !this.fineFromRest) {
       // how long the switch from coarse to fine really took to settle (the window's start), learned for the next dose
       const settled = this.fit.firstUs - this.fineStartUs;
@@ -912,6 +1089,7 @@ export class DosingController {
       this.fineSteadyUs = t + this.fineSettleUs();
       this.fit.reset(t, net, 400);
       this.fineNeed = 0;
+      this.rfit.reset();
       return { duty: this.duty };
     }
     this.fineFlow = f;
@@ -949,10 +1127,79 @@ export class DosingController {
       }
       this.probing = false;
     }
+    const rippled = this.rippleCut(t);
+    if (rippled) return rippled;
     if (remaining <= 0) return this.cutoff(t, line, inflight, t, f, true);
     const dtUs = Math.trunc((remaining * 1_000_000) / f);
     if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f, true);
     return { duty: this.duty };
+  }
+
+  /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
+  private ripplePeriod(): number {
+    return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
+  }
+
+  /**
+   * The cut-off with the ripple's phase: once the steady fine ramp covers 3/4 of the measured ripple
+   * period, a line plus that sinusoid is fitted to it; the motor stops when the model's weight one
+   * in-flight time after the stop (the ramp and the ripple go on for the in-flight time) reaches the
+   * target. null: no ripple known, or not enough ramp yet (the line's cut-off applies).
+   */
+  private rippleCut(t: number): MotorCommand | null {
+    const P = this.ripplePeriod();
+    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < P) return null;
+    const tau = this.fineTau;
+    // a ripple that cannot move the in-flight mass by more than the noise is left to the line (2 amp |sin(pi tau / P)|)
+    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
+    if (2 * amp * SIN_Q14[ph] < 2 * this.noise * SIN_Q) return null;
+    const m = this.rfit.solve(P, this.rippleFromUs);
+    if (!m || m.b <= 0) return null;
+    const finalIf = (ts: number): number => modelAt(m, ts + tau);
+    let at = -1;
+    if (finalIf(t) >= this.targetCg) at = t;
+    else if (finalIf(t + this.period) >= this.targetCg) {
+      let lo = t;
+      let hi = t + this.period;
+      while (hi - lo > 50) {
+        const mid = Math.trunc((lo + hi) / 2);
+        if (finalIf(mid) >= this.targetCg) hi = mid;
+        else lo = mid;
+      }
+      at = hi;
+    }
+    if (at < 0) return { duty: this.duty };
+    const flow = Math.round(m.b * 1000);
+    const cmd = this.cutoff(t, Math.round(modelAt(m, t)), Math.round(finalIf(at) - modelAt(m, at)), at, flow, true);
+    this.cutoffCg = Math.round(modelAt(m, at));
+    this.cutModel = m;
+    return cmd;
+  }
+
+  /** The in-flight time (us) that explains a landed mass after a cut-off made with the ripple model. */
+  private tauFromModel(m: RippleModel, atUs: number, landedCg: number): number {
+    const w0 = modelAt(m, atUs);
+    let lo = 0;
+    let hi = this.p.tauMaxUs;
+    if (modelAt(m, atUs + hi) - w0 <= landedCg) return hi;
+    while (hi - lo > 200) {
+      const mid = Math.trunc((lo + hi) / 2);
+      if (modelAt(m, atUs + mid) - w0 >= landedCg) hi = mid;
+      else lo = mid;
+    }
+    return this.clampTau(Math.trunc((lo + hi) / 2));
+  }
+
+  /** After a dose: the ripple period at fine speed, searched on the steady fine ramp (near the known one once found). */
+  private learnFineRipple(): void {
+    const known = this.L.fineRipplePeriodUs ?? 0;
+    const lo = known > 0 ? Math.trunc((known * 85) / 100) : Math.max(4 * this.period, 150_000);
+    const hi = known > 0 ? Math.trunc((known * 115) / 100) : 2_500_000;
+    const m = this.rfit.searchPeriod(lo, hi, this.noise, this.rippleFromUs);
+    if (!m) return;
+    this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 2) : m.periodUs;
+    this.L.fineRippleCg = Math.round(rippleAmp(m));
   }
 
   private settleStep(t: number, net: number): MotorCommand {
@@ -1008,7 +1255,11 @@ export class DosingController {
       if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
-      if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) outlier = !this.learn(inflight, this.cutoffFlow);
+      if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
+        if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
+        else outlier = !this.learn(inflight, this.cutoffFlow);
+      }
+      if (this.cutSteady && this.rippleFromUs > 0) this.learnFineRipple();
       this.L.doses++;
     }
     const coarseUs = this.coarseStartUs > 0 ? (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs : 0;
