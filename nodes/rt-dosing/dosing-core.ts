@@ -1056,7 +1056,15 @@ export class DosingController {
     // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
     const ffGuess = this.fineFlow || this.flowOf(this.fineDuty) || Math.trunc((this.coarseFlow * this.fineDuty) / this.p.coarseDuty);
     const guardInflight = Math.trunc((ffGuess * this.fineTau) / 1_000_000);
-    if (net - 4 * this.noise + guardInflight >= this.targetCg) return this.cutoff(t, net, guardInflight, t, ffGuess, false);
+    if (net - 4 * this.noise + guardInflight >= this.targetCg) {
+      // a fine phase too short to measure its ramp (the guard cut it, and nothing is learned from such a cut):
+      // the next dose gives the switch from coarse to fine a quarter more time
+      if (!this.fineMeasured && !this.fineFromRest) {
+        const cap = 8 * (Math.max(this.coarseTau, this.L.coarseTauUs) + this.spinUs());
+        this.L.fineSettleUs = Math.min(cap, Math.trunc((this.fineSettleUs() * 5) / 4));
+      }
+      return this.cutoff(t, net, guardInflight, t, ffGuess, false);
+    }
     if (t < this.fineSteadyUs) return { duty: this.duty };
     if (this.fineNeed === 0) {
       this.fineNeed = this.fitSamples();
