@@ -103,6 +103,7 @@ function profiles(n: number, seed: number): Profile[] {
       driftPerMin: round(lin(-0.001, 0, u(9, i)), 5),
       seed: 1000 + i,
     };
+    if (process.env.DUMP) log(JSON.stringify(plant), 1e6 / plant.rippleHz);
     out.push({ name: `p${String(i + 1).padStart(2, '0')}`, plant, targetG: round(logr(10, 500, u(8, i)), 1), stepAt: i % 3 === 0 ? 50 : undefined });
   }
   return out;

@@ -478,7 +478,7 @@ function solveNormal(A: number[][], y: number[]): number[] | null {
  * ripple moves it dose to dose). The sums are exact integers (times in ms,
  * Q14 regressors); the 4x4 solve divides, and its results are used as cg.
  */
-class RippleFit {
+export class RippleFit {
   private readonly t: Float64Array;
   private readonly w: Int32Array;
   n = 0;
@@ -548,23 +548,33 @@ class RippleFit {
     return m;
   }
   /**
-   * The ripple period that best explains the samples (a sinusoid of 2 periods or more in the window,
+   * The ripple period that best explains the samples (a sinusoid of `periods` periods or more in the window,
    * between minUs and maxUs, 2 % steps), with its model; null when no sinusoid explains clearly more
    * than the line and the noise.
    */
-  searchPeriod(minUs: number, maxUs: number, noiseCg: number, fromUs = 0): RippleModel | null {
+  searchPeriod(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false): RippleModel | null {
     const line = this.solve(0, fromUs);
     if (!line) return null;
-    const hi = Math.min(maxUs, Math.trunc(this.spanUs / 2));
+    const newest = this.n ? this.t[(this.head - 1 + this.size) % this.size] : 0;
+    const hi = Math.min(maxUs, Math.trunc((newest - Math.max(fromUs, newest - this.spanUs)) / periods));
+    // a search near a known period needs the whole range: a cut range would pull the estimate to its edge
+    if (whole && hi < maxUs) return null;
     let best: RippleModel | null = null;
     for (let p = minUs; p <= hi; p = Math.trunc((p * 102) / 100) + 1) {
       const m = this.solve(p, fromUs);
       if (m && (!best || m.rss < best.rss)) best = m;
     }
     if (!best) return null;
+    // refine to 0.25 % around the best step
+    for (let step = Math.trunc(best.periodUs / 100); step >= Math.trunc(best.periodUs / 400) && step > 0; step >>= 1) {
+      for (const p of [best.periodUs - step, best.periodUs + step]) {
+        const m = this.solve(p, fromUs);
+        if (m && m.rss < best.rss) best = m;
+      }
+    }
     // a real ripple: well above the reading noise and what is left around the model, and a clear share of the residuals
     const amp = rippleAmp(best);
-    if (amp < Math.max(2 * noiseCg, 3 * Math.sqrt(best.rss / best.n)) || best.rss > 0.5 * line.rss) return null;
+    if (amp < Math.max(1, 6 * Math.sqrt((2 * best.rss) / best.n / best.n)) || best.rss > 0.8 * line.rss) return null;
     return best;
   }
 }
@@ -599,6 +609,8 @@ export class DosingController {
   private readonly fit = new Fit(400);
   private readonly recent = new Fit(200);
   private readonly rfit = new RippleFit(1024);
+  /** The steady coarse ramp of this dose, for the ripple period at coarse speed (searched after the dose). */
+  private readonly cfit = new RippleFit(1024);
   private rippleFromUs = 0;
   private cutModel: RippleModel | null = null;
   // dose in progress
@@ -719,6 +731,9 @@ export class DosingController {
     this.cutoffAtUs = 0;
     this.cutSteady = false;
     this.cutModel = null;
+    this.cfit.reset();
+    this.rfit.reset();
+    this.rippleFromUs = 0;
     this.predictedInflight = 0;
     this.coarseStartUs = 0;
     this.fineStartUs = 0;
@@ -778,6 +793,7 @@ export class DosingController {
       this.fitFromUs = tUs + this.coarseTau + this.spinUs();
     }
     this.fit.reset(tUs, net);
+    this.cfit.reset();
     this.resSq = 0;
     this.resN = 0;
     this.resSign = 0;
@@ -951,7 +967,10 @@ export class DosingController {
     const fc = this.coarseModel();
     if (this.fitFromUs === 0 && this.onsetUs > 0) this.fitFromUs = this.onsetUs + this.spinUs();
     if (this.fitFromUs === 0 || t < this.fitFromUs || this.fit.n < 12) {
-      if (this.fitFromUs > 0 && t >= this.fitFromUs) this.fit.push(t, net);
+      if (this.fitFromUs > 0 && t >= this.fitFromUs) {
+        this.fit.push(t, net);
+        this.cfit.push(t, net);
+      }
       if (fc > 0 && this.L.coarseTauUs > 0) {
         // what lands if the motor stops now: the motor's spin-up loss and its coast after the stop cancel out
         const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
@@ -960,6 +979,7 @@ export class DosingController {
       return { duty: this.duty };
     }
     this.fit.push(t, net);
+    this.cfit.push(t, net);
     this.coarseFlow = this.fit.slope();
     if (this.coarseFlow <= 0) return { duty: this.duty };
     const line = this.fit.at(t);
@@ -1056,7 +1076,9 @@ export class DosingController {
     // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
     const ffGuess = this.fineFlow || this.flowOf(this.fineDuty) || Math.trunc((this.coarseFlow * this.fineDuty) / this.p.coarseDuty);
     const guardInflight = Math.trunc((ffGuess * this.fineTau) / 1_000_000);
-    if (net - 4 * this.noise + guardInflight >= this.targetCg) {
+    // the ripple at fine speed puts the reading ahead of the ramp by its amplitude and moves the in-flight mass by twice it: not a cause to cut
+    const guardRipple = 3 * (this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : 0);
+    if (net - 4 * this.noise - guardRipple + guardInflight >= this.targetCg) {
       // a fine phase too short to measure its ramp (the guard cut it, and nothing is learned from such a cut):
       // the next dose gives the switch from coarse to fine a quarter more time
       if (!this.fineMeasured && !this.fineFromRest) {
@@ -1082,7 +1104,7 @@ export class DosingController {
     const fr = this.recent.slope();
     const waited = t - this.fineSteadyUs - need * this.period;
     if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && waited < need * this.period) return { duty: this.duty };
-    if (!this.fineMeasured) this.rippleFromUs = this.fit.firstUs;
+    if (!this.fineMeasured) this.rippleFromUs = Math.max(this.fit.firstUs, this.fineFromRest ? 0 : this.fineStartUs + this.tailUs());
     if (!this.fineMeasured && !this.fineFromRest) {
       // how long the switch from coarse to fine really took to settle (the window's start), learned for the next dose
       const settled = this.fit.firstUs - this.fineStartUs;
@@ -1143,6 +1165,21 @@ export class DosingController {
     return { duty: this.duty };
   }
 
+  /**
+   * How long after the switch to fine the coarse tail still shows (us): the dead time, then a first-order
+   * motor lag (the coarse line's zero crossing after the onset) until the excess mass it still holds,
+   * (coarse - fine flow) x lag x exp(-t / lag), is below the reading noise.
+   */
+  private tailUs(): number {
+    const lag = Math.max(0, this.L.coarseTauUs - this.L.delayUs);
+    const fc = this.flowOf(this.p.coarseDuty);
+    const excess = Math.trunc(((fc - this.flowOf(this.fineDuty)) * lag) / 1_000_000);
+    if (lag === 0 || excess <= this.noise) return this.L.delayUs;
+    // ln(x) from the bit length: ln 2 x log2(x), within a lag
+    const ln = Math.trunc((693 * (31 - Math.clz32(Math.trunc(excess / this.noise)) + 1)) / 1000);
+    return this.L.delayUs + lag * ln;
+  }
+
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
   private ripplePeriod(): number {
     return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
@@ -1161,7 +1198,7 @@ export class DosingController {
     // a ripple that cannot move the in-flight mass by more than the noise is left to the line (2 amp |sin(pi tau / P)|)
     const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
     const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
-    if (2 * amp * SIN_Q14[ph] < 2 * this.noise * SIN_Q) return null;
+    if (2 * amp * SIN_Q14[ph] < this.noise * SIN_Q) return null;
     const m = this.rfit.solve(P, this.rippleFromUs);
     if (!m || m.b <= 0) return null;
     const finalIf = (ts: number): number => modelAt(m, ts + tau);
@@ -1199,14 +1236,45 @@ export class DosingController {
     return this.clampTau(Math.trunc((lo + hi) / 2));
   }
 
-  /** After a dose: the ripple period at fine speed, searched on the steady fine ramp (near the known one once found). */
-  private learnFineRipple(): void {
+  /**
+   * After a dose: the ripple's period, searched on this dose's steady ramps (line + sinusoid, least
+   * squares). At coarse speed first (a strong ripple, a long ramp: a precise period); at fine speed
+   * near the coarse period (a ripple at a fixed frequency), else over the whole range (one that
+   * follows the motor speed), and near the one already known at fine speed once found. The first
+   * spin-up time of the fine ramp is left out (the coarse tail still decays there).
+   */
+  private learnRipple(): void {
+    const minUs = Math.max(4 * this.period, 150_000);
+    const maxUs = 2_500_000;
+    const near = (p: number): [number, number] => [Math.trunc((p * 85) / 100), Math.trunc((p * 115) / 100)];
+    const skip = 2 * this.spinUs();
+    const cm = this.cfit.searchPeriod(minUs, maxUs, this.noise, this.fitFromUs + skip);
+    if (cm) {
+      this.L.ripplePeriodUs = cm.periodUs;
+      this.L.rippleCg = Math.round(rippleAmp(cm));
+    }
+    if (this.rippleFromUs === 0) return;
+    const from = this.rippleFromUs;
     const known = this.L.fineRipplePeriodUs ?? 0;
-    const lo = known > 0 ? Math.trunc((known * 85) / 100) : Math.max(4 * this.period, 150_000);
-    const hi = known > 0 ? Math.trunc((known * 115) / 100) : 2_500_000;
-    const m = this.rfit.searchPeriod(lo, hi, this.noise, this.rippleFromUs);
+    let m: RippleModel | null = null;
+    const cp = this.L.ripplePeriodUs;
+    // a period of its own is refined only on a ramp of 3 periods or more (shorter ones are biased by what is left of the transient)
+    if (known > 0 && known !== cp) m = this.rfit.searchPeriod(...near(known), this.noise, from, 3, true);
+    else if (known > 0) m = this.rfit.searchPeriod(...near(known), this.noise, from, 2, true);
+    else {
+      if (cp > 0) m = this.rfit.searchPeriod(...near(cp), this.noise, from, 2, true);
+      // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
+      if (!m) m = this.rfit.searchPeriod(minUs, maxUs, this.noise, from, 3);
+    }
     if (!m) return;
-    this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 2) : m.periodUs;
+    // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
+    const same = cp > 0 && Math.abs(m.periodUs - cp) * 20 <= cp;
+    const fc = this.flowOf(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    if (same && fc > 0 && ff > 0 && rippleAmp(m) > (2 * this.L.rippleCg * ff) / fc + 2 * this.noise) return;
+    // the same ripple as at coarse speed (within 5 %): the coarse ramp's period is the precise one
+    if (same) this.L.fineRipplePeriodUs = cp;
+    else this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 4) : m.periodUs;
     this.L.fineRippleCg = Math.round(rippleAmp(m));
   }
 
@@ -1267,7 +1335,7 @@ export class DosingController {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
         else outlier = !this.learn(inflight, this.cutoffFlow);
       }
-      if (this.cutSteady && this.rippleFromUs > 0) this.learnFineRipple();
+      this.learnRipple();
       this.L.doses++;
     }
     const coarseUs = this.coarseStartUs > 0 ? (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs : 0;
@@ -1343,3 +1411,4 @@ export class DosingController {
     return this.running ? null : this.record;
   }
 }
+
