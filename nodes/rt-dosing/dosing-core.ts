@@ -1093,18 +1093,24 @@ export class DosingController {
       this.fit.reset(t, net, this.fineNeed);
       this.recent.reset(t, net, Math.max(6, this.fineNeed >> 1));
       this.rfit.reset();
+      // the ripple model's ramp starts once the coarse tail is gone (from rest: once the motor runs steadily)
+      this.rippleFromUs = this.fineFromRest ? t : Math.max(t, this.fineStartUs + this.tailUs());
     }
     this.fit.push(t, net);
     this.recent.push(t, net);
     this.rfit.push(t, net);
     const need = this.fineNeed;
     if (this.fit.n < need) return { duty: this.duty };
+    // a known ripple: the line + sinusoid model decides (the transient check below reads a slow ripple as a transient)
+    if (!this.probing) {
+      const rippled = this.rippleCut(t);
+      if (rippled) return rippled;
+    }
     const f = this.fit.slope();
     // still a transient (coarse material landing, the motor slowing down): the newer half runs slower than the window
     const fr = this.recent.slope();
     const waited = t - this.fineSteadyUs - need * this.period;
     if (f - fr > 3 * this.slopeErr(this.recent.n) + Math.trunc(f / 40) && waited < need * this.period) return { duty: this.duty };
-    if (!this.fineMeasured) this.rippleFromUs = Math.max(this.fit.firstUs, this.fineFromRest ? 0 : this.fineStartUs + this.tailUs());
     if (!this.fineMeasured && !this.fineFromRest) {
       // how long the switch from coarse to fine really took to settle (the window's start), learned for the next dose
       const settled = this.fit.firstUs - this.fineStartUs;
@@ -1157,8 +1163,6 @@ export class DosingController {
       }
       this.probing = false;
     }
-    const rippled = this.rippleCut(t);
-    if (rippled) return rippled;
     if (remaining <= 0) return this.cutoff(t, line, inflight, t, f, true);
     const dtUs = Math.trunc((remaining * 1_000_000) / f);
     if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f, true);
@@ -1180,6 +1184,14 @@ export class DosingController {
     return this.L.delayUs + lag * ln;
   }
 
+  /** A ripple that cannot move the in-flight mass by more than the noise is left to the line (it moves it by 2 amp |sin(pi tau / P)|). */
+  private rippleMatters(P: number): boolean {
+    const tau = this.fineTau || this.L.tauUs || this.coarseTau;
+    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
+    return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q;
+  }
+
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
   private ripplePeriod(): number {
     return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
@@ -1195,12 +1207,10 @@ export class DosingController {
     const P = this.ripplePeriod();
     if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < P) return null;
     const tau = this.fineTau;
-    // a ripple that cannot move the in-flight mass by more than the noise is left to the line (2 amp |sin(pi tau / P)|)
-    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
-    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
-    if (2 * amp * SIN_Q14[ph] < this.noise * SIN_Q) return null;
+    if (!this.rippleMatters(P)) return null;
     const m = this.rfit.solve(P, this.rippleFromUs);
     if (!m || m.b <= 0) return null;
+    this.fineFlow = Math.round(m.b * 1000);
     const finalIf = (ts: number): number => modelAt(m, ts + tau);
     let at = -1;
     if (finalIf(t) >= this.targetCg) at = t;
