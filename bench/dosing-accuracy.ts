@@ -37,9 +37,12 @@
 // the controller's own settle; the baselines: an oracle settle of the true
 // delay + jitter + a 0.5 s stable window after their cut-off).
 // p95 and mean time per profile are over doses 5..99 (5 doses to learn);
-// doses_to_learn counts the doses before the first run of 5 within the
-// profile's bound; recovery counts the doses from the flow step until one is
-// within the bound again. A profile's bound is max(0.03 g, 1.5 x its floor),
+// doses_to_learn counts, as the issue defines it, the doses from a cold
+// start until within tolerance (the dose tolerance, 0.1 g, the controller's
+// toleranceCg): the doses before the first run of 5 in a row within it;
+// doses_to_bound counts the same against the profile's (tighter) bound, which
+// a profile whose p95 is above its bound never holds; recovery counts the
+// doses from the flow step until one is within the bound again. A profile's bound is max(0.03 g, 1.5 x its floor),
 // the floor being the flow at 10 % duty times the delay jitter.
 import { DosingController } from '../nodes/rt-dosing/dosing-core';
 import { DEFAULT_PLANT, flowAt, Plant, type PlantParams, xorshift32 } from '../test/helpers/dosing-plant';
@@ -62,6 +65,8 @@ const NPROF = flag('profiles', 24);
 const LIST_SEED = flag('seed', 12);
 const PERIOD_US = 12_500;
 const LEARN = 5;
+/** The dose tolerance (g): ok/under/over of every dose, and doses_to_learn. */
+const TOL_G = 0.1;
 /** --trace: one line per dose of ours (with --only or a profile on the command line). */
 const TRACE = has('trace') || process.argv.includes('--trace');
 
@@ -103,7 +108,6 @@ function profiles(n: number, seed: number): Profile[] {
       driftPerMin: round(lin(-0.001, 0, u(9, i)), 5),
       seed: 1000 + i,
     };
-    if (process.env.DUMP) log(JSON.stringify(plant), 1e6 / plant.rippleHz);
     out.push({ name: `p${String(i + 1).padStart(2, '0')}`, plant, targetG: round(logr(10, 500, u(8, i)), 1), stepAt: i % 3 === 0 ? 50 : undefined });
   }
   return out;
@@ -425,7 +429,7 @@ function main(): void {
   if (only) list = list.filter((p) => only.split(',').includes(p.name));
   log(`dosing-accuracy: ${list.length} profile(s) x ${DOSES} doses x 4 controllers, virtual time, 80 SPS`);
   log(JSON.stringify(machine()));
-  log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn recov abort');
+  log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn lrnBd recov abort');
   const rows: Array<Record<string, number | string | boolean>> = [];
   let aborted = 0;
   const wall0 = Date.now();
@@ -437,17 +441,16 @@ function main(): void {
     const two = series(pr, twoSpeed).slice(LEARN);
     const cm = commission(p);
     const pre = series(pr, () => preact(cm)).slice(LEARN);
-    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: 10 })));
+    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: Math.round(TOL_G * 100) })));
     const o = allOurs.slice(LEARN);
     const ab = allOurs.filter((x) => x.aborted).length;
     aborted += ab;
-    let learn = allOurs.length;
-    for (let k = 0; k + 5 <= allOurs.length; k++) {
-      if (allOurs.slice(k, k + 5).every((x) => !x.aborted && Math.abs(x.errG) <= bound)) {
-        learn = k;
-        break;
-      }
-    }
+    const dosesUntil = (lim: number): number => {
+      for (let k = 0; k + 5 <= allOurs.length; k++) if (allOurs.slice(k, k + 5).every((x) => !x.aborted && Math.abs(x.errG) <= lim)) return k;
+      return allOurs.length;
+    };
+    const learn = dosesUntil(TOL_G);
+    const learnBound = dosesUntil(bound);
     let recover = 0;
     if (pr.stepAt !== undefined) {
       for (let k = pr.stepAt; k < allOurs.length && Math.abs(allOurs[k].errG) > bound; k++) recover++;
@@ -463,6 +466,7 @@ function main(): void {
       tPre: meanTime(pre),
       tOurs: meanTime(o),
       learn,
+      learnBound,
       recover,
       aborted: ab,
       step: pr.stepAt !== undefined,
@@ -471,7 +475,7 @@ function main(): void {
     const f = (v: number, w: number, d = 3): string => v.toFixed(d).padStart(w);
     log(
       `${pr.name.padEnd(7)} ${f(p.coarseGps, 6, 1)} ${f(p.delayS, 5, 2)} ${f(p.jitterS * 1000, 4, 0)} ${f((p.lagS ?? 0) * 1000, 4, 0)} ${f(p.deadBand ?? 0, 3, 0)} ${f(p.ripple * 100, 5, 1)}% ${f(p.rippleHz, 4, 1)} ${f(p.noiseG, 6)} ${f(pr.targetG, 6, 1)} ${pr.stepAt ?? '-'}`.padEnd(82) +
-        ` | ${f(floor, 5)} ${f(bound, 5)} | ${f(row.single, 6)} ${f(row.two, 6)} ${f(row.preact, 6)} ${f(row.ours, 6)} | ${f(row.tPre, 6, 2)} ${f(row.tOurs, 6, 2)} | ${String(learn).padStart(5)} ${String(recover).padStart(5)} ${String(ab).padStart(5)}`,
+        ` | ${f(floor, 5)} ${f(bound, 5)} | ${f(row.single, 6)} ${f(row.two, 6)} ${f(row.preact, 6)} ${f(row.ours, 6)} | ${f(row.tPre, 6, 2)} ${f(row.tOurs, 6, 2)} | ${String(learn).padStart(5)} ${String(learnBound).padStart(5)} ${String(recover).padStart(5)} ${String(ab).padStart(5)}`,
     );
   }
   const ref = rows.find((r) => r.name === 'ref') ?? rows[0];
@@ -483,6 +487,7 @@ function main(): void {
   const timeRatio = rows.reduce((a, r) => a + (r.tOurs as number) / (r.tPre as number), 0) / rows.length;
   const recoverMax = rows.filter((r) => r.step).reduce((a, r) => Math.max(a, r.recover as number), 0);
   const learnMax = rows.reduce((a, r) => Math.max(a, r.learn as number), 0);
+  const boundMax = rows.reduce((a, r) => Math.max(a, r.learnBound as number), 0);
   const withinBound = rows.filter((r) => (r.ours as number) <= (r.bound as number)).length;
   const targets = {
     ref_p95: (ref.ours as number) <= 0.03,
@@ -511,6 +516,7 @@ function main(): void {
     mean_time_ratio_vs_preact: round(timeRatio, 3),
     drift_doses_to_recover_max: recoverMax,
     doses_to_learn_max: learnMax,
+    doses_to_bound_max: boundMax,
     profiles_within_bound: withinBound,
     targets_met: Object.values(targets).every(Boolean),
   });
