@@ -2,7 +2,7 @@
 //                                  [--profile '{"coarseGps":45,"delayS":0.6,...,"targetG":250,"stepAt":50}']
 //                                  [--coarse-gps G] [--delay S] [--jitter S] [--ripple F] [--ripple-hz HZ]
 //                                  [--noise G] [--lag S] [--dead-band PERMILLE] [--target G] [--step-at K]
-//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4]
+//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--trace]
 //
 // The physics envelope, swept. A fixed, seeded list of profiles (a Latin
 // hypercube over the envelope, so every range is covered evenly) plus the
@@ -441,7 +441,7 @@ function main(): void {
     const two = series(pr, twoSpeed).slice(LEARN);
     const cm = commission(p);
     const pre = series(pr, () => preact(cm)).slice(LEARN);
-    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: Math.round(TOL_G * 100) })));
+    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: Math.round(TOL_G * 100), ...(has('ripple-periods') ? { ripplePeriodsPct: Math.round(flag('ripple-periods', 2) * 100) } : {}) })));
     const o = allOurs.slice(LEARN);
     const ab = allOurs.filter((x) => x.aborted).length;
     aborted += ab;

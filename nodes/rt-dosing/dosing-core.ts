@@ -110,6 +110,12 @@ export interface DosingParams {
   probeMarginPct: number;
   /** Highest fine duty the dead-band search may reach, permille. */
   fineMaxDuty: number;
+  /**
+   * Length of steady fine ramp the ripple model needs before it decides, in percent of the ripple period
+   * (when a ripple moves the in-flight mass by more than the noise). 200 resolves a slow ripple's phase
+   * well; 100 is faster and less accurate on slow ripples.
+   */
+  ripplePeriodsPct: number;
 }
 
 export const DEFAULT_PARAMS: DosingParams = {
@@ -139,6 +145,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   learnDoses: 9,
   probeMarginPct: 30,
   fineMaxDuty: 500,
+  ripplePeriodsPct: 200,
 };
 
 /**
@@ -1019,7 +1026,10 @@ export class DosingController {
   /** Mass to dose at fine speed (cg): the fine flow over the time the fine phase needs, plus the coarse landing's uncertainty. */
   private fineMass(fc: number): number {
     const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
-    const need = this.fineSettleUs() + this.fitSamples() * this.period + 2 * this.period;
+    // the fine phase lasts until the coarse tail is gone, then long enough for the fit, and for the ripple model's periods when it will decide
+    const P = this.ripplePeriod();
+    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.p.ripplePeriodsPct * P) / 100) : 0;
+    const need = this.fineSettleUs() + Math.max(this.fitSamples() * this.period, rippleUs) + 2 * this.period;
     let m = Math.trunc((ff * need) / 1_000_000);
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
     const jitter = Math.max(this.L.jitterUs, this.period / 2);
@@ -1205,7 +1215,7 @@ export class DosingController {
    */
   private rippleCut(t: number): MotorCommand | null {
     const P = this.ripplePeriod();
-    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < P) return null;
+    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < (this.p.ripplePeriodsPct * P) / 100) return null;
     const tau = this.fineTau;
     if (!this.rippleMatters(P)) return null;
     const m = this.rfit.solve(P, this.rippleFromUs);
