@@ -1197,9 +1197,10 @@ export class DosingController {
   /** A ripple that cannot move the in-flight mass by more than the noise is left to the line (it moves it by 2 amp |sin(pi tau / P)|). */
   private rippleMatters(P: number): boolean {
     const tau = this.fineTau || this.L.tauUs || this.coarseTau;
-    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    // amplitude at fine speed in cg x coarse duty (the coarse one scaled by the duties until the fine ramp shows its own)
+    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
     const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
-    return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q;
+    return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q * this.p.coarseDuty;
   }
 
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
