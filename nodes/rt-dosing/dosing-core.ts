@@ -29,6 +29,16 @@
 //   line + fine flow x learned in-flight time reaches the target, at the exact
 //   microsecond between two samples (stopAtUs). A fine duty swallowed by the
 //   motor's dead band (no flow) is raised and remembered.
+//   With a ripple that moves the in-flight mass by more than the noise (a slow,
+//   strong one), the steady fine ramp (from when the coarse tail has decayed:
+//   dead time + lag x ln(excess / noise)) is fitted to a line plus a sinusoid of
+//   the measured ripple period, and the motor stops when that model, one
+//   in-flight time after the stop, reaches the target: the ripple's phase is
+//   predicted, not averaged. The fine phase is planned long enough for it
+//   (ripplePeriodsPct of the period). The ripple period is searched after each
+//   dose on the steady coarse ramp (strong ripple, long ramp: precise) and on
+//   the fine ramp (near the coarse one, or its own over 3 periods); the model's
+//   sums are exact integers (Q14 sine table), its 4x4 solve divides.
 // - settling: waits until the in-flight time has passed and the spread over
 //   the stable window is within what the measured noise explains, then judges
 //   ok / under / over; optional top-up pulses when under.
