@@ -1051,9 +1051,11 @@ export class DosingController {
 
   /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
   private fineSettleUs(): number {
-    if (this.L.fineSettleUs > 0) return this.L.fineSettleUs + 4 * this.L.jitterUs;
+    // never before the coarse tail has decayed into the noise (known once the plant's lag is measured)
+    const tail = this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.tailUs() : 0;
+    if (this.L.fineSettleUs > 0) return Math.max(this.L.fineSettleUs, tail) + 4 * this.L.jitterUs;
     const tau = Math.max(this.coarseTau, this.L.coarseTauUs);
-    return tau + this.spinUs() + 4 * this.L.jitterUs;
+    return Math.max(tau + this.spinUs(), tail) + 4 * this.L.jitterUs;
   }
 
   private enterFine(t: number, fromRest: boolean): void {
