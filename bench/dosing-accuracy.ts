@@ -2,6 +2,7 @@
 //                                  [--profile '{"coarseGps":45,"delayS":0.6,...,"targetG":250,"stepAt":50}']
 //                                  [--coarse-gps G] [--delay S] [--jitter S] [--ripple F] [--ripple-hz HZ]
 //                                  [--noise G] [--lag S] [--dead-band PERMILLE] [--target G] [--step-at K]
+//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--trace]
 //
 // The physics envelope, swept. A fixed, seeded list of profiles (a Latin
 // hypercube over the envelope, so every range is covered evenly) plus the
@@ -18,20 +19,30 @@
 //   single   one speed, stop when the reading reaches the target
 //   twospeed coarse until the reading is within 2 g, fine (10 % duty) until the target
 //   preact   two-speed with learned preact, the industrial filler's in-flight
-//            compensation, learning from its own settled reading: the fine
-//            cut-off point moves by half of each dose's error; the coarse
-//            cut-off point (2 g band + a coarse preact) moves by half of what
-//            the fine flow (taken as linear in duty) delivers in the difference
-//            between the dribble (fine) time and its 1.5 s setpoint
+//            compensation, commissioned once per profile (commission(): a short
+//            run on the plant measures the fine duty that flows, the coarse and
+//            fine flows, the in-flight mass after a coarse and a fine stop and the
+//            time the flow takes to settle after a speed change): coarse until the
+//            4-sample average reading reaches target - pc - band (band = coarse
+//            in-flight mass + fine flow x (settle + 1 s steady dribble)), fine
+//            until it reaches target - pf; pf starts at the commissioned fine
+//            in-flight mass and moves by 25 % of each dose's settled error; pc
+//            keeps the dribble time at its setpoint. Gain 25 % and dribble 1 s
+//            were the best median p95 of a sweep (gain 25/35/50 %, dribble
+//            0.3-2 s, average 1/4/8 samples); --preact-gain, --dribble and
+//            --preact-avg change them
 //   ours     DosingController (learns the plant from the first dose)
 //
 // Dose time: from the motor start to the moment the result is known (ours:
 // the controller's own settle; the baselines: an oracle settle of the true
 // delay + jitter + a 0.5 s stable window after their cut-off).
 // p95 and mean time per profile are over doses 5..99 (5 doses to learn);
-// doses_to_learn counts the doses before the first run of 5 within the
-// profile's bound; recovery counts the doses from the flow step until one is
-// within the bound again. A profile's bound is max(0.03 g, 1.5 x its floor),
+// doses_to_learn counts, as the issue defines it, the doses from a cold
+// start until within tolerance (the dose tolerance, 0.1 g, the controller's
+// toleranceCg): the doses before the first run of 5 in a row within it;
+// doses_to_bound counts the same against the profile's (tighter) bound, which
+// a profile whose p95 is above its bound never holds; recovery counts the
+// doses from the flow step until one is within the bound again. A profile's bound is max(0.03 g, 1.5 x its floor),
 // the floor being the flow at 10 % duty times the delay jitter.
 import { DosingController } from '../nodes/rt-dosing/dosing-core';
 import { DEFAULT_PLANT, flowAt, Plant, type PlantParams, xorshift32 } from '../test/helpers/dosing-plant';
@@ -54,6 +65,10 @@ const NPROF = flag('profiles', 24);
 const LIST_SEED = flag('seed', 12);
 const PERIOD_US = 12_500;
 const LEARN = 5;
+/** The dose tolerance (g): ok/under/over of every dose, and doses_to_learn. */
+const TOL_G = 0.1;
+/** --trace: one line per dose of ours (with --only or a profile on the command line). */
+const TRACE = has('trace') || process.argv.includes('--trace');
 
 interface Profile {
   name: string;
@@ -180,6 +195,7 @@ function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
     for (let k = 0; k < 40; k++) sum += plant.readCg();
     s.learn(Math.round(sum / 40) - zeroRead);
   }
+  if (TRACE && s.end) log(`  true err ${(plant.mass - zero - targetG).toFixed(3)} g`);
   return { errG: plant.mass - zero - targetG, timeS: (endUs - (motorOn || endUs)) / 1e6, aborted };
 }
 
@@ -219,50 +235,145 @@ function twoSpeed(): Strategy {
   };
 }
 
-function preact(): Strategy {
-  const DRIBBLE_US = 1_500_000;
+/**
+ * What a commissioning engineer measures once per plant before production, on the plant itself (a
+ * separate run with its own random draws, so the benchmark's doses are not touched): the fine duty
+ * (raised in 50 permille steps while the dead band swallows it), the steady coarse and fine flows
+ * (least-squares slope of the reading over the last 2 s of a 5 s run), the in-flight mass after a
+ * coarse and after a fine stop (settled reading less the line at the stop), and the time after a
+ * speed change until the flow is steady (the line's zero crossing gives dead time + lag; the onset
+ * gives the dead time; steady after dead time + 3 lags). Nothing here reads the plant's parameters.
+ */
+export interface Commissioning {
+  fineDuty: number;
+  coarseCgPerS: number;
+  fineCgPerS: number;
+  coarseInflightCg: number;
+  fineInflightCg: number;
+  settleUs: number;
+}
+
+export function commission(pp: PlantParams): Commissioning {
+  const plant = new Plant({ ...pp, seed: (pp.seed ^ 0x5a5a5a) + 7 });
+  const run = (duty: number, onUs: number): { slope: number; x0Us: number; onsetUs: number; inflight: number } => {
+    let t = plant.timeUs;
+    const pre: number[] = [];
+    for (let k = 0; k < 40; k++) {
+      t += PERIOD_US;
+      plant.advance(t);
+      pre.push(plant.readCg());
+    }
+    const zero = pre.reduce((a, v) => a + v, 0) / pre.length;
+    const sd = Math.sqrt(pre.reduce((a, v) => a + (v - zero) ** 2, 0) / pre.length);
+    const t0 = t;
+    plant.setDuty(duty, t0);
+    const ts: number[] = [];
+    const ws: number[] = [];
+    let onsetUs = 0;
+    let above = 0;
+    while (t < t0 + onUs) {
+      t += PERIOD_US;
+      plant.advance(t);
+      const w = plant.readCg() - zero;
+      above = w > 5 * sd + 5 ? above + 1 : 0;
+      if (above === 3 && onsetUs === 0) onsetUs = t - 2 * PERIOD_US - t0;
+      ts.push(t);
+      ws.push(w);
+    }
+    plant.setDuty(0, t);
+    const tStop = t;
+    // least squares over the last 2 s
+    const from = ts.findIndex((x) => x >= tStop - 2_000_000);
+    const xs = ts.slice(from).map((x) => (x - tStop) / 1e6);
+    const ys = ws.slice(from);
+    const mx = xs.reduce((a, v) => a + v, 0) / xs.length;
+    const my = ys.reduce((a, v) => a + v, 0) / ys.length;
+    const slope = xs.reduce((a, x, i) => a + (x - mx) * (ys[i] - my), 0) / xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+    const atStop = my - slope * mx;
+    const x0Us = tStop - t0 - (atStop / slope) * 1e6;
+    t += 4_000_000;
+    plant.advance(t);
+    let sum = 0;
+    for (let k = 0; k < 40; k++) {
+      t += PERIOD_US;
+      plant.advance(t);
+      sum += plant.readCg() - zero;
+    }
+    return { slope, x0Us, onsetUs, inflight: sum / 40 - atStop };
+  };
+  const c = run(1000, 5_000_000);
+  let fineDuty = FINE;
+  let f = run(fineDuty, 5_000_000);
+  while (f.slope * 100 < c.slope && fineDuty < 500) {
+    fineDuty += 50;
+    f = run(fineDuty, 5_000_000);
+  }
+  const lagUs = Math.max(0, c.x0Us - c.onsetUs);
+  return {
+    fineDuty,
+    coarseCgPerS: c.slope,
+    fineCgPerS: f.slope,
+    coarseInflightCg: c.inflight,
+    fineInflightCg: f.inflight,
+    settleUs: c.onsetUs + 3 * lagUs,
+  };
+}
+
+/** The learned preact's gain: the share of each dose's error the cut-off point moves by (--preact-gain). */
+const PREACT_GAIN = flag('preact-gain', 0.25);
+/** Steady fine flow the commissioned fine phase keeps before the cut-off (s, --dribble). */
+const DRIBBLE_S = flag('dribble', 1);
+/** Moving average of the reading at the cut-off (samples, --preact-avg). */
+const PREACT_AVG = flag('preact-avg', 4);
+
+/**
+ * The industrial two-speed filler with learned in-flight compensation, commissioned once for its plant:
+ * coarse until the (averaged) reading reaches target - pc - band, where band = the coarse in-flight mass
+ * + the fine flow x (settle time + a steady dribble); fine until the reading reaches target - pf; pf
+ * starts at the commissioned fine in-flight mass (+ the averaging lag) and moves by PREACT_GAIN of each
+ * dose's settled error; pc moves so the dribble (fine) time stays at its setpoint (settle + dribble).
+ */
+function preact(cm: Commissioning): Strategy {
+  const fine = cm.fineDuty;
+  const ff = cm.fineCgPerS;
+  const setpointUs = cm.settleUs + DRIBBLE_S * 1e6;
+  const band = cm.coarseInflightCg + (ff * setpointUs) / 1e6;
   let target = 0;
   let zero = -1;
   let pc = 0;
-  let pf = 0;
-  let fine = false;
-  let wSwitch = 0;
-  let t0 = 0;
+  let pf = cm.fineInflightCg + (ff * (PREACT_AVG - 1) * PERIOD_US) / 2e6;
+  let inFine = false;
   let tSwitch = 0;
   let tCut = 0;
+  const buf: number[] = [];
   return {
-    start(tc, t) {
+    start(tc) {
       target = tc;
       zero = -1;
-      fine = false;
-      wSwitch = 0;
-      t0 = t;
+      inFine = false;
       tSwitch = 0;
       tCut = 0;
+      buf.length = 0;
     },
     step(cg, t) {
       if (zero < 0) zero = cg;
-      const net = cg - zero;
-      if (!fine && net >= target - BAND - pc) {
-        fine = true;
-        wSwitch = net;
+      buf.push(cg - zero);
+      if (buf.length > PREACT_AVG) buf.shift();
+      const net = buf.reduce((a, v) => a + v, 0) / buf.length;
+      if (!inFine && net >= target - band - pc) {
+        inFine = true;
         tSwitch = t;
       }
-      if (fine && net >= target - pf) {
+      if (inFine && net >= target - pf) {
         tCut = t;
         return null;
       }
-      return { duty: fine ? FINE : 1000 };
+      return { duty: inFine ? fine : 1000 };
     },
     learn(settled) {
-      // both preacts stay within [0, target]: a dose that stopped at once must not run them away
-      pf = Math.min(target, Math.max(0, pf + Math.trunc((settled - target) / 2)));
-      if (fine && tSwitch > t0 + PERIOD_US && wSwitch > 0) {
-        const rate = (wSwitch * 1e6) / (tSwitch - t0); // the coarse flow as this baseline sees it (cg/s)
-        const dribble = tCut - tSwitch;
-        // the dribble runs at the fine flow, which this baseline takes as linear in duty
-        pc = Math.min(target, Math.max(0, pc + Math.trunc((((rate * FINE) / 1000) * (DRIBBLE_US - dribble)) / 2e6)));
-      }
+      // the preacts stay within [0, target] (pc within [-one dribble, target]): a dose that stopped at once must not run them away
+      pf = Math.min(target, Math.max(0, pf + PREACT_GAIN * (settled - target)));
+      if (tSwitch > 0 && tCut > tSwitch) pc = Math.min(target, Math.max((-ff * DRIBBLE_S), pc + (PREACT_GAIN * ff * (setpointUs - (tCut - tSwitch))) / 1e6));
     },
   };
 }
@@ -283,6 +394,10 @@ function ours(c: DosingController): Strategy {
     end() {
       const r = c.lastRecord();
       if (!r) return { aborted: true, timeUs: 0 };
+      if (TRACE)
+        log(
+          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} ${r.result}${r.outlier ? ' outlier' : ''}`,
+        );
       return { aborted: r.result === 'aborted', timeUs: t0 + r.durationUs };
     },
   };
@@ -314,7 +429,7 @@ function main(): void {
   if (only) list = list.filter((p) => only.split(',').includes(p.name));
   log(`dosing-accuracy: ${list.length} profile(s) x ${DOSES} doses x 4 controllers, virtual time, 80 SPS`);
   log(JSON.stringify(machine()));
-  log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn recov abort');
+  log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn lrnBd recov abort');
   const rows: Array<Record<string, number | string | boolean>> = [];
   let aborted = 0;
   const wall0 = Date.now();
@@ -324,18 +439,18 @@ function main(): void {
     const bound = Math.max(0.03, 1.5 * floor);
     const sgl = series(pr, single).slice(LEARN);
     const two = series(pr, twoSpeed).slice(LEARN);
-    const pre = series(pr, preact).slice(LEARN);
-    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: 10 })));
+    const cm = commission(p);
+    const pre = series(pr, () => preact(cm)).slice(LEARN);
+    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: Math.round(TOL_G * 100), ...(has('ripple-periods') ? { ripplePeriodsPct: Math.round(flag('ripple-periods', 2) * 100) } : {}) })));
     const o = allOurs.slice(LEARN);
     const ab = allOurs.filter((x) => x.aborted).length;
     aborted += ab;
-    let learn = allOurs.length;
-    for (let k = 0; k + 5 <= allOurs.length; k++) {
-      if (allOurs.slice(k, k + 5).every((x) => !x.aborted && Math.abs(x.errG) <= bound)) {
-        learn = k;
-        break;
-      }
-    }
+    const dosesUntil = (lim: number): number => {
+      for (let k = 0; k + 5 <= allOurs.length; k++) if (allOurs.slice(k, k + 5).every((x) => !x.aborted && Math.abs(x.errG) <= lim)) return k;
+      return allOurs.length;
+    };
+    const learn = dosesUntil(TOL_G);
+    const learnBound = dosesUntil(bound);
     let recover = 0;
     if (pr.stepAt !== undefined) {
       for (let k = pr.stepAt; k < allOurs.length && Math.abs(allOurs[k].errG) > bound; k++) recover++;
@@ -351,6 +466,7 @@ function main(): void {
       tPre: meanTime(pre),
       tOurs: meanTime(o),
       learn,
+      learnBound,
       recover,
       aborted: ab,
       step: pr.stepAt !== undefined,
@@ -359,7 +475,7 @@ function main(): void {
     const f = (v: number, w: number, d = 3): string => v.toFixed(d).padStart(w);
     log(
       `${pr.name.padEnd(7)} ${f(p.coarseGps, 6, 1)} ${f(p.delayS, 5, 2)} ${f(p.jitterS * 1000, 4, 0)} ${f((p.lagS ?? 0) * 1000, 4, 0)} ${f(p.deadBand ?? 0, 3, 0)} ${f(p.ripple * 100, 5, 1)}% ${f(p.rippleHz, 4, 1)} ${f(p.noiseG, 6)} ${f(pr.targetG, 6, 1)} ${pr.stepAt ?? '-'}`.padEnd(82) +
-        ` | ${f(floor, 5)} ${f(bound, 5)} | ${f(row.single, 6)} ${f(row.two, 6)} ${f(row.preact, 6)} ${f(row.ours, 6)} | ${f(row.tPre, 6, 2)} ${f(row.tOurs, 6, 2)} | ${String(learn).padStart(5)} ${String(recover).padStart(5)} ${String(ab).padStart(5)}`,
+        ` | ${f(floor, 5)} ${f(bound, 5)} | ${f(row.single, 6)} ${f(row.two, 6)} ${f(row.preact, 6)} ${f(row.ours, 6)} | ${f(row.tPre, 6, 2)} ${f(row.tOurs, 6, 2)} | ${String(learn).padStart(5)} ${String(learnBound).padStart(5)} ${String(recover).padStart(5)} ${String(ab).padStart(5)}`,
     );
   }
   const ref = rows.find((r) => r.name === 'ref') ?? rows[0];
@@ -371,6 +487,7 @@ function main(): void {
   const timeRatio = rows.reduce((a, r) => a + (r.tOurs as number) / (r.tPre as number), 0) / rows.length;
   const recoverMax = rows.filter((r) => r.step).reduce((a, r) => Math.max(a, r.recover as number), 0);
   const learnMax = rows.reduce((a, r) => Math.max(a, r.learn as number), 0);
+  const boundMax = rows.reduce((a, r) => Math.max(a, r.learnBound as number), 0);
   const withinBound = rows.filter((r) => (r.ours as number) <= (r.bound as number)).length;
   const targets = {
     ref_p95: (ref.ours as number) <= 0.03,
@@ -399,6 +516,7 @@ function main(): void {
     mean_time_ratio_vs_preact: round(timeRatio, 3),
     drift_doses_to_recover_max: recoverMax,
     doses_to_learn_max: learnMax,
+    doses_to_bound_max: boundMax,
     profiles_within_bound: withinBound,
     targets_met: Object.values(targets).every(Boolean),
   });

@@ -29,6 +29,16 @@
 //   line + fine flow x learned in-flight time reaches the target, at the exact
 //   microsecond between two samples (stopAtUs). A fine duty swallowed by the
 //   motor's dead band (no flow) is raised and remembered.
+//   With a ripple that moves the in-flight mass by more than the noise (a slow,
+//   strong one), the steady fine ramp (from when the coarse tail has decayed:
+//   dead time + lag x ln(excess / noise)) is fitted to a line plus a sinusoid of
+//   the measured ripple period, and the motor stops when that model, one
+//   in-flight time after the stop, reaches the target: the ripple's phase is
+//   predicted, not averaged. The fine phase is planned long enough for it
+//   (ripplePeriodsPct of the period). The ripple period is searched after each
+//   dose on the steady coarse ramp (strong ripple, long ramp: precise) and on
+//   the fine ramp (near the coarse one, or its own over 3 periods); the model's
+//   sums are exact integers (Q14 sine table), its 4x4 solve divides.
 // - settling: waits until the in-flight time has passed and the spread over
 //   the stable window is within what the measured noise explains, then judges
 //   ok / under / over; optional top-up pulses when under.
@@ -110,6 +120,12 @@ export interface DosingParams {
   probeMarginPct: number;
   /** Highest fine duty the dead-band search may reach, permille. */
   fineMaxDuty: number;
+  /**
+   * Length of steady fine ramp the ripple model needs before it decides, in percent of the ripple period
+   * (when a ripple moves the in-flight mass by more than the noise). 200 resolves a slow ripple's phase
+   * well; 100 is faster and less accurate on slow ripples.
+   */
+  ripplePeriodsPct: number;
 }
 
 export const DEFAULT_PARAMS: DosingParams = {
@@ -139,6 +155,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   learnDoses: 9,
   probeMarginPct: 30,
   fineMaxDuty: 500,
+  ripplePeriodsPct: 200,
 };
 
 /**
@@ -175,10 +192,13 @@ export interface LearnedPlant {
   recentTauUs: number[];
   /** Doses rejected as outliers (total). */
   outliers: number;
+  /** Ripple on the weight at fine speed, from the fine ramp: period (us; 0/absent = none seen) and amplitude (cg). Added in 0.2: absent in older stored objects. */
+  fineRipplePeriodUs?: number;
+  fineRippleCg?: number;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
 }
 
 export interface Sample {
@@ -401,6 +421,181 @@ class Fit {
   }
 }
 
+/** A sine table in Q14 (1024 steps per period), built once: the ripple model's regressors are integers. */
+const SIN_N = 1024;
+const SIN_Q = 16384;
+const SIN_Q14 = ((): Int32Array => {
+  const a = new Int32Array(SIN_N);
+  for (let i = 0; i < SIN_N; i++) a[i] = Math.round(Math.sin((2 * Math.PI * i) / SIN_N) * SIN_Q);
+  return a;
+})();
+/** Phase of absolute time tUs in a ripple of period periodUs, in table steps (0..1023). */
+function phaseOf(tUs: number, periodUs: number): number {
+  return Math.trunc(((tUs % periodUs) * SIN_N) / periodUs) & (SIN_N - 1);
+}
+
+/** A line plus a sinusoid of known period: w(t) = a + b (t - t0) + c cos + d sin (phase of absolute time). */
+export interface RippleModel {
+  t0Us: number;
+  periodUs: number;
+  /** cg at t0 */
+  a: number;
+  /** cg per ms */
+  b: number;
+  /** cg per Q14 unit */
+  c: number;
+  d: number;
+  /** residual sum of squares (cg^2) and sample count */
+  rss: number;
+  n: number;
+}
+
+/** The ripple part of a model at tUs (cg). */
+function rippleAt(m: RippleModel, tUs: number): number {
+  if (m.periodUs <= 0) return 0;
+  const i = phaseOf(tUs, m.periodUs);
+  return m.c * SIN_Q14[(i + SIN_N / 4) & (SIN_N - 1)] + m.d * SIN_Q14[i];
+}
+/** The model's weight at tUs (cg, not rounded). */
+function modelAt(m: RippleModel, tUs: number): number {
+  return m.a + (m.b * (tUs - m.t0Us)) / 1000 + rippleAt(m, tUs);
+}
+/** Ripple amplitude of a model (cg). */
+function rippleAmp(m: RippleModel): number {
+  return Math.sqrt(m.c * m.c + m.d * m.d) * SIN_Q;
+}
+
+/** Solves the 4x4 (or 2x2) normal equations by Gaussian elimination with partial pivoting; null if singular. */
+function solveNormal(A: number[][], y: number[]): number[] | null {
+  const k = y.length;
+  const M = A.map((r, i) => [...r.slice(0, k), y[i]]);
+  for (let c = 0; c < k; c++) {
+    let piv = c;
+    for (let r = c + 1; r < k; r++) if (Math.abs(M[r][c]) > Math.abs(M[piv][c])) piv = r;
+    if (M[piv][c] === 0) return null;
+    [M[c], M[piv]] = [M[piv], M[c]];
+    for (let r = c + 1; r < k; r++) {
+      const f = M[r][c] / M[c][c];
+      for (let j = c; j <= k; j++) M[r][j] -= f * M[c][j];
+    }
+  }
+  const x = new Array<number>(k).fill(0);
+  for (let r = k - 1; r >= 0; r--) {
+    let v = M[r][k];
+    for (let j = r + 1; j < k; j++) v -= M[r][j] * x[j];
+    x[r] = v / M[r][r];
+  }
+  return x;
+}
+
+/**
+ * The fine ramp's samples since the flow became steady, fitted to a line plus
+ * a sinusoid of a measured period: the ripple's phase, so the in-flight mass
+ * over the next tau can be predicted with its ripple term (a slow strong
+ * ripple moves it dose to dose). The sums are exact integers (times in ms,
+ * Q14 regressors); the 4x4 solve divides, and its results are used as cg.
+ */
+export class RippleFit {
+  private readonly t: Float64Array;
+  private readonly w: Int32Array;
+  n = 0;
+  private head = 0;
+  constructor(readonly size: number) {
+    this.t = new Float64Array(size);
+    this.w = new Int32Array(size);
+  }
+  reset(): void {
+    this.n = 0;
+    this.head = 0;
+  }
+  push(tUs: number, cg: number): void {
+    this.t[this.head] = tUs;
+    this.w[this.head] = cg;
+    this.head = (this.head + 1) % this.size;
+    if (this.n < this.size) this.n++;
+  }
+  /** Oldest and newest sample time (us). */
+  get spanUs(): number {
+    if (this.n < 2) return 0;
+    return this.t[(this.head - 1 + this.size) % this.size] - this.t[(this.head - this.n + this.size) % this.size];
+  }
+  /** Least squares over the samples at or after fromUs; periodUs 0 = a line only. */
+  solve(periodUs: number, fromUs = 0): RippleModel | null {
+    const k = periodUs > 0 ? 4 : 2;
+    const A = [...Array(k)].map(() => new Array<number>(k).fill(0));
+    const y = new Array<number>(k).fill(0);
+    const x = new Array<number>(4);
+    let t0 = -1;
+    let w0 = 0;
+    let n = 0;
+    for (let j = this.n; j >= 1; j--) {
+      const i = (this.head - j + this.size) % this.size;
+      if (this.t[i] < fromUs) continue;
+      if (t0 < 0) {
+        t0 = this.t[i];
+        w0 = this.w[i];
+      }
+      x[0] = 1;
+      x[1] = Math.trunc((this.t[i] - t0) / 1000);
+      if (k === 4) {
+        const ph = phaseOf(this.t[i], periodUs);
+        x[2] = SIN_Q14[(ph + SIN_N / 4) & (SIN_N - 1)];
+        x[3] = SIN_Q14[ph];
+      }
+      const v = this.w[i] - w0;
+      for (let r = 0; r < k; r++) {
+        y[r] += x[r] * v;
+        for (let c = r; c < k; c++) A[r][c] += x[r] * x[c];
+      }
+      n++;
+    }
+    if (n < 3 * k) return null;
+    for (let r = 0; r < k; r++) for (let c = 0; c < r; c++) A[r][c] = A[c][r];
+    const sol = solveNormal(A, y);
+    if (!sol) return null;
+    const m: RippleModel = { t0Us: t0, periodUs: k === 4 ? periodUs : 0, a: sol[0] + w0, b: sol[1], c: k === 4 ? sol[2] : 0, d: k === 4 ? sol[3] : 0, rss: 0, n };
+    let rss = 0;
+    for (let j = this.n; j >= 1; j--) {
+      const i = (this.head - j + this.size) % this.size;
+      if (this.t[i] < fromUs) continue;
+      const r = this.w[i] - modelAt(m, this.t[i]);
+      rss += r * r;
+    }
+    m.rss = rss;
+    return m;
+  }
+  /**
+   * The ripple period that best explains the samples (a sinusoid of `periods` periods or more in the window,
+   * between minUs and maxUs, 2 % steps), with its model; null when no sinusoid explains clearly more
+   * than the line and the noise.
+   */
+  searchPeriod(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false): RippleModel | null {
+    const line = this.solve(0, fromUs);
+    if (!line) return null;
+    const newest = this.n ? this.t[(this.head - 1 + this.size) % this.size] : 0;
+    const hi = Math.min(maxUs, Math.trunc((newest - Math.max(fromUs, newest - this.spanUs)) / periods));
+    // a search near a known period needs the whole range: a cut range would pull the estimate to its edge
+    if (whole && hi < maxUs) return null;
+    let best: RippleModel | null = null;
+    for (let p = minUs; p <= hi; p = Math.trunc((p * 102) / 100) + 1) {
+      const m = this.solve(p, fromUs);
+      if (m && (!best || m.rss < best.rss)) best = m;
+    }
+    if (!best) return null;
+    // refine to 0.25 % around the best step
+    for (let step = Math.trunc(best.periodUs / 100); step >= Math.trunc(best.periodUs / 400) && step > 0; step >>= 1) {
+      for (const p of [best.periodUs - step, best.periodUs + step]) {
+        const m = this.solve(p, fromUs);
+        if (m && m.rss < best.rss) best = m;
+      }
+    }
+    // a real ripple: well above the reading noise and what is left around the model, and a clear share of the residuals
+    const amp = rippleAmp(best);
+    if (amp < Math.max(1, 6 * Math.sqrt((2 * best.rss) / best.n / best.n)) || best.rss > 0.8 * line.rss) return null;
+    return best;
+  }
+}
+
 /** Integer square root (floor). */
 function isqrt(v: number): number {
   if (v <= 0) return 0;
@@ -430,6 +625,11 @@ export class DosingController {
   private readonly win: Window;
   private readonly fit = new Fit(400);
   private readonly recent = new Fit(200);
+  private readonly rfit = new RippleFit(1024);
+  /** The steady coarse ramp of this dose, for the ripple period at coarse speed (searched after the dose). */
+  private readonly cfit = new RippleFit(1024);
+  private rippleFromUs = 0;
+  private cutModel: RippleModel | null = null;
   // dose in progress
   private targetCg = 0;
   private zeroCg = 0;
@@ -547,6 +747,10 @@ export class DosingController {
     this.cutoffFlow = 0;
     this.cutoffAtUs = 0;
     this.cutSteady = false;
+    this.cutModel = null;
+    this.cfit.reset();
+    this.rfit.reset();
+    this.rippleFromUs = 0;
     this.predictedInflight = 0;
     this.coarseStartUs = 0;
     this.fineStartUs = 0;
@@ -606,6 +810,7 @@ export class DosingController {
       this.fitFromUs = tUs + this.coarseTau + this.spinUs();
     }
     this.fit.reset(tUs, net);
+    this.cfit.reset();
     this.resSq = 0;
     this.resN = 0;
     this.resSign = 0;
@@ -779,7 +984,10 @@ export class DosingController {
     const fc = this.coarseModel();
     if (this.fitFromUs === 0 && this.onsetUs > 0) this.fitFromUs = this.onsetUs + this.spinUs();
     if (this.fitFromUs === 0 || t < this.fitFromUs || this.fit.n < 12) {
-      if (this.fitFromUs > 0 && t >= this.fitFromUs) this.fit.push(t, net);
+      if (this.fitFromUs > 0 && t >= this.fitFromUs) {
+        this.fit.push(t, net);
+        this.cfit.push(t, net);
+      }
       if (fc > 0 && this.L.coarseTauUs > 0) {
         // what lands if the motor stops now: the motor's spin-up loss and its coast after the stop cancel out
         const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
@@ -788,6 +996,7 @@ export class DosingController {
       return { duty: this.duty };
     }
     this.fit.push(t, net);
+    this.cfit.push(t, net);
     this.coarseFlow = this.fit.slope();
     if (this.coarseFlow <= 0) return { duty: this.duty };
     const line = this.fit.at(t);
@@ -827,7 +1036,10 @@ export class DosingController {
   /** Mass to dose at fine speed (cg): the fine flow over the time the fine phase needs, plus the coarse landing's uncertainty. */
   private fineMass(fc: number): number {
     const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
-    const need = this.fineSettleUs() + this.fitSamples() * this.period + 2 * this.period;
+    // the fine phase lasts until the coarse tail is gone, then long enough for the fit, and for the ripple model's periods when it will decide
+    const P = this.ripplePeriod();
+    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.p.ripplePeriodsPct * P) / 100) : 0;
+    const need = this.fineSettleUs() + Math.max(this.fitSamples() * this.period, rippleUs) + 2 * this.period;
     let m = Math.trunc((ff * need) / 1_000_000);
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
     const jitter = Math.max(this.L.jitterUs, this.period / 2);
@@ -839,9 +1051,11 @@ export class DosingController {
 
   /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
   private fineSettleUs(): number {
-    if (this.L.fineSettleUs > 0) return this.L.fineSettleUs + 4 * this.L.jitterUs;
+    // never before the coarse tail has decayed into the noise (known once the plant's lag is measured)
+    const tail = this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.tailUs() : 0;
+    if (this.L.fineSettleUs > 0) return Math.max(this.L.fineSettleUs, tail) + 4 * this.L.jitterUs;
     const tau = Math.max(this.coarseTau, this.L.coarseTauUs);
-    return tau + this.spinUs() + 4 * this.L.jitterUs;
+    return Math.max(tau + this.spinUs(), tail) + 4 * this.L.jitterUs;
   }
 
   private enterFine(t: number, fromRest: boolean): void {
@@ -857,6 +1071,8 @@ export class DosingController {
     this.fineNeed = 0;
     this.fineMeasured = false;
     this.fineFlow = 0;
+    this.rfit.reset();
+    this.rippleFromUs = 0;
     this.fineTau = this.L.tauUs > 0 ? this.L.tauUs : this.coarseTau;
     if (fromRest) return;
     // a burst too short to measure: its flow is found from the mass it delivered, once the fine ramp is measured
@@ -882,17 +1098,36 @@ export class DosingController {
     // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
     const ffGuess = this.fineFlow || this.flowOf(this.fineDuty) || Math.trunc((this.coarseFlow * this.fineDuty) / this.p.coarseDuty);
     const guardInflight = Math.trunc((ffGuess * this.fineTau) / 1_000_000);
-    if (net - 4 * this.noise + guardInflight >= this.targetCg) return this.cutoff(t, net, guardInflight, t, ffGuess, false);
+    // the ripple at fine speed puts the reading ahead of the ramp by its amplitude and moves the in-flight mass by twice it: not a cause to cut
+    const guardRipple = 3 * (this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : 0);
+    if (net - 4 * this.noise - guardRipple + guardInflight >= this.targetCg) {
+      // a fine phase too short to measure its ramp (the guard cut it, and nothing is learned from such a cut):
+      // the next dose gives the switch from coarse to fine a quarter more time
+      if (!this.fineMeasured && !this.fineFromRest) {
+        const cap = 8 * (Math.max(this.coarseTau, this.L.coarseTauUs) + this.spinUs());
+        this.L.fineSettleUs = Math.min(cap, Math.trunc((this.fineSettleUs() * 5) / 4));
+      }
+      return this.cutoff(t, net, guardInflight, t, ffGuess, false);
+    }
     if (t < this.fineSteadyUs) return { duty: this.duty };
     if (this.fineNeed === 0) {
       this.fineNeed = this.fitSamples();
       this.fit.reset(t, net, this.fineNeed);
       this.recent.reset(t, net, Math.max(6, this.fineNeed >> 1));
+      this.rfit.reset();
+      // the ripple model's ramp starts once the coarse tail is gone (from rest: once the motor runs steadily)
+      this.rippleFromUs = this.fineFromRest ? t : Math.max(t, this.fineStartUs + this.tailUs());
     }
     this.fit.push(t, net);
     this.recent.push(t, net);
+    this.rfit.push(t, net);
     const need = this.fineNeed;
     if (this.fit.n < need) return { duty: this.duty };
+    // a known ripple: the line + sinusoid model decides (the transient check below reads a slow ripple as a transient)
+    if (!this.probing) {
+      const rippled = this.rippleCut(t);
+      if (rippled) return rippled;
+    }
     const f = this.fit.slope();
     // still a transient (coarse material landing, the motor slowing down): the newer half runs slower than the window
     const fr = this.recent.slope();
@@ -912,6 +1147,7 @@ export class DosingController {
       this.fineSteadyUs = t + this.fineSettleUs();
       this.fit.reset(t, net, 400);
       this.fineNeed = 0;
+      this.rfit.reset();
       return { duty: this.duty };
     }
     this.fineFlow = f;
@@ -953,6 +1189,126 @@ export class DosingController {
     const dtUs = Math.trunc((remaining * 1_000_000) / f);
     if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f, true);
     return { duty: this.duty };
+  }
+
+  /**
+   * How long after the switch to fine the coarse tail still shows (us): the dead time, then a first-order
+   * motor lag (the coarse line's zero crossing after the onset) until the excess mass it still holds,
+   * (coarse - fine flow) x lag x exp(-t / lag), is below the reading noise.
+   */
+  private tailUs(): number {
+    const lag = Math.max(0, this.L.coarseTauUs - this.L.delayUs);
+    const fc = this.flowOf(this.p.coarseDuty);
+    const excess = Math.trunc(((fc - this.flowOf(this.fineDuty)) * lag) / 1_000_000);
+    if (lag === 0 || excess <= this.noise) return this.L.delayUs;
+    // ln(x) from the bit length: ln 2 x log2(x), within a lag
+    const ln = Math.trunc((693 * (31 - Math.clz32(Math.trunc(excess / this.noise)) + 1)) / 1000);
+    return this.L.delayUs + lag * ln;
+  }
+
+  /** A ripple that cannot move the in-flight mass by more than the noise is left to the line (it moves it by 2 amp |sin(pi tau / P)|). */
+  private rippleMatters(P: number): boolean {
+    const tau = this.fineTau || this.L.tauUs || this.coarseTau;
+    // amplitude at fine speed in cg x coarse duty (the coarse one scaled by the duties until the fine ramp shows its own)
+    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
+    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
+    return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q * this.p.coarseDuty;
+  }
+
+  /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
+  private ripplePeriod(): number {
+    return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
+  }
+
+  /**
+   * The cut-off with the ripple's phase: once the steady fine ramp covers 3/4 of the measured ripple
+   * period, a line plus that sinusoid is fitted to it; the motor stops when the model's weight one
+   * in-flight time after the stop (the ramp and the ripple go on for the in-flight time) reaches the
+   * target. null: no ripple known, or not enough ramp yet (the line's cut-off applies).
+   */
+  private rippleCut(t: number): MotorCommand | null {
+    const P = this.ripplePeriod();
+    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < (this.p.ripplePeriodsPct * P) / 100) return null;
+    const tau = this.fineTau;
+    if (!this.rippleMatters(P)) return null;
+    const m = this.rfit.solve(P, this.rippleFromUs);
+    if (!m || m.b <= 0) return null;
+    this.fineFlow = Math.round(m.b * 1000);
+    const finalIf = (ts: number): number => modelAt(m, ts + tau);
+    let at = -1;
+    if (finalIf(t) >= this.targetCg) at = t;
+    else if (finalIf(t + this.period) >= this.targetCg) {
+      let lo = t;
+      let hi = t + this.period;
+      while (hi - lo > 50) {
+        const mid = Math.trunc((lo + hi) / 2);
+        if (finalIf(mid) >= this.targetCg) hi = mid;
+        else lo = mid;
+      }
+      at = hi;
+    }
+    if (at < 0) return { duty: this.duty };
+    const flow = Math.round(m.b * 1000);
+    const cmd = this.cutoff(t, Math.round(modelAt(m, t)), Math.round(finalIf(at) - modelAt(m, at)), at, flow, true);
+    this.cutoffCg = Math.round(modelAt(m, at));
+    this.cutModel = m;
+    return cmd;
+  }
+
+  /** The in-flight time (us) that explains a landed mass after a cut-off made with the ripple model. */
+  private tauFromModel(m: RippleModel, atUs: number, landedCg: number): number {
+    const w0 = modelAt(m, atUs);
+    let lo = 0;
+    let hi = this.p.tauMaxUs;
+    if (modelAt(m, atUs + hi) - w0 <= landedCg) return hi;
+    while (hi - lo > 200) {
+      const mid = Math.trunc((lo + hi) / 2);
+      if (modelAt(m, atUs + mid) - w0 >= landedCg) hi = mid;
+      else lo = mid;
+    }
+    return this.clampTau(Math.trunc((lo + hi) / 2));
+  }
+
+  /**
+   * After a dose: the ripple's period, searched on this dose's steady ramps (line + sinusoid, least
+   * squares). At coarse speed first (a strong ripple, a long ramp: a precise period); at fine speed
+   * near the coarse period (a ripple at a fixed frequency), else over the whole range (one that
+   * follows the motor speed), and near the one already known at fine speed once found. The first
+   * spin-up time of the fine ramp is left out (the coarse tail still decays there).
+   */
+  private learnRipple(): void {
+    const minUs = Math.max(4 * this.period, 150_000);
+    const maxUs = 2_500_000;
+    const near = (p: number): [number, number] => [Math.trunc((p * 85) / 100), Math.trunc((p * 115) / 100)];
+    const skip = 2 * this.spinUs();
+    const cm = this.cfit.searchPeriod(minUs, maxUs, this.noise, this.fitFromUs + skip);
+    if (cm) {
+      this.L.ripplePeriodUs = cm.periodUs;
+      this.L.rippleCg = Math.round(rippleAmp(cm));
+    }
+    if (this.rippleFromUs === 0) return;
+    const from = this.rippleFromUs;
+    const known = this.L.fineRipplePeriodUs ?? 0;
+    let m: RippleModel | null = null;
+    const cp = this.L.ripplePeriodUs;
+    // a period of its own is refined only on a ramp of 3 periods or more (shorter ones are biased by what is left of the transient)
+    if (known > 0 && known !== cp) m = this.rfit.searchPeriod(...near(known), this.noise, from, 3, true);
+    else if (known > 0) m = this.rfit.searchPeriod(...near(known), this.noise, from, 2, true);
+    else {
+      if (cp > 0) m = this.rfit.searchPeriod(...near(cp), this.noise, from, 2, true);
+      // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
+      if (!m) m = this.rfit.searchPeriod(minUs, maxUs, this.noise, from, 3);
+    }
+    if (!m) return;
+    // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
+    const same = cp > 0 && Math.abs(m.periodUs - cp) * 20 <= cp;
+    const fc = this.flowOf(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    if (same && fc > 0 && ff > 0 && rippleAmp(m) > (2 * this.L.rippleCg * ff) / fc + 2 * this.noise) return;
+    // the same ripple as at coarse speed (within 5 %): the coarse ramp's period is the precise one
+    if (same) this.L.fineRipplePeriodUs = cp;
+    else this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 4) : m.periodUs;
+    this.L.fineRippleCg = Math.round(rippleAmp(m));
   }
 
   private settleStep(t: number, net: number): MotorCommand {
@@ -1008,7 +1364,11 @@ export class DosingController {
       if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
-      if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) outlier = !this.learn(inflight, this.cutoffFlow);
+      if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
+        if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
+        else outlier = !this.learn(inflight, this.cutoffFlow);
+      }
+      this.learnRipple();
       this.L.doses++;
     }
     const coarseUs = this.coarseStartUs > 0 ? (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs : 0;
@@ -1084,3 +1444,4 @@ export class DosingController {
     return this.running ? null : this.record;
   }
 }
+

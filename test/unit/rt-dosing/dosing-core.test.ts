@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, type LearnedPlant } from '../../../nodes/rt-dosing/dosing-core';
+import { DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, type LearnedPlant, RippleFit } from '../../../nodes/rt-dosing/dosing-core';
 import type { CodedError } from '../../../nodes/shared/coded';
 import { en } from '../../helpers/catalog';
 import { DEFAULT_PLANT, Plant, type PlantParams } from '../../helpers/dosing-plant';
@@ -84,6 +84,72 @@ describe('dosing-core: DosingController', () => {
     assert.ok(Math.abs(errors[0]) < 0.3, `the cold first dose does not overshoot grossly: ${errors[0].toFixed(3)}`);
     const late = errors.slice(3).map(Math.abs);
     assert.ok(Math.max(...late) <= 0.06, `errors after learning: ${late.map((e) => e.toFixed(3)).join(' ')}`);
+  });
+
+  it('strong slow ripple at fine speed: the cut-off predicts the ripple phase (p95 within 0.03 g after learning)', () => {
+    // 10 % flow ripple at 0.66 Hz: at fine speed it moves the in-flight mass by up to +-0.07 g dose to dose;
+    // a small dose on a fast plant (35 g/s, 0.66 s delay, 12 g) runs mostly at fine speed
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ coarseGps: 35.2, delayS: 0.66, jitterS: 0.001, ripple: 0.1, rippleHz: 0.66, noiseG: 0.002, lagS: 0.16, deadBand: 59, driftPerMin: 0, seed: 21 });
+    const errs: number[] = [];
+    for (let k = 0; k < 30; k++) {
+      const { rec, trueG } = dose(c, plant, 12);
+      assert.notEqual(rec.result, 'aborted', `dose ${k}: ${rec.reason}`);
+      errs.push(Math.abs(trueG - 12));
+    }
+    const late = errs.slice(8).sort((a, b) => a - b);
+    const p95 = late[Math.ceil(0.95 * late.length) - 1];
+    assert.ok(p95 <= 0.03, `p95 ${p95.toFixed(3)} g: ${errs.map((e) => e.toFixed(3)).join(' ')}`);
+    const L = c.learned;
+    assert.ok(Math.abs((L.fineRipplePeriodUs ?? 0) - 1_515_152) < 30_000, `fine ripple period ${L.fineRipplePeriodUs} us`);
+  });
+
+  it('reference plant: p95 within 0.03 g over 40 doses from a cold start', () => {
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, seed: 1 });
+    const errs = [...Array(40).keys()].map(() => Math.abs(dose(c, plant, 100).trueG - 100)).slice(5);
+    const sorted = [...errs].sort((a, b) => a - b);
+    const p95 = sorted[Math.ceil(0.95 * sorted.length) - 1];
+    assert.ok(p95 <= 0.03, `p95 ${p95.toFixed(3)} g`);
+  });
+
+  it('RippleFit: finds a ripple period within 0.5 %, and no ripple in a line nor in a decaying transient', () => {
+    let seed = 7;
+    const noise = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return (seed / 2147483648 - 0.5) * 4; // +-2 cg
+    };
+    const f = new RippleFit(1024);
+    for (let i = 0; i < 400; i++) {
+      const t = 1_000_000_000 + i * 12_500;
+      f.push(t, Math.round(200 * (i * 0.0125) + 6 * Math.sin((2 * Math.PI * t) / 1_300_000) + noise()));
+    }
+    const m = f.searchPeriod(150_000, 2_500_000, 1);
+    assert.ok(m && Math.abs(m.periodUs - 1_300_000) < 6_500, `period ${m?.periodUs}`);
+    const line = new RippleFit(1024);
+    const tail = new RippleFit(1024);
+    for (let i = 0; i < 400; i++) {
+      const s = i * 0.0125;
+      line.push(i * 12_500, Math.round(200 * s + noise()));
+      // the coarse tail of a 160 ms motor lag: 40 g/s more, decaying
+      tail.push(i * 12_500, Math.round(200 * s + 4000 * 0.16 * (1 - Math.exp(-s / 0.16)) + noise()));
+    }
+    assert.equal(line.searchPeriod(150_000, 2_500_000, 1), null);
+    assert.equal(tail.searchPeriod(150_000, 2_500_000, 1, 1_000_000), null, 'the tail left out (from 1 s), nothing left');
+  });
+
+  it('a LearnedPlant stored by an older version (no ripple-at-fine fields) loads and doses warm', () => {
+    const a = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, seed: 6 });
+    for (let k = 0; k < 4; k++) dose(a, plant, 100);
+    const old = JSON.parse(JSON.stringify(a.learned)) as Record<string, unknown>;
+    delete old.fineRipplePeriodUs;
+    delete old.fineRippleCg;
+    const b = new DosingController({ toleranceCg: 10 }, old as unknown as LearnedPlant);
+    assert.equal(b.learned.fineRipplePeriodUs, 0);
+    const { rec, trueG } = dose(b, plant, 100);
+    assert.ok(rec.coarseUs > 0, 'warm: no probe');
+    assert.ok(Math.abs(trueG - 100) <= 0.1, `error ${(trueG - 100).toFixed(3)}`);
   });
 
   it('a learned plant carries over: a controller built from it is warm (no probe) and as accurate', () => {
