@@ -21,6 +21,9 @@ export interface RunnerEvents {
   done(rec: DoseDone): void;
 }
 
+/** Longest run of the controller's after-dose learning between two yields to the thread's event loop (us). */
+const WORK_SLICE_US = 1000;
+
 export class DoseRunner {
   private _ctl: DosingController;
   private detach: (() => void) | null = null;
@@ -34,6 +37,9 @@ export class DoseRunner {
   /** Step latencies of the running dose (data-ready edge to motor command), us. */
   private stepLat: number[] = [];
   private readonly onSampleFn = (s: SampleOut, fault: boolean): void => this.onSample(s, fault);
+  /** The dose whose result waits for the controller's learning (run in slices between samples). */
+  private pendingDone: { stepP99Us: number; recipe: string | undefined } | null = null;
+  private cancelWork: (() => void) | null = null;
 
   constructor(
     private readonly host: ConsumerHost,
@@ -59,6 +65,7 @@ export class DoseRunner {
    */
   forget(): void {
     if (this._ctl.running) throw new CodedError('dose-already-running');
+    this.emitDone(); // the last dose's result (and what it learned) first
     this._ctl = new DosingController(this.params, null);
     this._ctl.setSamplePeriod(this.host.periodUs);
   }
@@ -73,6 +80,7 @@ export class DoseRunner {
    */
   start(targetCg: number, recipe?: string): void {
     if (this.ctl.running) throw new CodedError('dose-already-running');
+    this.emitDone(); // the last dose's learning ends (at once) and its result goes out before this dose starts
     const hold = this.host.holdMotor();
     const now = this.host.clock.nowUs();
     try {
@@ -153,15 +161,37 @@ export class DoseRunner {
     this.cancelStop = null;
     this.hold?.release(); // motor off, and the scale takes tare/calibrate again
     this.hold = null;
-    const rec = this.ctl.lastRecord();
-    if (!rec) return;
     const sorted = [...this.stepLat].sort((a, b) => a - b);
     const p99 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)] : 0;
-    this.ev.done({ ...rec, stepP99Us: p99, ...(this.recipe !== undefined ? { recipe: this.recipe } : {}) });
+    this.pendingDone = { stepP99Us: p99, recipe: this.recipe };
+    // what the controller learns from the dose (the ripple period search: tens of ms) runs in slices of
+    // WORK_SLICE_US, so the scale's sampling and other consumers in this thread go on meanwhile; the
+    // result (with the learned plant) follows it
+    if (this.ctl.pendingWork) this.cancelWork = this.host.clock.at(this.host.clock.nowUs(), this.workSlice);
+    else this.emitDone();
+  }
+
+  private readonly workSlice = (): void => {
+    this.cancelWork = null;
+    const clock = this.host.clock;
+    if (this.ctl.work(clock.nowUs() + WORK_SLICE_US, () => clock.nowUs())) this.cancelWork = clock.at(clock.nowUs(), this.workSlice);
+    else this.emitDone();
+  };
+
+  /** Sends the finished dose's result, ending its learning at once if it is still running. */
+  private emitDone(): void {
+    this.cancelWork?.();
+    this.cancelWork = null;
+    const pending = this.pendingDone;
+    this.pendingDone = null;
+    const rec = pending ? this.ctl.lastRecord() : null;
+    if (!pending || !rec) return;
+    this.ev.done({ ...rec, stepP99Us: pending.stepP99Us, ...(pending.recipe !== undefined ? { recipe: pending.recipe } : {}) });
   }
 
   close(): void {
     this.abort('closed');
+    this.emitDone();
     this.cancelStop?.();
     this.cancelStop = null;
     this.hold?.release();

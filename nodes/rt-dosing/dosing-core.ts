@@ -570,6 +570,10 @@ export class RippleFit {
    * than the line and the noise.
    */
   searchPeriod(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false): RippleModel | null {
+    return runJob(this.searchPeriodJob(minUs, maxUs, noiseCg, fromUs, periods, whole));
+  }
+  /** searchPeriod as a job that yields after each least-squares solve (one pass over the samples), so it can run in slices. */
+  *searchPeriodJob(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false): Generator<void, RippleModel | null, void> {
     const line = this.solve(0, fromUs);
     if (!line) return null;
     const newest = this.n ? this.t[(this.head - 1 + this.size) % this.size] : 0;
@@ -580,6 +584,7 @@ export class RippleFit {
     for (let p = minUs; p <= hi; p = Math.trunc((p * 102) / 100) + 1) {
       const m = this.solve(p, fromUs);
       if (m && (!best || m.rss < best.rss)) best = m;
+      yield;
     }
     if (!best) return null;
     // refine to 0.25 % around the best step
@@ -587,12 +592,21 @@ export class RippleFit {
       for (const p of [best.periodUs - step, best.periodUs + step]) {
         const m = this.solve(p, fromUs);
         if (m && m.rss < best.rss) best = m;
+        yield;
       }
     }
     // a real ripple: well above the reading noise and what is left around the model, and a clear share of the residuals
     const amp = rippleAmp(best);
     if (amp < Math.max(1, 6 * Math.sqrt((2 * best.rss) / best.n / best.n)) || best.rss > 0.8 * line.rss) return null;
     return best;
+  }
+}
+
+/** Runs a job to its end at once. */
+function runJob<T>(job: Generator<void, T, void>): T {
+  for (;;) {
+    const r = job.next();
+    if (r.done) return r.value;
   }
 }
 
@@ -630,6 +644,8 @@ export class DosingController {
   private readonly cfit = new RippleFit(1024);
   private rippleFromUs = 0;
   private cutModel: RippleModel | null = null;
+  /** The last dose's ripple period search, when it has not ended yet. */
+  private job: Generator<void, void, void> | null = null;
   // dose in progress
   private targetCg = 0;
   private zeroCg = 0;
@@ -715,7 +731,39 @@ export class DosingController {
   }
   /** A copy of what the controller learned (for persistence and display). */
   get learned(): LearnedPlant {
+    this.drain();
+    return this.snapshot();
+  }
+  private snapshot(): LearnedPlant {
     return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, recentTauUs: [...this.L.recentTauUs] };
+  }
+  /** Learning left from the last dose (the ripple period search), to be run by work(). */
+  get pendingWork(): boolean {
+    return this.job !== null;
+  }
+  /**
+   * Runs the learning left from the last dose until it ends or nowUs() reaches untilUs (at least one
+   * step); true while some is left. The dose's record gets the finished learned plant when it ends.
+   */
+  work(untilUs: number, nowUs: () => number): boolean {
+    if (!this.job) return false;
+    do {
+      if (this.job.next().done) {
+        this.job = null;
+        this.afterJob();
+        return false;
+      }
+    } while (nowUs() < untilUs);
+    return true;
+  }
+  private drain(): void {
+    if (!this.job) return;
+    runJob(this.job);
+    this.job = null;
+    this.afterJob();
+  }
+  private afterJob(): void {
+    if (this.record) this.record = { ...this.record, learned: this.snapshot() };
   }
   get running(): boolean {
     return this._state !== 'idle' && this._state !== 'done' && this._state !== 'aborted';
@@ -734,6 +782,7 @@ export class DosingController {
     if (this.running) throw new CodedError('dose-already-running');
     if (!Number.isInteger(targetCg) || targetCg <= 0) throw new CodedError('bad-target', { cg: targetCg });
     if (targetCg >= this.p.neverExceedCg) throw new CodedError('beyond-never-exceed', { cg: targetCg, limit: this.p.neverExceedCg });
+    this.drain(); // the last dose's learning ends before this one uses it
     this.targetCg = targetCg;
     this.startUs = nowUs;
     this.lastUs = nowUs;
@@ -1276,12 +1325,12 @@ export class DosingController {
    * follows the motor speed), and near the one already known at fine speed once found. The first
    * spin-up time of the fine ramp is left out (the coarse tail still decays there).
    */
-  private learnRipple(): void {
+  private *learnRippleJob(): Generator<void, void, void> {
     const minUs = Math.max(4 * this.period, 150_000);
     const maxUs = 2_500_000;
     const near = (p: number): [number, number] => [Math.trunc((p * 85) / 100), Math.trunc((p * 115) / 100)];
     const skip = 2 * this.spinUs();
-    const cm = this.cfit.searchPeriod(minUs, maxUs, this.noise, this.fitFromUs + skip);
+    const cm = yield* this.cfit.searchPeriodJob(minUs, maxUs, this.noise, this.fitFromUs + skip);
     if (cm) {
       this.L.ripplePeriodUs = cm.periodUs;
       this.L.rippleCg = Math.round(rippleAmp(cm));
@@ -1292,12 +1341,12 @@ export class DosingController {
     let m: RippleModel | null = null;
     const cp = this.L.ripplePeriodUs;
     // a period of its own is refined only on a ramp of 3 periods or more (shorter ones are biased by what is left of the transient)
-    if (known > 0 && known !== cp) m = this.rfit.searchPeriod(...near(known), this.noise, from, 3, true);
-    else if (known > 0) m = this.rfit.searchPeriod(...near(known), this.noise, from, 2, true);
+    if (known > 0 && known !== cp) m = yield* this.rfit.searchPeriodJob(...near(known), this.noise, from, 3, true);
+    else if (known > 0) m = yield* this.rfit.searchPeriodJob(...near(known), this.noise, from, 2, true);
     else {
-      if (cp > 0) m = this.rfit.searchPeriod(...near(cp), this.noise, from, 2, true);
+      if (cp > 0) m = yield* this.rfit.searchPeriodJob(...near(cp), this.noise, from, 2, true);
       // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
-      if (!m) m = this.rfit.searchPeriod(minUs, maxUs, this.noise, from, 3);
+      if (!m) m = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
     }
     if (!m) return;
     // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
@@ -1368,7 +1417,9 @@ export class DosingController {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
         else outlier = !this.learn(inflight, this.cutoffFlow);
       }
-      this.learnRipple();
+      // the ripple period search costs up to tens of ms: a job the runner runs in slices between samples
+      // (lastRecord(), learned and the next start() finish it at once when it has not ended yet)
+      this.job = this.learnRippleJob();
       this.L.doses++;
     }
     const coarseUs = this.coarseStartUs > 0 ? (this.fineStartUs > this.coarseStartUs ? this.fineStartUs : t) - this.coarseStartUs : 0;
@@ -1390,7 +1441,7 @@ export class DosingController {
       topUps: this.topUps,
       tauUs: this.L.tauUs,
       outlier,
-      learned: this.learned,
+      learned: this.snapshot(),
     };
     this._state = aborted ? 'aborted' : 'done';
     this.duty = 0;
@@ -1441,7 +1492,9 @@ export class DosingController {
 
   /** The record of the last finished dose (null while running or before the first). */
   lastRecord(): DoseRecord | null {
-    return this.running ? null : this.record;
+    if (this.running) return null;
+    this.drain();
+    return this.record;
   }
 }
 

@@ -13,6 +13,8 @@ function dose(
   plant: Plant,
   targetG: number,
   hooks: { onStep?: (tUs: number, plant: Plant) => boolean | void } = {},
+  /** Called when the dose has ended, before its record is read (as the runner does). */
+  afterEnd?: (c: DosingController) => void,
 ): { rec: DoseRecord; trueG: number } {
   let t = plant.timeUs;
   const zero = plant.mass;
@@ -35,6 +37,7 @@ function dose(
   }
   if (duty !== 0) plant.setDuty(0, t);
   plant.advance(t + 2_000_000);
+  afterEnd?.(c);
   const rec = c.lastRecord();
   assert.ok(rec, 'dose finished');
   return { rec, trueG: plant.mass - zero };
@@ -102,6 +105,31 @@ describe('dosing-core: DosingController', () => {
     assert.ok(p95 <= 0.03, `p95 ${p95.toFixed(3)} g: ${errs.map((e) => e.toFixed(3)).join(' ')}`);
     const L = c.learned;
     assert.ok(Math.abs((L.fineRipplePeriodUs ?? 0) - 1_515_152) < 30_000, `fine ripple period ${L.fineRipplePeriodUs} us`);
+  });
+
+  it('the after-dose ripple search runs in slices (work()) and learns exactly what running it at once learns', () => {
+    // it costs tens of ms on the scale's thread: the runner runs it between samples, a slice at a time
+    const mk = () => ({
+      c: new DosingController({ toleranceCg: 10 }),
+      plant: new Plant({ coarseGps: 35.2, delayS: 0.66, jitterS: 0.001, ripple: 0.1, rippleHz: 0.66, noiseG: 0.002, lagS: 0.16, deadBand: 59, driftPerMin: 0, seed: 5 }),
+    });
+    const atOnce = mk();
+    const sliced = mk();
+    let maxSlices = 0;
+    for (let k = 0; k < 4; k++) {
+      const a = dose(atOnce.c, atOnce.plant, 12).rec;
+      // the same dose, its learning finished through work() with a budget of one step per call
+      let slices = 0;
+      const b = dose(sliced.c, sliced.plant, 12, {}, (c) => {
+        let tick = 0;
+        while (c.work(1, () => tick++)) slices++;
+        assert.equal(c.pendingWork, false);
+      }).rec;
+      maxSlices = Math.max(maxSlices, slices);
+      assert.deepEqual(b, a, `dose ${k}: same record and learned plant`);
+    }
+    assert.ok(maxSlices > 20, `the search was cut into ${maxSlices} slices`);
+    assert.ok((atOnce.c.learned.fineRipplePeriodUs ?? 0) > 0, 'a ripple was learned');
   });
 
   it('reference plant: p95 within 0.03 g over 40 doses from a cold start', () => {
