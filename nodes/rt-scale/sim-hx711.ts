@@ -78,6 +78,10 @@ export class SimHx711 implements Hx711Pins {
   /** Conversions made, and frames the host lost to a power-down. */
   conversions = 0;
   powerDowns = 0;
+  /** Conversions overwritten before the host read them (a late reader lost them). */
+  overwritten = 0;
+  /** Data-ready time of the latest conversion, us on the clock (its crystal schedule). */
+  lastEdgeUs = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -198,11 +202,26 @@ export class SimHx711 implements Hx711Pins {
     this.cancel = this.clock.at(this.nextEdgeUs, () => this.convert());
   }
 
+  /**
+   * Runs every conversion that is due by now, on the chip's own crystal
+   * schedule (t0 + k * period), whenever the timer that stands for the crystal
+   * gets to run: a reader thread that was busy (or preempted) past a
+   * data-ready finds only the latest conversion, the ones before it were
+   * overwritten unread (counted in `overwritten`), as on the real chip. The
+   * reader's data-ready "interrupt" carries the edge time of the conversion it
+   * will read, so its lateness is measured from the chip's own data-ready.
+   */
   private convert(): void {
-    const edge = this.nextEdgeUs;
-    this.nextEdgeUs += this.period;
-    if (!this.faults.stall) {
+    const now = this.clock.nowUs();
+    let fell = false;
+    do {
+      const edge = this.nextEdgeUs;
+      this.nextEdgeUs += this.period;
+      if (this.faults.stall) continue;
       this.conversions++;
+      this.lastEdgeUs = edge;
+      // DOUT low and no frame started: the last conversion was never read
+      if (this.doutLevel === 0 && this.bit === 0) this.overwritten++;
       if (this.pulses >= 25) {
         // the last frame's pulse count selects this conversion's channel and gain
         const g = NEXT_GAIN[Math.min(27, this.pulses)];
@@ -215,11 +234,11 @@ export class SimHx711 implements Hx711Pins {
       this.lastCode = this.code;
       this.bit = 0;
       this.pulses = 0;
-      const wasHigh = this.doutLevel === 1;
+      if (this.doutLevel === 1) fell = true;
       this.doutLevel = 0;
-      // A conversion the host did not read is overwritten without a new falling edge.
-      if (wasHigh) this.onEdge?.(edge);
-    }
+    } while (this.nextEdgeUs <= now);
+    // A conversion the host did not read is overwritten without a new falling edge.
+    if (fell) this.onEdge?.(this.lastEdgeUs);
     this.schedule();
   }
 
