@@ -221,7 +221,10 @@ export = function register(RED: NodeAPI): void {
         init,
         onEvent: (ev) => {
           if (ev.t === 'priority') {
-            node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
+            // Without root or CAP_SYS_NICE the HAL thread competes with every other process at niceness 0:
+            // under CPU load (a browser on the same cores) its reads come late and conversions are lost.
+            if (ev.nice === null) node.warn(RED._(`${TYPE}.priority-denied`, { nice: ev.asked }));
+            else node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
             return;
           }
           if (ev.t === 'pigpio') {

@@ -85,7 +85,8 @@ export type ScaleCmd =
 export type ScaleEvent =
   | { t: 'fault'; reason: string; run: number }
   | { t: 'recovered' }
-  | { t: 'priority'; nice: number }
+  /** nice: the HAL thread's niceness in effect, null when the asked niceness could not be applied (no root / CAP_SYS_NICE). */
+  | { t: 'priority'; nice: number | null; asked: number }
   /** The pigpio module was loaded in the HAL thread (the main thread re-arms its signal handlers, see exit-guard.ts). */
   | { t: 'pigpio' }
   /** The scale failed in the HAL thread (its motor is off); it stays down until redeployed. */
