@@ -8,7 +8,8 @@ import type { Calibration, SamplerOptions } from './sampler-core';
 import type { SimChipOptions, SimFaults } from './sim-hx711';
 
 export const SCALE_METRICS: MetricSpec = {
-  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down', 'settling', 'faults'],
+  /** missed: conversions between two reads' data-ready edges (overwritten before a late reader got to them). */
+  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down', 'settling', 'faults', 'missed'],
   /** clock_high_max_us: the longest PD_SCK high time seen (before the rising edge to after the falling edge). */
   gauges: ['weight_cg', 'noise_ug', 'fault', 'powered', 'clock_high_max_us'],
   /** latency: data-ready edge to ring; step: data-ready edge to the end of the consumers' steps (only while one listens). */

@@ -228,12 +228,14 @@ describe('simulated chip on its own crystal (a late reader loses conversions)', 
     engine.start();
     inner.advanceTo(1_000_000 + 10 * 12_500 + 1_000);
     assert.equal(sim.overwritten, 0, 'a reader on time loses nothing');
+    assert.equal(engine.missed, 0);
     const n = samples.length;
     // blocked 30 ms (2.4 periods) right after a read: the conversions at +12.5 and +25 ms happen meanwhile
     const from = inner.nowUs();
     clock.block(from, from + 30_000);
     inner.advanceTo(from + 200_000);
     assert.equal(sim.overwritten, 1, 'the conversion the blocked reader did not read was overwritten');
+    assert.equal(engine.missed, 1, 'and the sampler counts it missed');
     const after = samples[n];
     assert.equal(after.tUs, 1_000_000 + 12 * 12_500, 'the first read after the block carries the latest conversion, on the crystal schedule');
     assert.equal(after.tUs - samples[n - 1].tUs, 2 * 12_500, 'a gap of one lost conversion');
