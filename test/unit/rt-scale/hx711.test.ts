@@ -217,6 +217,23 @@ class BlockedReaderClock implements Clock {
 }
 
 describe('simulated chip on its own crystal (a late reader loses conversions)', () => {
+  it('DOUT follows the crystal even when no timer of the reader thread has run (a starved thread sees the waiting conversion)', () => {
+    // a clock whose timers never fire: the reader thread is starved; only time passes
+    let now = 1_000_000;
+    const clock: Clock = { nowUs: () => now, at: () => () => undefined };
+    const sim = new SimHx711(clock, {});
+    const edges: number[] = [];
+    sim.start((e) => edges.push(e));
+    assert.equal(sim.dout(), 1, 'no conversion yet');
+    now += 12_500;
+    assert.equal(sim.dout(), 0, 'the first conversion is ready on the crystal schedule, whether or not a timer ran');
+    now += 3 * 12_500 + 100;
+    assert.equal(sim.dout(), 0);
+    assert.equal(sim.overwritten, 3, 'three conversions overwritten unread');
+    assert.equal(sim.lastEdgeUs, 1_000_000 + 4 * 12_500, 'the waiting one is the latest');
+    assert.deepEqual(edges, [], 'the interrupt is raised by the timer, not by a look at DOUT');
+  });
+
   it('a reader blocked for more than a period finds only the latest conversion: the one before is overwritten unread', () => {
     const inner = new VirtualClock(1_000_000);
     const clock = new BlockedReaderClock(inner);
