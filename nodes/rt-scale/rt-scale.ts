@@ -58,6 +58,7 @@ export = function register(RED: NodeAPI): void {
     bad: metrics.readerFamily('rtedge_hx711_bad_reads_total', 'HX711 reads discarded or flagged (label reason)', 'counter'),
     faults: metrics.readerFamily('rtedge_hx711_faults_total', 'HX711 fault events (a run of bad reads)', 'counter'),
     lost: metrics.readerFamily('rtedge_hx711_samples_lost_total', 'Samples that did not reach the main thread (ring full)', 'counter'),
+    missed: metrics.readerFamily('rtedge_hx711_conversions_missed_total', 'Conversions the sampler never read: overwritten before a late read (gaps between the data-ready edges read)', 'counter'),
     weight: metrics.readerFamily('rtedge_hx711_weight_grams', 'Latest filtered weight', 'gauge'),
     noise: metrics.readerFamily('rtedge_hx711_noise_grams', 'Reading noise: sigma of the last second of raw samples', 'gauge'),
     latency: metrics.sharedHistogramFamily('rtedge_hx711_sample_latency_seconds', 'Data-ready edge to sample in the ring (available to the controller)'),
@@ -169,6 +170,7 @@ export = function register(RED: NodeAPI): void {
       for (const r of [...BAD_REASONS, 'settling']) fam.bad.attach({ ...labels, reason: r }, () => m.counter(r));
       fam.faults.attach(labels, () => m.counter('faults'));
       fam.lost.attach(labels, () => lost); // a full ring rejects a record: its seq is then missing downstream
+      fam.missed.attach(labels, () => m.counter('missed'));
       fam.weight.attach(labels, () => m.gauge('weight_cg') / 100);
       fam.noise.attach(labels, () => m.gauge('noise_ug') / 1e6);
       const h = m.histogram('latency');
@@ -180,7 +182,7 @@ export = function register(RED: NodeAPI): void {
       fam.clockHigh.attach(labels, () => m.gauge('clock_high_max_us') / 1e6);
     };
     const detachMetrics = (): void => {
-      for (const f of [fam.samples, fam.faults, fam.lost, fam.weight, fam.noise, fam.latency, fam.latP50, fam.latP95, fam.latP99, fam.latMax, fam.clockHigh]) f.detach(labels);
+      for (const f of [fam.samples, fam.faults, fam.lost, fam.missed, fam.weight, fam.noise, fam.latency, fam.latP50, fam.latP95, fam.latP99, fam.latMax, fam.clockHigh]) f.detach(labels);
       for (const r of [...BAD_REASONS, 'settling']) fam.bad.detach({ ...labels, reason: r });
     };
 
@@ -221,7 +223,10 @@ export = function register(RED: NodeAPI): void {
         init,
         onEvent: (ev) => {
           if (ev.t === 'priority') {
-            node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
+            // Without root or CAP_SYS_NICE the HAL thread competes with every other process at niceness 0:
+            // under CPU load (a browser on the same cores) its reads come late and conversions are lost.
+            if (ev.nice === null) node.warn(RED._(`${TYPE}.priority-denied`, { nice: ev.asked }));
+            else node.log(RED._(`${TYPE}.priority`, { nice: ev.nice }));
             return;
           }
           if (ev.t === 'pigpio') {

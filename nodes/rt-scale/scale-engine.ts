@@ -35,6 +35,10 @@ export class ScaleEngine {
   private lastEdgeUs = 0;
   /** Longest PD_SCK high time seen, us. */
   maxHighUs = 0;
+  /** Data-ready edge of the last frame read on its edge (0: none since start or power-up). */
+  private prevReadEdgeUs = 0;
+  /** Conversions that came and went between two reads (overwritten unread: the reader was late). */
+  missed = 0;
   private powered = true;
   private closed = false;
   private readonly listeners = new Set<SampleListener>();
@@ -80,6 +84,18 @@ export class ScaleEngine {
     if (fr.maxHighUs > this.maxHighUs) {
       this.maxHighUs = fr.maxHighUs;
       this.m?.setGauge('clock_high_max_us', fr.maxHighUs);
+    }
+    if (late) this.prevReadEdgeUs = 0; // a late read's time is not its conversion's edge
+    else {
+      // the chip converts on its own crystal: a gap of k periods between two reads' edges is k - 1 conversions lost
+      if (this.prevReadEdgeUs > 0) {
+        const k = Math.round((edgeUs - this.prevReadEdgeUs) / this.o.periodUs);
+        if (k > 1) {
+          this.missed += k - 1;
+          this.m?.inc('missed', k - 1);
+        }
+      }
+      this.prevReadEdgeUs = edgeUs;
     }
     if (late && fr.failure !== 'not-ready') {
       this.m?.inc('late');
@@ -160,6 +176,7 @@ export class ScaleEngine {
     this.powered = on;
     this.m?.setGauge('powered', on ? 1 : 0);
     if (on) {
+      this.prevReadEdgeUs = 0;
       this.hal.powerUp();
       this.sampler.resettle();
       this.lastEdgeUs = this.hal.clock.nowUs();

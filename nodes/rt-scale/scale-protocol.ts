@@ -8,7 +8,8 @@ import type { Calibration, SamplerOptions } from './sampler-core';
 import type { SimChipOptions, SimFaults } from './sim-hx711';
 
 export const SCALE_METRICS: MetricSpec = {
-  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down', 'settling', 'faults'],
+  /** missed: conversions between two reads' data-ready edges (overwritten before a late reader got to them). */
+  counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down', 'settling', 'faults', 'missed'],
   /** clock_high_max_us: the longest PD_SCK high time seen (before the rising edge to after the falling edge). */
   gauges: ['weight_cg', 'noise_ug', 'fault', 'powered', 'clock_high_max_us'],
   /** latency: data-ready edge to ring; step: data-ready edge to the end of the consumers' steps (only while one listens). */
@@ -85,7 +86,8 @@ export type ScaleCmd =
 export type ScaleEvent =
   | { t: 'fault'; reason: string; run: number }
   | { t: 'recovered' }
-  | { t: 'priority'; nice: number }
+  /** nice: the HAL thread's niceness in effect, null when the asked niceness could not be applied (no root / CAP_SYS_NICE). */
+  | { t: 'priority'; nice: number | null; asked: number }
   /** The pigpio module was loaded in the HAL thread (the main thread re-arms its signal handlers, see exit-guard.ts). */
   | { t: 'pigpio' }
   /** The scale failed in the HAL thread (its motor is off); it stays down until redeployed. */

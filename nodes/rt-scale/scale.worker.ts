@@ -54,7 +54,7 @@ function instanceOf(scaleId: string, timeoutMs: number): Promise<Instance> {
 
 function attachScale(init: ScaleInit, ctx: InstanceContext<ScaleEvent>): InstanceHandler<ScaleCmd> {
   const nice = raiseThreadPriority(init.nice);
-  if (nice !== null) ctx.emit({ t: 'priority', nice });
+  if (init.nice !== 0) ctx.emit({ t: 'priority', nice, asked: init.nice });
   let engineRef: ScaleEngine | null = null;
   const hal = openHal(init.hal, {
     scale: init.name,

@@ -78,6 +78,12 @@ export class SimHx711 implements Hx711Pins {
   /** Conversions made, and frames the host lost to a power-down. */
   conversions = 0;
   powerDowns = 0;
+  /** Conversions overwritten before the host read them (a late reader lost them). */
+  overwritten = 0;
+  /** Data-ready time of the latest conversion, us on the clock (its crystal schedule). */
+  lastEdgeUs = 0;
+  /** DOUT fell since the last data-ready "interrupt" was raised. */
+  private edgePending = false;
 
   constructor(
     private readonly clock: Clock,
@@ -146,6 +152,7 @@ export class SimHx711 implements Hx711Pins {
   }
 
   dout(): 0 | 1 {
+    if (this.bit === 0) this.advance(); // not mid-frame: DOUT follows the crystal
     return this.doutLevel;
   }
 
@@ -187,6 +194,7 @@ export class SimHx711 implements Hx711Pins {
   private restart(): void {
     this.cancel?.();
     this.settleLeft = 4;
+    this.edgePending = false;
     this.nextEdgeUs = this.clock.nowUs() + this.period;
     this.schedule();
   }
@@ -198,11 +206,27 @@ export class SimHx711 implements Hx711Pins {
     this.cancel = this.clock.at(this.nextEdgeUs, () => this.convert());
   }
 
-  private convert(): void {
-    const edge = this.nextEdgeUs;
-    this.nextEdgeUs += this.period;
-    if (!this.faults.stall) {
+  /**
+   * The chip's own crystal: every conversion due by now (t0 + k * period) is
+   * made whenever anything looks at the chip (its timer, or the host reading
+   * DOUT), not when the reader gets around to it. A reader thread that was
+   * busy (or preempted) past a data-ready finds only the latest conversion:
+   * the ones before it were overwritten unread (counted in `overwritten`), as
+   * on the real chip. DOUT reflects the crystal too, so a watchdog that looks
+   * at DOUT after a starved thread sees the waiting conversion, not a stale
+   * high level.
+   */
+  private advance(): void {
+    if (!this.onEdge || this.poweredDown) return;
+    const now = this.clock.nowUs();
+    while (this.nextEdgeUs <= now) {
+      const edge = this.nextEdgeUs;
+      this.nextEdgeUs += this.period;
+      if (this.faults.stall) continue;
       this.conversions++;
+      this.lastEdgeUs = edge;
+      // DOUT low and no frame started: the last conversion was never read
+      if (this.doutLevel === 0 && this.bit === 0) this.overwritten++;
       if (this.pulses >= 25) {
         // the last frame's pulse count selects this conversion's channel and gain
         const g = NEXT_GAIN[Math.min(27, this.pulses)];
@@ -215,11 +239,23 @@ export class SimHx711 implements Hx711Pins {
       this.lastCode = this.code;
       this.bit = 0;
       this.pulses = 0;
-      const wasHigh = this.doutLevel === 1;
+      if (this.doutLevel === 1) this.edgePending = true;
       this.doutLevel = 0;
-      // A conversion the host did not read is overwritten without a new falling edge.
-      if (wasHigh) this.onEdge?.(edge);
     }
+  }
+
+  /**
+   * The timer standing for the crystal: makes the due conversions and raises
+   * the reader's data-ready "interrupt" with the edge time of the conversion it
+   * will read, so the reader's lateness is measured from the chip's own
+   * data-ready. A conversion the host did not read is overwritten without a new
+   * falling edge; one the host already read (found by polling DOUT) raises none.
+   */
+  private convert(): void {
+    this.advance();
+    const fire = this.edgePending && this.doutLevel === 0 && this.bit === 0;
+    this.edgePending = false;
+    if (fire) this.onEdge?.(this.lastEdgeUs);
     this.schedule();
   }
 

@@ -2,7 +2,7 @@
 // arithmetic and filters, and the engine's faults, in virtual time.
 import assert from 'node:assert/strict';
 
-import { VirtualClock } from '../../../nodes/rt-scale/clock';
+import { type Clock, VirtualClock } from '../../../nodes/rt-scale/clock';
 import { simulatedHal } from '../../../nodes/rt-scale/hal';
 import { decode24, encode24, GAIN_PULSES, type Hx711Pins, readFrame } from '../../../nodes/rt-scale/hx711-protocol';
 import { calibrateCpg, countsToCg, FLAG_FAULT, FLAG_STABLE, med3, type SampleOut, Sampler } from '../../../nodes/rt-scale/sampler-core';
@@ -191,6 +191,76 @@ describe('sampler arithmetic and filters', () => {
     assert.deepEqual(evs, ['fault:stuck', 'recovered', 'fault:saturated', 'recovered']);
     assert.equal(s.bad.stuck, 3);
     assert.equal(s.bad.saturated, 3);
+  });
+});
+
+/** Virtual time seen by a reader thread that is blocked from `from` to `until`: every timer due then fires at `until`. */
+class BlockedReaderClock implements Clock {
+  private from = Infinity;
+  private until = -Infinity;
+  constructor(readonly inner: VirtualClock) {}
+  block(fromUs: number, untilUs: number): void {
+    this.from = fromUs;
+    this.until = untilUs;
+  }
+  nowUs(): number {
+    return this.inner.nowUs();
+  }
+  at(atUs: number, fn: () => void): () => void {
+    let cancel = this.inner.at(atUs, () => {
+      const now = this.inner.nowUs();
+      if (now >= this.from && now < this.until) cancel = this.inner.at(this.until, fn);
+      else fn();
+    });
+    return () => cancel();
+  }
+}
+
+describe('simulated chip on its own crystal (a late reader loses conversions)', () => {
+  it('DOUT follows the crystal even when no timer of the reader thread has run (a starved thread sees the waiting conversion)', () => {
+    // a clock whose timers never fire: the reader thread is starved; only time passes
+    let now = 1_000_000;
+    const clock: Clock = { nowUs: () => now, at: () => () => undefined };
+    const sim = new SimHx711(clock, {});
+    const edges: number[] = [];
+    sim.start((e) => edges.push(e));
+    assert.equal(sim.dout(), 1, 'no conversion yet');
+    now += 12_500;
+    assert.equal(sim.dout(), 0, 'the first conversion is ready on the crystal schedule, whether or not a timer ran');
+    now += 3 * 12_500 + 100;
+    assert.equal(sim.dout(), 0);
+    assert.equal(sim.overwritten, 3, 'three conversions overwritten unread');
+    assert.equal(sim.lastEdgeUs, 1_000_000 + 4 * 12_500, 'the waiting one is the latest');
+    assert.deepEqual(edges, [], 'the interrupt is raised by the timer, not by a look at DOUT');
+  });
+
+  it('a reader blocked for more than a period finds only the latest conversion: the one before is overwritten unread', () => {
+    const inner = new VirtualClock(1_000_000);
+    const clock = new BlockedReaderClock(inner);
+    const hal = simulatedHal(clock, { noiseCounts: 3, driftCountsPerMin: 0 });
+    const sim = hal.sim!;
+    const samples: Array<SampleOut & { readUs: number }> = [];
+    const engine = new ScaleEngine(hal, { gain: 'A128', cal: { zero: 84_000, cpgMilli: 420_000 }, sampler: { settle: 0 }, calSamples: 8, periodUs: sim.periodUs }, null, null, () => undefined);
+    engine.addListener((s) => samples.push({ ...s, readUs: clock.nowUs() }));
+    engine.start();
+    inner.advanceTo(1_000_000 + 10 * 12_500 + 1_000);
+    assert.equal(sim.overwritten, 0, 'a reader on time loses nothing');
+    assert.equal(engine.missed, 0);
+    const n = samples.length;
+    // blocked 30 ms (2.4 periods) right after a read: the conversions at +12.5 and +25 ms happen meanwhile
+    const from = inner.nowUs();
+    clock.block(from, from + 30_000);
+    inner.advanceTo(from + 200_000);
+    assert.equal(sim.overwritten, 1, 'the conversion the blocked reader did not read was overwritten');
+    assert.equal(engine.missed, 1, 'and the sampler counts it missed');
+    const after = samples[n];
+    assert.equal(after.tUs, 1_000_000 + 12 * 12_500, 'the first read after the block carries the latest conversion, on the crystal schedule');
+    assert.equal(after.tUs - samples[n - 1].tUs, 2 * 12_500, 'a gap of one lost conversion');
+    assert.equal(after.readUs - after.tUs, 30_000 + 1_000 - 2 * 12_500, "the reader's lateness from the chip's data-ready");
+    // the crystal kept its schedule: later reads are on time again
+    const later = samples.slice(n + 1);
+    assert.ok(later.length >= 10 && later.every((s) => (s.tUs - 1_000_000) % 12_500 === 0 && s.readUs === s.tUs), 'on time again after the block');
+    engine.close();
   });
 });
 
