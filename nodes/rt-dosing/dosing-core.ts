@@ -699,6 +699,8 @@ export class DosingController {
   private fineNeed = 0;
   private fineMeasured = false;
   private burstUs = 0;
+  /** The coarse phase switched on the learned flow (its fit too short against the ripple). */
+  private coarseShort = false;
 
   /**
    * `prior`: what a station learned before (LearnedPlant), or a bare in-flight
@@ -808,6 +810,7 @@ export class DosingController {
     this.noiseSum = 0;
     this.noiseN = 0;
     this.coarseFlow = 0;
+    this.coarseShort = false;
     this.fineFlow = 0;
     this.releasedAtCoarse = 0;
     this.probing = false;
@@ -836,6 +839,7 @@ export class DosingController {
     }
     const fc = this.coarseModel();
     this.coarseFlow = 0;
+    this.coarseShort = false;
     this.coarseTau = this.L.coarseTauUs;
     const fm = this.fineMass(fc);
     if (this.targetCg - fm <= Math.trunc((fc * 2 * this.period) / 1_000_000)) this.enterFine(t, true);
@@ -851,6 +855,7 @@ export class DosingController {
     this.onsetUs = 0;
     this.onsetCount = 0;
     this.coarseFlow = 0;
+    this.coarseShort = false;
     if (this.L.coarseTauUs > 0) this.coarseTau = this.L.coarseTauUs;
     this.fitFromUs = 0;
     if (this.releasedAtCoarse > 0) {
@@ -1063,11 +1068,25 @@ export class DosingController {
       }
       this.resSign = sign;
     }
+    // a warm station keeps its learned flow until the ramp is long enough that the coarse ripple moves the fitted
+    // slope by less than 2 % (2 x amplitude over the window; a short fit reads part of a ripple period as the flow),
+    // unless the short fit already differs from the learned flow by more than twice what the ripple explains (the flow changed)
+    const rippleFit = fc > 0 && this.L.doses > 0 && this.L.coarseTauUs > 0 ? Math.ceil((100 * this.L.rippleCg * 1_000_000) / (fc * this.period)) : 0;
+    this.coarseShort = this.fit.n < Math.min(this.rateSamples(), rippleFit);
+    if (this.coarseShort) {
+      const rippleBias = Math.trunc((4 * this.L.rippleCg * 1_000_000) / (this.fit.n * this.period));
+      this.coarseShort = Math.abs(this.coarseFlow - fc) <= rippleBias + 3 * this.slopeErr(this.fit.n);
+    }
     // in-flight time at coarse speed, from rest: where the steady line crosses zero (dead time + spin-up)
-    if (this.releasedAtCoarse === 0 && (this.fit.n >= 24 || this.L.coarseTauUs === 0)) {
+    if (this.releasedAtCoarse === 0 && !this.coarseShort && (this.fit.n >= 24 || this.L.coarseTauUs === 0)) {
       const x0 = t - Math.trunc((line * 1_000_000) / this.coarseFlow);
       const measured = this.clampTau(x0 - this.coarseStartUs);
       this.coarseTau = this.L.coarseTauUs > 0 ? Math.trunc((this.L.coarseTauUs + measured) / 2) : measured;
+    }
+    if (this.coarseShort) {
+      const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
+      if (released >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
+      return { duty: this.duty };
     }
     const inflight = Math.trunc((this.coarseFlow * this.coarseTau) / 1_000_000);
     if (line + inflight >= this.targetCg - this.fineMass(this.coarseFlow)) this.enterFine(t, false);
@@ -1125,10 +1144,11 @@ export class DosingController {
     this.fineTau = this.L.tauUs > 0 ? this.L.tauUs : this.coarseTau;
     if (fromRest) return;
     // a burst too short to measure: its flow is found from the mass it delivered, once the fine ramp is measured
-    this.burstUs = this.coarseFlow > 0 ? 0 : t - this.coarseStartUs;
+    // (a coarse fit too short against the ripple counts as a burst: its flow is not learned from the fit)
+    this.burstUs = this.coarseFlow > 0 && !this.coarseShort ? 0 : t - this.coarseStartUs;
     // what this dose measured at coarse speed
-    if (this.coarseFlow > 0) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
-    if (this.resN >= 24) {
+    if (this.coarseFlow > 0 && !this.coarseShort) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
+    if (this.resN >= 24 && !this.coarseShort) {
       const ms = Math.trunc(this.resSq / this.resN) - this.noise * this.noise;
       this.L.rippleCg = isqrt(Math.max(0, 2 * ms));
       this.L.ripplePeriodUs = this.crossings >= 3 && this.L.rippleCg > 2 * this.noise ? Math.trunc((2 * (this.lastCrossUs - this.firstCrossUs)) / (this.crossings - 1)) : 0;
