@@ -1106,7 +1106,7 @@ export class DosingController {
     const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
     // the fine phase lasts until the coarse tail is gone, then long enough for the fit, and for the ripple model's periods when it will decide
     const P = this.ripplePeriod();
-    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.p.ripplePeriodsPct * P) / 100) : 0;
+    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.ripplePct(P) * P) / 100) : 0;
     const need = this.fineSettleUs() + Math.max(this.fitSamples() * this.period, rippleUs) + 2 * this.period;
     let m = Math.trunc((ff * need) / 1_000_000);
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
@@ -1284,6 +1284,17 @@ export class DosingController {
     return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q * this.p.coarseDuty;
   }
 
+  /**
+   * The ripple window (percent of its period): the configured one when the ripple moves the in-flight mass
+   * by 3 x the noise or more; a weaker one (it matters, rippleMatters(), but little) needs only 3/4 of it.
+   */
+  private ripplePct(P: number): number {
+    const tau = this.fineTau || this.L.tauUs || this.coarseTau;
+    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
+    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
+    return 2 * amp * SIN_Q14[ph] >= 3 * this.noise * SIN_Q * this.p.coarseDuty ? this.p.ripplePeriodsPct : Math.trunc((this.p.ripplePeriodsPct * 3) / 4);
+  }
+
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
   private ripplePeriod(): number {
     return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
@@ -1297,7 +1308,7 @@ export class DosingController {
    */
   private rippleCut(t: number): MotorCommand | null {
     const P = this.ripplePeriod();
-    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < (this.p.ripplePeriodsPct * P) / 100) return null;
+    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < (this.ripplePct(P) * P) / 100) return null;
     const tau = this.fineTau;
     if (!this.rippleMatters(P)) return null;
     const m = this.rfit.solve(P, this.rippleFromUs);
