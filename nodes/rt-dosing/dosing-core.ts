@@ -123,7 +123,8 @@ export interface DosingParams {
   /**
    * Length of steady fine ramp the ripple model needs before it decides, in percent of the ripple period
    * (when a ripple moves the in-flight mass by more than the noise). 200 resolves a slow ripple's phase
-   * well; 100 is faster and less accurate on slow ripples.
+   * well; 100 is faster and less accurate on slow ripples. A weak ripple (it moves the in-flight mass by
+   * less than 3x the noise) gets 3/4 of it.
    */
   ripplePeriodsPct: number;
 }
