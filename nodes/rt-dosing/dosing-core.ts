@@ -123,7 +123,8 @@ export interface DosingParams {
   /**
    * Length of steady fine ramp the ripple model needs before it decides, in percent of the ripple period
    * (when a ripple moves the in-flight mass by more than the noise). 200 resolves a slow ripple's phase
-   * well; 100 is faster and less accurate on slow ripples.
+   * well; 100 is faster and less accurate on slow ripples. A weak ripple (it moves the in-flight mass by
+   * less than 3x the noise) gets 3/4 of it.
    */
   ripplePeriodsPct: number;
 }
@@ -699,6 +700,8 @@ export class DosingController {
   private fineNeed = 0;
   private fineMeasured = false;
   private burstUs = 0;
+  /** The coarse phase switched on the learned flow (its fit too short against the ripple). */
+  private coarseShort = false;
 
   /**
    * `prior`: what a station learned before (LearnedPlant), or a bare in-flight
@@ -808,6 +811,7 @@ export class DosingController {
     this.noiseSum = 0;
     this.noiseN = 0;
     this.coarseFlow = 0;
+    this.coarseShort = false;
     this.fineFlow = 0;
     this.releasedAtCoarse = 0;
     this.probing = false;
@@ -836,6 +840,7 @@ export class DosingController {
     }
     const fc = this.coarseModel();
     this.coarseFlow = 0;
+    this.coarseShort = false;
     this.coarseTau = this.L.coarseTauUs;
     const fm = this.fineMass(fc);
     if (this.targetCg - fm <= Math.trunc((fc * 2 * this.period) / 1_000_000)) this.enterFine(t, true);
@@ -851,6 +856,7 @@ export class DosingController {
     this.onsetUs = 0;
     this.onsetCount = 0;
     this.coarseFlow = 0;
+    this.coarseShort = false;
     if (this.L.coarseTauUs > 0) this.coarseTau = this.L.coarseTauUs;
     this.fitFromUs = 0;
     if (this.releasedAtCoarse > 0) {
@@ -1063,11 +1069,25 @@ export class DosingController {
       }
       this.resSign = sign;
     }
+    // a warm station keeps its learned flow until the ramp is long enough that the coarse ripple moves the fitted
+    // slope by less than 2 % (2 x amplitude over the window; a short fit reads part of a ripple period as the flow),
+    // unless the short fit already differs from the learned flow by more than twice what the ripple explains (the flow changed)
+    const rippleFit = fc > 0 && this.L.doses > 0 && this.L.coarseTauUs > 0 ? Math.ceil((100 * this.L.rippleCg * 1_000_000) / (fc * this.period)) : 0;
+    this.coarseShort = this.fit.n < Math.min(this.rateSamples(), rippleFit);
+    if (this.coarseShort) {
+      const rippleBias = Math.trunc((4 * this.L.rippleCg * 1_000_000) / (this.fit.n * this.period));
+      this.coarseShort = Math.abs(this.coarseFlow - fc) <= rippleBias + 3 * this.slopeErr(this.fit.n);
+    }
     // in-flight time at coarse speed, from rest: where the steady line crosses zero (dead time + spin-up)
-    if (this.releasedAtCoarse === 0 && (this.fit.n >= 24 || this.L.coarseTauUs === 0)) {
+    if (this.releasedAtCoarse === 0 && !this.coarseShort && (this.fit.n >= 24 || this.L.coarseTauUs === 0)) {
       const x0 = t - Math.trunc((line * 1_000_000) / this.coarseFlow);
       const measured = this.clampTau(x0 - this.coarseStartUs);
       this.coarseTau = this.L.coarseTauUs > 0 ? Math.trunc((this.L.coarseTauUs + measured) / 2) : measured;
+    }
+    if (this.coarseShort) {
+      const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
+      if (released >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
+      return { duty: this.duty };
     }
     const inflight = Math.trunc((this.coarseFlow * this.coarseTau) / 1_000_000);
     if (line + inflight >= this.targetCg - this.fineMass(this.coarseFlow)) this.enterFine(t, false);
@@ -1087,7 +1107,7 @@ export class DosingController {
     const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
     // the fine phase lasts until the coarse tail is gone, then long enough for the fit, and for the ripple model's periods when it will decide
     const P = this.ripplePeriod();
-    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.p.ripplePeriodsPct * P) / 100) : 0;
+    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.ripplePct(P) * P) / 100) : 0;
     const need = this.fineSettleUs() + Math.max(this.fitSamples() * this.period, rippleUs) + 2 * this.period;
     let m = Math.trunc((ff * need) / 1_000_000);
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
@@ -1125,10 +1145,11 @@ export class DosingController {
     this.fineTau = this.L.tauUs > 0 ? this.L.tauUs : this.coarseTau;
     if (fromRest) return;
     // a burst too short to measure: its flow is found from the mass it delivered, once the fine ramp is measured
-    this.burstUs = this.coarseFlow > 0 ? 0 : t - this.coarseStartUs;
+    // (a coarse fit too short against the ripple counts as a burst: its flow is not learned from the fit)
+    this.burstUs = this.coarseFlow > 0 && !this.coarseShort ? 0 : t - this.coarseStartUs;
     // what this dose measured at coarse speed
-    if (this.coarseFlow > 0) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
-    if (this.resN >= 24) {
+    if (this.coarseFlow > 0 && !this.coarseShort) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
+    if (this.resN >= 24 && !this.coarseShort) {
       const ms = Math.trunc(this.resSq / this.resN) - this.noise * this.noise;
       this.L.rippleCg = isqrt(Math.max(0, 2 * ms));
       this.L.ripplePeriodUs = this.crossings >= 3 && this.L.rippleCg > 2 * this.noise ? Math.trunc((2 * (this.lastCrossUs - this.firstCrossUs)) / (this.crossings - 1)) : 0;
@@ -1264,6 +1285,17 @@ export class DosingController {
     return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q * this.p.coarseDuty;
   }
 
+  /**
+   * The ripple window (percent of its period): the configured one when the ripple moves the in-flight mass
+   * by 3 x the noise or more; a weaker one (it matters, rippleMatters(), but little) needs only 3/4 of it.
+   */
+  private ripplePct(P: number): number {
+    const tau = this.fineTau || this.L.tauUs || this.coarseTau;
+    const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
+    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
+    return 2 * amp * SIN_Q14[ph] >= 3 * this.noise * SIN_Q * this.p.coarseDuty ? this.p.ripplePeriodsPct : Math.trunc((this.p.ripplePeriodsPct * 3) / 4);
+  }
+
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
   private ripplePeriod(): number {
     return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
@@ -1277,7 +1309,7 @@ export class DosingController {
    */
   private rippleCut(t: number): MotorCommand | null {
     const P = this.ripplePeriod();
-    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < (this.p.ripplePeriodsPct * P) / 100) return null;
+    if (P <= 0 || this.rippleFromUs === 0 || t - this.rippleFromUs < (this.ripplePct(P) * P) / 100) return null;
     const tau = this.fineTau;
     if (!this.rippleMatters(P)) return null;
     const m = this.rfit.solve(P, this.rippleFromUs);
