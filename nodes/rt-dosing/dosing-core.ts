@@ -202,6 +202,28 @@ export function emptyLearned(fineDuty: number): LearnedPlant {
   return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
 }
 
+/**
+ * A stored plant as the controller can use it: what is missing, of the wrong type or not a finite
+ * non-negative number takes the empty plant's value (a hand-edited or partly written file must not
+ * stop the node: it then learns that part again).
+ */
+function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
+  const src = prior as unknown as Record<string, unknown>;
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  const L = { ...empty } as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(src)) {
+    if (k === 'flowCgPerS' || k === 'recentTauUs') continue;
+    if (typeof (empty as unknown as Record<string, unknown>)[k] === 'number' ? num(v) : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
+  }
+  L.version = 1;
+  const flows: Record<string, number> = {};
+  if (typeof src.flowCgPerS === 'object' && src.flowCgPerS !== null && !Array.isArray(src.flowCgPerS))
+    for (const [k, v] of Object.entries(src.flowCgPerS)) if (num(v) && v > 0) flows[k] = v;
+  L.flowCgPerS = flows;
+  L.recentTauUs = Array.isArray(src.recentTauUs) ? src.recentTauUs.filter(num) : [];
+  return L as unknown as LearnedPlant;
+}
+
 export interface Sample {
   /** Weight on the scale, centigrams (tared by the sampler or absolute: the controller tares itself). */
   cg: number;
@@ -719,7 +741,7 @@ export class DosingController {
         this.L.recentTauUs = [this.L.tauUs];
       }
     } else if (prior && prior.version === 1) {
-      this.L = { ...emptyLearned(this.p.fineDuty), ...prior, flowCgPerS: { ...prior.flowCgPerS }, recentTauUs: [...prior.recentTauUs] };
+      this.L = sanePlant(prior, emptyLearned(this.p.fineDuty));
       if (this.L.fineDuty >= this.p.fineDuty && this.L.fineDuty <= this.p.fineMaxDuty) this.fineDuty = this.L.fineDuty;
       else this.L.fineDuty = this.p.fineDuty;
     }

@@ -240,8 +240,10 @@ export = function register(RED: NodeAPI): void {
       if (!scale || cfg.problems.length) throw new HttpError(409, RED._(`${TYPE}.errors.notConfigured`));
       if (pending) throw new HttpError(409, RED._(`${TYPE}.errors.forgetBusy`));
       if (!tauLoaded) throw new HttpError(409, RED._(`${TYPE}.errors.notReady`)); // the stored plant is still being read
-      // the runner forgets first (it refuses while a dose runs there); a runner not attached yet starts from init
-      if (link && configured) {
+      // the runner forgets first (it refuses while a dose runs there); a runner not attached yet starts from
+      // init, but one being attached was already built from the old plant: not ready, try again
+      if (link && !configured) throw new HttpError(409, RED._(`${TYPE}.errors.notReady`));
+      if (link) {
         try {
           await link.request({ t: 'forget' });
         } catch (err) {

@@ -97,6 +97,17 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     out(`cannot start: ${isCodedError(e) ? `${e.code} ${JSON.stringify(e.params)}` : String(e)}`);
     return 3;
   }
+  // pigpio's C library has just installed its own SIGINT/SIGTERM/SIGHUP handlers (they exit without
+  // stopping hardware PWM): a listener of ours puts Node's handler back, and Ctrl-C stops the motor first
+  const onSignal = (sig: NodeJS.Signals): void => {
+    try {
+      hal?.setMotor(0);
+    } finally {
+      out(`${sig}: motor off, stopped`);
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+    }
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   const m = SharedMetrics.create(SCALE_METRICS);
   const period = periodUs(a.rate);
   const engine = new ScaleEngine(hal, { gain: 'A128', cal: { zero: 0, cpgMilli: 1000 }, sampler: {}, calSamples: 4, periodUs: period }, null, m, () => undefined);
@@ -128,6 +139,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     if (read !== null && read !== 0) ok = false;
   }
   engine.close();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(sig, onSignal);
   if (failure) out(`the scale failed: ${isCodedError(failure) ? `${failure.code} ${JSON.stringify(failure.params)}` : String(failure)}`);
   out(ok ? 'result: PASS' : 'result: FAIL (fewer than half the expected samples, or a failure above)');
   return ok ? 0 : 1;

@@ -114,10 +114,12 @@ describe('rt-dosing learned plant: stored per station, restored, shown and forgo
     for (;;) {
       const before = errors.length;
       (helper.getNode('dz') as TestNode).receive({ payload: grams });
-      await sleep(400);
+      // accepted (progress or a result arrives) or refused (an error arrives): whichever comes first
+      await waitFor(() => errors.length > before || results.length > n || states[states.length - 1].length > 0, 15_000, `the ${grams} g dose accepted or refused`);
       if (errors.length === before) break;
       assert.ok(errors.slice(before).every((e) => /not running yet|errors\.notReady/.test(e)), `dose refused: ${errors.join('; ')}`);
       assert.ok(Date.now() - t0 < 15_000, `a dose accepted: ${errors.join('; ')}`);
+      await sleep(200);
     }
     await waitFor(() => results.length > n, 40_000, `the result of the ${grams} g dose`);
     return results[n];

@@ -208,7 +208,7 @@ describe('rt-scale + rt-hx711 nodes (simulated backend)', function () {
     assert.ok(lost <= reads.length / 50, `conversions overwritten before a read: ${lost} of ${reads.length}`);
     const late = reads.map((r) => r.latUs / 1000).sort((a, b) => a - b);
     const median = late[Math.floor(late.length / 2)];
-    assert.ok(median < 5 && late[late.length - 1] < 100, `lateness from data-ready, ms: median ${median}, max ${late[late.length - 1]}`);
+    assert.ok(median < 5 && late[late.length - 1] < 250, `lateness from data-ready, ms: median ${median}, max ${late[late.length - 1]}`);
   });
 
   it('two scales on one runtime share one HAL worker; close ends it and leaves no timers', async () => {

@@ -180,6 +180,23 @@ describe('dosing-core: DosingController', () => {
     assert.ok(Math.abs(trueG - 100) <= 0.1, `error ${(trueG - 100).toFixed(3)}`);
   });
 
+  it('a stored plant with fields missing or of the wrong type (hand-edited, partly written) starts the controller, which learns those again', () => {
+    const bad = [
+      { version: 1, doses: 2, tauUs: 300_000 },
+      { version: 1, doses: 'x', tauUs: -4, recentTauUs: 'junk', flowCgPerS: 5, delayUs: null, noiseCg: Number.NaN },
+      { version: 1, flowCgPerS: { '100': 'fast', '1000': -3 }, recentTauUs: [300_000, 'x', null] },
+    ] as unknown as LearnedPlant[];
+    for (const prior of bad) {
+      const c = new DosingController({ fineDuty: 100, toleranceCg: 10 }, prior);
+      const L = c.learned;
+      assert.ok(Array.isArray(L.recentTauUs) && L.recentTauUs.every(Number.isFinite), JSON.stringify(L.recentTauUs));
+      assert.ok(Object.values(L.flowCgPerS).every((v) => Number.isFinite(v) && v > 0), JSON.stringify(L.flowCgPerS));
+      for (const k of ['doses', 'tauUs', 'delayUs', 'noiseCg'] as const) assert.ok(Number.isFinite(L[k]) && L[k] >= 0, `${k} ${L[k]}`);
+      const { rec } = dose(c, new Plant({ ...DEFAULT_PLANT }), 20);
+      assert.notEqual(rec.result, 'aborted', String(rec.reason));
+    }
+  });
+
   it('a learned plant carries over: a controller built from it is warm (no probe) and as accurate', () => {
     const a = new DosingController({ toleranceCg: 10 });
     const plant = new Plant({ ...DEFAULT_PLANT, seed: 5 });
