@@ -518,7 +518,7 @@ function main(): void {
     doses_to_learn_max: learnMax,
     doses_to_bound_max: boundMax,
     profiles_within_bound: withinBound,
-    targets_met: Object.values(targets).every(Boolean),
+    targets_met: targets,
   });
 }
 
