@@ -41,6 +41,22 @@ const TYPE = 'rt-scale';
 const HAL_KEY = 'rt-scale-hal';
 const PIGPIO_HAL_KEY = 'rt-scale-hal-pigpio';
 const DRAIN_MS = 25;
+/** The dialog's check: the longest window, and how long a stopped scale may take to start for it. */
+const CHECK_MAX_S = 30;
+const CHECK_START_MS = 10_000;
+
+/** What the dialog's check (GET rt-scale/:id/check) answers. */
+interface ScaleCheck {
+  backend: string;
+  /** The window read, s (0: figures since the scale started). */
+  windowS: number;
+  samples: number;
+  /** Samples per second over the window (null for the since-start figures). */
+  rate: number | null;
+  bad: Record<string, number>;
+  latencyMs: { p50: number | null; p99: number | null; max: number | null };
+  clockHighMaxUs: number;
+}
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -89,31 +105,106 @@ export = function register(RED: NodeAPI): void {
     },
   );
 
-  // The dialog's "check" button: the running scale's figures since it started (what npm run hw-check
-  // prints, from the live scale instead of a 10 s run with Node-RED stopped).
+  // The dialog's "check" button: what npm run hw-check prints, read from the deployed scale over a
+  // fresh window (?seconds=1-30, default 10): data rate, bad frames by cause, data-ready-to-read latency
+  // p50/p99/max of the samples of the window, the longest clock-high time of the window. A scale that no
+  // node uses yet is started for the window. ?seconds=0: the figures since the scale started.
   RED.httpAdmin?.get(
     '/rt-scale/:id/check',
     (RED.auth ? RED.auth.needsPermission('rt-scale.read') : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as (q: HttpRequest, s: HttpResponse, next?: () => void) => void,
     (req: HttpRequest, res: HttpResponse) => {
       const node = RED.nodes.getNode(req.params?.id ?? '') as ScaleNode | null;
-      const m = node?.sharedMetrics() ?? null;
-      if (!node || !m) {
-        res.status(404).send(JSON.stringify({ error: node ? node.startError ?? RED._(`${TYPE}.errors.notReady`) : 'not deployed' }));
+      const send = (status: number, body: unknown): void => {
+        res.status(status).set('Content-Type', 'application/json').send(JSON.stringify(body));
+      };
+      if (!node) {
+        send(404, { error: 'not deployed' });
         return;
       }
+      const q = (req as HttpRequest & { query?: Record<string, unknown> }).query ?? {};
+      const seconds = q.seconds === undefined ? 10 : Number(q.seconds);
+      if (!Number.isInteger(seconds) || seconds < 0 || seconds > CHECK_MAX_S) {
+        send(400, { error: RED._(`${TYPE}.errors.checkSeconds`, { max: CHECK_MAX_S }) });
+        return;
+      }
+      void checkScale(node, seconds).then(
+        (body) => send(200, body),
+        (err: unknown) => send(409, { error: (err as Error).message }),
+      );
+    },
+  );
+
+  async function checkScale(node: ScaleNode, seconds: number): Promise<ScaleCheck> {
+    const badKeys = [...BAD_REASONS, 'settling'];
+    if (seconds === 0) {
+      const m = node.sharedMetrics();
+      if (!m) throw new Error(node.startError ?? RED._(`${TYPE}.errors.notReady`));
       const lat = m.histogram('latency').summaryMs();
-      const body = {
+      return {
         backend: node.config.backend,
-        running: node.ready,
-        error: node.startError,
+        windowS: 0,
         samples: m.counter('samples'),
-        bad: Object.fromEntries([...BAD_REASONS, 'settling'].map((r) => [r, m.counter(r)])),
+        rate: null,
+        bad: Object.fromEntries(badKeys.map((r) => [r, m.counter(r)])),
         latencyMs: { p50: lat.p50, p99: lat.p99, max: lat.max },
         clockHighMaxUs: m.gauge('clock_high_max_us'),
       };
-      res.set('Content-Type', 'application/json').send(JSON.stringify(body));
-    },
-  );
+    }
+    // a user of its own for the window: it keeps the scale running (or starts it) and sees every sample
+    const latUs: number[] = [];
+    let ready!: () => void;
+    let failed!: (e: Error) => void;
+    const started = new Promise<void>((res, rej) => {
+      ready = res;
+      failed = rej;
+    });
+    let window = false;
+    const detach = node.attach({
+      onSamples: (batch) => {
+        if (window) for (const s of batch) latUs.push(s.latUs);
+      },
+      onNotice: (n) => {
+        if (n.t === 'ready') ready();
+        else if (n.t === 'error') failed(new Error(n.message));
+      },
+    });
+    try {
+      if (node.ready) ready();
+      else if (node.startError) failed(new Error(node.startError));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        started,
+        new Promise<never>((_r, rej) => {
+          timer = setTimeout(() => rej(new Error(node.startError ?? RED._(`${TYPE}.errors.notReady`))), CHECK_START_MS);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const m = node.sharedMetrics();
+      if (!m) throw new Error(node.startError ?? RED._(`${TYPE}.errors.notReady`));
+      const before = Object.fromEntries(['samples', ...badKeys].map((k) => [k, m.counter(k)]));
+      m.setGauge('clock_high_window_us', 0);
+      const t0 = hrNowUs();
+      window = true;
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      window = false;
+      const secs = (hrNowUs() - t0) / 1e6;
+      // the worker may have restarted during the window (new counters): report what this window saw
+      const m2 = node.sharedMetrics() ?? m;
+      const delta = (k: string): number => Math.max(0, m2.counter(k) - (m2 === m ? before[k] : 0));
+      latUs.sort((a, b) => a - b);
+      const pct = (p: number): number | null => (latUs.length ? latUs[Math.min(latUs.length - 1, Math.floor(p * latUs.length))] / 1000 : null);
+      return {
+        backend: node.config.backend,
+        windowS: Math.round(secs * 10) / 10,
+        samples: delta('samples'),
+        rate: Math.round((delta('samples') / secs) * 10) / 10,
+        bad: Object.fromEntries(badKeys.map((r) => [r, delta(r)])),
+        latencyMs: { p50: pct(0.5), p99: pct(0.99), max: latUs.length ? latUs[latUs.length - 1] / 1000 : null },
+        clockHighMaxUs: m2.gauge('clock_high_window_us'),
+      };
+    } finally {
+      await detach();
+    }
+  }
 
   function ScaleConfigNode(this: Mutable<ScaleNode>, def: ScaleDef): void {
     RED.nodes.createNode(this, def);

@@ -85,6 +85,8 @@ export class ScaleEngine {
       this.maxHighUs = fr.maxHighUs;
       this.m?.setGauge('clock_high_max_us', fr.maxHighUs);
     }
+    // the check window's maximum: the main thread resets it to 0 when a window starts
+    if (this.m && fr.maxHighUs > this.m.gauge('clock_high_window_us')) this.m.setGauge('clock_high_window_us', fr.maxHighUs);
     if (late) this.prevReadEdgeUs = 0; // a late read's time is not its conversion's edge
     else {
       // the chip converts on its own crystal: a gap of k periods between two reads' edges is k - 1 conversions lost

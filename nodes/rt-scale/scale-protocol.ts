@@ -10,8 +10,11 @@ import type { SimChipOptions, SimFaults } from './sim-hx711';
 export const SCALE_METRICS: MetricSpec = {
   /** missed: conversions between two reads' data-ready edges (overwritten before a late reader got to them). */
   counters: ['samples', 'overrun', 'dout_low', 'saturated', 'stuck', 'no_data', 'not_ready', 'frame_long', 'late', 'power_down', 'settling', 'faults', 'missed'],
-  /** clock_high_max_us: the longest PD_SCK high time seen (before the rising edge to after the falling edge). */
-  gauges: ['weight_cg', 'noise_ug', 'fault', 'powered', 'clock_high_max_us'],
+  /**
+   * clock_high_max_us: the longest PD_SCK high time seen (before the rising edge to after the falling edge);
+   * clock_high_window_us: the same since the main thread last set it to 0 (the dialog's check window).
+   */
+  gauges: ['weight_cg', 'noise_ug', 'fault', 'powered', 'clock_high_max_us', 'clock_high_window_us'],
   /** latency: data-ready edge to ring; step: data-ready edge to the end of the consumers' steps (only while one listens). */
   histograms: ['latency', 'step'],
   buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],

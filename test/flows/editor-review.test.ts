@@ -118,6 +118,24 @@ describe('editor review fixes in the Node-RED editor (real browser)', function (
     assert.deepEqual(pageErrors, []);
   });
 
+  it("rt-scale dialog: 'Check the scale for 10 s' reads the deployed scale for a fresh window and shows its figures", async () => {
+    await js("RED.editor.editConfig('', 'rt-scale', 'scale1')");
+    await page.locator('#rt-scale-check').waitFor({ state: 'visible', timeout: 20_000 });
+    const t0 = Date.now();
+    await page.locator('#rt-scale-check').click();
+    await page.waitForFunction("/reading for 10 s/.test($('#rt-scale-check-out').text())", undefined, { timeout: 5_000 });
+    await page.waitForFunction("/samples/.test($('#rt-scale-check-out').text())", undefined, { timeout: 40_000 });
+    const out = await page.locator('#rt-scale-check-out').innerText();
+    assert.ok(Date.now() - t0 >= 10_000, 'the answer came after the 10 s window');
+    // e.g. "simulated, 10 s: 800 samples (80/s); bad 0; latency p50/p99/max 0.20/0.80/1.10 ms; clock-high max 12 us"
+    const m = /^simulated, (\d+(?:\.\d)?) s: (\d+) samples \((\d+(?:\.\d)?)\/s\); bad .+; latency p50\/p99\/max [\d.]+\/[\d.]+\/[\d.]+ ms; clock-high max \d+ us$/.exec(out);
+    assert.ok(m, out);
+    assert.ok(Number(m[1]) >= 10 && Number(m[1]) < 12, out);
+    assert.ok(Number(m[3]) > 40 && Number(m[3]) < 120, `an 80 SPS scale: ${out}`);
+    await js('RED.tray.close()');
+    assert.deepEqual(pageErrors, []);
+  });
+
   it('the runtime refuses the same out-of-range value at deploy (gate port 70000)', async () => {
     const r = rt!;
     const flows = await allExampleFlows({ gatePort: 70000, serialPath: '/dev/rtedge-no-such-tty' });

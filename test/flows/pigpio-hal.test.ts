@@ -111,15 +111,25 @@ describe('pigpio backend in a Node-RED process (pigpio stand-in)', function () {
       throw new Error(`${e.message}\n${(await scrape()).split('\n').filter((l) => /samples_total|bad_reads/.test(l)).join('\n')}\n${r.log().slice(-1500)}`);
     });
 
-    // the dialog's check button: the running scale's figures
-    const check = await r.get('/rt-scale/scaleA/check');
+    // the dialog's check button: a fresh window on the deployed scale, not the figures since it started
+    const checkStart = await samples('scaleA');
+    const check = await r.get('/rt-scale/scaleA/check?seconds=2');
+    const after = await samples('scaleA');
     assert.equal(check.status, 200, check.text);
-    const c = JSON.parse(check.text) as { backend: string; samples: number; bad: Record<string, number>; latencyMs: { p50: number; p99: number; max: number }; clockHighMaxUs: number };
+    type Check = { backend: string; windowS: number; samples: number; rate: number | null; bad: Record<string, number>; latencyMs: { p50: number; p99: number; max: number }; clockHighMaxUs: number };
+    const c = JSON.parse(check.text) as Check;
     assert.equal(c.backend, 'pigpio');
-    assert.ok(c.samples > 80);
+    assert.ok(c.windowS >= 2 && c.windowS < 4, `window ${c.windowS} s`);
+    assert.ok(c.samples > 0 && c.samples <= after - checkStart, `window samples ${c.samples}, scrapes around it ${checkStart} -> ${after}`);
+    assert.ok(c.rate !== null && c.rate > 40 && c.rate < 120, `rate ${c.rate}/s at 80 SPS`);
     assert.deepEqual(Object.keys(c.bad).sort(), ['dout_low', 'frame_long', 'late', 'no_data', 'not_ready', 'overrun', 'power_down', 'saturated', 'settling', 'stuck']);
     assert.ok(c.latencyMs.p50 > 0 && c.latencyMs.max >= c.latencyMs.p99, JSON.stringify(c.latencyMs));
     assert.ok(c.clockHighMaxUs > 0);
+    const since = JSON.parse((await r.get('/rt-scale/scaleA/check?seconds=0')).text) as Check;
+    assert.ok(since.windowS === 0 && since.samples >= after, 'seconds=0: the figures since the scale started');
+    const bad = await r.get('/rt-scale/scaleA/check?seconds=99');
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /0 to 30/);
 
     const init = records(record).filter((x) => x.t === 'init');
     assert.equal(init.length, 1);
