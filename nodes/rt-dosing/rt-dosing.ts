@@ -10,6 +10,7 @@
 // node and can make it forget (admin endpoints below).
 import { join } from 'node:path';
 
+import { type AdminHandler, needs } from '../shared/admin';
 import { coreText } from '../shared/i18n';
 import type { DoneFn, HttpRequest, HttpResponse, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -58,8 +59,7 @@ export = function register(RED: NodeAPI): void {
 
   // The editor shows what a deployed dosing node learned of its plant and can make it forget
   // (read and write permissions of this node type, as rt-scale's calibration endpoint).
-  type Handler = (q: HttpRequest, s: HttpResponse, next?: () => void) => void;
-  const allow = (perm: string): Handler => (RED.auth ? RED.auth.needsPermission(perm) : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as Handler;
+  const allow = (perm: string): AdminHandler => needs(RED, perm);
   const json = (res: HttpResponse, status: number, body: unknown): void => {
     res.status(status).set('Content-Type', 'application/json').send(JSON.stringify(body));
   };

@@ -5,6 +5,7 @@
 import { SerialPort } from 'serialport';
 
 import type { Msg } from '../shared/coded';
+import { needs } from '../shared/admin';
 import { coreText } from '../shared/i18n';
 import type { HttpRequest, HttpResponse, NodeAPI } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -27,7 +28,6 @@ export = function register(RED: NodeAPI): void {
 
   if (RED.httpAdmin) {
     // The editor's port list (as the serialport node offers), behind the node's read permission.
-    const guard = RED.auth?.needsPermission(`${TYPE}.read`);
     const list = (_req: HttpRequest, res: HttpResponse): void => {
       SerialPort.list().then(
         (ports) => {
@@ -39,8 +39,7 @@ export = function register(RED: NodeAPI): void {
         },
       );
     };
-    if (guard) RED.httpAdmin.get(`/${TYPE}/ports`, guard as never, list);
-    else RED.httpAdmin.get(`/${TYPE}/ports`, list);
+    RED.httpAdmin.get(`/${TYPE}/ports`, needs(RED, `${TYPE}.read`), list);
   }
 
   function Rs485PortNode(this: Rs485PortNode, def: PortDef): void {

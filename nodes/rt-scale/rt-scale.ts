@@ -4,6 +4,7 @@
 // worker wait, persists run-time calibration, and exports the scale's metrics.
 import { join } from 'node:path';
 
+import { needs } from '../shared/admin';
 import { coreText } from '../shared/i18n';
 import { clampInt } from '../shared/migrate';
 import type { HttpRequest, HttpResponse, NodeAPI } from '../shared/red-types';
@@ -90,7 +91,7 @@ export = function register(RED: NodeAPI): void {
   // The editor shows the calibration in use (config values or the stored run-time calibration).
   RED.httpAdmin?.get(
     '/rt-scale/:id/calibration',
-    (RED.auth ? RED.auth.needsPermission('rt-scale.read') : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as (q: HttpRequest, s: HttpResponse, next?: () => void) => void,
+    needs(RED, 'rt-scale.read'),
     (req: HttpRequest, res: HttpResponse) => {
       const id = req.params?.id ?? '';
       const node = RED.nodes.getNode(id) as ScaleNode | null;
@@ -111,7 +112,7 @@ export = function register(RED: NodeAPI): void {
   // node uses yet is started for the window. ?seconds=0: the figures since the scale started.
   RED.httpAdmin?.get(
     '/rt-scale/:id/check',
-    (RED.auth ? RED.auth.needsPermission('rt-scale.read') : (_q: HttpRequest, _s: HttpResponse, next: () => void) => next()) as (q: HttpRequest, s: HttpResponse, next?: () => void) => void,
+    needs(RED, 'rt-scale.read'),
     (req: HttpRequest, res: HttpResponse) => {
       const node = RED.nodes.getNode(req.params?.id ?? '') as ScaleNode | null;
       const send = (status: number, body: unknown): void => {

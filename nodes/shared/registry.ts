@@ -9,6 +9,7 @@
 // at scrape time, and the node detaches on close (no stale series).
 import * as prom from 'prom-client';
 
+import { needs } from './admin';
 import { metricsEndpoint, otherGetRoute } from './metrics-endpoint';
 import type { HttpApp, NodeAPI } from './red-types';
 import type { SharedHistogram } from './shared-metrics';
@@ -165,8 +166,7 @@ function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
     if (endpoint.onNode) mount(RED?.httpNode, 'httpNodeRoot', RED?.settings?.httpNodeRoot, path, registry, log);
     if (endpoint.onAdmin) {
       // Under httpAdminRoot adminAuth applies: a scraper needs a token with the rt-metrics.read permission.
-      const allowed = RED?.auth ? RED.auth.needsPermission('rt-metrics.read') : (_q: unknown, _s: unknown, next: () => void) => next();
-      mount(RED?.httpAdmin, 'httpAdminRoot', RED?.settings?.httpAdminRoot, path, registry, log, allowed as Handler);
+      mount(RED?.httpAdmin, 'httpAdminRoot', RED?.settings?.httpAdminRoot, path, registry, log, needs(RED ?? {}, 'rt-metrics.read') as Handler);
     }
   } else {
     const adminToo = RED?.settings?.rtEdgeMetricsAdmin === true ? '; rtEdgeMetricsAdmin has no effect' : '';
