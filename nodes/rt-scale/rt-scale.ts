@@ -14,6 +14,7 @@ import { WorkerLease } from '../shared/worker-host';
 import { CalibrationStore } from './calibration-store';
 import { hrNowUs } from './clock';
 import { exitAckBuffer, guardExit, rearmSignals } from './exit-guard';
+import { pwmOffSync } from './kernel-pwm';
 import { BAD_REASONS, type Calibration } from './sampler-core';
 import type { ConsumerLink, ConsumerOptions, DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
 import type { ConsumerAttach } from './scale-consumer';
@@ -216,6 +217,8 @@ export = function register(RED: NodeAPI): void {
     let lease: WorkerLease<ScaleEvent, ScaleCmd> | null = null;
     const halKey = config.backend === 'pigpio' ? PIGPIO_HAL_KEY : HAL_KEY;
     let unguard: (() => void) | null = null;
+    /** gpiocdev backend: the motor's kernel PWM channel (sysfs directory), once the HAL has opened it. */
+    let pwmDir: string | null = null;
     let leaseClosing: Promise<unknown> = Promise.resolve();
     let drainTimer: NodeJS.Timeout | null = null;
     let shared: SharedMetrics | null = null;
@@ -294,6 +297,10 @@ export = function register(RED: NodeAPI): void {
           motorHz: config.motorHz,
           sps: config.sps,
           heartbeatPin: config.heartbeatPin,
+          ...(config.backend === 'gpiocdev' ? { gpioChip: config.gpioChip, doutBias: config.doutBias, pwmChip: config.pwmChip, pwmChannel: config.pwmChannel } : {}),
+          // Test hooks (gpiocdev backend): a stand-in of the addon, a temp tree for /sys/class/pwm
+          ...(testHooks && typeof RED.settings.rtEdgeGpiocdevModule === 'string' ? { gpiocdevModule: RED.settings.rtEdgeGpiocdevModule } : {}),
+          ...(testHooks && typeof RED.settings.rtEdgePwmRoot === 'string' ? { pwmRoot: RED.settings.rtEdgePwmRoot } : {}),
           ...(testHooks && typeof RED.settings.rtEdgePigpioModule === 'string' ? { pigpioModule: RED.settings.rtEdgePigpioModule } : {}),
           ...(testHooks && typeof RED.settings.rtEdgeMotorTrace === 'string' ? { motorTrace: RED.settings.rtEdgeMotorTrace } : {}),
           // Test hook (simulated backend): the chip and material of this scale, e.g. a profile of the dosing envelope
@@ -324,6 +331,10 @@ export = function register(RED: NodeAPI): void {
             rearmSignals(); // pigpio's C library has just replaced the process's signal handlers
             return;
           }
+          if (ev.t === 'motor-pwm') {
+            pwmDir = ev.dir; // gpiocdev: this thread can stop the kernel-PWM motor itself
+            return;
+          }
           if (ev.t === 'failed') {
             node.ready = false;
             node.startError = `${RED._(`${TYPE}.errors.failed`)}: ${t.text(ev.error)}`;
@@ -340,6 +351,7 @@ export = function register(RED: NodeAPI): void {
           notify(ev);
         },
         onError: (err) => {
+          if (pwmDir) pwmOffSync(pwmDir); // the HAL thread died or failed: its motor is stopped from here
           node.startError = `${RED._(`${TYPE}.errors.start`)}: ${t.errorText(err)}`;
           node.error(node.startError);
           notify({ t: 'error', message: node.startError });
@@ -352,7 +364,12 @@ export = function register(RED: NodeAPI): void {
       });
       lease.start();
       const l = lease;
-      unguard = guardExit({ allOff: () => l.post({ t: 'all-off' }) });
+      unguard = guardExit({
+        allOff: () => {
+          if (pwmDir) pwmOffSync(pwmDir); // gpiocdev: off from this thread too, whatever the HAL thread does
+          return l.post({ t: 'all-off' });
+        },
+      });
       drainTimer = setInterval(drain, DRAIN_MS);
     };
 
@@ -363,6 +380,7 @@ export = function register(RED: NodeAPI): void {
       node.ready = false;
       unguard?.();
       unguard = null;
+      pwmDir = null;
       if (drainTimer) clearInterval(drainTimer);
       drainTimer = null;
       leaseClosing = l.close(3000).then(

@@ -131,7 +131,7 @@ describe('coded messages', () => {
       s.problems.map((p) => p.code),
       ['bad-backend', 'bad-dout-pin', 'same-pins', 'bad-rate', 'bad-capacity'],
     );
-    assert.equal(en('rt-scale', s.problems[0]), 'unknown backend "gpio" (simulated or pigpio)');
+    assert.equal(en('rt-scale', s.problems[0]), 'unknown backend "gpio" (simulated, pigpio or gpiocdev)');
     assert.equal(en('rt-scale', s.problems[1]), 'DOUT pin must be a BCM GPIO number 0-27');
     const d = readDosing({ id: 'd', type: 'rt-dosing', coarsePct: 50, finePct: 60, toleranceG: 0 }, 500_000);
     assert.deepEqual(
