@@ -14,7 +14,7 @@
 // (the test's rtEdgePwmRoot); the stand-in reads the channel's enable,
 // period and duty_cycle files (at most every 5 ms of DOUT reads) to drive the
 // simulated material, as a motor driver on the PWM pin would.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
@@ -35,6 +35,8 @@ export interface GpiocdevStandinConfig {
   chips?: GpiocdevStandinChip[];
   /** JSON-lines file of what the board saw (loads, requests, releases). */
   record?: string;
+  /** The thread that loaded the stand-in dies once the trigger file exists, once per marker file (a HAL thread crash; the restarted thread runs on). */
+  crashOnce?: { trigger: string; marker: string };
 }
 
 const ERRNO: Record<string, number> = { ENOENT: 2, EBADF: 9, EACCES: 13, EBUSY: 16 };
@@ -80,6 +82,7 @@ export function createGpiocdev(cfg: GpiocdevStandinConfig = {}): GpiocdevAddon &
     return l;
   };
   let started = false;
+  let reads = 0;
   return {
     board,
     chipInfo(path: string) {
@@ -101,6 +104,12 @@ export function createGpiocdev(cfg: GpiocdevStandinConfig = {}): GpiocdevAddon &
     },
     get(h: number) {
       const l = line(h, 'ioctl(GPIO_V2_LINE_GET_VALUES_IOCTL)');
+      if (cfg.crashOnce && ++reads % 64 === 0 && existsSync(cfg.crashOnce.trigger) && !existsSync(cfg.crashOnce.marker)) {
+        writeFileSync(cfg.crashOnce.marker, String(threadId));
+        setImmediate(() => {
+          throw new Error('gpiocdev stand-in: the HAL thread crashed');
+        });
+      }
       feedMotor();
       return board.gpioRead(l.offset);
     },
