@@ -16,6 +16,7 @@
 // permission change on every redeploy). The root is a parameter so that a
 // temp-dir tree stands in for sysfs in tests.
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 import { CodedError } from '../shared/coded';
@@ -101,6 +102,12 @@ export function pwmOffSync(dir: string): void {
       /* nothing more to do on the way out */
     }
   }
+}
+
+/** Motor off from the flow engine's thread when the HAL thread died (asynchronous: the loop never waits on sysfs). Never rejects. */
+export async function pwmOff(dir: string): Promise<void> {
+  await writeFile(join(dir, 'duty_cycle'), '0').catch(() => undefined);
+  await writeFile(join(dir, 'enable'), '0').catch(() => undefined);
 }
 
 const waitCell = new Int32Array(new SharedArrayBuffer(4));

@@ -14,7 +14,7 @@ import { WorkerLease } from '../shared/worker-host';
 import { CalibrationStore } from './calibration-store';
 import { hrNowUs } from './clock';
 import { exitAckBuffer, guardExit, rearmSignals } from './exit-guard';
-import { pwmOffSync } from './kernel-pwm';
+import { pwmOff } from './kernel-pwm';
 import { BAD_REASONS, type Calibration } from './sampler-core';
 import type { ConsumerLink, ConsumerOptions, DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
 import type { ConsumerAttach } from './scale-consumer';
@@ -351,7 +351,7 @@ export = function register(RED: NodeAPI): void {
           notify(ev);
         },
         onError: (err) => {
-          if (pwmDir) pwmOffSync(pwmDir); // the HAL thread died or failed: its motor is stopped from here
+          if (pwmDir) void pwmOff(pwmDir); // the HAL thread died or failed: its kernel-PWM motor is stopped from here
           node.startError = `${RED._(`${TYPE}.errors.start`)}: ${t.errorText(err)}`;
           node.error(node.startError);
           notify({ t: 'error', message: node.startError });
@@ -364,12 +364,8 @@ export = function register(RED: NodeAPI): void {
       });
       lease.start();
       const l = lease;
-      unguard = guardExit({
-        allOff: () => {
-          if (pwmDir) pwmOffSync(pwmDir); // gpiocdev: off from this thread too, whatever the HAL thread does
-          return l.post({ t: 'all-off' });
-        },
-      });
+      // gpiocdev: the exit path also writes the kernel PWM off from this thread, whatever the HAL thread does
+      unguard = guardExit({ allOff: () => l.post({ t: 'all-off' }), kernelPwm: () => pwmDir });
       drainTimer = setInterval(drain, DRAIN_MS);
     };
 

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 
 import { findHeaderChip, GPIOCDEV_CODES, lineError, loadAddon } from '../../../nodes/rt-scale/gpiocdev-addon';
 import { GPIOCDEV_PIN_CODES, openGpiocdev, resolvePwm } from '../../../nodes/rt-scale/hal-gpiocdev';
-import { findPwmChip, KernelPwm, PWM_CODES, pwmChannelFor, pwmOffSync } from '../../../nodes/rt-scale/kernel-pwm';
+import { guardExit, stopAllNow } from '../../../nodes/rt-scale/exit-guard';
+import { findPwmChip, KernelPwm, PWM_CODES, pwmChannelFor, pwmOff, pwmOffSync } from '../../../nodes/rt-scale/kernel-pwm';
 import { readScale, SCALE_PROBLEMS } from '../../../nodes/rt-scale/scale-config';
 import { ScaleEngine } from '../../../nodes/rt-scale/scale-engine';
 import { SCALE_METRICS, type HalConfig } from '../../../nodes/rt-scale/scale-protocol';
@@ -180,6 +181,25 @@ describe('gpiocdev backend on a stand-in of its addon (in process)', function ()
       () => resolvePwm(cfgOf({ pwmChip: '' }), join(tmp.dir, 'nowhere')),
       (e: unknown) => isCodedError(e) && e.code === 'pwm-no-chip' && /dtoverlay=pwm-2chan/.test(en('rt-scale', e)),
     );
+  });
+
+  it('the flow engine\'s exit path writes a kernel-PWM motor off itself, even when the HAL thread does not answer; a dead HAL thread\'s motor too (asynchronously)', async () => {
+    const root = tree();
+    const p = new KernelPwm({ root, chip: 'pwmchip2', channel: 2 }, 10_000);
+    p.set(600);
+    assert.equal(pwmState(root, 2, 2).enable, 1);
+    // a HAL thread that cannot be asked (dead): allOff posts nothing
+    const unguard = guardExit({ allOff: () => false, kernelPwm: () => p.dir });
+    try {
+      assert.equal(stopAllNow(10), 0, 'no HAL acknowledgement');
+      assert.deepEqual([pwmState(root, 2, 2).enable, pwmState(root, 2, 2).duty], [0, 0], 'off from this thread');
+    } finally {
+      unguard();
+    }
+    p.set(300);
+    await pwmOff(p.dir);
+    assert.deepEqual([pwmState(root, 2, 2).enable, pwmState(root, 2, 2).duty], [0, 0]);
+    await pwmOff(join(root, 'nowhere')); // never rejects
   });
 
   it('exports a channel that is not exported yet; a channel that never appears is a plain error', () => {
