@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { openEditor } from '../helpers/dashboard';
 import { GPIOCDEV_STANDIN_ENV, type GpiocdevStandinConfig } from '../helpers/gpiocdev-standin';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { makePwmTree, pwmState } from '../helpers/pwm-tree';
@@ -205,6 +206,37 @@ describe('gpiocdev backend in a Node-RED process (stand-in of its addon, temp sy
     await waitFor(() => /STATUS red /.test(r.log()), 5000, 'a red status');
     // the rest of the flows keep running
     assert.equal((await r.post('/inject/blk', {})).status, 200);
+  });
+
+  it('the rt-scale dialog: gpiocdev fields shown for that backend only, validated as the runtime does, with the build hint', async () => {
+    const root = pwmRoot();
+    rt = await start(root, { chips: [{ dout: 5, sck: 6, motor: 18 }, { dout: 22, sck: 23, motor: 13 }] });
+    const r = rt;
+    await r.deploy(flows());
+    const { browser, page } = await openEditor(r, 'scaleA');
+    try {
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const js = <T>(src: string): Promise<T> => page.evaluate(src) as Promise<T>;
+      await js("RED.editor.editConfig('', 'rt-scale', 'scaleA')");
+      await page.locator('#node-config-input-gpioChip').waitFor({ state: 'visible', timeout: 20_000 });
+      assert.equal(await js<string>("$('#node-config-input-backend option:selected').text()"), 'gpiocdev (Raspberry Pi 5 or no root: GPIO character device)');
+      assert.equal(await page.locator('#node-config-input-gpioChip').inputValue(), '/dev/gpiochip0');
+      assert.equal(await page.locator('#node-config-input-pwmChip').inputValue(), '0');
+      assert.match(await js<string>("$('.form-tips.rt-scale-gpiocdev').text()"), /npm run build:gpiocdev/);
+      await js("$('#node-config-input-backend').val('simulated').trigger('change')");
+      assert.equal(await page.locator('#node-config-input-gpioChip').isVisible(), false, 'hidden for the simulated backend');
+      await js("$('#node-config-input-backend').val('gpiocdev').trigger('change')");
+      assert.equal(await page.locator('#node-config-input-gpioChip').isVisible(), true);
+      const valid = (field: string, v: string): Promise<boolean> => js<boolean>(`!!RED.nodes.getType('rt-scale').defaults.${field}.validate.call({}, ${JSON.stringify(v)})`);
+      assert.deepEqual(await Promise.all([valid('pwmChannel', ''), valid('pwmChannel', '3'), valid('pwmChannel', '4'), valid('pwmChip', '63'), valid('pwmChip', '64')]), [true, true, false, true, false]);
+      assert.deepEqual(await Promise.all([valid('gpioChip', ''), valid('gpioChip', '/dev/gpiochip4'), valid('gpioChip', 'gpiochip0; rm')]), [true, true, false]);
+      assert.equal(await valid('backend', 'gpiocdev'), true);
+      await js('RED.tray.close()');
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close().catch(() => undefined);
+    }
   });
 
   async function dosing(o: { settingsSource?: string; extra?: object[] }): Promise<{ r: ChildRuntime; root: string }> {
