@@ -126,6 +126,10 @@ describe('gpiocdev backend on a stand-in of its addon (in process)', function ()
     assert.equal(pwmState(root, 0, 0).enable, 0, 'its motor is off');
     const nb = b.samples.length;
     await waitFor(() => b.samples.length > nb + 20, 5000, 'scale B sampling on');
+    assert.equal(addon.openHandles(), 4);
+    a.engine.close();
+    assert.equal(addon.openHandles(), 2, 'scale A\'s lines released at close');
+    assert.equal(pwmState(root, 0, 0).enable, 0);
   });
 
   it('refuses a PWM channel or a line that another scale holds, a busy or missing line, and says which', () => {
