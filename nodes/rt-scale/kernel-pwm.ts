@@ -7,8 +7,8 @@
 // - Raspberry Pi 5 (RP1's PWM0, 4 channels): GPIO 12 -> 0, 13 -> 1, 18 -> 2,
 //   19 -> 3 (RP1's pin functions PWM0_CHAN0..3).
 // The pwmchip's number is not stable across kernels (Pi 5: pwmchip2 on 6.6,
-// pwmchip0 on 6.12); the chip is found by its device (the PWM block's address):
-// Pi 5 1f00098000.pwm (RP1 PWM0; 1f0009c000.pwm is the fan's PWM1), Pi 4
+// another on 6.12); the chip is found by its device (the PWM block's address):
+// Pi 5 1f00098000.pwm (RP1's PWM0; 1f0009c000.pwm is its PWM1), Pi 4
 // fe20c000.pwm, Pi 2/3 3f20c000.pwm, Pi 1/Zero 2020c000.pwm.
 // Writes: duty_cycle and period are nanoseconds, duty <= period at every
 // step; the motor is "off" as duty 0 and enable 0. The channel stays

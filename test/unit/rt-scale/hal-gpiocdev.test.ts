@@ -173,7 +173,7 @@ describe('gpiocdev backend on a stand-in of its addon (in process)', function ()
     assert.equal(pwmChannelFor(17, 'pi5'), undefined);
     const root = join(tmp.dir, 'pi5', 'class', 'pwm');
     makePwmTree(root, [
-      { n: 0, device: '107d517a80.pwm', npwm: 4 }, // the Pi 5's fan PWM on the SoC: not ours
+      { n: 0, device: '107d517a80.pwm', npwm: 4 }, // another PWM block of the Pi 5 (on the SoC): not the header's
       { n: 2, device: '1f00098000.pwm', npwm: 4 },
     ]);
     assert.deepEqual(findPwmChip(root), { chip: 'pwmchip2', board: 'pi5' });
