@@ -32,6 +32,8 @@ interface Rec {
   t: string;
   thread?: number;
   offset?: number;
+  /** load: each motor's kernel PWM [enable, duty_cycle] as the loading thread found it. */
+  pwm?: Array<[number, number] | null>;
 }
 const records = (file: string): Rec[] => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec) : []);
 
@@ -185,7 +187,10 @@ describe('gpiocdev backend in a Node-RED process (stand-in of its addon, temp sy
     await waitFor(async () => (await samples2()) > s0 + 80, 30_000, 'sampling again after the restart');
     const crashed = Number(readFileSync(marker, 'utf8'));
     const loads = records(record).filter((x) => x.t === 'load');
-    assert.ok(loads.some((x) => x.thread !== crashed && loads.indexOf(x) > loads.findIndex((y) => y.thread === crashed)), 'the addon loaded again in a new thread after the crash');
+    const next = loads.find((x, i) => x.thread !== crashed && i > loads.findIndex((y) => y.thread === crashed));
+    assert.ok(next, 'the addon loaded again in a new thread after the crash');
+    // the motor was already off when the new HAL thread loaded the addon (before it opened anything): the flow engine's thread stopped it
+    assert.deepEqual(next.pwm, [[0, 0]]);
   });
 
   it('the addon missing: red status on the nodes and a Catch-able error naming npm run build:gpiocdev', async () => {

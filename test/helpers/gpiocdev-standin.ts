@@ -52,7 +52,15 @@ export function createGpiocdev(cfg: GpiocdevStandinConfig = {}): GpiocdevAddon &
   const rec = (ev: Record<string, unknown>): void => {
     if (cfg.record) appendFileSync(cfg.record, JSON.stringify({ ...ev, thread: threadId, at: Date.now() }) + '\n');
   };
-  rec({ t: 'load' });
+  // the motors' kernel PWM as this thread finds it, before it opens anything (enable, duty_cycle)
+  const pwmAtLoad = (cfg.chips ?? []).filter((c) => c.pwmDir).map((c) => {
+    try {
+      return [Number(readFileSync(join(c.pwmDir!, 'enable'), 'utf8')), Number(readFileSync(join(c.pwmDir!, 'duty_cycle'), 'utf8'))];
+    } catch {
+      return null;
+    }
+  });
+  rec({ t: 'load', pwm: pwmAtLoad });
   const lines = new Map<number, { path: string; offset: number; output: boolean }>();
   let next = 0;
   const pwmFeeds = (cfg.chips ?? []).filter((c) => c.pwmDir).map((c) => ({ chip: c, at: 0, permille: -1 }));
@@ -134,6 +142,8 @@ export function createGpiocdev(cfg: GpiocdevStandinConfig = {}): GpiocdevAddon &
 // The module as the backend loads it: one board per thread (per module instance), configured by the environment.
 let inst: ReturnType<typeof createGpiocdev> | null = null;
 const api = (): ReturnType<typeof createGpiocdev> => (inst ??= createGpiocdev(JSON.parse(process.env[GPIOCDEV_STANDIN_ENV] || '{}') as GpiocdevStandinConfig));
+// configured by the environment: the board is there as soon as the backend requires the module, as the addon is
+if (process.env[GPIOCDEV_STANDIN_ENV]) api();
 export const chipInfo = (path: string) => api().chipInfo(path);
 export const requestLine = (path: string, offset: number, o?: LineOptions) => api().requestLine(path, offset, o);
 export const get = (h: number) => api().get(h);
