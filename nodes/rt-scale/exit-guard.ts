@@ -13,11 +13,20 @@
 //   the process's own listeners again after pigpio has initialised puts Node's
 //   handler back (rearmSignals). The pigpio npm package offers no way to ask
 //   for PI_CFG_NOSIGHANDLER (gpioCfgSetInternals is not exported).
+// - a motor on the kernel PWM (gpiocdev backend) is also written off from this
+//   thread (sysfs, synchronous), before the HAL thread is even asked.
 // One guard per process (module state), as there is one HAL thread per process.
+
+import { pwmOffSync } from './kernel-pwm';
 
 export interface ExitTarget {
   /** Posts 'all-off' to the scale's HAL instance; false if it could not (not running). */
   allOff(): boolean;
+  /**
+   * A motor on the kernel PWM (gpiocdev backend): its sysfs channel directory, or null. The exit path
+   * writes it off itself, synchronously (nothing asynchronous runs on exit), whatever the HAL thread does.
+   */
+  kernelPwm?(): string | null;
 }
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -50,6 +59,8 @@ export function stopAllNow(timeoutMs = 50): number {
   const before = Atomics.load(a, 0);
   let asked = 0;
   for (const t of targets) {
+    const dir = t.kernelPwm?.();
+    if (dir) pwmOffSync(dir);
     try {
       if (t.allOff()) asked++;
     } catch {

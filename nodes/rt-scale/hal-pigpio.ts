@@ -25,10 +25,9 @@
 //   wired through a retriggerable monostable to the motor driver's enable, it
 //   stops the motor in hardware when this thread stops (docs/hardware.md).
 import { CodedError } from '../shared/coded';
-import { type Clock, RealClock, hrNowUs } from './clock';
-import { DEFAULT_POLLER, DoutPoller, type PollerIo } from './dout-poller';
-import type { Hx711Pins } from './hx711-protocol';
+import type { PollerIo } from './dout-poller';
 import type { ScaleHal } from './hal';
+import { firstLine, PolledHal } from './hal-polled';
 import type { HalConfig } from './scale-protocol';
 
 /** The part of the pigpio npm package (3.x) this backend uses. */
@@ -66,7 +65,6 @@ export const PIGPIO_CODES = ['pigpio-missing', 'pigpio-init', 'pigpio-gpio'] as 
 
 /** Codes of a scale's pin errors: a pin or a PWM channel already used by another scale; the scale failed later (a pin read threw). */
 export const PIGPIO_PIN_CODES = ['pin-busy', 'pwm-channel-busy', 'hal-failed'] as const;
-const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
 /** The module, once loaded in this thread (it is never loaded twice, nor released). */
 let loaded: PigpioModule | null = null;
@@ -104,31 +102,19 @@ function initialise(pg: PigpioModule): void {
   }
 }
 
-/** Sleeps synchronously, sub-millisecond (Atomics.wait on a private cell: nothing wakes it early). */
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-const sleepUs = (us: number): void => {
-  Atomics.wait(sleepCell, 0, 0, us / 1000);
-};
-
-class PigpioHal implements ScaleHal, Hx711Pins {
-  readonly sim = null;
-  readonly clock: Clock = new RealClock();
+class PigpioHal extends PolledHal {
   private readonly doutPin: PigpioGpio;
   private readonly sck: PigpioGpio;
   private readonly motor: PigpioGpio;
   private readonly heartbeat: PigpioGpio | null;
-  private beat = 0;
-  private readonly poller: DoutPoller;
-  private closed = false;
-  private failed = false;
-  private ready: ((edgeUs: number, late: boolean) => void) | null = null;
 
   constructor(
     private readonly pg: PigpioModule,
     private readonly cfg: HalConfig,
-    private readonly onFailure: (err: unknown) => void,
+    onFailure: (err: unknown) => void,
     io?: Partial<PollerIo>,
   ) {
+    super(cfg.sps, onFailure, io);
     const G = pg.Gpio;
     this.doutPin = new G(cfg.doutPin, { mode: G.INPUT, pullUpDown: G.PUD_OFF });
     this.sck = new G(cfg.sckPin, { mode: G.OUTPUT });
@@ -137,77 +123,22 @@ class PigpioHal implements ScaleHal, Hx711Pins {
     this.setMotor(0);
     this.heartbeat = cfg.heartbeatPin !== undefined && cfg.heartbeatPin >= 0 ? new G(cfg.heartbeatPin, { mode: G.OUTPUT }) : null;
     this.heartbeat?.digitalWrite(0);
-    const pollerIo: PollerIo = {
-      dout: () => this.dout(),
-      nowUs: hrNowUs,
-      sleepUs,
-      timer: (ms, fn) => {
-        const t = setTimeout(fn, ms);
-        return () => clearTimeout(t);
-      },
-      ...io,
-    };
-    this.poller = new DoutPoller(pollerIo, { ...DEFAULT_POLLER, periodUs: cfg.sps === 80 ? 12_500 : 100_000 }, (err) => this.fail(err));
   }
 
-  get pins(): Hx711Pins {
-    return this;
+  protected readDout(): number {
+    return this.doutPin.digitalRead();
   }
-
-  // Hx711Pins: the guard in hx711-protocol.ts takes tick() before each rising edge and after each falling edge
-  dout(): 0 | 1 {
-    try {
-      return this.doutPin.digitalRead() ? 1 : 0;
-    } catch (err) {
-      // also reached from the engine's watchdog timer: this scale fails, the thread does not
-      this.fail(err);
-      return 1;
-    }
+  protected writeSck(level: 0 | 1): void {
+    this.sck.digitalWrite(level);
   }
-  sckHigh(): 0 | 1 {
-    this.sck.digitalWrite(1);
-    return this.dout();
+  protected get hasHeartbeat(): boolean {
+    return this.heartbeat !== null;
   }
-  sckLow(): void {
-    this.sck.digitalWrite(0);
+  protected writeHeartbeat(level: 0 | 1): void {
+    this.heartbeat?.digitalWrite(level);
   }
   tick(): number {
     return this.pg.getTick() >>> 0;
-  }
-
-  start(onEdge: (edgeUs: number, late?: boolean) => void): void {
-    this.ready = (edgeUs, late) => {
-      if (this.closed) return;
-      if (this.heartbeat) this.heartbeat.digitalWrite((this.beat ^= 1));
-      try {
-        onEdge(edgeUs, late);
-      } catch (err) {
-        this.fail(err);
-      }
-    };
-    this.poller.start(this.ready);
-  }
-
-  /** One scale's failure (a pin read that throws, a bug in its engine): its motor stops, the others go on. */
-  private fail(err: unknown): void {
-    if (this.closed || this.failed) return;
-    this.failed = true;
-    this.poller.stop();
-    try {
-      this.setMotor(0);
-    } catch {
-      /* reported below */
-    }
-    this.onFailure(new CodedError('hal-failed', { error: firstLine(err) }));
-  }
-
-  powerDown(): void {
-    this.poller.stop();
-    this.sck.digitalWrite(1);
-  }
-  powerUp(): void {
-    this.sck.digitalWrite(0);
-    if (this.ready && !this.closed) this.poller.start(this.ready); // the chip restarts: find its phase again
   }
 
   setMotor(permille: number): void {
@@ -228,17 +159,8 @@ class PigpioHal implements ScaleHal, Hx711Pins {
     }
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.poller.stop();
-    try {
-      this.setMotor(0);
-      this.sck.digitalWrite(0);
-      this.heartbeat?.digitalWrite(0); // the monostable runs out: the driver is disabled
-    } finally {
-      release(this.cfg);
-    }
+  protected releasePins(): void {
+    release(this.cfg);
   }
 }
 

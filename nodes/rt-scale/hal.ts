@@ -1,10 +1,12 @@
 // The HAL: one interface over the HX711 pins, the data-ready edge and the
-// motor PWM, with a simulated and a pigpio backend. Created inside the HAL
-// worker thread only (pigpio's addon is not context-aware and owns the GPIO).
+// motor PWM, with a simulated, a pigpio and a gpiocdev backend. Created inside
+// the HAL worker thread only (pigpio's addon is not context-aware and owns the
+// GPIO; the gpiocdev addon is context-aware but one thread owns the pins too).
 import { appendFileSync } from 'node:fs';
 
 import { type Clock, RealClock } from './clock';
 import type { Hx711Pins } from './hx711-protocol';
+import { openGpiocdev } from './hal-gpiocdev';
 import { openPigpio, type PigpioHooks } from './hal-pigpio';
 import type { HalConfig } from './scale-protocol';
 import { type SimChipOptions, SimHx711 } from './sim-hx711';
@@ -72,8 +74,9 @@ export interface OpenOptions {
   hooks?: PigpioHooks;
 }
 
-/** Opens a backend. Throws a CodedError (PIGPIO_CODES) when it cannot. */
+/** Opens a backend. Throws a CodedError (PIGPIO_CODES, GPIOCDEV_CODES, PWM_CODES) when it cannot. */
 export function openHal(cfg: HalConfig, o: OpenOptions, clock: Clock = new RealClock()): ScaleHal {
   if (cfg.backend === 'simulated') return simulatedHal(clock, { ...(cfg.sim ?? {}), sps: cfg.sps }, cfg.motorTrace);
+  if (cfg.backend === 'gpiocdev') return openGpiocdev(cfg, o.scale, o.onFailure);
   return openPigpio(cfg, o.scale, o.onFailure, o.hooks);
 }

@@ -15,6 +15,7 @@ import { WorkerLease } from '../shared/worker-host';
 import { CalibrationStore } from './calibration-store';
 import { hrNowUs } from './clock';
 import { exitAckBuffer, guardExit, rearmSignals } from './exit-guard';
+import { pwmOff } from './kernel-pwm';
 import { BAD_REASONS, type Calibration } from './sampler-core';
 import type { ConsumerLink, ConsumerOptions, DecodedSample, ScaleNode, ScaleNotice, ScaleUser } from './scale-api';
 import type { ConsumerAttach } from './scale-consumer';
@@ -217,6 +218,8 @@ export = function register(RED: NodeAPI): void {
     let lease: WorkerLease<ScaleEvent, ScaleCmd> | null = null;
     const halKey = config.backend === 'pigpio' ? PIGPIO_HAL_KEY : HAL_KEY;
     let unguard: (() => void) | null = null;
+    /** gpiocdev backend: the motor's kernel PWM channel (sysfs directory), once the HAL has opened it. */
+    let pwmDir: string | null = null;
     let leaseClosing: Promise<unknown> = Promise.resolve();
     let drainTimer: NodeJS.Timeout | null = null;
     let shared: SharedMetrics | null = null;
@@ -295,6 +298,10 @@ export = function register(RED: NodeAPI): void {
           motorHz: config.motorHz,
           sps: config.sps,
           heartbeatPin: config.heartbeatPin,
+          ...(config.backend === 'gpiocdev' ? { gpioChip: config.gpioChip, doutBias: config.doutBias, pwmChip: config.pwmChip, pwmChannel: config.pwmChannel } : {}),
+          // Test hooks (gpiocdev backend): a stand-in of the addon, a temp tree for /sys/class/pwm
+          ...(testHooks && typeof RED.settings.rtEdgeGpiocdevModule === 'string' ? { gpiocdevModule: RED.settings.rtEdgeGpiocdevModule } : {}),
+          ...(testHooks && typeof RED.settings.rtEdgePwmRoot === 'string' ? { pwmRoot: RED.settings.rtEdgePwmRoot } : {}),
           ...(testHooks && typeof RED.settings.rtEdgePigpioModule === 'string' ? { pigpioModule: RED.settings.rtEdgePigpioModule } : {}),
           ...(testHooks && typeof RED.settings.rtEdgeMotorTrace === 'string' ? { motorTrace: RED.settings.rtEdgeMotorTrace } : {}),
           // Test hook (simulated backend): the chip and material of this scale, e.g. a profile of the dosing envelope
@@ -325,6 +332,10 @@ export = function register(RED: NodeAPI): void {
             rearmSignals(); // pigpio's C library has just replaced the process's signal handlers
             return;
           }
+          if (ev.t === 'motor-pwm') {
+            pwmDir = ev.dir; // gpiocdev: this thread can stop the kernel-PWM motor itself
+            return;
+          }
           if (ev.t === 'failed') {
             node.ready = false;
             node.startError = `${RED._(`${TYPE}.errors.failed`)}: ${t.text(ev.error)}`;
@@ -341,6 +352,7 @@ export = function register(RED: NodeAPI): void {
           notify(ev);
         },
         onError: (err) => {
+          if (pwmDir) void pwmOff(pwmDir); // the HAL thread died or failed: its kernel-PWM motor is stopped from here
           node.startError = `${RED._(`${TYPE}.errors.start`)}: ${t.errorText(err)}`;
           node.error(node.startError);
           notify({ t: 'error', message: node.startError });
@@ -353,7 +365,8 @@ export = function register(RED: NodeAPI): void {
       });
       lease.start();
       const l = lease;
-      unguard = guardExit({ allOff: () => l.post({ t: 'all-off' }) });
+      // gpiocdev: the exit path also writes the kernel PWM off from this thread, whatever the HAL thread does
+      unguard = guardExit({ allOff: () => l.post({ t: 'all-off' }), kernelPwm: () => pwmDir });
       drainTimer = setInterval(drain, DRAIN_MS);
     };
 
@@ -364,6 +377,7 @@ export = function register(RED: NodeAPI): void {
       node.ready = false;
       unguard?.();
       unguard = null;
+      pwmDir = null;
       if (drainTimer) clearInterval(drainTimer);
       drainTimer = null;
       leaseClosing = l.close(3000).then(

@@ -23,10 +23,14 @@ export interface ScaleDef extends NodeDef {
   faultRun?: number | string;
   capacityG?: number | string;
   heartbeatPin?: number | string;
+  gpioChip?: string;
+  doutBias?: string;
+  pwmChip?: number | string;
+  pwmChannel?: number | string;
 }
 
 export interface ScaleConfig {
-  backend: 'simulated' | 'pigpio';
+  backend: 'simulated' | 'pigpio' | 'gpiocdev';
   doutPin: number;
   sckPin: number;
   gain: Gain;
@@ -38,12 +42,20 @@ export interface ScaleConfig {
   capacityCg: number;
   /** pigpio backend: the heartbeat pin for the motor driver's hardware watchdog, -1 = none. */
   heartbeatPin: number;
+  /** gpiocdev backend: the GPIO chip ('' = the header's chip, found by its label). */
+  gpioChip: string;
+  /** gpiocdev backend: DOUT's bias. */
+  doutBias: 'as-is' | 'disabled' | 'pull-up' | 'pull-down';
+  /** gpiocdev backend: the kernel PWM chip's number as a string ('' = found by its device). */
+  pwmChip: string;
+  /** gpiocdev backend: the PWM channel, -1 = the motor GPIO's channel on this board. */
+  pwmChannel: number;
   /** Problems found in the config (empty when valid), as codes of SCALE_PROBLEMS. */
   problems: Coded[];
 }
 
 /** Codes of config problems (catalog rt-scale.codes.<code>). */
-export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'bad-heartbeat-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity', 'out-of-range', 'out-of-range-whole'] as const;
+export const SCALE_PROBLEMS = ['bad-backend', 'bad-dout-pin', 'bad-sck-pin', 'bad-motor-pin', 'bad-heartbeat-pin', 'same-pins', 'bad-rate', 'bad-zero', 'bad-cpg', 'bad-stable', 'bad-capacity', 'out-of-range', 'out-of-range-whole', 'bad-gpio-chip'] as const;
 type Problem = (typeof SCALE_PROBLEMS)[number];
 const problem = (code: Problem, params?: Coded['params']): Coded => coded(code, params);
 
@@ -61,7 +73,7 @@ function num(v: unknown): number {
 export function readScale(raw: ScaleDef): ScaleConfig {
   const d = migrate(raw, MIGRATIONS);
   const problems: Coded[] = [];
-  const backend = oneOf(d.backend, ['simulated', 'pigpio'] as const, 'simulated');
+  const backend = oneOf(d.backend, ['simulated', 'pigpio', 'gpiocdev'] as const, 'simulated');
   if (d.backend !== undefined && d.backend !== backend) problems.push(problem('bad-backend', { backend: String(d.backend) }));
   const L = LIMITS['rt-scale'];
   const pin = (v: unknown, bad: Problem): number => {
@@ -83,6 +95,16 @@ export function readScale(raw: ScaleDef): ScaleConfig {
     if (!Number.isInteger(n) || !limitOk(n, L.doutPin) || [doutPin, sckPin, motorPin].includes(n)) problems.push(problem('bad-heartbeat-pin'));
     else heartbeatPin = n;
   }
+  // gpiocdev: optional, absent or empty = found at start (configs from before it existed need no migration)
+  const gpioChip = typeof d.gpioChip === 'string' ? d.gpioChip.trim() : '';
+  if (gpioChip !== '' && !/^\/dev\/[\w.-]+$/.test(gpioChip)) problems.push(problem('bad-gpio-chip', { chip: gpioChip }));
+  const doutBias = oneOf(d.doutBias, ['disabled', 'as-is', 'pull-up', 'pull-down'] as const, 'disabled');
+  const opt = (v: unknown, key: 'pwmChip' | 'pwmChannel'): number => {
+    if (v === undefined || v === null || String(v).trim() === '') return -1;
+    return readLimited('rt-scale', key, v, -1, problems);
+  };
+  const pwmChipN = opt(d.pwmChip, 'pwmChip');
+  const pwmChannel = opt(d.pwmChannel, 'pwmChannel');
   const rate = num(d.rate);
   if (rate !== 10 && rate !== 80) problems.push(problem('bad-rate'));
   const zero = num(d.zero);
@@ -116,6 +138,10 @@ export function readScale(raw: ScaleDef): ScaleConfig {
     },
     capacityCg: Math.round((capacityG > 0 ? capacityG : 5000) * 100),
     heartbeatPin,
+    gpioChip,
+    doutBias,
+    pwmChip: pwmChipN >= 0 ? String(pwmChipN) : '',
+    pwmChannel,
     problems,
   };
 }

@@ -38,7 +38,7 @@ export function recTimeUs(rec: ArrayLike<number>): number {
 }
 
 export interface HalConfig {
-  backend: 'simulated' | 'pigpio';
+  backend: 'simulated' | 'pigpio' | 'gpiocdev';
   doutPin: number;
   sckPin: number;
   motorPin: number;
@@ -48,6 +48,18 @@ export interface HalConfig {
   heartbeatPin?: number;
   /** Simulated backend: chip and world parameters. */
   sim?: Partial<SimChipOptions>;
+  /** gpiocdev backend: the GPIO chip's path ('' = the header's chip, found by its label pinctrl-*). */
+  gpioChip?: string;
+  /** gpiocdev backend: DOUT's bias. */
+  doutBias?: 'as-is' | 'disabled' | 'pull-up' | 'pull-down';
+  /** gpiocdev backend: the kernel PWM chip's number ('' = the Pi's PWM block, found by its device). */
+  pwmChip?: string;
+  /** gpiocdev backend: the PWM channel (-1 or absent = the motor GPIO's channel on this board). */
+  pwmChannel?: number;
+  /** gpiocdev backend: the addon to load (tests point it at a stand-in). */
+  gpiocdevModule?: string;
+  /** gpiocdev backend: the sysfs PWM class directory (tests: a temp tree). */
+  pwmRoot?: string;
   /** The module to load for the pigpio backend (tests point it elsewhere). */
   pigpioModule?: string;
   /** Test hook (simulated backend): append every motor duty change to this file, one permille value a line. */
@@ -93,6 +105,8 @@ export type ScaleEvent =
   | { t: 'priority'; nice: number | null; asked: number }
   /** The pigpio module was loaded in the HAL thread (the main thread re-arms its signal handlers, see exit-guard.ts). */
   | { t: 'pigpio' }
+  /** gpiocdev backend: the kernel PWM channel's directory, so the main thread can stop the motor itself on exit or when the HAL thread dies. */
+  | { t: 'motor-pwm'; dir: string }
   /** The scale failed in the HAL thread (its motor is off); it stays down until redeployed. */
   | { t: 'failed'; error: Coded }
   | { t: 'calibration'; cal: Calibration; how: 'tare' | 'calibrate' };

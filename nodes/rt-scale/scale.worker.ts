@@ -67,6 +67,9 @@ function attachScale(init: ScaleInit, ctx: InstanceContext<ScaleEvent>): Instanc
     hooks: { onLoaded: keepForProcess },
   }); // throws a CodedError (pigpio missing, pin busy...): attach fails, the node shows its text
   if (init.hal.backend === 'pigpio') ctx.emit({ t: 'pigpio' });
+  // the main thread stops a kernel-PWM motor itself on exit and when this thread dies
+  const pwmDir = (hal as { pwm?: { dir: string } }).pwm?.dir;
+  if (pwmDir) ctx.emit({ t: 'motor-pwm', dir: pwmDir });
   const exitAck = init.exitAck ? new Int32Array(init.exitAck) : null;
   const metrics = SharedMetrics.attach(SCALE_METRICS, init.metrics);
   const period = periodUs(init.hal.sps);

@@ -75,6 +75,8 @@ export const LIMITS = {
     stableG: { min: 0, max: 200_000, above: true },
     faultRun: { min: 1, max: 1000, integer: true },
     capacityG: { min: 0, max: 200_000, above: true },
+    pwmChip: { min: 0, max: 63, integer: true },
+    pwmChannel: { min: 0, max: 3, integer: true },
   },
   'rt-hx711': {
     rate: { min: 0, max: 80 },

@@ -40,4 +40,17 @@ describe('hw-check', function () {
       tmp.cleanup();
     }
   });
+
+  it('--backend gpiocdev --sim: the same figures through the gpiocdev backend, the motor on the kernel PWM and stopped', () => {
+    const r = spawnSync(process.execPath, [script, '--sim', '--backend', 'gpiocdev', '--seconds', '2', '--motor-test'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /backend gpiocdev/);
+    assert.match(r.stdout, /GPIO chip \/dev\/gpiochip0/);
+    assert.match(r.stdout, /motor: kernel PWM .*pwmchip0\/pwm0/);
+    assert.match(r.stdout, /good samples, [\d.]+ samples\/s/);
+    assert.match(r.stdout, /bad frames by cause: overrun \d+, .*frame_long \d+, late \d+, power_down \d+/);
+    assert.match(r.stdout, /latency .* p50 \d+, p99 \d+, max \d+/);
+    assert.match(r.stdout, /motor stopped: yes/);
+    assert.match(r.stdout, /result: PASS/);
+  });
 });

@@ -19,7 +19,10 @@ import { LINK_CODES } from '../../../nodes/rt-rs485-port/port-link';
 import { MODBUS_EXCEPTION_CODES } from '../../../nodes/rt-rs485-watch/modbus-core';
 import { WATCH_PROBLEMS } from '../../../nodes/rt-rs485-watch/watch-config';
 import { WATCH_REASONS } from '../../../nodes/rt-rs485-watch/watch-core';
+import { GPIOCDEV_CODES } from '../../../nodes/rt-scale/gpiocdev-addon';
+import { GPIOCDEV_PIN_CODES } from '../../../nodes/rt-scale/hal-gpiocdev';
 import { PIGPIO_CODES, PIGPIO_PIN_CODES } from '../../../nodes/rt-scale/hal-pigpio';
+import { PWM_CODES } from '../../../nodes/rt-scale/kernel-pwm';
 import { readScale, SCALE_PROBLEMS } from '../../../nodes/rt-scale/scale-config';
 import { CALIBRATION_CODES } from '../../../nodes/rt-scale/sampler-core';
 import { ENGINE_CODES } from '../../../nodes/rt-scale/scale-engine';
@@ -37,7 +40,7 @@ import { repoRoot } from '../../helpers/util';
 const CODES_BY_NODE: Record<string, ReadonlyArray<readonly string[]>> = {
   'rt-gate-command': [GATE_INPUT_CODES, GATE_LINK_CODES, ENDPOINT_PROBLEMS, WORKER_CODES],
   'rt-journey-egress': [EGRESS_INPUT_CODES, PATH_PROBLEMS, WORKER_CODES, LIMIT_CODES],
-  'rt-scale': [SCALE_PROBLEMS, PIGPIO_CODES, PIGPIO_PIN_CODES, CALIBRATION_CODES, ENGINE_CODES, SCALE_WORKER_CODES, HOLD_CODES, WORKER_CODES, KEPT_WORKER_CODES],
+  'rt-scale': [SCALE_PROBLEMS, PIGPIO_CODES, PIGPIO_PIN_CODES, GPIOCDEV_CODES, GPIOCDEV_PIN_CODES, PWM_CODES, CALIBRATION_CODES, ENGINE_CODES, SCALE_WORKER_CODES, HOLD_CODES, WORKER_CODES, KEPT_WORKER_CODES],
   // the dose runner answers on the dosing node's own lease: its codes are worded from rt-dosing's catalog
   'rt-dosing': [DOSING_PROBLEMS, DOSE_START_CODES, HOLD_CODES, DOSING_WORKER_CODES, WORKER_CODES],
   'rt-rs485-port': [PORT_PROBLEMS, LINK_CODES],
@@ -131,7 +134,7 @@ describe('coded messages', () => {
       s.problems.map((p) => p.code),
       ['bad-backend', 'bad-dout-pin', 'same-pins', 'bad-rate', 'bad-capacity'],
     );
-    assert.equal(en('rt-scale', s.problems[0]), 'unknown backend "gpio" (simulated or pigpio)');
+    assert.equal(en('rt-scale', s.problems[0]), 'unknown backend "gpio" (simulated, pigpio or gpiocdev)');
     assert.equal(en('rt-scale', s.problems[1]), 'DOUT pin must be a BCM GPIO number 0-27');
     const d = readDosing({ id: 'd', type: 'rt-dosing', coarsePct: 50, finePct: 60, toleranceG: 0 }, 500_000);
     assert.deepEqual(
