@@ -87,9 +87,9 @@ export interface TrackerSink {
   event(topic: BusinessTopic, payload: Record<string, unknown>): void;
 }
 
+/** Per-event diagnostics (sampled), as a code and parameters: the adapter words them at debug. Business events go to the sink. */
 export interface TrackerLog {
-  info(text: string): void;
-  debug(text: string): void;
+  debug(code: string, params: Record<string, string | number>): void;
 }
 
 /** Input problems (Catch-able): a stable code and parameters, worded by the node's catalog. */
@@ -224,7 +224,6 @@ export class JourneyTracker {
     this.doorSeen = true;
     if (first && s === 'unknown') return;
     this.sink.event('door-change', { state: s, from: first ? null : before });
-    this.log.info(`door ${s}`);
     if (s !== 'open') {
       // Authorised tracks that waited in the gate zone while the door was open get their command now.
       for (const t of this.gateSet) if (t.auth !== null) this.openFor(t, false);
@@ -397,7 +396,15 @@ export class JourneyTracker {
 
   private diag(p: Record<string, unknown>): void {
     if (++this.events % this.cfg.debugEvery !== 0) return;
-    this.log.debug(`event ${this.events}: ${String(p.type)} ${String(p.track)} ${String(p.zone ?? p.line ?? '')}; tracks ${this.table.size}, waiting deletes ${this.pendingDeletes.length}, waiting auths ${this.pendingAuths.length}`);
+    this.log.debug('event', {
+      n: this.events,
+      type: String(p.type),
+      track: String(p.track),
+      where: String(p.zone ?? p.line ?? ''),
+      tracks: this.table.size,
+      deletes: this.pendingDeletes.length,
+      auths: this.pendingAuths.length,
+    });
   }
 
   private create(track: string, ts: number, now: number): Live {
@@ -480,7 +487,7 @@ export class JourneyTracker {
     this.table.set(track, t);
     this.touch(t, ts, this.now());
     this.counts.stitched++;
-    this.log.debug(`stitched ${track} to ${t.tracks[t.tracks.length - 2]} (journey ${this.prefix}${t.id})`);
+    this.log.debug('stitched', { track, to: t.tracks[t.tracks.length - 2], journey: this.prefix + t.id });
     if (t.zone?.role === GATE) {
       this.gateSet.add(t);
       t.inGate = true;
@@ -526,7 +533,6 @@ export class JourneyTracker {
         t.gateBlocked = true;
         this.counts.unauthorized++;
         this.sink.event('gate-blocked', { track: t.track, journey: this.prefix + t.id, gate: this.cfg.gate, reason: 'gate entry not authorized' });
-        this.log.info(`gate entry not authorized: track ${t.track} (journey ${this.prefix}${t.id})`);
       }
     }
   }
@@ -552,7 +558,6 @@ export class JourneyTracker {
     this.counts.gateOpens++;
     this.sink.gate({ gate: this.cfg.gate, track_id: t.track });
     this.sink.event('gate-open', { gate: this.cfg.gate, track: t.track, journey: this.prefix + t.id, auth: t.auth, late, door: this.door });
-    this.log.info(`gate ${this.cfg.gate} opened for track ${t.track} (journey ${this.prefix}${t.id}, authorisation ${t.auth}${late ? ', late' : ''})`);
     return true;
   }
 
@@ -602,26 +607,22 @@ export class JourneyTracker {
       this.counts.lateAuths++;
       const opened = this.openFor(t, true);
       this.sink.event('late-auth', { auth: a.id, track: t.track, journey: this.prefix + t.id, in_gate: t.inGate, opened });
-      this.log.info(`late authorisation ${a.id} for track ${t.track} (journey ${this.prefix}${t.id}): ${opened ? 'gate opened' : t.inGate ? 'door open, no command' : 'track no longer in the gate zone'}`);
     } else if (t.inGate) this.openFor(t, false);
   }
 
   private authDone(a: PendingAuth): void {
     this.counts.authMatched++;
     this.sink.event('auth-matched', { auth: a.id, pos: a.pos.name, count: a.matched + a.left, matched: a.matched });
-    this.log.info(`authorisation ${a.id} at ${a.pos.name} matched ${a.matched} track(s)`);
   }
 
   private expireAuth(a: PendingAuth): void {
     if (a.matched > 0) {
       this.counts.authMatched++;
       this.sink.event('auth-matched', { auth: a.id, pos: a.pos.name, count: a.matched + a.left, matched: a.matched, missing: a.left });
-      this.log.info(`authorisation ${a.id} at ${a.pos.name} matched ${a.matched} of ${a.matched + a.left} track(s)`);
       return;
     }
     this.counts.authUnmatched++;
     this.sink.event('auth-unmatched', { auth: a.id, pos: a.pos.name, count: a.left, ts: a.ts });
-    this.log.info(`authorisation ${a.id} at ${a.pos.name}: no track was there`);
   }
 
   /** A deleted track nobody continued: its journey ends where it was last. */
@@ -653,7 +654,6 @@ export class JourneyTracker {
     this.sink.journey(j);
     if (outcome === 'complete') {
       this.sink.event('journey-complete', { journey: j.journey, tracks: j.tracks, auth: j.auth, gate_opened: j.gate_opened });
-      this.log.info(`journey ${j.journey} complete (tracks ${j.tracks.join(',')})`);
     }
   }
 
