@@ -95,6 +95,17 @@ export const LIMITS = {
     authHold: { min: 0, max: 600_000 },
     reopen: { min: 0, max: 600_000 },
   },
+  'rt-mqtt-broker': {
+    port: { min: 1, max: 65535, integer: true },
+    keepalive: { min: 1, max: 65535, integer: true },
+    backoffMin: { min: 10, max: 60_000 },
+    backoffMax: { min: 10, max: 600_000 },
+  },
+  'rt-mqtt-ingress': {
+    queueLimit: { min: 1, max: 1_000_000, integer: true },
+    maxBytes: { min: 64, max: 16_777_216, integer: true },
+    tcpPort: { min: 0, max: 65535, integer: true },
+  },
 } as const satisfies Record<string, Record<string, Limit>>;
 
 export type LimitedType = keyof typeof LIMITS;
