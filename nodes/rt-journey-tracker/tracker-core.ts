@@ -269,6 +269,8 @@ export class JourneyTracker {
         if (x !== null && y !== null) this.place(t, x, y);
         this.table.delete(track);
         this.leaveGate(t);
+        // gone from the POS too: not "there" for an authorisation dated after this
+        if (t.posZone !== null && t.posOut < 0) t.posOut = ts;
         t.deletedAt = now;
         t.deletedTs = ts;
         t.lastTs = ts;

@@ -289,6 +289,20 @@ describe('rt-journey-tracker core', () => {
       assert.equal(h.gates.length, 1);
     });
 
+    it('a track deleted at the POS is not there for an authorisation dated after its delete', () => {
+      const h = harness({ authSlackMs: 100 });
+      toPos(h, 'gone');
+      h.ev('track-delete', 'gone', { x: 1, y: 1 });
+      h.wait(200);
+      toPos(h, 'next');
+      auth(h, 'a2', 'pos-1', 1);
+      posToGate(h, 'next');
+      assert.deepEqual(
+        h.gates.map((g) => g.track_id),
+        ['next'],
+      );
+    });
+
     it('an authorisation naming its tracks authorises exactly those', () => {
       const h = harness();
       toPos(h, 'a');
