@@ -42,7 +42,7 @@ describe('store gate flow on its simulated inputs, and its dashboard in a real b
       if (n.id === 'sg_broker') return { ...n, port: mqttPort };
       if (n.id === 'sg_core_broker') return { ...n, port: String(mqttPort) };
       if (n.id === 'sg_port') return { ...n, path: '/dev/rtedge-no-such-tty' };
-      if (n.id === 'sg_player_tick') return { ...n, repeat: '0.8', onceDelay: '0.5' };
+      if (n.id === 'sg_player_tick') return { ...n, repeat: '0.8' };
       if (n.id === 'sg_tick') return { ...n, repeat: '2', onceDelay: '1' };
       return n;
     });
@@ -60,7 +60,9 @@ describe('store gate flow on its simulated inputs, and its dashboard in a real b
     await waitFor(() => lines().filter((j) => j.outcome === 'complete').length >= 3 && lines().some((j) => j.outcome === 'returned-store'), 60_000, 'journeys from the simulated shoppers', 250).catch((e: Error) => {
       throw new Error(`${e.message}: ${JSON.stringify(lines())}\n${rt!.log().slice(-3000)}`);
     });
-    const js = lines();
+    // (a walk published before the core mqtt out had connected is seen from its middle: only whole walks are judged)
+    const js = lines().filter((j) => j.pos !== null || j.outcome === 'returned-store');
+    assert.ok(js.filter((j) => j.outcome === 'complete' && j.auth !== null && j.gate_opened === true).length >= 3, JSON.stringify(js));
     for (const j of js) {
       if (j.outcome === 'complete') assert.equal(j.gate_opened, true, JSON.stringify(j));
       if (j.outcome === 'returned-store') assert.equal(j.gate_opened, false, JSON.stringify(j));
