@@ -168,6 +168,25 @@ describe('rt-journey-tracker node', function () {
     assert.equal(s.completed, 2, 'Complete sees the two good messages; the four bad ones went to Catch');
   });
 
+  it('done() exactly once per message over 1000 messages (events, frames, auths, bad ones)', async () => {
+    await load(flow());
+    const s = watch();
+    const tr = helper.getNode('tr') as TestNode;
+    for (let i = 0; i < 1000; i++) {
+      const id = `t${i % 50}`;
+      const k = i % 5;
+      if (k === 0) tr.receive(ev('zone-enter', id, { zone: 'store' }));
+      else if (k === 1) tr.receive({ kind: 'frame', payload: { frame: i, ts: Date.now(), sensor: 's1', objects: [{ id, x: 1, y: 2, z: 1.7 }] } });
+      else if (k === 2) tr.receive(auth(`a${i}`, 'pos-1', 1));
+      else if (k === 3) tr.receive({ kind: 'event', payload: { type: 'nonsense', track: id } });
+      else tr.receive(ev('zone-exit', id, { zone: 'store' }));
+    }
+    await waitFor(() => s.completed + s.caught.length === 1000, 10_000, '1000 done');
+    await sleep(200);
+    assert.equal(s.caught.length, 200);
+    assert.equal(s.completed, 800);
+  });
+
   it('time passes without input: TTL ends journeys lost, deleted tracks end after the stitch window, auths unmatched', async () => {
     await load(flow({ ttl: 400 }));
     const s = watch();
