@@ -137,3 +137,32 @@ describe('rt-mqtt-ingress core', () => {
     assert.deepEqual(codes([{ topic: 'a', parser: 'events' }], false), ['no-broker']);
   });
 });
+
+describe('docs/schemas (the wire formats)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { readFileSync } = require('node:fs') as typeof import('node:fs');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { join } = require('node:path') as typeof import('node:path');
+  const schema = (f: string): { required?: string[]; examples: unknown[]; $defs?: Record<string, { required: string[]; properties: Record<string, unknown> }>; properties?: Record<string, unknown> } =>
+    JSON.parse(readFileSync(join(__dirname, '..', '..', '..', '..', 'docs', 'schemas', f), 'utf8'));
+  it('each schema example is accepted by its parser, and dropping any required field is refused', () => {
+    const cases: Array<[string, 'tracks' | 'events' | 'auth', string | null]> = [
+      ['tracks-frame.schema.json', 'tracks', null],
+      ['tracking-event.schema.json', 'events', 'event'],
+      ['authorisation.schema.json', 'auth', 'auth'],
+    ];
+    for (const [file, parser, def] of cases) {
+      const s = schema(file);
+      const required = def ? s.$defs![def].required : s.required!;
+      for (const ex of s.examples) {
+        assert.deepEqual(parse(parser, JSON.stringify(ex), 1e6).bad, 0, `${file} example`);
+        for (const f of required) {
+          const copy = { ...(ex as Record<string, unknown>) };
+          delete copy[f];
+          assert.equal(parse(parser, JSON.stringify(copy), 1e6).error?.code, 'missing-field', `${file} without ${f}`);
+        }
+      }
+    }
+    assert.deepEqual(schema('ingress-message.schema.json').required, ['topic', 'source', 'kind', 'payload', 'ingress']);
+  });
+});
