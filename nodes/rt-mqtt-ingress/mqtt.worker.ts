@@ -15,26 +15,10 @@ import { SharedMetrics } from '../shared/shared-metrics';
 import { type InstanceContext, serveInstances } from '../shared/worker-runtime';
 import { CreditGate, reconnectDelay } from './ingress-core';
 import { IngressPipe } from './ingress-pipe';
+import { topicMatches } from './topic';
 import { type BrokerInit, type ClientInit, type IngressCmd, type IngressEvent, ingressMetricSpec, type MqttInit } from './ingress-protocol';
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
-
-/** MQTT topic filter match ('+' one level, '#' the rest). */
-export function topicMatches(filter: string, topic: string): boolean {
-  if (filter === topic) return true;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return i > 0 || !topic.startsWith('$');
-    if (i >= t.length) return false;
-    if (f[i] === '+') {
-      if (i === 0 && t[0].startsWith('$')) return false;
-      continue;
-    }
-    if (f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
   const m = SharedMetrics.attach(ingressMetricSpec(init.sources.length), init.metrics);
@@ -106,15 +90,19 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
       attempt = 0;
       wasConnected = true;
       m.inc('connects');
-      m.setGauge('connected', 1);
-      const grouped = new Map<number, string[]>();
-      for (const sub of subs) grouped.set(sub.qos, [...(grouped.get(sub.qos) ?? []), sub.topic]);
-      for (const [qos, topics] of grouped) {
-        c.subscribe(topics, { qos: qos as 0 | 1 | 2 }, (err) => {
-          if (err) post({ t: 'link', state: 'down', error: err.message });
-        });
-      }
-      post({ t: 'link', state: 'connected' });
+      // "connected" (gauge, status) once the broker has granted every subscription: from then on nothing is missed.
+      const map: Record<string, { qos: 0 | 1 | 2 }> = {};
+      for (const sub of subs) map[sub.topic] = { qos: Math.max(sub.qos, map[sub.topic]?.qos ?? 0) as 0 | 1 | 2 };
+      c.subscribe(map, (err, granted) => {
+        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+        if (err || refused.length > 0) {
+          post({ t: 'link', state: 'down', error: err ? err.message : `subscription refused: ${refused.join(', ')}` });
+          return;
+        }
+        if (!c.connected) return;
+        m.setGauge('connected', 1);
+        post({ t: 'link', state: 'connected' });
+      });
     });
     c.on('message', (topic, payload) => {
       const src = sourceOf(topic);

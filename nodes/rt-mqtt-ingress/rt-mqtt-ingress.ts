@@ -19,7 +19,7 @@ import { WorkerLease } from '../shared/worker-host';
 import { type BrokerNode, clientSettings } from '../rt-mqtt-broker/broker-config';
 import { type IngressDef, readIngress } from './ingress-config';
 import { CreditGate, KIND_OF } from './ingress-core';
-import { type ClientInit, HANDOFF_METRICS, type IngressCmd, type IngressCounts, type IngressEvent, ingressMetricSpec } from './ingress-protocol';
+import { type ClientInit, HANDOFF_METRICS, type IngressCmd, type IngressCounts, type IngressEvent, ingressMetricSpec, type WireEvent } from './ingress-protocol';
 
 const TYPE = 'rt-mqtt-ingress';
 
@@ -28,6 +28,9 @@ interface IngressNode extends Node {
   /** The counters behind the metrics (tests, benchmarks). */
   _counts?: () => IngressCounts;
 }
+
+/** Events handed to the flow per turn of the event loop. */
+const SLICE = 16;
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
@@ -58,6 +61,7 @@ export = function register(RED: NodeAPI): void {
     const problems = [...cfg.problems.map(t.text), ...(broker ? broker.config.problems.map(t.text) : [])];
     let lease: WorkerLease<IngressEvent, IngressCmd> | null = null;
     let timer: NodeJS.Timeout | null = null;
+    const closeHooks: Array<() => void> = [];
     const attached: Array<{ f: { detach(l: Record<string, string>): void }; labels: Record<string, string> }> = [];
 
     if (problems.length > 0) {
@@ -126,6 +130,36 @@ export = function register(RED: NodeAPI): void {
         else if (gate.depth() > 0) status.set('depth', RED._(`${TYPE}.status.queued`, { n: gate.depth() }));
         else status.set('ok', RED._(`${TYPE}.status.${link === 'connected' ? 'connected' : 'listening'}`));
       };
+      const pending: WireEvent[][] = [];
+      let pendingAt = 0;
+      let draining = false;
+      let closed = false;
+      const drain = (): void => {
+        if (closed) {
+          draining = false;
+          return;
+        }
+        const now = nowMs();
+        let n = 0;
+        while (n < SLICE && pending.length > 0) {
+          const b = pending[0];
+          const e = b[pendingAt++];
+          if (pendingAt >= b.length) {
+            pending.shift();
+            pendingAt = 0;
+          }
+          n++;
+          delivered[e.s]++;
+          hist.observeUs((now - e.rx) * 1000);
+          node.send({ topic: e.topic, source: names[e.s], kind: kinds[e.s], payload: e.p, ingress: { seq: e.q, received: e.rx } });
+        }
+        gate.give(n);
+        if (pending.length > 0) setImmediate(drain);
+        else draining = false;
+      };
+      closeHooks.push(() => {
+        closed = true;
+      });
       const settings = broker ? clientSettings(broker.config, broker.credentials, `-${node.id}`, () => randomBytes(4).toString('hex')) : null;
       const init: ClientInit = {
         role: 'client',
@@ -144,16 +178,14 @@ export = function register(RED: NodeAPI): void {
         init,
         onEvent: (ev) => {
           switch (ev.t) {
-            case 'batch': {
-              const now = nowMs();
-              for (const e of ev.ev) {
-                delivered[e.s]++;
-                hist.observeUs((now - e.rx) * 1000);
-                node.send({ topic: e.topic, source: names[e.s], kind: kinds[e.s], payload: e.p, ingress: { seq: e.q, received: e.rx } });
+            case 'batch':
+              // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
+              pending.push(ev.ev);
+              if (!draining) {
+                draining = true;
+                setImmediate(drain);
               }
-              gate.give(ev.ev.length);
               return;
-            }
             case 'malformed': {
               gate.give(1);
               const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
@@ -187,9 +219,11 @@ export = function register(RED: NodeAPI): void {
           status.immediate('error', RED._(`${TYPE}.status.restarting`));
         },
         onRestart: () => {
-          // The dead worker's posted events are gone: start the credits afresh.
+          // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
           const c = new Int32Array(ctl);
-          Atomics.store(c, 1, Atomics.load(c, 0));
+          let waiting = -pendingAt;
+          for (const b of pending) waiting += b.length;
+          Atomics.store(c, 1, (Atomics.load(c, 0) - waiting) | 0);
         },
       });
       node._lease = lease;
@@ -217,6 +251,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       if (timer) clearInterval(timer);
       timer = null;
+      for (const h of closeHooks) h();
       const finish = (): void => {
         for (const a of attached) a.f.detach(a.labels);
         status.close();

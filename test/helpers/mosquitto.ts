@@ -77,6 +77,8 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const dir = tmp.dir;
   const logFile = join(dir, 'mosquitto.log');
   const lines = [
+    // As root, mosquitto would switch to the `mosquitto` user, which cannot write the temp dir (log, persistence).
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
     `listener ${port} 127.0.0.1`,
     `log_dest file ${logFile}`,
     'log_type error',

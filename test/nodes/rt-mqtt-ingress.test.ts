@@ -5,9 +5,9 @@ import { connect as tcpConnect } from 'node:net';
 
 import { connect, type MqttClient } from 'mqtt';
 
-import type { IngressCounts } from '../../nodes/rt-mqtt-ingress/ingress-protocol';
 import { activeWorkerCount } from '../../nodes/shared/worker-host';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto';
+import { collect, connected, counts, ingressFlow } from '../helpers/ingress-flow';
 import { freePort, sleep, waitFor } from '../helpers/util';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -21,44 +21,10 @@ const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 
 helper.init(require.resolve('node-red'));
 
-type Msg = Record<string, unknown> & { payload: Record<string, unknown> };
-interface TestNode {
-  on(ev: string, fn: (msg: Msg) => void): void;
-}
-
-export const SUBS = [
-  { topic: 'store/s1/tracks', parser: 'tracks', qos: 0, source: 'tracks' },
-  { topic: 'store/s1/events', parser: 'events', qos: 1, source: 'events' },
-  { topic: 'store/s1/auth', parser: 'auth', qos: 1, source: 'acc-mqtt' },
-];
-
-export function ingressFlow(broker: Record<string, unknown>, ingress: Record<string, unknown> = {}): object[] {
-  return [
-    { id: 'f1', type: 'tab', label: 'ingress' },
-    { id: 'br', type: 'rt-mqtt-broker', name: 'broker', version: 1, backoffMin: 50, backoffMax: 500, keepalive: 5, ...broker },
-    { id: 'in', z: 'f1', type: 'rt-mqtt-ingress', version: 1, broker: 'br', subs: SUBS, queueLimit: 4096, wires: [['out']], ...ingress },
-    { id: 'out', z: 'f1', type: 'helper' },
-    { id: 'c1', z: 'f1', type: 'catch', scope: ['in'], uncaught: false, wires: [['caught']] },
-    { id: 'caught', z: 'f1', type: 'helper' },
-  ];
-}
-
 const load = (f: object[]): Promise<void> =>
   new Promise((resolve, reject) => helper.load([brokerNode, ingressNode, catchNode], f, (err: Error | undefined) => (err ? reject(err) : resolve())));
 
-export function collect(id: string): Msg[] {
-  const out: Msg[] = [];
-  (helper.getNode(id) as TestNode).on('input', (m) => out.push(m));
-  return out;
-}
 
-export function counts(id = 'in'): IngressCounts {
-  const n = helper.getNode(id) as { _counts?: () => IngressCounts };
-  if (!n._counts) throw new Error(`node ${id} has no counters (bad config?)`);
-  return n._counts();
-}
-
-export const connected = (id = 'in'): Promise<unknown> => waitFor(() => counts(id).connected === 1, 10_000, 'the ingress to connect');
 
 function mqttClient(url: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
@@ -120,7 +86,9 @@ describe('rt-mqtt-ingress node', function () {
     await pub(c, 'store/s1/events', '{"seq": 1, "ts": oops');
     await pub(c, 'store/s1/events', { seq: 2, ts: 1, sensor: 's1', type: 'zone-enter', track: 't-1' }); // no zone
     await pub(c, 'store/s1/events', event(3));
-    await waitFor(() => out.length >= 1 && caught.length >= 2, 10_000, 'one event and two errors');
+    await waitFor(() => out.length >= 1 && caught.length >= 2, 10_000, 'one event and two errors').catch((e) => {
+      throw new Error(`${e.message}: ${out.length} out, ${caught.length} caught, ${JSON.stringify(counts())}`);
+    });
     assert.equal(out[0].payload.seq, 3);
     assert.equal(caught[0].payload as unknown, '{"seq": 1, "ts": oops');
     assert.equal(caught[0].source, 'events');
