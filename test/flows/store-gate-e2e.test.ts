@@ -6,7 +6,8 @@
 // state from rt-rs485-watch polling a simulated door controller over a socat
 // pty; rt-journey-egress writing the journeys to a JSONL file.
 // Asserted: exactly the expected gate commands (none for the unauthorised,
-// one per authorised shopper who reached the gate), exactly one journey per
+// one per authorised shopper who reached the gate while the door was closed;
+// the door stands open once, mid-run, while one paying shopper walks out), exactly one journey per
 // shopper with the expected outcome and tracks in the file, and the metrics.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -49,6 +50,37 @@ export function storeGateFlow(o: { brokerUrl: string; gatePort: number; serialPa
     });
 }
 
+/** When each shopper's (last) track is in the gate zone, in scenario time: [enter, leave). */
+function gateStays(sc: Scenario): Map<number, [number, number]> {
+  const out = new Map<number, [number, number]>();
+  for (const sh of sc.shoppers) {
+    const track = sh.tracks[sh.tracks.length - 1];
+    const mine = sc.steps.filter((st) => st.topic === 'events' && st.payload.track === track);
+    const enter = mine.find((st) => st.payload.type === 'zone-enter' && st.payload.zone === 'gate');
+    if (!enter) continue;
+    const leave = mine.find((st) => st.at > enter.at && (st.payload.type === 'zone-exit' || st.payload.type === 'track-delete' || st.payload.type === 'line-forward'));
+    out.set(sh.n, [enter.at, leave ? leave.at : Infinity]);
+  }
+  return out;
+}
+
+/**
+ * A window in which the simulated door stands open around the isolated shopper's walk through the gate
+ * zone (it walks alone: no other gate-zone entry or exit within 2 s), with 700 ms and 500 ms margins
+ * against the door's 50 ms polling and the delivery of the tracking events.
+ */
+function doorWindow(sc: Scenario): { open: number; close: number; shopper: number } {
+  const sh = sc.shoppers.find((x) => x.isolated);
+  if (!sh) throw new Error('no isolated shopper in this scenario');
+  const [enter, leave] = gateStays(sc).get(sh.n)!;
+  const win = { open: enter - 700, close: leave + 500, shopper: sh.n };
+  for (const [n, [e, l]] of gateStays(sc)) {
+    if (n === sh.n) continue;
+    for (const t of [e, l]) assert.ok(t < win.open - 400 || t > win.close + 400, `shopper ${n} in the gate zone near the door window`);
+  }
+  return win;
+}
+
 function metric(text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0;
   let found = false;
@@ -79,7 +111,7 @@ describe('store gate end to end: 100 shoppers over mosquitto, the tracker, a TCP
     pty = await ptyPair();
     door = new DoorSim({ path: pty.b });
     await door.start();
-    sc = makeScenario({ shoppers: 100, unauthorised: 0.2, seed: 16 });
+    sc = makeScenario({ shoppers: 100, unauthorised: 0.2, seed: 16, isolate: { kind: 'complete', after: 40, pauseMs: 2500 } });
     rt = await startNodeRed({ settings: { logging: { console: { level: 'info' } } } });
     await rt.deploy(
       storeGateFlow({
@@ -119,7 +151,24 @@ describe('store gate end to end: 100 shoppers over mosquitto, the tracker, a TCP
 
   it('exactly the expected gate opens, none for the unauthorised, one journey per shopper with the expected outcome', async () => {
     const file = join(tmp.dir, 'journeys.jsonl');
-    await playScenario(sc, { url: mq.url });
+    // The door stands open for a while mid-run (read over the pty by rt-rs485-watch): an authorised
+    // shopper who enters the gate zone then gets no command while it is open; one still there when it
+    // closes gets it then; one who walked out through the open door gets none at all.
+    const win = doorWindow(sc);
+    const stays = gateStays(sc);
+    const walkedThrough = new Set(
+      sc.shoppers.filter((sh) => sh.gate && stays.has(sh.n) && stays.get(sh.n)![0] > win.open && stays.get(sh.n)![0] < win.close && stays.get(sh.n)![1] < win.close).map((sh) => sh.n),
+    );
+    assert.deepEqual([...walkedThrough], [win.shopper], 'the isolated shopper, and only it, walks through the open door');
+    const timers: NodeJS.Timeout[] = [];
+    await playScenario(sc, {
+      url: mq.url,
+      onStart: (t0) => {
+        timers.push(setTimeout(() => (door.open = true), t0 + win.open - Date.now()));
+        timers.push(setTimeout(() => (door.open = false), t0 + win.close - Date.now()));
+      },
+    });
+    for (const t of timers) clearTimeout(t);
     const read = (): Array<Record<string, unknown>> =>
       existsSync(file)
         ? readFileSync(file, 'utf8')
@@ -136,7 +185,8 @@ describe('store gate end to end: 100 shoppers over mosquitto, the tracker, a TCP
 
     // gate commands on the wire: "OPEN G1 <track>"
     const opened = peer.lines.map((l) => l.line.replace(/^OPEN G1 /, ''));
-    const expected = sc.shoppers.filter((s) => s.gate).map((s) => s.tracks[s.tracks.length - 1]);
+    const gated = (s: Scenario['shoppers'][number]): boolean => s.gate && !walkedThrough.has(s.n);
+    const expected = sc.shoppers.filter(gated).map((s) => s.tracks[s.tracks.length - 1]);
     assert.equal(opened.length, expected.length, `gate commands: ${opened.length}, expected ${expected.length}`);
     assert.deepEqual([...opened].sort(), [...expected].sort());
     const unauthorisedTracks = new Set(sc.shoppers.filter((s) => !s.authorised).flatMap((s) => s.tracks));
@@ -156,7 +206,7 @@ describe('store gate end to end: 100 shoppers over mosquitto, the tracker, a TCP
       }
       if (j.outcome !== s.outcome) wrong.push(`${s.n} ${s.kind} ${s.tracks[0]}: ${String(j.outcome)}, expected ${s.outcome}`);
       if (JSON.stringify(j.tracks) !== JSON.stringify(s.tracks)) wrong.push(`${s.n} ${s.kind}: tracks ${JSON.stringify(j.tracks)}, expected ${JSON.stringify(s.tracks)}`);
-      if (j.gate_opened !== s.gate) wrong.push(`${s.n} ${s.kind}: gate_opened ${String(j.gate_opened)}`);
+      if (j.gate_opened !== gated(s)) wrong.push(`${s.n} ${s.kind}: gate_opened ${String(j.gate_opened)}`);
       if (j.late_auth !== s.late) wrong.push(`${s.n} ${s.kind}: late_auth ${String(j.late_auth)}`);
       if (j.auth !== s.auth) wrong.push(`${s.n} ${s.kind}: auth ${String(j.auth)}, expected ${String(s.auth)}`);
     }
@@ -176,7 +226,10 @@ describe('store gate end to end: 100 shoppers over mosquitto, the tracker, a TCP
     assert.equal(metric(m.text, 'rtedge_tracker_stitches_total'), sc.shoppers.filter((s) => s.tracks.length === 2).length);
     assert.equal(metric(m.text, 'rtedge_tracker_tracks'), 0);
     assert.equal(metric(m.text, 'rtedge_gate_commands_total', { result: 'ok' }), expected.length);
-    assert.equal(metric(m.text, 'rtedge_rs485_door_state'), 0, 'the door was read closed over the pty');
+    assert.equal(metric(m.text, 'rtedge_rs485_door_state'), 0, 'the door was read closed over the pty at the end');
+    assert.ok(metric(m.text, 'rtedge_rs485_door_changes_total') >= 3, 'closed, open, closed');
+    assert.match(rt.log(), /Door open[\s\S]*Door closed/, 'the tracker saw the door open and close');
+    assert.ok(sc.shoppers.filter((s) => s.gate).length - expected.length === walkedThrough.size);
     assert.ok(/Gate entry not authorized/.test(rt.log()), 'the unauthorised entries are logged');
     assert.doesNotMatch(rt.log(), /\[error\]/);
   });

@@ -35,6 +35,8 @@ export interface Shopper {
   late: boolean;
   pos: string | null;
   auth: string | null;
+  /** walks alone (ScenarioOptions.isolate) */
+  isolated?: boolean;
 }
 
 export interface Step {
@@ -69,6 +71,8 @@ export interface ScenarioOptions {
   sensor?: string;
   /** frames of tracked objects every this many ms (0: none; default 200) */
   frameMs?: number;
+  /** the first unit of this kind from unit `after` on walks alone: `pauseMs` of quiet before and after it (its shopper has `isolated`) */
+  isolate?: { kind: Kind; after: number; pauseMs: number };
 }
 
 /** mulberry32: a small seeded PRNG. */
@@ -145,7 +149,10 @@ export function makeScenario(o: ScenarioOptions): Scenario {
   let n = 0;
   let authN = 0;
   const units = kinds(o.shoppers, o.unauthorised, rnd);
+  let isolateAt = -1;
+  if (o.isolate) isolateAt = units.findIndex(([k], i) => i >= o.isolate!.after && k === o.isolate!.kind);
   units.forEach(([kind], u) => {
+    if (u === isolateAt) start += o.isolate!.pauseMs;
     const lane = u % LANES;
     const x = lane * LANE_M;
     // POS visit window relative to the start, if any
@@ -172,7 +179,7 @@ export function makeScenario(o: ScenarioOptions): Scenario {
     const authorised = !kind.startsWith('blocked');
     const authId = authorised ? `a-${++authN}` : null;
     const mk = (track: string, outcome: Outcome, gate: boolean, extraTracks: string[] = [], late = false): void => {
-      shoppers.push({ n: ++n, kind, tracks: [track, ...extraTracks], authorised, outcome, gate, late, pos: posName, auth: authId });
+      shoppers.push({ n: ++n, kind, tracks: [track, ...extraTracks], authorised, outcome, gate, late, pos: posName, auth: authId, ...(u === isolateAt ? { isolated: true } : {}) });
     };
     ids.forEach((id, p) => {
       const px = x + p * 0.6;
@@ -271,6 +278,7 @@ export function makeScenario(o: ScenarioOptions): Scenario {
       steps.push({ at, tsAt: s0 + 550, topic: 'auth', payload: { id: authId, pos: posName, count: people } });
     }
     start += spacing;
+    if (u === isolateAt) start += o.isolate!.pauseMs;
   });
   let end = Math.max(...steps.map((s) => s.at));
   if (frameMs > 0) {
