@@ -87,6 +87,15 @@ export const LIMITS = {
     topN: { min: 1, max: 100, integer: true },
     maxNodes: { min: 1, max: 10_000, integer: true },
   },
+  'rt-journey-tracker': {
+    ttl: { min: 100, max: 3_600_000 },
+    stitchMs: { min: 0, max: 60_000 },
+    stitchM: { min: 0, max: 100 },
+    maxTracks: { min: 1, max: 100_000, integer: true },
+    authSlack: { min: 0, max: 600_000 },
+    authHold: { min: 0, max: 600_000 },
+    reopen: { min: 0, max: 600_000 },
+  },
   'rt-mqtt-broker': {
     port: { min: 1, max: 65535, integer: true },
     keepalive: { min: 1, max: 65535, integer: true },
