@@ -165,6 +165,20 @@ export class CreditGate {
     private readonly ctl: Int32Array,
     readonly limit: number,
   ) {}
+
+  /** One gate per source over one shared buffer (WORDS Int32 words each): a flood on one source cannot take another's credits. */
+  static perSource(sab: SharedArrayBuffer, n: number, limit: number): CreditGate[] {
+    return Array.from({ length: n }, (_, i) => new CreditGate(new Int32Array(sab, i * CreditGate.WORDS * 4, CreditGate.WORDS), limit));
+  }
+
+  static bytes(n: number): number {
+    return n * CreditGate.WORDS * 4;
+  }
+
+  /** After a worker restart: only the events still waiting on the consumer side hold credits. */
+  resetTo(waiting: number): void {
+    Atomics.store(this.ctl, 1, (Atomics.load(this.ctl, 0) - waiting) | 0);
+  }
   /** In flight: posted and not consumed. */
   depth(): number {
     return (Atomics.load(this.ctl, 0) - Atomics.load(this.ctl, 1)) | 0;

@@ -28,7 +28,7 @@ export class IngressPipe {
 
   constructor(
     private readonly sources: SourceSpec[],
-    private readonly gate: CreditGate,
+    private readonly gates: CreditGate[],
     private readonly m: SharedMetrics,
     private readonly maxBytes: number,
     private readonly deps: PipeDeps,
@@ -55,7 +55,7 @@ export class IngressPipe {
     if (r.bad > 0) {
       this.m.inc(c.malformed, r.bad);
       // Reported to the flow (Catch) only while a credit is free: a flood of bad input stays bounded too.
-      if (r.error && this.gate.tryTake()) {
+      if (r.error && this.gates[s].tryTake()) {
         this.flush();
         this.deps.post({ t: 'malformed', s, topic, raw: truncateRaw(text), error: r.error });
       }
@@ -70,7 +70,7 @@ export class IngressPipe {
         if (this.gaps[s].duplicates !== before) this.m.inc(c.duplicates);
       }
       const q = ++this.seq;
-      if (!this.gate.tryTake()) {
+      if (!this.gates[s].tryTake()) {
         this.m.inc(c.dropped);
         continue;
       }

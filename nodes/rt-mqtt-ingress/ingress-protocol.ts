@@ -50,9 +50,9 @@ export interface ClientInit {
   sources: SourceSpec[];
   subs: SubSpec[];
   tcp: TcpSpec | null;
-  /** CreditGate words (posted, consumed). */
+  /** CreditGate words (posted, consumed), one pair per source. */
   ctl: SharedArrayBuffer;
-  /** Events posted and not yet consumed by the flow side, at most. */
+  /** Events posted and not yet consumed by the flow side, at most, per source. */
   limit: number;
   /** Largest payload / line accepted (bytes of text). */
   maxBytes: number;

@@ -22,9 +22,9 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 
 function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
   const m = SharedMetrics.attach(ingressMetricSpec(init.sources.length), init.metrics);
-  const gate = new CreditGate(new Int32Array(init.ctl), init.limit);
+  const gates = CreditGate.perSource(init.ctl, init.sources.length, init.limit);
   const post = (ev: IngressEvent): void => ctx.emit(ev);
-  const pipe = new IngressPipe(init.sources, gate, m, init.maxBytes, { post, defer: (fn) => setImmediate(fn), now: nowMs });
+  const pipe = new IngressPipe(init.sources, gates, m, init.maxBytes, { post, defer: (fn) => setImmediate(fn), now: nowMs });
   let closing = false;
   let client: MqttClient | null = null;
   let timer: NodeJS.Timeout | null = null;

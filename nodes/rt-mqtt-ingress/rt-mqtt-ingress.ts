@@ -72,8 +72,9 @@ export = function register(RED: NodeAPI): void {
       const shared = SharedMetrics.create(ingressMetricSpec(n));
       const handoff = SharedMetrics.create(HANDOFF_METRICS);
       const hist = handoff.histogram('handoff');
-      const ctl = new SharedArrayBuffer(8);
-      const gate = new CreditGate(new Int32Array(ctl), cfg.queueLimit);
+      const ctl = new SharedArrayBuffer(CreditGate.bytes(n));
+      const gates = CreditGate.perSource(ctl, n, cfg.queueLimit);
+      const depth = (): number => gates.reduce((a, g) => a + g.depth(), 0);
       const delivered = new Array<number>(n).fill(0);
       const names = cfg.sources.map((s) => s.name);
       const kinds = cfg.sources.map((s) => KIND_OF[s.parser]);
@@ -92,7 +93,7 @@ export = function register(RED: NodeAPI): void {
         attach(fam.gaps, l, () => shared.counter(`gaps.${i}`));
         attach(fam.duplicates, l, () => shared.counter(`duplicates.${i}`));
       });
-      attach(fam.depth, labels, () => gate.depth());
+      attach(fam.depth, labels, () => depth());
       attach(fam.connected, labels, () => shared.gauge('connected'));
       attach(fam.connects, labels, () => shared.counter('connects'));
       attach(fam.tcpClients, labels, () => shared.gauge('tcp_clients'));
@@ -111,7 +112,7 @@ export = function register(RED: NodeAPI): void {
             },
           ]),
         ),
-        depth: gate.depth(),
+        depth: depth(),
         connected: shared.gauge('connected'),
         connects: shared.counter('connects'),
       });
@@ -127,13 +128,17 @@ export = function register(RED: NodeAPI): void {
         if (link === 'down' || tcpState === 'error') status.set('error', RED._(`${TYPE}.status.${link === 'down' ? 'down' : 'tcpError'}`));
         else if (link === 'connecting') status.set('connecting', RED._(`${TYPE}.status.connecting`));
         else if (Date.now() < droppingUntil) status.set('error', RED._(`${TYPE}.status.dropping`, { n: lastDropped }));
-        else if (gate.depth() > 0) status.set('depth', RED._(`${TYPE}.status.queued`, { n: gate.depth() }));
+        else if (depth() > 0) status.set('depth', RED._(`${TYPE}.status.queued`, { n: depth() }));
         else status.set('ok', RED._(`${TYPE}.status.${link === 'connected' ? 'connected' : 'listening'}`));
       };
-      const pending: WireEvent[][] = [];
-      let pendingAt = 0;
+      // Per source, in arrival order. Events and authorisations are handed over before frames waiting at the
+      // same time: frames are informational (positions), the decisions hang on events and authorisations.
+      const pending: WireEvent[][] = names.map(() => []);
+      const heads = names.map(() => 0);
+      const order = names.map((_, i) => i).sort((x, y) => Number(kinds[x] === 'frame') - Number(kinds[y] === 'frame'));
       let draining = false;
       let closed = false;
+      const waitingOf = (i: number): number => pending[i].length - heads[i];
       const drain = (): void => {
         if (closed) {
           draining = false;
@@ -141,20 +146,31 @@ export = function register(RED: NodeAPI): void {
         }
         const now = nowMs();
         let n = 0;
-        while (n < SLICE && pending.length > 0) {
-          const b = pending[0];
-          const e = b[pendingAt++];
-          if (pendingAt >= b.length) {
-            pending.shift();
-            pendingAt = 0;
+        let more = false;
+        for (const i of order) {
+          const q = pending[i];
+          let k = 0;
+          while (n < SLICE && heads[i] < q.length) {
+            const e = q[heads[i]++];
+            n++;
+            k++;
+            hist.observeUs((now - e.rx) * 1000);
+            node.send({ topic: e.topic, source: names[i], kind: kinds[i], payload: e.p, ingress: { seq: e.q, received: e.rx } });
           }
-          n++;
-          delivered[e.s]++;
-          hist.observeUs((now - e.rx) * 1000);
-          node.send({ topic: e.topic, source: names[e.s], kind: kinds[e.s], payload: e.p, ingress: { seq: e.q, received: e.rx } });
+          if (k > 0) {
+            delivered[i] += k;
+            gates[i].give(k);
+          }
+          if (heads[i] >= q.length) {
+            q.length = 0;
+            heads[i] = 0;
+          } else more = true;
+          if (n >= SLICE) {
+            more = true;
+            break;
+          }
         }
-        gate.give(n);
-        if (pending.length > 0) setImmediate(drain);
+        if (more) setImmediate(drain);
         else draining = false;
       };
       closeHooks.push(() => {
@@ -180,14 +196,14 @@ export = function register(RED: NodeAPI): void {
           switch (ev.t) {
             case 'batch':
               // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
-              pending.push(ev.ev);
+              for (const e of ev.ev) pending[e.s].push(e);
               if (!draining) {
                 draining = true;
                 setImmediate(drain);
               }
               return;
             case 'malformed': {
-              gate.give(1);
+              gates[ev.s].give(1);
               const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
               status.immediate('error', RED._(`${TYPE}.status.malformed`));
               node.error(RED._(`${TYPE}.errors.malformed`, { source: names[ev.s], topic: ev.topic, error: t.text(ev.error as Coded) }), msg);
@@ -220,10 +236,7 @@ export = function register(RED: NodeAPI): void {
         },
         onRestart: () => {
           // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
-          const c = new Int32Array(ctl);
-          let waiting = -pendingAt;
-          for (const b of pending) waiting += b.length;
-          Atomics.store(c, 1, (Atomics.load(c, 0) - waiting) | 0);
+          gates.forEach((g, i) => g.resetTo(waitingOf(i)));
         },
       });
       node._lease = lease;

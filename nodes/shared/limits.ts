@@ -51,6 +51,7 @@ export const LIMITS = {
     flushCount: { min: 1, max: 100_000, integer: true },
     flushMs: { min: 10, max: 3_600_000 },
     queueLimit: { min: 1, max: 10_000_000, integer: true },
+    outboxLimit: { min: 1, max: 10_000_000, integer: true },
   },
   'rt-dosing': {
     coarsePct: { min: 0, max: 100, above: true },

@@ -68,15 +68,15 @@ describe('rt-mqtt-ingress core', () => {
       { name: 'acc', parser: 'auth' as const },
     ];
     const m = SharedMetrics.create(ingressMetricSpec(2));
-    const gate = new CreditGate(new Int32Array(new SharedArrayBuffer(8)), 4);
+    const gates = CreditGate.perSource(new SharedArrayBuffer(CreditGate.bytes(2)), 2, 4);
     const posted: IngressEvent[] = [];
     const deferred: Array<() => void> = [];
-    const pipe = new IngressPipe(sources, gate, m, 1e6, { post: (e) => posted.push(e), defer: (f) => deferred.push(f), now: () => 1000.5 });
+    const pipe = new IngressPipe(sources, gates, m, 1e6, { post: (e) => posted.push(e), defer: (f) => deferred.push(f), now: () => 1000.5 });
     for (let i = 1; i <= 6; i++) pipe.receive(0, 'store/s1/tracks', JSON.stringify({ ...frame, frame: i === 6 ? 9 : i }));
-    pipe.receive(1, 'tcp:acc', 'nope');
     assert.equal(posted.length, 0, 'nothing posted before the deferred flush');
     assert.equal(deferred.length, 1, 'one flush scheduled for many events');
     deferred[0]();
+    pipe.receive(1, 'tcp:acc', 'nope');
     const batch = posted.find((e) => e.t === 'batch');
     assert.ok(batch && batch.t === 'batch');
     assert.deepEqual(batch.ev.map((e) => e.p.frame), [1, 2, 3, 4]);
@@ -88,10 +88,16 @@ describe('rt-mqtt-ingress core', () => {
     assert.equal(m.counter('gaps.0'), 3);
     assert.equal(m.counter('malformed.1'), 1);
     assert.equal(m.counter('received.1'), 1);
-    assert.equal(posted.filter((e) => e.t === 'malformed').length, 0, 'no credit left to report it: counted only');
-    gate.give(4);
+    assert.equal(posted.filter((e) => e.t === 'malformed').length, 1, 'source 1 has its own credits: the flood on source 0 did not take them');
+    assert.equal(gates[1].depth(), 1);
+    for (let i = 0; i < 3; i++) pipe.receive(1, 'tcp:acc', 'nope');
+    assert.equal(posted.filter((e) => e.t === 'malformed').length, 4);
     pipe.receive(1, 'tcp:acc', 'nope');
-    assert.equal(posted.filter((e) => e.t === 'malformed').length, 1);
+    assert.equal(posted.filter((e) => e.t === 'malformed').length, 4, 'no credit left to report it: counted only');
+    assert.equal(m.counter('malformed.1'), 5);
+    gates[0].give(4);
+    pipe.receive(0, 'store/s1/tracks', JSON.stringify({ ...frame, frame: 10 }));
+    assert.equal(m.counter('dropped.0'), 2, 'credits given back: taken again');
   });
 
   it('topic filters: validity and matching', () => {
