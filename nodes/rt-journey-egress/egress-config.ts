@@ -19,6 +19,10 @@ export interface EgressDef extends NodeDef {
   utc?: boolean | string;
   createDir?: boolean | string;
   report?: boolean | string;
+  /** rt-mqtt-broker config id: also publish each batch there (empty: file only). */
+  mqttBroker?: string;
+  mqttTopic?: string;
+  outboxLimit?: number | string;
 }
 
 export const MIGRATIONS: ReadonlyArray<Migration<EgressDef>> = [
@@ -38,6 +42,10 @@ export interface EgressConfig {
   utc: boolean;
   createDir: boolean;
   report: boolean;
+  /** The MQTT outbox: broker config id ('' = off), topic, bound in batches. */
+  mqttBroker: string;
+  mqttTopic: string;
+  outboxLimit: number;
   /** Why the path pattern is unusable (a PATH_PROBLEMS code), or null. */
   patternError: Coded | null;
   /** Numeric fields outside their limits (the node then refuses to start, as the editor flags them). */
@@ -59,6 +67,9 @@ export function readConfig(raw: EgressDef, baseDir: string): EgressConfig {
     utc: bool(d.utc, false),
     createDir: bool(d.createDir, true),
     report: bool(d.report, false),
+    mqttBroker: typeof d.mqttBroker === 'string' ? d.mqttBroker.trim() : '',
+    mqttTopic: typeof d.mqttTopic === 'string' && d.mqttTopic.trim() && !/[+#]/.test(d.mqttTopic) ? d.mqttTopic.trim() : 'store/journeys',
+    outboxLimit: readLimited('rt-journey-egress', 'outboxLimit', d.outboxLimit, 100_000, problems),
     patternError,
     problems,
   };

@@ -1,9 +1,11 @@
 // Commands and events between rt-journey-egress and its worker.
 import type { MetricSpec } from '../shared/shared-metrics';
 import type { WireError } from '../shared/protocol';
+import type { MqttSettings } from '../rt-mqtt-ingress/ingress-protocol';
 
 export const EGRESS_METRICS: MetricSpec = {
-  counters: ['lines', 'batches', 'bytes', 'write_errors', 'torn_tails'],
+  counters: ['lines', 'batches', 'bytes', 'write_errors', 'torn_tails', 'mqtt_published', 'mqtt_acked', 'mqtt_dropped'],
+  gauges: ['mqtt_connected', 'mqtt_outbox'],
   histograms: ['flush'],
 };
 
@@ -19,6 +21,8 @@ export interface EgressInit {
   closeTimeoutMs: number;
   metrics: SharedArrayBuffer;
   testHooks: boolean;
+  /** Also publish each written batch to MQTT through an on-disk outbox (null: file only). */
+  mqtt?: { settings: MqttSettings; topic: string; file: string; limit: number } | null;
 }
 
 export type EgressCmd =
@@ -35,4 +39,5 @@ export type EgressEvent =
   /** A torn last line (no trailing newline) was set apart before appending; see TornReport. */
   | { t: 'torn'; file: string; bytes: number; offset: number; to: string; how: 'moved' | 'ended' }
   | { t: 'lost'; count: number; firstSeq: number }
+  | { t: 'mqtt'; state: 'connected' | 'down'; error?: string }
   | { t: 'fatal'; error: WireError };

@@ -6,6 +6,7 @@ import { toWireError } from '../shared/protocol';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { serveInstances } from '../shared/worker-runtime';
 import { EGRESS_METRICS, type EgressCmd, type EgressEvent, type EgressInit } from './egress-protocol';
+import { MqttOutbox } from './egress-outbox';
 import { EgressWriter } from './egress-writer';
 
 const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -13,6 +14,30 @@ const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
 serveInstances<EgressInit, EgressCmd, EgressEvent>((init, ctx) => {
   const metrics = SharedMetrics.attach(EGRESS_METRICS, init.metrics);
   const flushHist = metrics.histogram('flush');
+  // The MQTT outbox (optional): the lines handed to the writer, in order, until a flush reports them written.
+  const toPublish: string[] = [];
+  let mqttDown = false;
+  const outbox = init.mqtt
+    ? new MqttOutbox(
+        { file: init.mqtt.file, limit: init.mqtt.limit, topic: init.mqtt.topic, mqtt: init.mqtt.settings, window: 64 },
+        {
+          published: () => metrics.inc('mqtt_published'),
+          acked: () => metrics.inc('mqtt_acked'),
+          dropped: () => metrics.inc('mqtt_dropped'),
+          depth: (n) => metrics.setGauge('mqtt_outbox', n),
+          connected: (up, error) => {
+            metrics.setGauge('mqtt_connected', up ? 1 : 0);
+            if (!up && !mqttDown) {
+              mqttDown = true;
+              ctx.emit({ t: 'mqtt', state: 'down', error });
+            } else if (up && mqttDown) {
+              mqttDown = false;
+              ctx.emit({ t: 'mqtt', state: 'connected' });
+            }
+          },
+        },
+      )
+    : null;
   const writer = new EgressWriter(
     {
       pattern: init.pattern,
@@ -35,6 +60,15 @@ serveInstances<EgressInit, EgressCmd, EgressEvent>((init, ctx) => {
     },
     {
       flushed(r) {
+        if (outbox) {
+          const batch = toPublish.splice(0, r.lines);
+          try {
+            outbox.add(batch.join('\n') + '\n');
+          } catch (err) {
+            metrics.inc('mqtt_dropped');
+            ctx.emit({ t: 'mqtt', state: 'down', error: (err as Error).message });
+          }
+        }
         metrics.inc('lines', r.lines);
         metrics.inc('batches');
         metrics.inc('bytes', r.bytes);
@@ -57,10 +91,12 @@ serveInstances<EgressInit, EgressCmd, EgressEvent>((init, ctx) => {
   // Set apart a torn tail of the current file now, so it is reported at start
   // rather than at the first journey.
   writer.start();
+  outbox?.start();
   return {
     onCommand(cmd) {
       switch (cmd.t) {
         case 'append':
+          if (outbox) for (const l of cmd.lines) toPublish.push(l);
           writer.append(cmd.seq0, cmd.lines, cmd.ts);
           return undefined;
         case 'flush':
@@ -85,6 +121,8 @@ serveInstances<EgressInit, EgressCmd, EgressEvent>((init, ctx) => {
         const p = writer.pendingLines();
         ctx.emit({ t: 'lost', count: left, firstSeq: p.seq0 });
       }
+      // What the broker has not acknowledged stays in the outbox file for the next start.
+      if (outbox) await outbox.close(Math.max(0, Math.min(1000, deadline - Date.now())));
     },
   };
 });

@@ -16,7 +16,8 @@
 // of close start and the last input), bounded (rtEdgeEgressCloseDrainMs, 3 s)
 // well under Node-RED's 15 s close timeout. Nothing can reach input() after
 // done(): Node-RED has removed the listener by then.
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 
 import { coreText } from '../shared/i18n';
 import { fromWireError } from '../shared/protocol';
@@ -26,6 +27,7 @@ import { SharedMetrics } from '../shared/shared-metrics';
 import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
 import { clampInt } from '../shared/migrate';
 import { WorkerLease } from '../shared/worker-host';
+import { type BrokerNode, clientSettings } from '../rt-mqtt-broker/broker-config';
 import { type EgressConfig, type EgressDef, readConfig } from './egress-config';
 import { encodeLine, Ledger } from './egress-core';
 import { EGRESS_METRICS, type EgressCmd, type EgressEvent, type EgressInit } from './egress-protocol';
@@ -41,6 +43,15 @@ const mono = (): number => performance.now();
 
 interface EgressNode extends Node {
   _lease?: WorkerLease<EgressEvent, EgressCmd>;
+  /** The MQTT outbox counters (tests). */
+  _mqttCounts?: () => { published: number; acked: number; dropped: number; outbox: number; connected: number };
+}
+
+/** The MQTT outbox file of a node: beside its journey files, hidden, one per node. */
+function outboxFile(pattern: string, id: string): string {
+  let dir = dirname(pattern);
+  while (dir.includes('%')) dir = dirname(dir);
+  return join(dir, `.rt-egress-${id.replace(/[^A-Za-z0-9_-]/g, '_')}.outbox`);
 }
 
 export = function register(RED: NodeAPI): void {
@@ -56,6 +67,11 @@ export = function register(RED: NodeAPI): void {
     depth: metrics.readerFamily('rtedge_egress_queue_depth', 'Journeys accepted and not yet on disk', 'gauge'),
     torn: metrics.readerFamily('rtedge_egress_torn_tails_total', 'Torn last lines (no newline, e.g. after a crash) moved out of journey files before appending', 'counter'),
     flush: metrics.sharedHistogramFamily('rtedge_egress_flush_seconds', 'Time to write (and fsync) one batch'),
+    mqttPublished: metrics.readerFamily('rtedge_egress_mqtt_published_total', 'Batches handed to the MQTT client (QoS 1; resends after a reconnection included)', 'counter'),
+    mqttAcked: metrics.readerFamily('rtedge_egress_mqtt_acked_total', 'Batches the broker acknowledged (PUBACK)', 'counter'),
+    mqttDropped: metrics.readerFamily('rtedge_egress_mqtt_outbox_dropped_total', 'Batches not queued for MQTT because the outbox was full (they are in the journey file)', 'counter'),
+    mqttOutbox: metrics.readerFamily('rtedge_egress_mqtt_outbox_depth', 'Batches in the MQTT outbox, not yet acknowledged', 'gauge'),
+    mqttConnected: metrics.readerFamily('rtedge_egress_mqtt_connected', '1 while the MQTT outbox is connected to its broker', 'gauge'),
   };
   const now: () => number = typeof RED.settings.rtEdgeClock === 'function' ? (RED.settings.rtEdgeClock as () => number) : Date.now;
   const baseDir =
@@ -96,6 +112,21 @@ export = function register(RED: NodeAPI): void {
     fam.depth.attach(labels, () => ledger.depth);
     fam.torn.attach(labels, () => shared.counter('torn_tails'));
     fam.flush.attach(labels, shared.histogram('flush'));
+    const mqttBroker = (cfg.mqttBroker ? RED.nodes.getNode(cfg.mqttBroker) : null) as BrokerNode | null;
+    if (mqttBroker) {
+      fam.mqttPublished.attach(labels, () => shared.counter('mqtt_published'));
+      fam.mqttAcked.attach(labels, () => shared.counter('mqtt_acked'));
+      fam.mqttDropped.attach(labels, () => shared.counter('mqtt_dropped'));
+      fam.mqttOutbox.attach(labels, () => shared.gauge('mqtt_outbox'));
+      fam.mqttConnected.attach(labels, () => shared.gauge('mqtt_connected'));
+    }
+    node._mqttCounts = () => ({
+      published: shared.counter('mqtt_published'),
+      acked: shared.counter('mqtt_acked'),
+      dropped: shared.counter('mqtt_dropped'),
+      outbox: shared.gauge('mqtt_outbox'),
+      connected: shared.gauge('mqtt_connected'),
+    });
 
     const showOk = (): void => {
       if (inError) return;
@@ -154,6 +185,11 @@ export = function register(RED: NodeAPI): void {
         case 'fatal':
           node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(fromWireError(ev.error)) }));
           break;
+        case 'mqtt':
+          // One warning per outage; the outbox keeps the batches meanwhile.
+          if (ev.state === 'down') node.warn(RED._(`${TYPE}.errors.mqttDown`, { url: mqttBroker?.config.url ?? '', error: ev.error ?? '' }));
+          else node.log(RED._(`${TYPE}.errors.mqttUp`, { url: mqttBroker?.config.url ?? '' }));
+          break;
       }
     };
 
@@ -174,6 +210,15 @@ export = function register(RED: NodeAPI): void {
         closeTimeoutMs: WORKER_CLOSE_MS,
         metrics: shared.sab,
         testHooks,
+        mqtt:
+          mqttBroker && mqttBroker.config.problems.length === 0
+            ? {
+                settings: clientSettings(mqttBroker.config, mqttBroker.credentials, `-egress-${node.id}`, () => randomBytes(4).toString('hex')),
+                topic: cfg.mqttTopic,
+                file: outboxFile(cfg.pattern, node.id),
+                limit: cfg.outboxLimit,
+              }
+            : null,
       };
       lease = new WorkerLease<EgressEvent, EgressCmd>({
         script: join(__dirname, 'egress.worker.js'),
@@ -254,6 +299,11 @@ export = function register(RED: NodeAPI): void {
         fam.depth.detach(labels);
         fam.torn.detach(labels);
         fam.flush.detach(labels);
+        fam.mqttPublished.detach(labels);
+        fam.mqttAcked.detach(labels);
+        fam.mqttDropped.detach(labels);
+        fam.mqttOutbox.detach(labels);
+        fam.mqttConnected.detach(labels);
         status.close();
         node.log(RED._(`${TYPE}.errors.closed`, { accepted, written, dropped, late: lateInput }));
         done();

@@ -51,6 +51,7 @@ export const LIMITS = {
     flushCount: { min: 1, max: 100_000, integer: true },
     flushMs: { min: 10, max: 3_600_000 },
     queueLimit: { min: 1, max: 10_000_000, integer: true },
+    outboxLimit: { min: 1, max: 10_000_000, integer: true },
   },
   'rt-dosing': {
     coarsePct: { min: 0, max: 100, above: true },
@@ -87,6 +88,26 @@ export const LIMITS = {
     interval: { min: 1, max: 3600, integer: true },
     topN: { min: 1, max: 100, integer: true },
     maxNodes: { min: 1, max: 10_000, integer: true },
+  },
+  'rt-journey-tracker': {
+    ttl: { min: 100, max: 3_600_000 },
+    stitchMs: { min: 0, max: 60_000 },
+    stitchM: { min: 0, max: 100 },
+    maxTracks: { min: 1, max: 100_000, integer: true },
+    authSlack: { min: 0, max: 600_000 },
+    authHold: { min: 0, max: 600_000 },
+    reopen: { min: 0, max: 600_000 },
+  },
+  'rt-mqtt-broker': {
+    port: { min: 1, max: 65535, integer: true },
+    keepalive: { min: 1, max: 65535, integer: true },
+    backoffMin: { min: 10, max: 60_000 },
+    backoffMax: { min: 10, max: 600_000 },
+  },
+  'rt-mqtt-ingress': {
+    queueLimit: { min: 1, max: 1_000_000, integer: true },
+    maxBytes: { min: 64, max: 16_777_216, integer: true },
+    tcpPort: { min: 0, max: 65535, integer: true },
   },
 } as const satisfies Record<string, Record<string, Limit>>;
 

@@ -17,6 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 import { BAD_REASONS } from '../../nodes/rt-scale/sampler-core';
+import { OUTCOMES } from '../../nodes/rt-journey-tracker/tracker-core';
 import { FRAME_RESULTS } from '../../nodes/rt-rs485-watch/modbus-core';
 import { allExampleFlows } from '../helpers/all-examples';
 import { DoorSim } from '../helpers/door-sim';
@@ -132,13 +133,16 @@ const DECLARED_BUCKETS: Record<string, number[]> = {
  * where counted by kind; `le` only on histogram buckets.
  */
 const ID_LABELS = new Set(['node', 'scale', 'port', 'monitor']);
-const LABEL_KEYS = new Set([...ID_LABELS, 'type', 'result', 'reason']);
+const LABEL_KEYS = new Set([...ID_LABELS, 'type', 'result', 'reason', 'outcome', 'kind']);
+/** rtedge_tracker_journeys_total{outcome} and rtedge_tracker_inputs_total{kind} (rt-journey-tracker): closed sets. */
+const TRACKER_LABELS: Record<string, Set<string>> = { outcome: new Set(OUTCOMES), kind: new Set(['frame', 'event', 'auth']) };
 
 /** The closed sets of `result` and `reason` values, from the code. */
 const RESULTS = new Set<string>([
   ...FRAME_RESULTS, // rtedge_rs485_frames_total (modbus-core)
   'ok', 'timeout', 'error', 'dropped', // rtedge_gate_commands_total (rt-gate-command)
   'under', 'over', 'aborted', // rtedge_dosing_doses_total (dose records)
+  'matched', 'unmatched', // rtedge_tracker_auths_total (rt-journey-tracker)
 ]);
 const REASONS = new Set<string>([...BAD_REASONS, 'settling']); // rtedge_hx711_bad_reads_total (rt-scale)
 
@@ -304,6 +308,7 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
           else if (k === 'type' && !types.has(v)) bad.add(`${where}: not a deployed node type`);
           else if (k === 'result' && !RESULTS.has(v)) bad.add(`${where}: not a known result`);
           else if (k === 'reason' && !REASONS.has(v)) bad.add(`${where}: not a known reason`);
+          else if (k in TRACKER_LABELS && !TRACKER_LABELS[k].has(v)) bad.add(`${where}: not a known ${k}`);
         }
       }
     }

@@ -2,10 +2,13 @@
 // merged as the editor's Import (and the Dashboard editor, for its ui-base)
 // would: scripts/shipped-flows.mjs, the same code `npm start` uses. The gate
 // example's simulated controller goes on a free port, the RS485 example's
-// serial port on a pty path given by the test.
+// serial port on a pty path given by the test. The store gate example
+// (ids sg_*) gets ports of its own (its gate controller stand-in and its
+// embedded MQTT broker) and a serial path that does not exist (its door stays
+// unknown, one warning), so it never shares a port with the others.
 import { join, relative } from 'node:path';
 
-import { repoRoot } from './util';
+import { freePort, repoRoot } from './util';
 
 type Flow = Record<string, unknown>;
 interface ShippedFlows {
@@ -24,7 +27,16 @@ export async function exampleFiles(): Promise<string[]> {
 export async function allExampleFlows(o: { gatePort: number; serialPath: string }): Promise<Flow[]> {
   const s = await shippedFlows();
   const files = s.exampleFiles(repoRoot).map((f) => relative(repoRoot, f));
+  const store = { gate: await freePort(), mqtt: await freePort() };
   return s.mergeFlows(repoRoot, files, (n) => {
+    if (typeof n.id === 'string' && n.id.startsWith('sg_')) {
+      if (n.type === 'rt-gate-endpoint') return { ...n, port: store.gate };
+      if (n.type === 'tcp in') return { ...n, port: String(store.gate) };
+      if (n.type === 'rt-mqtt-broker') return { ...n, port: store.mqtt };
+      if (n.type === 'mqtt-broker') return { ...n, port: String(store.mqtt) };
+      if (n.type === 'rt-rs485-port') return { ...n, path: `${o.serialPath}-store-gate` };
+      return n;
+    }
     if (n.type === 'rt-gate-endpoint') return { ...n, port: o.gatePort };
     if (n.type === 'tcp in') return { ...n, port: String(o.gatePort) };
     if (n.type === 'rt-rs485-port') return { ...n, path: o.serialPath };

@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { readDosing } from '../../../nodes/rt-dosing/dosing-config';
 import { readEndpoint } from '../../../nodes/rt-gate-endpoint/endpoint-config';
 import { readConfig as readEgress } from '../../../nodes/rt-journey-egress/egress-config';
+import { readTrackerConfig } from '../../../nodes/rt-journey-tracker/tracker-config';
 import { readPortConfig } from '../../../nodes/rt-rs485-port/port-config';
 import { readWatchConfig } from '../../../nodes/rt-rs485-watch/watch-config';
 import { readScale } from '../../../nodes/rt-scale/scale-config';
@@ -63,6 +64,7 @@ const runtime: Record<string, (field: string, v: unknown) => boolean> = {
   'rt-gate-command': (f, v) => !hasField(collect('rt-gate-command', f, v), f),
   'rt-perf-monitor': (f, v) => !hasField(collect('rt-perf-monitor', f, v), f),
   'rt-hx711': (f, v) => !hasField(collect('rt-hx711', f, v), f),
+  'rt-journey-tracker': (f, v) => !hasField(readTrackerConfig({ id: 't', type: 'rt-journey-tracker', version: 1, [f]: v }).problems, f),
 };
 function collect(type: keyof typeof LIMITS, field: string, v: unknown): Coded[] {
   const problems: Coded[] = [];

@@ -1,0 +1,280 @@
+// rt-mqtt-ingress: tracking events and authorisations into the flow. The MQTT
+// client (and the TCP listener for authorisations) run in a worker thread,
+// which parses every payload there and hands the events over through a
+// bounded credit gate (try-send): when the flow side has not taken the events
+// already posted, the worker drops the new ones and counts them per source.
+// This adapter only turns the posted events into messages, gives the credits
+// back, and reports drops (a warning at most once a second), link state and
+// malformed input (node.error with the raw text, so a Catch node sees it).
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+
+import type { Coded } from '../shared/coded';
+import { coreText } from '../shared/i18n';
+import type { Node, NodeAPI, NodeMessage } from '../shared/red-types';
+import { runtimeMetrics } from '../shared/registry';
+import { SharedMetrics } from '../shared/shared-metrics';
+import { ThrottledStatus } from '../shared/status';
+import { WorkerLease } from '../shared/worker-host';
+import { type BrokerNode, clientSettings } from '../rt-mqtt-broker/broker-config';
+import { type IngressDef, readIngress } from './ingress-config';
+import { CreditGate, KIND_OF } from './ingress-core';
+import { type ClientInit, HANDOFF_METRICS, type IngressCmd, type IngressCounts, type IngressEvent, ingressMetricSpec, type WireEvent } from './ingress-protocol';
+
+const TYPE = 'rt-mqtt-ingress';
+
+interface IngressNode extends Node {
+  _lease?: WorkerLease<IngressEvent, IngressCmd>;
+  /** The counters behind the metrics (tests, benchmarks). */
+  _counts?: () => IngressCounts;
+}
+
+/** Events handed to the flow per turn of the event loop. */
+const SLICE = 16;
+
+const nowMs = (): number => performance.timeOrigin + performance.now();
+
+export = function register(RED: NodeAPI): void {
+  const t = coreText(RED, TYPE);
+  const metrics = runtimeMetrics(RED);
+  const fam = {
+    received: metrics.readerFamily('rtedge_ingress_received_total', 'MQTT messages or TCP lines received by the ingress worker, per source', 'counter'),
+    parsed: metrics.readerFamily('rtedge_ingress_parsed_total', 'Valid events parsed by the ingress worker, per source (delivered + dropped)', 'counter'),
+    delivered: metrics.readerFamily('rtedge_ingress_delivered_total', 'Events handed to the flow, per source', 'counter'),
+    dropped: metrics.readerFamily('rtedge_ingress_dropped_total', 'Events dropped because the flow side had not taken the ones before (queue full), per source', 'counter'),
+    malformed: metrics.readerFamily('rtedge_ingress_malformed_total', 'Malformed messages, lines or array elements refused, per source', 'counter'),
+    gaps: metrics.readerFamily('rtedge_ingress_gaps_total', 'Frames or events missing by the sensors own numbering (lost before the ingress), per source', 'counter'),
+    duplicates: metrics.readerFamily('rtedge_ingress_duplicates_total', 'Frames or events whose number was not above the last one (redelivery or sensor restart), per source', 'counter'),
+    depth: metrics.readerFamily('rtedge_ingress_queue_depth', 'Events posted by the worker and not yet taken by the flow side', 'gauge'),
+    connected: metrics.readerFamily('rtedge_ingress_connected', '1 while the MQTT client is connected', 'gauge'),
+    connects: metrics.readerFamily('rtedge_ingress_connects_total', 'Successful MQTT connections (the first one and every reconnect)', 'counter'),
+    tcpClients: metrics.readerFamily('rtedge_ingress_tcp_clients', 'Peers connected to the TCP listener', 'gauge'),
+    handoff: metrics.sharedHistogramFamily('rtedge_ingress_handoff_seconds', 'Time from the worker receiving an event to the flow side taking it'),
+  };
+
+  function MqttIngressNode(this: IngressNode, def: IngressDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const status = new ThrottledStatus(node);
+    const broker = (def.broker ? RED.nodes.getNode(def.broker) : null) as BrokerNode | null;
+    const cfg = readIngress(def, broker !== null);
+    const problems = [...cfg.problems.map(t.text), ...(broker ? broker.config.problems.map(t.text) : [])];
+    let lease: WorkerLease<IngressEvent, IngressCmd> | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    const closeHooks: Array<() => void> = [];
+    const attached: Array<{ f: { detach(l: Record<string, string>): void }; labels: Record<string, string> }> = [];
+
+    if (problems.length > 0) {
+      node.error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.join('; ') }));
+      status.immediate('error', RED._(`${TYPE}.status.badConfig`));
+    } else {
+      const n = cfg.sources.length;
+      const shared = SharedMetrics.create(ingressMetricSpec(n));
+      const handoff = SharedMetrics.create(HANDOFF_METRICS);
+      const hist = handoff.histogram('handoff');
+      const ctl = new SharedArrayBuffer(CreditGate.bytes(n));
+      const gates = CreditGate.perSource(ctl, n, cfg.queueLimit);
+      const depth = (): number => gates.reduce((a, g) => a + g.depth(), 0);
+      const delivered = new Array<number>(n).fill(0);
+      const names = cfg.sources.map((s) => s.name);
+      const kinds = cfg.sources.map((s) => KIND_OF[s.parser]);
+      const labels = { node: node.id };
+      const attach = (f: { attach(l: Record<string, string>, r: () => number): void; detach(l: Record<string, string>): void }, l: Record<string, string>, r: () => number): void => {
+        f.attach(l, r);
+        attached.push({ f, labels: l });
+      };
+      names.forEach((name, i) => {
+        const l = { ...labels, source: name };
+        attach(fam.received, l, () => shared.counter(`received.${i}`));
+        attach(fam.parsed, l, () => shared.counter(`parsed.${i}`));
+        attach(fam.delivered, l, () => delivered[i]);
+        attach(fam.dropped, l, () => shared.counter(`dropped.${i}`));
+        attach(fam.malformed, l, () => shared.counter(`malformed.${i}`));
+        attach(fam.gaps, l, () => shared.counter(`gaps.${i}`));
+        attach(fam.duplicates, l, () => shared.counter(`duplicates.${i}`));
+      });
+      attach(fam.depth, labels, () => depth());
+      attach(fam.connected, labels, () => shared.gauge('connected'));
+      attach(fam.connects, labels, () => shared.counter('connects'));
+      attach(fam.tcpClients, labels, () => shared.gauge('tcp_clients'));
+      node._counts = () => ({
+        sources: Object.fromEntries(
+          names.map((name, i) => [
+            name,
+            {
+              received: shared.counter(`received.${i}`),
+              parsed: shared.counter(`parsed.${i}`),
+              delivered: delivered[i],
+              dropped: shared.counter(`dropped.${i}`),
+              malformed: shared.counter(`malformed.${i}`),
+              gaps: shared.counter(`gaps.${i}`),
+              duplicates: shared.counter(`duplicates.${i}`),
+            },
+          ]),
+        ),
+        depth: depth(),
+        connected: shared.gauge('connected'),
+        connects: shared.counter('connects'),
+      });
+      fam.handoff.attach(labels, hist);
+      attached.push({ f: fam.handoff, labels });
+
+      let link: 'connecting' | 'connected' | 'down' | 'none' = cfg.subs.length > 0 ? 'connecting' : 'none';
+      let tcpState: 'off' | 'listening' | 'error' = 'off';
+      let outage = false;
+      let lastDropped = 0;
+      let droppingUntil = 0;
+      const show = (): void => {
+        if (link === 'down' || tcpState === 'error') status.set('error', RED._(`${TYPE}.status.${link === 'down' ? 'down' : 'tcpError'}`));
+        else if (link === 'connecting') status.set('connecting', RED._(`${TYPE}.status.connecting`));
+        else if (Date.now() < droppingUntil) status.set('error', RED._(`${TYPE}.status.dropping`, { n: lastDropped }));
+        else if (depth() > 0) status.set('depth', RED._(`${TYPE}.status.queued`, { n: depth() }));
+        else status.set('ok', RED._(`${TYPE}.status.${link === 'connected' ? 'connected' : 'listening'}`));
+      };
+      // Per source, in arrival order. Events and authorisations are handed over before frames waiting at the
+      // same time: frames are informational (positions), the decisions hang on events and authorisations.
+      const pending: WireEvent[][] = names.map(() => []);
+      const heads = names.map(() => 0);
+      const order = names.map((_, i) => i).sort((x, y) => Number(kinds[x] === 'frame') - Number(kinds[y] === 'frame'));
+      let draining = false;
+      let closed = false;
+      const waitingOf = (i: number): number => pending[i].length - heads[i];
+      const drain = (): void => {
+        if (closed) {
+          draining = false;
+          return;
+        }
+        const now = nowMs();
+        let n = 0;
+        let more = false;
+        for (const i of order) {
+          const q = pending[i];
+          let k = 0;
+          while (n < SLICE && heads[i] < q.length) {
+            const e = q[heads[i]++];
+            n++;
+            k++;
+            hist.observeUs((now - e.rx) * 1000);
+            node.send({ topic: e.topic, source: names[i], kind: kinds[i], payload: e.p, ingress: { seq: e.q, received: e.rx } });
+          }
+          if (k > 0) {
+            delivered[i] += k;
+            gates[i].give(k);
+          }
+          if (heads[i] >= q.length) {
+            q.length = 0;
+            heads[i] = 0;
+          } else more = true;
+          if (n >= SLICE) {
+            more = true;
+            break;
+          }
+        }
+        if (more) setImmediate(drain);
+        else draining = false;
+      };
+      closeHooks.push(() => {
+        closed = true;
+      });
+      const settings = broker ? clientSettings(broker.config, broker.credentials, `-${node.id}`, () => randomBytes(4).toString('hex')) : null;
+      const init: ClientInit = {
+        role: 'client',
+        mqtt: cfg.subs.length > 0 ? settings : null,
+        sources: cfg.sources,
+        subs: cfg.subs,
+        tcp: cfg.tcp,
+        ctl,
+        limit: cfg.queueLimit,
+        maxBytes: cfg.maxBytes,
+        metrics: shared.sab,
+      };
+      lease = new WorkerLease<IngressEvent, IngressCmd>({
+        script: join(__dirname, 'mqtt.worker.js'),
+        ...(broker ? { key: broker.workerKey } : { shared: false }),
+        init,
+        onEvent: (ev) => {
+          switch (ev.t) {
+            case 'batch':
+              // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
+              for (const e of ev.ev) pending[e.s].push(e);
+              if (!draining) {
+                draining = true;
+                setImmediate(drain);
+              }
+              return;
+            case 'malformed': {
+              gates[ev.s].give(1);
+              const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
+              status.immediate('error', RED._(`${TYPE}.status.malformed`));
+              node.error(RED._(`${TYPE}.errors.malformed`, { source: names[ev.s], topic: ev.topic, error: t.text(ev.error as Coded) }), msg);
+              return;
+            }
+            case 'link': {
+              if (ev.state === 'down' && !outage) {
+                outage = true;
+                node.warn(RED._(`${TYPE}.errors.linkDown`, { url: settings?.url ?? '', error: ev.error ?? '' }));
+              } else if (ev.state === 'connected' && outage) {
+                outage = false;
+                node.log(RED._(`${TYPE}.linkUp`, { url: settings?.url ?? '' }));
+              }
+              if (!(ev.state === 'connecting' && link === 'down')) link = ev.state;
+              show();
+              return;
+            }
+            case 'tcp':
+              tcpState = ev.state;
+              if (ev.state === 'error') node.error(RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' }));
+              show();
+              return;
+            default:
+              return;
+          }
+        },
+        onError: (err) => {
+          node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) }));
+          status.immediate('error', RED._(`${TYPE}.status.restarting`));
+        },
+        onRestart: () => {
+          // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
+          gates.forEach((g, i) => g.resetTo(waitingOf(i)));
+        },
+      });
+      node._lease = lease;
+      lease.start();
+      show();
+      // Drops are counted in the worker; warned here at most once a second, with the running counts per source.
+      timer = setInterval(() => {
+        let total = 0;
+        const parts: string[] = [];
+        names.forEach((name, i) => {
+          const d = shared.counter(`dropped.${i}`);
+          total += d;
+          if (d > 0) parts.push(`${name} ${d}`);
+        });
+        if (total > lastDropped) {
+          node.warn(RED._(`${TYPE}.errors.dropWarn`, { n: total, detail: parts.join(', '), limit: cfg.queueLimit }));
+          lastDropped = total;
+          droppingUntil = Date.now() + 2000;
+        }
+        show();
+      }, 1000);
+      timer.unref();
+    }
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      if (timer) clearInterval(timer);
+      timer = null;
+      for (const h of closeHooks) h();
+      const finish = (): void => {
+        for (const a of attached) a.f.detach(a.labels);
+        status.close();
+        done();
+      };
+      if (!lease) finish();
+      else lease.close(3000).then(finish, finish);
+    });
+  }
+
+  RED.nodes.registerType(TYPE, MqttIngressNode as never);
+};
+
