@@ -7,11 +7,12 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** The examples `npm start` shows: the two dashboards and the journey log. */
+/** The examples `npm start` shows: the dashboards, the journey log and the control API. */
 export const START_EXAMPLES = [
   'examples/rt-dosing/02 - Dosing station dashboard.json',
   'examples/rt-perf-monitor/02 - Performance dashboard.json',
   'examples/rt-journey-egress/01 - Log journeys to a daily JSONL file.json',
+  'examples/rt-control-plant/01 - HTTP control API with dashboard.json',
 ];
 
 export function exampleFiles(root) {
