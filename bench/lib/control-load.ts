@@ -388,10 +388,15 @@ export function summarizeCpuProfile(file: string, top = 15): string[] {
     .map(([k, h]) => `${((100 * h) / totalHits).toFixed(1).padStart(5)} %  ${((durMs * h) / totalHits / 1000).toFixed(2).padStart(7)} s  ${k}`);
 }
 
-export function newestCpuProfile(dir: string): string | null {
+/**
+ * The main thread's .cpuprofile in `dir` (node --cpu-prof writes one per
+ * thread, CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the flow
+ * engine is thread 0), the newest if several.
+ */
+export function mainCpuProfile(dir: string): string | null {
   if (!existsSync(dir)) return null;
   const f = readdirSync(dir)
-    .filter((x) => x.endsWith('.cpuprofile'))
+    .filter((x) => /\.\d+\.0\.\d+\.cpuprofile$/.test(x))
     .sort()
     .pop();
   return f ? join(dir, f) : null;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { flag, machine } from './common';
 import {
   formatTable,
-  newestCpuProfile,
+  mainCpuProfile,
   recordHealth,
   runLoad,
   startControlRuntime,
@@ -60,10 +60,10 @@ async function main(): Promise<void> {
   let cpu: string[] = [];
   if (stopRuntime) await stopRuntime();
   if (cpuProf) {
-    const prof = newestCpuProfile(out);
+    const prof = mainCpuProfile(out);
     if (prof) {
       cpu = summarizeCpuProfile(prof);
-      console.log(`\nCPU profile of the runtime: ${prof} (open in Chrome DevTools > Performance, or VS Code)\nself time, top functions:\n${cpu.join('\n')}\n`);
+      console.log(`\nCPU profile of the runtime's flow engine (main thread): ${prof} (open in Chrome DevTools > Performance, or VS Code)\nself time, top functions:\n${cpu.join('\n')}\n`);
     } else console.log('\nno CPU profile was written (did the runtime exit normally?)');
   }
   const res = { loadtest: 'control-api', machine: machine(), ...summary(r), health_last: health, results_dir: out };

@@ -7,7 +7,8 @@
 // 400/413 naming the field, and nothing is applied) and then applied by the
 // worker, which acknowledges. Logging on/off is idempotent; while on, a
 // telemetry record goes out on output 2 every `logMs` (to rt-journey-egress).
-// Output 3 carries the state for a dashboard every `uiMs`.
+// Output 3 carries the state for a dashboard every `uiMs`, and the replies to
+// requests that came without msg.res (a dashboard's writes), topic `reply`.
 //
 // A refused request is the client's mistake, answered with its 400: it is
 // counted (rtedge_plant_refused_total) and warned about at most once a second
@@ -95,7 +96,12 @@ export = function register(RED: NodeAPI): void {
       msg.statusCode = code;
       msg.headers = { ...JSON_HEADERS };
       msg.payload = body;
-      send([msg, null, null]);
+      // An HTTP request's reply goes to the http response node; a dashboard's (no msg.res) to the state output.
+      if (msg.res) send([msg, null, null]);
+      else {
+        msg.topic = 'reply';
+        send([null, null, msg]);
+      }
       done();
     };
     const refused = (msg: NodeMessage, send: SendFn, done: DoneFn, op: string, r: Refusal): void => {
