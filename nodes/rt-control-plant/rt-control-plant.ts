@@ -52,11 +52,16 @@ interface ReqLike {
 export = function register(RED: NodeAPI): void {
   const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
+  // One family per operation group and per cut-out (labelled by node only: a closed label set).
   const fam = {
-    requests: metrics.readerFamily('rtedge_plant_requests_total', 'Control API requests answered, by operation', 'counter'),
+    reads: metrics.readerFamily('rtedge_plant_reads_total', 'Control API reads answered (status, data, GPIO state)', 'counter'),
+    writes: metrics.readerFamily('rtedge_plant_writes_total', 'Control API control writes answered (any status)', 'counter'),
+    toggles: metrics.readerFamily('rtedge_plant_log_toggles_total', 'Control API log start/stop requests answered', 'counter'),
+    gpioWrites: metrics.readerFamily('rtedge_plant_gpio_writes_total', 'Control API GPIO writes answered (any status)', 'counter'),
     refused: metrics.readerFamily('rtedge_plant_refused_total', 'Control API writes refused (400/413), nothing applied', 'counter'),
     failed: metrics.readerFamily('rtedge_plant_failed_total', 'Control API writes the plant did not acknowledge (503)', 'counter'),
-    trips: metrics.readerFamily('rtedge_plant_safety_trips_total', 'Safety cut-outs (over-temperature, overspeed)', 'counter'),
+    overTemp: metrics.readerFamily('rtedge_plant_over_temp_trips_total', 'Over-temperature cut-outs of a heater', 'counter'),
+    overspeed: metrics.readerFamily('rtedge_plant_overspeed_trips_total', 'Overspeed stops of the motor', 'counter'),
     logged: metrics.readerFamily('rtedge_plant_log_records_total', 'Telemetry records sent to the log output', 'counter'),
   };
   const testHooks = RED.settings.rtEdgeTestHooks === true;
@@ -75,12 +80,13 @@ export = function register(RED: NodeAPI): void {
     let lease: WorkerLease<PlantEvent, PlantCmd> | null = null;
     let closing = false;
     const labels = { node: node.id };
-    const ops = ['status', 'data', 'control', 'log-start', 'log-stop', 'gpio-get', 'gpio-set'];
-    for (const op of ops) fam.requests.attach({ ...labels, op }, () => counts.requests.get(op) ?? 0);
+    const group = (op: string): 'reads' | 'writes' | 'toggles' | 'gpioWrites' =>
+      op === 'control' ? 'writes' : op === 'gpio-set' ? 'gpioWrites' : op.startsWith('log') ? 'toggles' : 'reads';
+    for (const g of ['reads', 'writes', 'toggles', 'gpioWrites'] as const) fam[g].attach(labels, () => counts.requests.get(g) ?? 0);
     fam.refused.attach(labels, () => counts.refused);
     fam.failed.attach(labels, () => counts.failed);
-    fam.trips.attach({ ...labels, kind: 'over-temp' }, () => cell.read()?.safety.trips.overTemp ?? 0);
-    fam.trips.attach({ ...labels, kind: 'overspeed' }, () => cell.read()?.safety.trips.overspeed ?? 0);
+    fam.overTemp.attach(labels, () => cell.read()?.safety.trips.overTemp ?? 0);
+    fam.overspeed.attach(labels, () => cell.read()?.safety.trips.overspeed ?? 0);
     fam.logged.attach(labels, () => logging.records);
 
     const showOk = (): void => {
@@ -92,7 +98,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     const reply = (msg: NodeMessage, send: SendFn, done: DoneFn, op: string, code: number, body: unknown): void => {
-      counts.requests.set(op, (counts.requests.get(op) ?? 0) + 1);
+      counts.requests.set(group(op), (counts.requests.get(group(op)) ?? 0) + 1);
       msg.statusCode = code;
       msg.headers = { ...JSON_HEADERS };
       msg.payload = body;
@@ -242,12 +248,7 @@ export = function register(RED: NodeAPI): void {
       if (logTimer) clearInterval(logTimer);
       if (uiTimer) clearInterval(uiTimer);
       logTimer = uiTimer = null;
-      for (const op of ops) fam.requests.detach({ ...labels, op });
-      fam.refused.detach(labels);
-      fam.failed.detach(labels);
-      fam.trips.detach({ ...labels, kind: 'over-temp' });
-      fam.trips.detach({ ...labels, kind: 'overspeed' });
-      fam.logged.detach(labels);
+      for (const f of Object.values(fam)) f.detach(labels);
       status.close();
       const finish = (): void => done();
       if (lease) lease.close(2000).then(finish, finish);
