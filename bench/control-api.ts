@@ -18,7 +18,7 @@
 //
 // Last line: {"x1_pass","max_rate_x","max_rps","reads_p99_ms","writes_p99_ms","log_p99_ms","gpio_p99_ms","non2xx_pct"}
 // with the p99s and the non-2xx rate (all groups) at max_rate_x.
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { flag, log, machine, result } from './lib/common';
@@ -35,9 +35,11 @@ async function main(): Promise<void> {
   const stopHealth = recordHealth(c.target, out);
   const runs: RunResult[] = [];
   const step = async (x: number): Promise<RunResult> => {
+    const before = loadavg()[0];
     const r = await runLoad(c.target, x, SECONDS, { warmupS: Math.min(5, SECONDS / 10) });
     runs.push(r);
-    log(formatTable(r) + '\n');
+    // The machine's load (1-minute average) before and after the step: a shared machine's other work shows here.
+    log(`${formatTable(r)}\nload average before ${before.toFixed(1)}, after ${loadavg()[0].toFixed(1)}\n`);
     // let a breached run's backlog drain before the next step
     await sleep(r.pass ? 3000 : 10_000);
     return r;

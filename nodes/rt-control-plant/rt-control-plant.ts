@@ -186,6 +186,13 @@ export = function register(RED: NodeAPI): void {
 
     node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
       const req = msg.req as ReqLike | undefined;
+      if (testHooks && !req && msg.topic === 'disturb' && lease) {
+        // Test hook (rtEdgeTestHooks): a stuck heater or a runaway drive in the simulated plant.
+        const p = (msg.payload ?? {}) as { tempC?: number[]; rpm?: number };
+        lease.post({ t: 'disturb', tempC: p.tempC, rpm: p.rpm });
+        done();
+        return;
+      }
       const op = opOf(req ? '' : msg.topic, req?.method, req?.route?.path ?? req?.path);
       if (op === null) {
         done(new Error(RED._(`${TYPE}.errors.unknownOp`, { topic: String(msg.topic ?? ''), path: String(req?.path ?? '') })));
