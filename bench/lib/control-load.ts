@@ -108,6 +108,8 @@ export interface GroupStats {
   non2xx: number;
   non2xxPct: number;
   expected400: number;
+  /** Unexpected answers by kind (status code or socket error code). */
+  errors: Record<string, number>;
   pass: boolean;
   breaches: string[];
 }
@@ -143,7 +145,9 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
   const lags: number[] = [];
   let outstanding = 0;
 
-  const fire = (req: Req, due: number, counted: boolean): void => {
+  /** Unexpected answers by kind per group (`503`, `ECONNRESET`, `timeout`...), for the diagnosis of a breach. */
+  const kinds: Record<Group, Record<string, number>> = { reads: {}, writes: {}, log: {}, gpio: {} };
+  const fire = (req: Req, due: number, counted: boolean, retry = true): void => {
     outstanding++;
     const headers: Record<string, string | number> = {};
     if (authHeader) headers.authorization = authHeader;
@@ -152,22 +156,36 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
       headers['content-length'] = Buffer.byteLength(req.body);
     }
     let finished = false;
-    const end = (status: number): void => {
+    const end = (status: number, kind?: string): void => {
       if (finished) return;
       finished = true;
       outstanding--;
       if (!counted) return;
       lat[req.group].push(performance.now() - due);
-      if (status !== req.expect) bad[req.group]++;
-      else if (status === 400) exp400[req.group]++;
+      if (status !== req.expect) {
+        bad[req.group]++;
+        const k = kind ?? String(status);
+        kinds[req.group][k] = (kinds[req.group][k] ?? 0) + 1;
+      } else if (status === 400) exp400[req.group]++;
     };
     const r = request({ host: target.host, port: target.port, method: req.method, path: req.path, headers, agent }, (res) => {
       res.on('data', () => undefined);
       res.on('end', () => end(res.statusCode ?? 0));
       res.on('error', () => end(0));
     });
-    r.setTimeout(timeoutMs, () => r.destroy(new Error('timeout')));
-    r.on('error', () => end(0));
+    r.setTimeout(timeoutMs, () => r.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+    r.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed as we reused it: the request never reached the server.
+      // Sent again at once on a fresh socket (Node's documented remedy), its latency still counted from
+      // the first scheduled time.
+      if (retry && r.reusedSocket && err.code === 'ECONNRESET' && !finished) {
+        finished = true;
+        outstanding--;
+        fire(req, due, counted, false);
+        return;
+      }
+      end(0, err.code ?? 'error');
+    });
     r.end(req.body);
   };
 
@@ -234,6 +252,7 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
       non2xx,
       non2xxPct: n ? Math.round((10000 * non2xx) / n) / 100 : 0,
       expected400: exp400[g],
+      errors: { ...kinds[g], ...(missing > 0 ? { unanswered: missing } : {}) },
       pass: true,
       breaches: [],
     };
@@ -257,7 +276,7 @@ export function formatTable(r: RunResult): string {
   const rows = GROUPS.map((g) => {
     const s = r.groups[g];
     const slo = SLOS[g];
-    return [g, s.workload, String(s.rps), String(s.sent), String(s.p50), String(s.p95), String(s.p99), String(s.max), String(s.non2xxPct), String(s.expected400), `${slo.p95}/${slo.p99}/${slo.non2xxPct}%`, s.pass ? 'ok' : 'BREACH: ' + s.breaches.join(', ')];
+    return [g, s.workload, String(s.rps), String(s.sent), String(s.p50), String(s.p95), String(s.p99), String(s.max), String(s.non2xxPct), String(s.expected400), `${slo.p95}/${slo.p99}/${slo.non2xxPct}%`, (s.pass ? 'ok' : 'BREACH: ' + s.breaches.join(', ')) + (s.non2xx ? ` (${Object.entries(s.errors).map(([k, v]) => `${k} x${v}`).join(', ')})` : '')];
   });
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(w[i])).join('  ');
@@ -273,7 +292,7 @@ export function summary(r: RunResult): Record<string, unknown> {
   const g: Record<string, unknown> = {};
   for (const k of GROUPS) {
     const s = r.groups[k];
-    g[k] = { rps: s.rps, sent: s.sent, p50_ms: s.p50, p95_ms: s.p95, p99_ms: s.p99, max_ms: s.max, non2xx_pct: s.non2xxPct, expected_400: s.expected400, pass: s.pass };
+    g[k] = { rps: s.rps, sent: s.sent, p50_ms: s.p50, p95_ms: s.p95, p99_ms: s.p99, max_ms: s.max, non2xx_pct: s.non2xxPct, expected_400: s.expected400, errors: s.errors, pass: s.pass };
   }
   return { rate_x: r.rateX, seconds: r.seconds, rps: r.totalRps, pass: r.pass, gen_lag_p99_ms: r.genLagP99, groups: g };
 }

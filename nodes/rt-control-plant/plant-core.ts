@@ -351,7 +351,8 @@ export function opOf(topic: unknown, method: string | undefined, path: string | 
   if (last === 'status') return 'status';
   if (last === 'data') return 'data';
   if (last === 'control') return 'control';
-  if (last === 'gpio') return m === 'POST' || (m === '' && t !== '' && topic === 'gpio') ? 'gpio-set' : 'gpio-get';
+  // POST /…/gpio writes, GET reads; without a request, topic `gpio` is a write (a dashboard button).
+  if (last === 'gpio') return m === 'POST' || (m === '' && t === 'gpio') ? 'gpio-set' : 'gpio-get';
   if (t === 'gpio-get') return 'gpio-get';
   if (t === 'gpio-set') return 'gpio-set';
   return null;

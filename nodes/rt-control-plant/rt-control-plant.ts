@@ -27,6 +27,7 @@ import { readConfig, type PlantDef, START_SETPOINTS } from './plant-config';
 import {
   bodySize,
   dataBody,
+  GPIO_WRITABLE,
   type LoggingState,
   logRecord,
   opOf,
@@ -35,7 +36,6 @@ import {
   statusBody,
   validateControl,
   validateGpio,
-  GPIO_WRITABLE,
 } from './plant-core';
 import type { PlantCmd, PlantEvent, PlantInit } from './plant-protocol';
 
