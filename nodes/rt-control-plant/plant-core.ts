@@ -91,6 +91,9 @@ export class SnapshotCell {
   private readonly seq: Int32Array;
   private readonly f: Float64Array;
   private readonly tmp = new Float64Array(FIELD_COUNT);
+  /** The last stable copy this reader got: served when the writer is caught mid-write. */
+  private readonly good = new Float64Array(FIELD_COUNT);
+  private hasGood = false;
   constructor(readonly sab: SharedArrayBuffer) {
     this.seq = new Int32Array(sab, 0, 2);
     this.f = new Float64Array(sab, 8, FIELD_COUNT);
@@ -103,16 +106,33 @@ export class SnapshotCell {
     this.f.set(values);
     Atomics.add(this.seq, 0, 1); // even: stable
   }
-  /** The latest stable copy, or null when nothing was written yet (or a writer kept it busy for every try). */
+  /**
+   * The latest stable copy; null only before the first write. A reader never
+   * waits: when the writer is caught mid-write on every try (a worker thread
+   * preempted between its two increments, on a busy machine), the previous
+   * stable copy is returned, which is then still the latest complete state.
+   */
   readRaw(): Float64Array | null {
     for (let i = 0; i < 64; i++) {
       const s1 = Atomics.load(this.seq, 0);
       if (s1 === 0) return null;
       if (s1 & 1) continue;
       this.tmp.set(this.f);
-      if (Atomics.load(this.seq, 0) === s1) return this.tmp;
+      if (Atomics.load(this.seq, 0) === s1) {
+        this.good.set(this.tmp);
+        this.hasGood = true;
+        return this.tmp;
+      }
     }
-    return null;
+    return this.hasGood ? this.good : null;
+  }
+
+  /** Test hook: marks the cell as being written (as a preempted writer leaves it). */
+  holdWrite(): void {
+    Atomics.add(this.seq, 0, 1);
+  }
+  releaseWrite(): void {
+    Atomics.add(this.seq, 0, 1);
   }
   read(): PlantSnapshot | null {
     const v = this.readRaw();

@@ -206,4 +206,22 @@ describe('rt-control-plant core', () => {
     assert.equal(s.gpio.led_log, true);
     assert.equal(s.gpio.relay1, false);
   });
+
+  it('snapshot cell: a writer preempted mid-write never makes a read fail: the last stable copy is served', () => {
+    const cell = SnapshotCell.create();
+    const hal = new SimPlantHal({ startC: [100, 150] });
+    const ctl = new PlantController(hal, SAFETY, START, 0);
+    ctl.tick(1000, false);
+    cell.write(ctl.values);
+    const reader = new SnapshotCell(cell.sab);
+    assert.equal(reader.read()!.ts, 1000);
+    cell.holdWrite(); // the worker stopped between its two increments
+    const s = reader.read();
+    assert.ok(s, 'a read while the writer is held is not null');
+    assert.equal(s.ts, 1000);
+    cell.releaseWrite();
+    ctl.tick(2000, false);
+    cell.write(ctl.values);
+    assert.equal(reader.read()!.ts, 2000);
+  });
 });
