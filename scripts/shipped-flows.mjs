@@ -7,12 +7,13 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** The examples `npm start` shows: the two dashboards, the journey log and the store gate (flows/store-gate.json, the same as its example). */
+/** The examples `npm start` shows: the dashboards, the journey log, the store gate (flows/store-gate.json, the same as its example) and the control API. */
 export const START_EXAMPLES = [
   'examples/rt-dosing/02 - Dosing station dashboard.json',
   'examples/rt-perf-monitor/02 - Performance dashboard.json',
   'examples/rt-journey-egress/01 - Log journeys to a daily JSONL file.json',
   'flows/store-gate.json',
+  'examples/rt-control-plant/01 - HTTP control API with dashboard.json',
 ];
 
 export function exampleFiles(root) {

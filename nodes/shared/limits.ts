@@ -109,6 +109,16 @@ export const LIMITS = {
     maxBytes: { min: 64, max: 16_777_216, integer: true },
     tcpPort: { min: 0, max: 65535, integer: true },
   },
+  'rt-control-plant': {
+    tickMs: { min: 5, max: 1000, integer: true },
+    overTempC: { min: 50, max: 400 },
+    hysteresisC: { min: 0, max: 100 },
+    rpmLimit: { min: 1, max: 20_000 },
+    maxBody: { min: 64, max: 1_000_000, integer: true },
+    logMs: { min: 10, max: 3_600_000, integer: true },
+    uiMs: { min: 250, max: 60_000, integer: true },
+    writeTimeoutMs: { min: 10, max: 60_000, integer: true },
+  },
 } as const satisfies Record<string, Record<string, Limit>>;
 
 export type LimitedType = keyof typeof LIMITS;

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 
+import { readConfig as readPlant } from '../../../nodes/rt-control-plant/plant-config';
 import { readDosing } from '../../../nodes/rt-dosing/dosing-config';
 import { readEndpoint } from '../../../nodes/rt-gate-endpoint/endpoint-config';
 import { readConfig as readEgress } from '../../../nodes/rt-journey-egress/egress-config';
@@ -65,6 +66,7 @@ const runtime: Record<string, (field: string, v: unknown) => boolean> = {
   'rt-perf-monitor': (f, v) => !hasField(collect('rt-perf-monitor', f, v), f),
   'rt-hx711': (f, v) => !hasField(collect('rt-hx711', f, v), f),
   'rt-journey-tracker': (f, v) => !hasField(readTrackerConfig({ id: 't', type: 'rt-journey-tracker', version: 1, [f]: v }).problems, f),
+  'rt-control-plant': (f, v) => !hasField(readPlant({ id: 'c', type: 'rt-control-plant', [f]: v }).problems, f),
 };
 function collect(type: keyof typeof LIMITS, field: string, v: unknown): Coded[] {
   const problems: Coded[] = [];

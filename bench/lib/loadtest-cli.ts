@@ -1,0 +1,80 @@
+// npm run loadtest [-- --rate-x N] [--minutes M | --seconds S] [--url http://host:port --user U --pass P] [--cpu-prof] [--out DIR]
+//
+// The validation plan's four workloads together (monitoring 40 req/s, control
+// 20, logging 4, GPIO 6, times --rate-x), open model, against
+// flows/control-api.json in a Node-RED process this script starts (with
+// httpNodeAuth; the generator sends credentials), or against a runtime you
+// run (--url, with --user/--pass for its httpNodeAuth). Prints the per-group
+// table, then one JSON line; exits 1 when an SLO is breached. While it runs,
+// the perf monitor's health report (GET /api/health) goes to
+// <out>/health.jsonl beside <out>/results.json. --cpu-prof runs the started
+// Node-RED under `node --cpu-prof` and prints its top functions afterwards
+// (the .cpuprofile stays in <out>/ for Chrome DevTools).
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { flag, machine } from './common';
+import {
+  formatTable,
+  mainCpuProfile,
+  recordHealth,
+  runLoad,
+  startControlRuntime,
+  summarizeCpuProfile,
+  summary,
+  type Target,
+  writeResults,
+} from './control-load';
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const rateX = Number(flag('rate-x') ?? 1);
+  const seconds = flag('seconds') !== undefined ? Number(flag('seconds')) : Number(flag('minutes') ?? 10) * 60;
+  const url = flag('url');
+  const cpuProf = argv.includes('--cpu-prof');
+  const out = flag('out') ?? join(tmpdir(), `rtedge-loadtest-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  if (!(rateX > 0) || !(seconds > 0)) {
+    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR]');
+    process.exit(2);
+  }
+  let target: Target;
+  let stopRuntime: (() => Promise<void>) | null = null;
+  if (url) {
+    const u = new URL(url);
+    const user = flag('user');
+    target = { host: u.hostname, port: Number(u.port || 80), auth: user ? { user, pass: flag('pass') ?? '' } : null };
+  } else {
+    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined });
+    target = c.target;
+    stopRuntime = async () => {
+      // SIGINT: Node-RED stops its flows and exits normally, so --cpu-prof writes the profile.
+      await c.rt.kill('SIGINT', 30_000);
+      c.rt.cleanup();
+    };
+    console.error(`Node-RED with flows/control-api.json at http://127.0.0.1:${c.target.port} (pid ${c.proc.pid}); results in ${out}`);
+  }
+  const stopHealth = recordHealth(target, out);
+  console.error(`running the four workloads at rate-x ${rateX} for ${seconds} s ...`);
+  const r = await runLoad(target, rateX, seconds, { warmupS: Math.min(5, seconds / 10) });
+  const health = stopHealth();
+  let cpu: string[] = [];
+  if (stopRuntime) await stopRuntime();
+  if (cpuProf) {
+    const prof = mainCpuProfile(out);
+    if (prof) {
+      cpu = summarizeCpuProfile(prof);
+      console.log(`\nCPU profile of the runtime's flow engine (main thread): ${prof} (open in Chrome DevTools > Performance, or VS Code)\nself time, top functions:\n${cpu.join('\n')}\n`);
+    } else console.log('\nno CPU profile was written (did the runtime exit normally?)');
+  }
+  const res = { loadtest: 'control-api', machine: machine(), ...summary(r), health_last: health, results_dir: out };
+  const file = writeResults(out, 'results.json', { ...res, cpu_top: cpu });
+  console.log(formatTable(r));
+  console.log(`results: ${file}; perf monitor health reports: ${join(out, 'health.jsonl')}`);
+  console.log(JSON.stringify(res));
+  process.exit(r.pass ? 0 : 1);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(2);
+});

@@ -1,0 +1,61 @@
+// Worker entry of rt-control-plant: runs each plant's controller loop on its
+// HAL (simulated backend) every tick, publishes the latest state into the
+// node's SharedArrayBuffer cell, and applies control and GPIO writes. It never
+// waits for the main thread.
+import { serveInstances } from '../shared/worker-runtime';
+import { F, PlantController, SnapshotCell } from './plant-core';
+import type { PlantCmd, PlantEvent, PlantInit } from './plant-protocol';
+import { SimPlantHal } from './sim-plant';
+
+serveInstances<PlantInit, PlantCmd, PlantEvent>((init, ctx) => {
+  const cell = new SnapshotCell(init.snapshot);
+  const hal = new SimPlantHal();
+  const ctl = new PlantController(hal, init.safety, init.initial, Date.now());
+  let logging = false;
+  let last = performance.now();
+  let trips = { overTemp: 0, overspeed: 0 };
+  const tick = (): void => {
+    const t = performance.now();
+    hal.advance((t - last) / 1000);
+    last = t;
+    ctl.tick(Date.now(), logging);
+    cell.write(ctl.values);
+    const v = ctl.values;
+    const ot = v[F.tripsOverTemp];
+    const os = v[F.tripsOverspeed];
+    if (ot > trips.overTemp) ctx.emit({ t: 'safety', what: 'over-temp', value: Math.max(v[F.temp1], v[F.temp2]) });
+    if (os > trips.overspeed) ctx.emit({ t: 'safety', what: 'overspeed', value: v[F.rpm] });
+    trips = { overTemp: ot, overspeed: os };
+  };
+  tick();
+  const timer = setInterval(tick, init.tickMs);
+  return {
+    onCommand(cmd) {
+      switch (cmd.t) {
+        case 'control': {
+          const r = ctl.apply(cmd.set, Date.now());
+          tick();
+          return r;
+        }
+        case 'gpio':
+          hal.writePin(cmd.pin, cmd.value);
+          tick();
+          return { pin: cmd.pin, value: hal.readPin(cmd.pin) };
+        case 'logging':
+          logging = cmd.on;
+          tick();
+          return logging;
+        case 'disturb':
+          if (init.testHooks) {
+            hal.disturb(cmd);
+            tick();
+          }
+          return undefined;
+      }
+    },
+    close() {
+      clearInterval(timer);
+      ctl.shutdown();
+    },
+  };
+});
