@@ -951,8 +951,9 @@ export class DosingController {
     const nMax = Math.trunc(1_200_000 / this.period);
     let n = nMin;
     while (n < nMax && n * n * n < cube) n++;
-    const rp = this.L.ripplePeriodUs;
-    const fineRipple = Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    // the ripple seen at fine speed: its own (measured on the fine ramp) when known, else the coarse one scaled by the duties
+    const rp = this.ripplePeriod();
+    const fineRipple = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
     if (rp > 0 && fineRipple >= 1) {
       const per = Math.trunc(rp / this.period);
       const k = Math.max(1, Math.ceil(n / per));
@@ -1199,6 +1200,14 @@ export class DosingController {
         const cap = 8 * (Math.max(this.coarseTau, this.L.coarseTauUs) + this.spinUs());
         this.L.fineSettleUs = Math.min(cap, Math.trunc((this.fineSettleUs() * 5) / 4));
       }
+      // a guard cut at a steady fine flow (the coarse tail gone, the fine flow measured in an earlier dose at this duty)
+      // still measures the in-flight time: learned from, at the line through the recent readings (not one noisy sample)
+      // (not with a ripple that moves the in-flight mass: a line-based measurement would carry its phase into the median)
+      const P = this.ripplePeriod();
+      const ffKnown = (this.fineFlow > 0 || this.flowOf(this.fineDuty) > 0) && !(P > 0 && this.rippleMatters(P));
+      const steadyFrom = this.fineFromRest ? this.fineSteadyUs : this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.fineStartUs + this.tailUs() : 0;
+      const steadySpan = steadyFrom > 0 ? Math.min(t - steadyFrom, 16 * this.period) : 0;
+      if (ffKnown && steadySpan >= 4 * this.period) return this.cutoff(t, this.win.fitNow(steadySpan), guardInflight, t, ffGuess, true);
       return this.cutoff(t, net, guardInflight, t, ffGuess, false);
     }
     if (t < this.fineSteadyUs) return { duty: this.duty };
@@ -1469,7 +1478,12 @@ export class DosingController {
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
-        else outlier = !this.learn(inflight, this.cutoffFlow);
+        else {
+          // a line's cut with a ripple that moves the in-flight mass: its landed mass carries the ripple's phase (the model's
+          // cuts account for it): the in-flight time is learned from the model's cuts only
+          const P = this.ripplePeriod();
+          if (!(P > 0 && this.rippleMatters(P))) outlier = !this.learn(inflight, this.cutoffFlow);
+        }
       }
       // the ripple period search costs up to tens of ms: a job the runner runs in slices between samples
       // (lastRecord(), learned and the next start() finish it at once when it has not ended yet)
