@@ -1434,11 +1434,14 @@ export class DosingController {
       }
       return { duty: this.duty };
     }
-    const spread = this.win.spread(this.p.stableWindowUs);
     const settledFor = t - this.settleStartUs;
-    const wait = this.fineTau + 4 * this.L.jitterUs;
-    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= wait) || settledFor > this.p.maxSettleUs) {
-      const final = this.win.mean(Math.min(this.p.stableWindowUs, settledFor));
+    // the settled weight is the mean of the readings after the in-flight material has landed (a mean that still holds
+    // part of the landing reads low: the in-flight time is then learned short and the next doses overshoot)
+    const landed = this.landingUs();
+    const meanUs = this.meanWindowUs();
+    const spread = this.win.spread(meanUs);
+    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= landed + meanUs) || settledFor > this.p.maxSettleUs) {
+      const final = this.win.mean(Math.min(meanUs, settledFor));
       const err = final - this.targetCg;
       if (err < -this.p.toleranceCg && this.topUps < this.p.topUpMax && this.p.topUpPulseUs > 0) {
         this.topUps++;
@@ -1450,6 +1453,26 @@ export class DosingController {
       this.finish(err > this.p.toleranceCg ? 'over' : err < -this.p.toleranceCg ? 'under' : 'ok', t);
     }
     return { duty: 0 };
+  }
+
+  /**
+   * Time from the cut-off decision until the in-flight material has landed (us): the stop instant, then the learned
+   * in-flight time, or the measured dead time plus 4 motor lags (the coast's first-order tail: 2 % of it left) if
+   * longer, plus 4 x the measured jitter.
+   */
+  private landingUs(): number {
+    const lag = this.L.delayUs > 0 && this.L.coarseTauUs > this.L.delayUs ? this.L.coarseTauUs - this.L.delayUs : 0;
+    const fall = Math.max(this.fineTau, this.L.delayUs + 4 * lag);
+    return Math.max(0, this.cutoffAtUs - this.settleStartUs) + fall + 4 * this.L.jitterUs;
+  }
+
+  /**
+   * The window of the settled weight's mean (us): enough samples that the mean's noise is under 0.5 cg ((sigma / 0.5)^2),
+   * 8 at least, the configured stable window at most.
+   */
+  private meanWindowUs(): number {
+    const s = this.L.noiseCg;
+    return Math.min(this.p.stableWindowUs, Math.max(8, 4 * s * s) * this.period);
   }
 
   private cutoff(t: number, line: number, predictedInflight: number, atUs: number, flow: number, steady: boolean): MotorCommand {
@@ -1478,12 +1501,7 @@ export class DosingController {
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
-        else {
-          // a line's cut with a ripple that moves the in-flight mass: its landed mass carries the ripple's phase (the model's
-          // cuts account for it): the in-flight time is learned from the model's cuts only
-          const P = this.ripplePeriod();
-          if (!(P > 0 && this.rippleMatters(P))) outlier = !this.learn(inflight, this.cutoffFlow);
-        }
+        else outlier = !this.learn(inflight, this.cutoffFlow);
       }
       // the ripple period search costs up to tens of ms: a job the runner runs in slices between samples
       // (lastRecord(), learned and the next start() finish it at once when it has not ended yet)
