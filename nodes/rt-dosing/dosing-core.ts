@@ -717,6 +717,9 @@ export class DosingController {
   private fineFromRest = false;
   private releasedAtCoarse = 0;
   private measuredDelay = 0;
+  /** The onset was seen at fine speed (a probe or a small dose from rest), and that ramp's zero crossing (us from its start). */
+  private onsetFine = false;
+  private restTau = 0;
   private cutSteady = false;
   private motorStartUs = 0;
   private fineNeed = 0;
@@ -838,6 +841,8 @@ export class DosingController {
     this.releasedAtCoarse = 0;
     this.probing = false;
     this.measuredDelay = 0;
+    this.onsetFine = false;
+    this.restTau = 0;
     this.coarseTau = 0;
     this.cold = !(this.coarseModel() > 0 && this.L.coarseTauUs > 0);
     this.burstUs = 0;
@@ -1041,6 +1046,7 @@ export class DosingController {
     if (this.onsetCount < 3) return false;
     this.onsetUs = t - 2 * this.period;
     this.measuredDelay = this.onsetUs - fromUs;
+    this.onsetFine = this._state === 'fine';
     this.progressRefCg = net;
     this.progressRefUs = t;
     return true;
@@ -1136,7 +1142,11 @@ export class DosingController {
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
     const jitter = Math.max(this.L.jitterUs, this.period / 2);
     const slopeErr = this.fit.n > 3 ? this.slopeErr(this.fit.n) : Math.trunc(fc / 20);
-    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * this.L.rippleCg + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
+    // the coarse ripple: measured on the coarse ramp, or (a coarse phase too short to show it) the fine one scaled by
+    // the flows (the ripple is a share of the flow): over a coarse phase of less than a period it moves the landed mass by twice it
+    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+    const coarseRipple = Math.max(this.L.rippleCg, fineAmp);
+    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * coarseRipple + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
     if (this.cold || this.L.doses < 2) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
     return Math.max(m, this.p.fineBandCg);
   }
@@ -1258,6 +1268,7 @@ export class DosingController {
     if (this.fineFromRest && first) {
       // from rest: the line's zero crossing is this dose's in-flight time (dead time + spin-up)
       const tauHere = this.clampTau(t - Math.trunc((line * 1_000_000) / f) - this.fineStartUs);
+      this.restTau = tauHere;
       if (this.L.tauUs === 0) this.fineTau = tauHere;
       if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
     }
@@ -1266,8 +1277,11 @@ export class DosingController {
       const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
       const burst = line - fineLanded - this.releasedAtCoarse;
       const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
-      // a burst shorter than the motor's spin-up reads low: it may raise the planning flow, never lower it
-      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, this.coarseModel());
+      // a burst as long as the motor's spin-up reads its flow (a first-order motor's coast after the switch gives back
+      // what its spin-up lacked); a shorter one may raise a measured flow, never lower it. The planning bound from the
+      // fine flow (twice linear) is never stored as if measured: it would stay, and keep every later coarse phase a burst
+      const measured = this.flowOf(this.p.coarseDuty);
+      if (fc > f && (this.burstUs >= 3 * this.spinUs() || measured > 0)) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, measured);
       this.burstUs = 0;
     }
     const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
@@ -1496,7 +1510,7 @@ export class DosingController {
     let outlier = false;
     const inflight = final - this.cutoffCg;
     if (!aborted) {
-      if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
+      if (this.measuredDelay > 0) this.learnDelay(this.deadTimeFromOnset());
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
@@ -1531,6 +1545,30 @@ export class DosingController {
     };
     this._state = aborted ? 'aborted' : 'done';
     this.duty = 0;
+  }
+
+  /**
+   * The dead time from this dose's onset: the onset is seen when the reading passes the detection threshold, which
+   * a motor spinning up through a first-order lag reaches only after t = sqrt(2 lag thr / flow) (the mass it has
+   * delivered by then is flow t^2 / (2 lag)); lag = the ramp's zero crossing less the dead time. Without the
+   * correction the dead time reads long and the lag short (by up to 0.1 s at fine speed), and the coarse tail's
+   * decay (tailUs), the landing's end and the fine settle are judged too early.
+   */
+  private deadTimeFromOnset(): number {
+    const onset = this.measuredDelay;
+    const flow = this.onsetFine ? this.fineFlow || this.flowOf(this.fineDuty) : this.coarseFlow > 0 && !this.coarseShort ? this.coarseFlow : 0;
+    const zeroX = this.onsetFine ? this.restTau : this.releasedAtCoarse === 0 ? this.coarseTau : 0;
+    if (flow <= 0 || zeroX <= 0) return onset;
+    const thr = Math.max(5, 6 * this.noise);
+    let d = Math.min(onset, zeroX);
+    for (let k = 0; k < 4; k++) {
+      const lag = zeroX - d;
+      // the quadratic start while it lasts (t < lag), a line after it (the ramp is then within lag / 2 of its asymptote)
+      const quad = lag > 0 ? isqrt(Math.trunc((2 * lag * thr * 1_000_000) / flow)) : 0;
+      const tThr = quad < lag ? quad : Math.trunc(lag / 2) + Math.trunc((thr * 1_000_000) / flow);
+      d = Math.max(0, Math.min(zeroX, onset - tThr));
+    }
+    return d;
   }
 
   private learnDelay(us: number): void {
