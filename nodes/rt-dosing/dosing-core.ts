@@ -717,9 +717,8 @@ export class DosingController {
   private fineFromRest = false;
   private releasedAtCoarse = 0;
   private measuredDelay = 0;
-  /** The onset was seen at fine speed (a probe or a small dose from rest), and that ramp's zero crossing (us from its start). */
+  /** The onset was seen at fine speed (a probe or a small dose from rest). */
   private onsetFine = false;
-  private restTau = 0;
   private cutSteady = false;
   private motorStartUs = 0;
   private fineNeed = 0;
@@ -842,7 +841,6 @@ export class DosingController {
     this.probing = false;
     this.measuredDelay = 0;
     this.onsetFine = false;
-    this.restTau = 0;
     this.coarseTau = 0;
     this.cold = !(this.coarseModel() > 0 && this.L.coarseTauUs > 0);
     this.burstUs = 0;
@@ -1216,8 +1214,11 @@ export class DosingController {
       const P = this.ripplePeriod();
       const ffKnown = (this.fineFlow > 0 || this.flowOf(this.fineDuty) > 0) && !(P > 0 && this.rippleMatters(P));
       const steadyFrom = this.fineFromRest ? this.fineSteadyUs : this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.fineStartUs + this.tailUs() : 0;
-      const steadySpan = steadyFrom > 0 ? Math.min(t - steadyFrom, 16 * this.period) : 0;
-      if (ffKnown && steadySpan >= 4 * this.period) return this.cutoff(t, this.win.fitNow(steadySpan), guardInflight, t, ffGuess, true);
+      const steadySpan = steadyFrom > 0 ? Math.min(t - steadyFrom, 32 * this.period) : 0;
+      const n = Math.trunc(steadySpan / this.period);
+      // and the flow there is the known one (the in-flight time is the landed mass over it: a changed flow would mislead)
+      const same = n >= 8 && Math.abs(this.win.slopeCgPerS(steadySpan) - ffGuess) <= 3 * this.slopeErr(n) + Math.trunc(ffGuess / 20);
+      if (ffKnown && same) return this.cutoff(t, this.win.fitNow(steadySpan), guardInflight, t, ffGuess, true);
       return this.cutoff(t, net, guardInflight, t, ffGuess, false);
     }
     if (t < this.fineSteadyUs) return { duty: this.duty };
@@ -1268,7 +1269,6 @@ export class DosingController {
     if (this.fineFromRest && first) {
       // from rest: the line's zero crossing is this dose's in-flight time (dead time + spin-up)
       const tauHere = this.clampTau(t - Math.trunc((line * 1_000_000) / f) - this.fineStartUs);
-      this.restTau = tauHere;
       if (this.L.tauUs === 0) this.fineTau = tauHere;
       if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
     }
@@ -1556,8 +1556,10 @@ export class DosingController {
    */
   private deadTimeFromOnset(): number {
     const onset = this.measuredDelay;
-    const flow = this.onsetFine ? this.fineFlow || this.flowOf(this.fineDuty) : this.coarseFlow > 0 && !this.coarseShort ? this.coarseFlow : 0;
-    const zeroX = this.onsetFine ? this.restTau : this.releasedAtCoarse === 0 ? this.coarseTau : 0;
+    // at coarse speed only: at a fine duty near the motor's dead band the flow starts late and slowly (the speed must
+    // first pass the dead band), not as a first-order spin-up; that onset is taken as it is
+    const flow = this.coarseFlow > 0 && !this.coarseShort && !this.onsetFine ? this.coarseFlow : 0;
+    const zeroX = this.releasedAtCoarse === 0 ? this.coarseTau : 0;
     if (flow <= 0 || zeroX <= 0) return onset;
     const thr = Math.max(5, 6 * this.noise);
     let d = Math.min(onset, zeroX);
