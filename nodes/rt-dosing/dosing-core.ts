@@ -1277,11 +1277,8 @@ export class DosingController {
       const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
       const burst = line - fineLanded - this.releasedAtCoarse;
       const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
-      // a burst as long as the motor's spin-up reads its flow (a first-order motor's coast after the switch gives back
-      // what its spin-up lacked); a shorter one may raise a measured flow, never lower it. The planning bound from the
-      // fine flow (twice linear) is never stored as if measured: it would stay, and keep every later coarse phase a burst
-      const measured = this.flowOf(this.p.coarseDuty);
-      if (fc > f && (this.burstUs >= 3 * this.spinUs() || measured > 0)) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, measured);
+      // a burst shorter than the motor's spin-up reads low: it may raise the planning flow, never lower it
+      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, this.coarseModel());
       this.burstUs = 0;
     }
     const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
