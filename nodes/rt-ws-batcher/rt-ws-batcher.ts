@@ -102,6 +102,7 @@ export = function register(RED: RedWithServer): void {
     const dropWarn = new RateLimitedWarning((x) => node.warn(x));
     let clientCount = 0;
     let listening = false;
+    let badShown = false;
 
     const showClients = (): void => {
       if (closing) return;
@@ -269,13 +270,18 @@ export = function register(RED: RedWithServer): void {
         ser = serialisePayload(msg.payload);
       } catch (err) {
         unserialisable++;
+        badShown = true;
         status.immediate('error', RED._(`${TYPE}.status.badPayload`));
         done(new Error(RED._(`${TYPE}.errors.unserialisable`, { error: err instanceof Error ? err.message : String(err) })));
         return;
       }
       const topic = typeof msg.topic === 'string' ? msg.topic : msg.topic === undefined || msg.topic === null ? '' : String(msg.topic);
       backend.enqueue({ topic, json: ser.json, num: ser.num, ts: nowMs(), enqUs: nowUs() });
-      if (listening) showClients();
+      if (badShown && listening) {
+        // back to the clients count after a bad payload (not on every message: this is the hot path)
+        badShown = false;
+        showClients();
+      }
       done();
     });
 
