@@ -31,6 +31,11 @@ for (const type of readdirSync(src)) {
       copied++;
     }
   }
+  // plain browser modules a node serves (rt-ws-batcher's client), copied as they are
+  if (existsSync(join(dir, 'client'))) {
+    cpSync(join(dir, 'client'), join(dest, 'client'), { recursive: true });
+    copied++;
+  }
   if (existsSync(join(dir, 'locales'))) {
     cpSync(join(dir, 'locales'), join(dest, 'locales'), { recursive: true });
     copied++;

@@ -15,6 +15,7 @@ import { readTrackerConfig } from '../../../nodes/rt-journey-tracker/tracker-con
 import { readPortConfig } from '../../../nodes/rt-rs485-port/port-config';
 import { readWatchConfig } from '../../../nodes/rt-rs485-watch/watch-config';
 import { readScale } from '../../../nodes/rt-scale/scale-config';
+import { readWsConfig } from '../../../nodes/rt-ws-batcher/ws-config';
 import type { Coded } from '../../../nodes/shared/coded';
 import { type Limit, LIMITS, limitOk, readLimited } from '../../../nodes/shared/limits';
 import { en } from '../../helpers/catalog';
@@ -67,6 +68,7 @@ const runtime: Record<string, (field: string, v: unknown) => boolean> = {
   'rt-hx711': (f, v) => !hasField(collect('rt-hx711', f, v), f),
   'rt-journey-tracker': (f, v) => !hasField(readTrackerConfig({ id: 't', type: 'rt-journey-tracker', version: 1, [f]: v }).problems, f),
   'rt-control-plant': (f, v) => !hasField(readPlant({ id: 'c', type: 'rt-control-plant', [f]: v }).problems, f),
+  'rt-ws-batcher': (f, v) => !hasField(readWsConfig({ [f]: v }).problems, f),
 };
 function collect(type: keyof typeof LIMITS, field: string, v: unknown): Coded[] {
   const problems: Coded[] = [];
