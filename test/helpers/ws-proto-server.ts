@@ -4,6 +4,7 @@
 // frame from the document (not from the node's code, so the client is checked
 // against the contract), keeps a bounded ring for resume, and lets a test drop
 // every socket to exercise reconnects deterministically.
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -83,6 +84,10 @@ export interface ProtoServerOptions {
   ring?: number;
   /** first seq (default 0: the first batch is 1) */
   startSeq?: number;
+  /** HTTP GET routes: URL path -> file to serve (modules as text/javascript, .html as text/html) */
+  files?: Record<string, string>;
+  /** HTTP GET routes: URL path -> HTML text */
+  pages?: Record<string, string>;
 }
 
 export class ProtoServer {
@@ -106,7 +111,16 @@ export class ProtoServer {
     this.path = o.path ?? '/live';
     this.ringSize = o.ring ?? 64;
     this.seq = o.startSeq ?? 0;
-    this.http = createServer((_req, res) => {
+    this.http = createServer((req, res) => {
+      const p = new URL(req.url ?? '/', 'http://x').pathname;
+      const file = o.files?.[p];
+      const page = o.pages?.[p];
+      if (file || page !== undefined) {
+        res.setHeader('Content-Type', page !== undefined || file!.endsWith('.html') ? 'text/html' : 'text/javascript');
+        res.setHeader('Cache-Control', 'no-store');
+        res.end(page ?? readFileSync(file!));
+        return;
+      }
       res.statusCode = 404;
       res.end();
     });
@@ -199,6 +213,27 @@ export class ProtoServer {
     this.conns.clear();
     for (let i = 0; i < count; i++) this.publish([{ topic, payload: i }]);
     for (const c of keep) this.conns.add(c);
+  }
+
+  /**
+   * Publishes `sps` samples a second on `topic`, batched every `batchMs` (the
+   * batcher's default delay, one frame), until the returned stop() is called.
+   */
+  feed(topic: string, sps: number, batchMs = 16, value: (t: number) => number = (t) => 50 + 20 * Math.sin(t / 700)): () => void {
+    const t0 = Date.now();
+    let sent = 0;
+    const timer = setInterval(() => {
+      const now = Date.now();
+      const due = Math.floor(((now - t0) * sps) / 1000);
+      if (due <= sent) return;
+      const items: ProtoItem[] = [];
+      for (; sent < due; sent++) {
+        const ts = t0 + (sent * 1000) / sps;
+        items.push({ topic, payload: value(ts), ts });
+      }
+      this.publish(items);
+    }, batchMs);
+    return () => clearInterval(timer);
   }
 
   /** Drops every socket without a close frame (a network cut). */

@@ -235,6 +235,14 @@ export function socketUrl(path, loc = globalThis.location) {
   return `${proto}//${loc.host}${path.startsWith('/') ? '' : '/'}${path}`;
 }
 
+function safeSessionStorage() {
+  try {
+    return /** @type {any} */ (globalThis).sessionStorage ?? null;
+  } catch {
+    return null; // sandboxed frames throw on access
+  }
+}
+
 /**
  * The client. Events (subscribe with `on(type, fn)`, which returns an
  * unsubscribe function): `batch` (a Batch, live or replayed), `snapshot` (a
@@ -253,6 +261,7 @@ export class RtWsClient {
    * @param {number} [o.pingMs]         ping interval; a socket that answers nothing for a whole interval is dropped and reconnected; 0 = off (default 15000)
    * @param {boolean} [o.resume]        resume with the last seq on reconnect (default true)
    * @param {boolean} [o.reportVisibility] send visibility changes (default true when there is a document)
+   * @param {any} [o.storage]          where the last seq survives a page reload (default globalThis.sessionStorage; null = nowhere)
    * @param {any} [o.WebSocket]         a WebSocket constructor (default globalThis.WebSocket; in Node 20 pass `ws`)
    * @param {any} [o.document]          the document for visibility (default globalThis.document)
    * @param {() => number} [o.random]   for tests
@@ -301,6 +310,19 @@ export class RtWsClient {
     this.lastRxAt = 0;
     this.gapPending = false;
     this.onVisibility = () => this.sendVisibility();
+    // The last seq survives a reload of this tab (sessionStorage), so the new
+    // page resumes where the old one stopped. Saved when the page goes away.
+    this.storage = o.storage !== undefined ? o.storage : safeSessionStorage();
+    this.storageKey = `rt-ws-client:${this.url}:${this.format}`;
+    this.onPageHide = () => this.saveSeq();
+    if (this.storage && this.options.resume !== false) {
+      try {
+        const v = this.storage.getItem(this.storageKey);
+        if (v !== null && /^\d+$/.test(v)) this.setSeq(Number(v));
+      } catch {
+        /* storage refused: no resume across reloads */
+      }
+    }
     if (o.onBatch) this.on('batch', o.onBatch);
   }
 
@@ -336,8 +358,20 @@ export class RtWsClient {
     if (this.document && this.options.reportVisibility !== false && typeof this.document.addEventListener === 'function') {
       this.document.addEventListener('visibilitychange', this.onVisibility);
     }
+    const g = /** @type {any} */ (globalThis);
+    if (this.storage && typeof g.addEventListener === 'function') g.addEventListener('pagehide', this.onPageHide);
     this.open();
     return this;
+  }
+
+  /** Stores the last seq for the next page of this tab (called on pagehide and close). */
+  saveSeq() {
+    if (!this.storage || this.lastSeq === null) return;
+    try {
+      this.storage.setItem(this.storageKey, String(this.lastSeq));
+    } catch {
+      /* storage full or refused */
+    }
   }
 
   /** The URL of the next connect: format, resume and hidden query parameters. */
@@ -545,6 +579,9 @@ export class RtWsClient {
 
   /** Closes the socket for good (no reconnect). */
   close() {
+    this.saveSeq();
+    const g = /** @type {any} */ (globalThis);
+    if (typeof g.removeEventListener === 'function') g.removeEventListener('pagehide', this.onPageHide);
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
