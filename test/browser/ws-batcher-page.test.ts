@@ -33,7 +33,7 @@ describe('rt-ws-batcher browser client in Chromium (protocol server)', function 
   beforeEach(async () => {
     srv = new ProtoServer({
       ring: 256,
-      files: { '/live/client.js': join(clientDir, 'rt-ws-client.js'), '/live/canvas.js': join(clientDir, 'rt-ws-canvas.js') },
+      files: { '/live/client.js': join(clientDir, 'rt-ws-client.js'), '/live/rt-ws-canvas.js': join(clientDir, 'rt-ws-canvas.js') },
       pages: { '/trace.html': tracePage('/live') },
     });
     await srv.listen();

@@ -118,6 +118,7 @@ export class ProtoServer {
       if (file || page !== undefined) {
         res.setHeader('Content-Type', page !== undefined || file!.endsWith('.html') ? 'text/html' : 'text/javascript');
         res.setHeader('Cache-Control', 'no-store');
+        res.setHeader('Access-Control-Allow-Origin', '*');
         res.end(page ?? readFileSync(file!));
         return;
       }

@@ -10,7 +10,7 @@ export function tracePage(path: string, o: { format?: 'json' | 'bin'; windowMs?:
 <canvas id="trace" style="width: 900px; height: 320px; display: block"></canvas>
 <script type="module">
   import { RtWsClient } from '${path}/client.js';
-  import { SeriesCanvas } from '${path}/canvas.js';
+  import { SeriesCanvas } from '${path}/rt-ws-canvas.js';
   const renderer = new SeriesCanvas(document.getElementById('trace'), { windowMs: ${o.windowMs ?? 20000}, unit: ' g' });
   const client = new RtWsClient({ path: '${path}', format: '${o.format ?? 'bin'}' });
   client.on('batch', (b) => renderer.pushBatch(b));

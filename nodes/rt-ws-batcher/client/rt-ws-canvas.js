@@ -12,7 +12,7 @@
 //   to the visible points (or fixed yMin/yMax).
 //
 // Usage:
-//   import { SeriesCanvas } from '/live/canvas.js';
+//   import { SeriesCanvas } from '/live/rt-ws-canvas.js';
 //   const r = new SeriesCanvas(canvasElement, { windowMs: 20000 });
 //   client.on('batch', (b) => r.pushBatch(b)); client.on('snapshot', (b) => r.pushBatch(b));
 //   client.on('gap', () => r.breakLines());
