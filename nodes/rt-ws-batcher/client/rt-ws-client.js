@@ -309,6 +309,7 @@ export class RtWsClient {
     this.pingSentAt = 0;
     this.lastRxAt = 0;
     this.gapPending = false;
+    this.afterSnapshot = false;
     this.onVisibility = () => this.sendVisibility();
     // The last seq survives a reload of this tab (sessionStorage), so the new
     // page resumes where the old one stopped. Saved when the page goes away.
@@ -393,6 +394,7 @@ export class RtWsClient {
     const url = this.connectUrl();
     this.hidden = this.pageHidden();
     this.gapPending = false;
+    this.afterSnapshot = false;
     let ws;
     try {
       ws = new this.WebSocket(url);
@@ -514,15 +516,20 @@ export class RtWsClient {
     if (batch.type === 'snapshot') {
       st.snapshots++;
       this.gapPending = false;
+      this.afterSnapshot = true;
       this.setSeq(batch.seq);
       this.emit('snapshot', batch);
       return null;
     }
-    if (this.lastSeq !== null && batch.seq <= this.lastSeq) {
+    // A snapshot stands for the batches up to its seq; the first live batch
+    // after it is taken even if it carries that same seq.
+    const after = this.afterSnapshot;
+    this.afterSnapshot = false;
+    if (this.lastSeq !== null && (batch.seq < this.lastSeq || (batch.seq === this.lastSeq && !after))) {
       st.duplicates++;
       return null;
     }
-    if (this.lastSeq !== null && batch.seq !== this.lastSeq + 1 && !this.gapPending) st.unexpectedGaps++;
+    if (this.lastSeq !== null && batch.seq > this.lastSeq + 1 && !this.gapPending) st.unexpectedGaps++;
     this.gapPending = false;
     this.setSeq(batch.seq);
     st.batches++;
