@@ -242,6 +242,11 @@ describe('rt-ws-batcher browser client (Node, real ws server)', function () {
       assert.equal(c.lastSeq, null);
       c.handleFrame('{"v":1,"t":"batch","seq":1,"ts":0,"items":[]}');
       assert.equal(c.stats.batches, 3, 'seq 1 of the new stream is not a duplicate');
+      c.handleFrame('{"v":1,"t":"snapshot","seq":7,"items":[]}');
+      c.handleFrame('{"v":1,"t":"batch","seq":7,"ts":0,"items":[]}');
+      assert.equal(c.stats.batches, 4, 'the first batch after a snapshot may carry its seq');
+      c.handleFrame('{"v":1,"t":"batch","seq":7,"ts":0,"items":[]}');
+      assert.equal(c.stats.duplicates, 2, 'not twice');
       c.handleFrame('not json');
       assert.equal(c.stats.decodeErrors, 1);
     });
