@@ -1,5 +1,5 @@
 // Copies the editor assets that tsc does not emit into dist/nodes/<type>/:
-// <type>.html, locales/**, client/*.js (browser modules), and the node's icon(s) from the top-level icons/ folder.
+// <type>.html, locales/**, and the node's icon(s) from the top-level icons/ folder.
 // Node-RED loads X.html, locales/ and icons/ from beside each listed X.js.
 // In <type>.html, the marker `<!-- rt-limits -->` is replaced by a script that
 // defines the node's numeric limits (rtLimit(type, field) validators) from
@@ -31,9 +31,9 @@ for (const type of readdirSync(src)) {
       copied++;
     }
   }
-  // browser ES modules served by a node (plain .js, no build step; package.json says type module): nodes/<type>/client/
+  // plain browser modules a node serves (rt-ws-batcher's client), copied as they are
   if (existsSync(join(dir, 'client'))) {
-    cpSync(join(dir, 'client'), join(dest, 'client'), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith('.js') || f.endsWith('package.json') });
+    cpSync(join(dir, 'client'), join(dest, 'client'), { recursive: true });
     copied++;
   }
   if (existsSync(join(dir, 'locales'))) {

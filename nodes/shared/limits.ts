@@ -86,6 +86,18 @@ export const LIMITS = {
     topN: { min: 1, max: 100, integer: true },
     maxNodes: { min: 1, max: 10_000, integer: true },
   },
+  'rt-ws-batcher': {
+    port: { min: 1, max: 65535, integer: true },
+    batchSize: { min: 1, max: 10_000, integer: true },
+    delayMs: { min: 1, max: 10_000 },
+    capKb: { min: 16, max: 1_048_576, integer: true },
+    graceS: { min: 0, max: 3600 },
+    ringBatches: { min: 1, max: 100_000, integer: true },
+    deflateThreshold: { min: 0, max: 16_777_216, integer: true },
+    deflateConcurrency: { min: 1, max: 64, integer: true },
+    dashRate: { min: 0, max: 20 },
+    dashPoints: { min: 1, max: 10_000, integer: true },
+  },
 } as const satisfies Record<string, Record<string, Limit>>;
 
 export type LimitedType = keyof typeof LIMITS;
