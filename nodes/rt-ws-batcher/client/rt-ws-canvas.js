@@ -17,6 +17,8 @@
 //   client.on('batch', (b) => r.pushBatch(b)); client.on('snapshot', (b) => r.pushBatch(b));
 //   client.on('gap', () => r.breakLines());
 
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
 const DEFAULT_COLORS = ['#0095FF', '#FF7F0E', '#2CA02C', '#D62728', '#A347E1', '#8C564B', '#E377C2', '#7F7F7F'];
 
 /**
@@ -112,12 +114,18 @@ export class SeriesCanvas {
       points: 0, // points taken into rings
       ignoredPoints: 0, // points of topics over maxTopics or filtered out
       visiblePoints: 0, // points drawn in the last frame (all topics)
+      drawMs: 0, // time spent in draw(), total
+      drawMsMax: 0, // the longest draw()
     };
     this.frame = () => {
       this.rafId = 0;
       if (this.destroyed || !this.dirty) return;
       this.dirty = false;
+      const t0 = now();
       this.draw();
+      const dt = now() - t0;
+      this.stats.drawMs += dt;
+      if (dt > this.stats.drawMsMax) this.stats.drawMsMax = dt;
     };
     // Bound once: pushBatch hands this to forEachPoint-style loops with no closure per call.
     this.addPoint = (/** @type {string} */ topic, /** @type {number} */ t, /** @type {number} */ v) => this.push(topic, t, v);
@@ -270,7 +278,10 @@ export class SeriesCanvas {
 
     // the lines
     ctx.lineWidth = this.lineWidth;
-    ctx.lineJoin = 'round';
+    // Miter joins (limit 2: sharp noise turns into bevels) rasterise several times
+    // faster than round ones in Chromium's software canvas.
+    ctx.lineJoin = 'miter';
+    ctx.miterLimit = 2;
     let n = 0;
     for (let s = 0; s < this.order.length; s++) {
       const r = /** @type {PointRing} */ (this.series.get(this.order[s]));
