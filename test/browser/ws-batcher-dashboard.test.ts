@@ -73,6 +73,7 @@ describe('dosing weight trace through rt-ws-batcher (Dashboard 2.0 ui-template, 
     assert.ok(draws >= 30 * 30, `it keeps drawing (${draws} draws in 30 s)`);
     assert.equal(t1.client.unexpectedGaps, 0);
     const drawMean = (t1.renderer.drawMs - t0.renderer.drawMs) / Math.max(1, draws);
+    console.log(`      rAF intervals over 30 s: n ${raf.n}, p50 ${raf.p50.toFixed(2)}, p95 ${raf.p95.toFixed(2)}, p99 ${raf.p99.toFixed(2)} ms; ${t1.renderer.visiblePoints} points visible, ${sps.toFixed(1)} SPS; draw mean ${drawMean.toFixed(2)} ms; load ${loadavg()[0].toFixed(1)}`);
     assert.ok(
       raf.p95 <= 17,
       `rAF interval p95 ${raf.p95.toFixed(2)} ms (p50 ${raf.p50.toFixed(2)}, p99 ${raf.p99.toFixed(2)}, max ${raf.max.toFixed(1)}, ${raf.over17} of ${raf.n} over 17 ms); ` +
@@ -111,6 +112,7 @@ describe('dosing weight trace through rt-ws-batcher (Dashboard 2.0 ui-template, 
     const perBatch = (hL1 - hL0) / (bL1 - bL0);
     const leak2min = perBatch * batches;
     const msg = `heap growth over 2 min ${(growth / 1024).toFixed(0)} KB (at 30 s steps: ${samples.map((s) => (s / 1024).toFixed(0)).join(', ')} KB), ${batches} batches; a page keeping every batch grows ${perBatch.toFixed(0)} B/batch, ${(leak2min / 1048576).toFixed(2)} MB in 2 min`;
+    console.log(`      ${msg}`);
     assert.ok(leak2min >= 2 * HEAP_BOUND, `the bound catches a leak: ${msg}`);
     assert.ok(growth < HEAP_BOUND, msg);
   });
