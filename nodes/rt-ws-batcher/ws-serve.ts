@@ -73,8 +73,9 @@ class WsConn implements Conn {
       ws.terminate();
       return;
     }
-    // A client that does not read cannot take the close frame: cut it.
-    const t = setTimeout(() => ws.terminate(), 1000);
+    // A client that does not read cannot take the close frame: cut it (a slow
+    // client gets longer to read what is queued, the close frame last).
+    const t = setTimeout(() => ws.terminate(), code === 4001 ? 5000 : 1000);
     t.unref();
     ws.once('close', () => clearTimeout(t));
   }

@@ -22,9 +22,9 @@ export interface TestClient {
   close(): void;
 }
 
-export function connect(url: string, opts: { origin?: string } = {}): Promise<TestClient> {
+export function connect(url: string, opts: { origin?: string; handshakeTimeoutMs?: number } = {}): Promise<TestClient> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { origin: opts.origin, perMessageDeflate: true });
+    const ws = new WebSocket(url, { origin: opts.origin, perMessageDeflate: true, handshakeTimeout: opts.handshakeTimeoutMs ?? 1500 });
     const frames: Frame[] = [];
     let closedResolve: (v: { code: number; reason: string }) => void = () => undefined;
     const closed = new Promise<{ code: number; reason: string }>((r) => (closedResolve = r));
