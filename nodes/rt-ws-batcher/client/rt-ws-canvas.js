@@ -127,6 +127,24 @@ export class SeriesCanvas {
       this.stats.drawMs += dt;
       if (dt > this.stats.drawMsMax) this.stats.drawMsMax = dt;
     };
+    // The canvas's CSS size, kept by a ResizeObserver: reading clientWidth in
+    // every frame would force a synchronous layout of the whole page.
+    this.cssW = 0;
+    this.cssH = 0;
+    this.resizeObserver = null;
+    const RO = /** @type {any} */ (globalThis).ResizeObserver;
+    if (typeof RO === 'function' && typeof canvas.getBoundingClientRect === 'function') {
+      const r = canvas.getBoundingClientRect();
+      this.cssW = r.width;
+      this.cssH = r.height;
+      this.resizeObserver = new RO((/** @type {any[]} */ entries) => {
+        const e = entries[entries.length - 1];
+        this.cssW = e.contentRect.width;
+        this.cssH = e.contentRect.height;
+        this.invalidate();
+      });
+      this.resizeObserver.observe(canvas);
+    }
     // Bound once: pushBatch hands this to forEachPoint-style loops with no closure per call.
     this.addPoint = (/** @type {string} */ topic, /** @type {number} */ t, /** @type {number} */ v) => this.push(topic, t, v);
   }
@@ -199,8 +217,8 @@ export class SeriesCanvas {
     const c = this.canvas;
     const ctx = this.ctx;
     const dpr = this.dpr ?? (/** @type {any} */ (globalThis).devicePixelRatio || 1);
-    const cssW = c.clientWidth || c.width / dpr;
-    const cssH = c.clientHeight || c.height / dpr;
+    const cssW = (this.resizeObserver ? this.cssW : c.clientWidth) || c.width / dpr;
+    const cssH = (this.resizeObserver ? this.cssH : c.clientHeight) || c.height / dpr;
     const w = Math.max(1, Math.round(cssW * dpr));
     const h = Math.max(1, Math.round(cssH * dpr));
     if (c.width !== w) c.width = w;
@@ -315,6 +333,8 @@ export class SeriesCanvas {
   /** Stops drawing and drops the rings. */
   destroy() {
     this.destroyed = true;
+    if (this.resizeObserver) this.resizeObserver.disconnect();
+    this.resizeObserver = null;
     if (this.rafId) this.caf(this.rafId);
     this.rafId = 0;
     this.series.clear();
