@@ -60,6 +60,8 @@ function removeRoute(app: HttpApp | undefined, path: string): void {
 export = function register(RED: RedWithServer): void {
   const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
+  /** Histograms of counts (messages per batch), in the same registry. */
+  const counts = { histogram: (name: string, help: string) => countHistogramFamily(metrics, name, help) };
   const fam = {
     clients: metrics.readerFamily('rtedge_ws_clients', 'WebSocket clients connected', 'gauge'),
     queued: metrics.readerFamily('rtedge_ws_client_queued_max_bytes', 'The most bytes queued for one client (at the last batch): bounded by the client cap plus one batch', 'gauge'),
@@ -74,7 +76,7 @@ export = function register(RED: RedWithServer): void {
     resumes: metrics.readerFamily('rtedge_ws_resumes_total', 'Reconnections with a resume sequence (label result: replay = from the ring, snapshot = gap + snapshot)', 'counter'),
     refused: metrics.readerFamily('rtedge_ws_refused_total', 'Upgrades refused (Origin not allowed, webSocketNodeVerifyClient)', 'counter'),
     latency: metrics.sharedHistogramFamily('rtedge_ws_latency_seconds', 'Time from a message entering the batcher to its batch being handed to every client socket'),
-    batchSize: countHistogramFamily(metrics, 'rtedge_ws_batch_messages', 'Messages per batch'),
+    batchSize: counts.histogram('rtedge_ws_batch_messages', 'Messages per batch'),
   };
 
   // The client module on the admin server too (editor pages, ui-template): {httpAdminRoot}rt-ws-batcher/<file>.js
@@ -100,6 +102,7 @@ export = function register(RED: RedWithServer): void {
     const dropWarn = new RateLimitedWarning((x) => node.warn(x));
     let clientCount = 0;
     let listening = false;
+    let badShown = false;
 
     const showClients = (): void => {
       if (closing) return;
@@ -267,13 +270,18 @@ export = function register(RED: RedWithServer): void {
         ser = serialisePayload(msg.payload);
       } catch (err) {
         unserialisable++;
+        badShown = true;
         status.immediate('error', RED._(`${TYPE}.status.badPayload`));
         done(new Error(RED._(`${TYPE}.errors.unserialisable`, { error: err instanceof Error ? err.message : String(err) })));
         return;
       }
       const topic = typeof msg.topic === 'string' ? msg.topic : msg.topic === undefined || msg.topic === null ? '' : String(msg.topic);
       backend.enqueue({ topic, json: ser.json, num: ser.num, ts: nowMs(), enqUs: nowUs() });
-      if (listening) showClients();
+      if (badShown && listening) {
+        // back to the clients count after a bad payload (not on every message: this is the hot path)
+        badShown = false;
+        showClients();
+      }
       done();
     });
 

@@ -97,7 +97,9 @@ export class BatcherSocketServer {
     private readonly hub: Hub,
     private readonly o: ServeOptions,
   ) {
-    const deflate = o.deflate.threshold > 0 ? { threshold: o.deflate.threshold, concurrencyLimit: o.deflate.concurrency, serverNoContextTakeover: false, clientNoContextTakeover: false } : false;
+    // No context takeover: ws applies `threshold` only then (with takeover it
+    // compresses every frame, however small), and no 32 KiB window is kept per client.
+    const deflate = o.deflate.threshold > 0 ? { threshold: o.deflate.threshold, concurrencyLimit: o.deflate.concurrency, serverNoContextTakeover: true, clientNoContextTakeover: true } : false;
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: deflate,

@@ -6,7 +6,7 @@
 //
 // - >= 1200 points visible while 80 SPS arrive, requestAnimationFrame
 //   intervals p95 <= 17 ms over 30 s (the issue's bound), measured in the page;
-// - the JS heap of a page drawing the same trace (rt-ws-batcher > 01, through the
+// - the JS heap of a page drawing the same trace (rt-ws-batcher > 02, through the
 //   same node, in the same runtime) after a forced GC does not grow over 2 minutes (bound
 //   512 KB between the lowest readings of the first and the last 30 s), and a
 //   leak control shows the bound would catch a page that kept every batch it
@@ -24,7 +24,7 @@ import { heapAfterGc, launchUnthrottled, measureRaf } from '../helpers/ws-browse
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const EXAMPLE = 'examples/rt-dosing/02 - Dosing station dashboard.json';
-const PAGE_EXAMPLE = 'examples/rt-ws-batcher/01 - Live weight to a browser page.json';
+const PAGE_EXAMPLE = 'examples/rt-ws-batcher/02 - Live weight to a browser page.json';
 const PATH = '/ws/dosing';
 const HEAP_BOUND = 512 * 1024;
 
@@ -94,7 +94,7 @@ describe('dosing weight trace through rt-ws-batcher (Dashboard 2.0 ui-template, 
 
   it('the JS heap of the trace page after a forced GC does not grow over 2 minutes (and would, if batches leaked)', async () => {
     // The same client and renderer through the same node on the plain page of
-    // rt-ws-batcher > 01 (the dashboard's stock chart fills its own 480-point
+    // rt-ws-batcher > 02 (the dashboard's stock chart fills its own 480-point
     // buffer during these minutes, which is not ours to measure).
     await page.close();
     page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });

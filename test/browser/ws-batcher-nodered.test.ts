@@ -1,5 +1,5 @@
 // The rt-ws-batcher browser client in Debian's Chromium against the real node
-// in a real Node-RED process: examples/rt-ws-batcher/01 (the simulated scale's
+// in a real Node-RED process: examples/rt-ws-batcher/02 (the simulated scale's
 // samples straight to the batcher, a plain page at /weight-trace that imports
 // the node's client.js and rt-ws-canvas.js). Reload -> resume with the last
 // seq; a hidden page gets nothing, then a snapshot; a redeploy (every socket
@@ -15,9 +15,9 @@ import { repoRoot, sleep, waitFor } from '../helpers/util';
 import { launchUnthrottled, VISIBILITY_OVERRIDE } from '../helpers/ws-browser';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const EXAMPLE = 'examples/rt-ws-batcher/01 - Live weight to a browser page.json';
+const EXAMPLE = 'examples/rt-ws-batcher/02 - Live weight to a browser page.json';
 
-describe('rt-ws-batcher browser client in Chromium (real Node-RED, example 01)', function () {
+describe('rt-ws-batcher browser client in Chromium (real Node-RED, example 02)', function () {
   this.timeout(120_000);
   let rt: ChildRuntime | null = null;
   let browser: Browser | null = null;

@@ -110,8 +110,8 @@ function declaredFamilies(): Map<string, string> {
 
 /** Units that are not Prometheus base units, as a name segment. */
 const NON_BASE_UNIT = /_(ms|msec|millis|milliseconds|us|usec|micros|microseconds|ns|nanos|nanoseconds|minutes|hours|days|kb|mb|gb|kib|mib|kilobytes|megabytes|gigabytes|cg|mg|kg|centigrams|milligrams|kilograms|percent|pct)(_|$)/;
-/** Base units a histogram may measure (time in seconds; grams for dosing, see README "rt-dosing"). */
-const HISTOGRAM_UNIT = /_(seconds|bytes|grams|ratio)$/;
+/** Base units a histogram may measure (time in seconds; grams for dosing, see README "rt-dosing"; a count of messages for rt-ws-batcher's batch size). */
+const HISTOGRAM_UNIT = /_(seconds|bytes|grams|ratio|messages)$/;
 
 /**
  * Histograms whose buckets are deliberately not latency buckets: they declare
@@ -123,6 +123,7 @@ const DECLARED_BUCKETS: Record<string, number[]> = {
   rtedge_dosing_overshoot_grams: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
   rtedge_dosing_error_abs_grams: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1],
   rtedge_dosing_dose_duration_seconds: [1, 2, 3, 4, 5, 6, 7, 7.5, 8, 10, 15, 20, 30, 60],
+  rtedge_ws_batch_messages: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000], // nodes/rt-ws-batcher BATCH_SIZE_BOUNDS
 };
 
 /**
@@ -139,8 +140,12 @@ const RESULTS = new Set<string>([
   ...FRAME_RESULTS, // rtedge_rs485_frames_total (modbus-core)
   'ok', 'timeout', 'error', 'dropped', // rtedge_gate_commands_total (rt-gate-command)
   'under', 'over', 'aborted', // rtedge_dosing_doses_total (dose records)
+  'replay', 'snapshot', // rtedge_ws_resumes_total (rt-ws-batcher)
 ]);
-const REASONS = new Set<string>([...BAD_REASONS, 'settling']); // rtedge_hx711_bad_reads_total (rt-scale)
+const REASONS = new Set<string>([
+  ...BAD_REASONS, 'settling', // rtedge_hx711_bad_reads_total (rt-scale)
+  'slow-client', 'hidden', 'topic-limit', 'handoff-full', 'unserialisable', // rtedge_ws_skipped_messages_total (rt-ws-batcher)
+]);
 
 const MAX_LABEL_VALUE = 64;
 

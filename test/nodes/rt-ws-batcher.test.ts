@@ -18,7 +18,7 @@ function flows(wb: Record<string, unknown> = {}): object[] {
 const p = msg.payload || {};
 for (let i = 0; i < (p.n || 0); i++) {
   let payload = p.num ? i : { i, pad: 'x'.repeat(p.bytes || 0) };
-  if (p.bad === i) {
+  if (p.bad === i || (p.badEvery && i % p.badEvery === 0)) {
     if (p.badKind === 'bigint') payload = { big: BigInt(7) };
     else { const o = { i }; o.self = o; payload = o; }
   }
@@ -33,8 +33,10 @@ return [null, { res: msg.res, req: msg.req, payload: 'ok' }];`;
     { id: 'wb', z: 'f1', type: 'rt-ws-batcher', name: '', version: 1, mode: 'shared', path: PATH, batchSize: 100, delayMs: 16, capKb: 1024, graceS: 10, ringBatches: 256, deflateThreshold: 0, origins: '', wires: [[]], ...wb },
     { id: 'ct', z: 'f1', type: 'catch', scope: ['wb'], uncaught: false, wires: [['keep']] },
     { id: 'keep', z: 'f1', type: 'function', func: `const c = global.get('caught') || []; c.push({ message: msg.error.message, topic: msg.topic }); global.set('caught', c); return null;`, outputs: 1, wires: [[]] },
+    { id: 'cp', z: 'f1', type: 'complete', scope: ['wb'], uncaught: false, wires: [['done']] },
+    { id: 'done', z: 'f1', type: 'function', func: `global.set('completed', (global.get('completed') || 0) + 1); return null;`, outputs: 1, wires: [[]] },
     { id: 'gin', z: 'f1', type: 'http in', url: '/caught', method: 'get', wires: [['gout']] },
-    { id: 'gout', z: 'f1', type: 'function', func: `msg.payload = global.get('caught') || []; return msg;`, outputs: 1, wires: [['res2']] },
+    { id: 'gout', z: 'f1', type: 'function', func: `msg.payload = msg.req.query.completed ? { completed: global.get('completed') || 0, caught: (global.get('caught') || []).length } : (global.get('caught') || []); return msg;`, outputs: 1, wires: [['res2']] },
     { id: 'res2', z: 'f1', type: 'http response', wires: [] },
   ];
 }
@@ -59,8 +61,22 @@ describe('rt-ws-batcher node (shared mode, real Node-RED, real ws clients)', fun
     }
   };
   const feed = async (body: Record<string, unknown>): Promise<void> => {
-    const r = await rt.post(`${ROOT}/feed`, body);
+    let r = await rt.post(`${ROOT}/feed`, body);
+    for (let k = 0; r.status === 404 && k < 100; k++) {
+      await sleep(50); // a deploy replies before its flows start
+      r = await rt.post(`${ROOT}/feed`, body);
+    }
     assert.equal(r.status, 200, r.text);
+  };
+  /** GET under httpNodeRoot as JSON, retrying while a deploy is still starting the flow (404). */
+  const getJson = async <T>(path: string): Promise<T> => {
+    const end = Date.now() + 5000;
+    for (;;) {
+      const r = await rt.get(`${ROOT}${path}`);
+      if (r.status === 200) return JSON.parse(r.text) as T;
+      if (Date.now() > end) throw new Error(`GET ${path}: ${r.status}`);
+      await sleep(50);
+    }
   };
   const metric = async (re: RegExp): Promise<number> => {
     const r = await rt.get(`${ROOT}/metrics`);
@@ -288,7 +304,21 @@ describe('rt-ws-batcher node (shared mode, real Node-RED, real ws clients)', fun
     assert.ok((await metric(/rtedge_ws_refused_total\{node="wb"\} (\d+)/)) >= 2);
   });
 
+  it('done() exactly once per message: 1000 in, valid ones to Complete, bad ones to Catch, none twice', async () => {
+    type Counts = { completed: number; caught: number };
+    const b = await getJson<Counts>('/caught?completed=1'); // earlier tests' messages are counted too
+    await feed({ n: 1000, topic: 'd', badEvery: 10 });
+    await waitFor(async () => {
+      const x = await getJson<Counts>('/caught?completed=1');
+      return x.completed - b.completed + x.caught - b.caught >= 1000;
+    }, 10_000, '1000 messages done');
+    await sleep(300);
+    const x = await getJson<Counts>('/caught?completed=1');
+    assert.deepEqual({ completed: x.completed - b.completed, caught: x.caught - b.caught }, { completed: 900, caught: 100 });
+  });
+
   it('a circular or BigInt payload goes to Catch; the rest of the batch still goes out', async () => {
+    const base = (await getJson<unknown[]>('/caught')).length;
     const c = await open();
     await c.waitFor((f) => f.length >= 2);
     await feed({ n: 10, topic: 'k', bad: 4 });
@@ -300,7 +330,7 @@ describe('rt-ws-batcher node (shared mode, real Node-RED, real ws clients)', fun
       [...[0, 1, 2, 3, 5, 6, 7, 8, 9].map((i) => `k${i}`), ...[0, 1, 2, 3, 4, 5, 7, 8, 9].map((i) => `b${i}`)],
     );
     const caught = await waitFor(async () => {
-      const r = JSON.parse((await rt.get(`${ROOT}/caught`)).text) as Array<{ message: string; topic: string }>;
+      const r = (await getJson<Array<{ message: string; topic: string }>>('/caught')).slice(base);
       return r.length >= 2 ? r : null;
     }, 5000, 'two errors caught');
     assert.equal(caught!.length, 2);

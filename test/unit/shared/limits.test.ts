@@ -13,6 +13,7 @@ import { readConfig as readEgress } from '../../../nodes/rt-journey-egress/egres
 import { readPortConfig } from '../../../nodes/rt-rs485-port/port-config';
 import { readWatchConfig } from '../../../nodes/rt-rs485-watch/watch-config';
 import { readScale } from '../../../nodes/rt-scale/scale-config';
+import { readWsConfig } from '../../../nodes/rt-ws-batcher/ws-config';
 import type { Coded } from '../../../nodes/shared/coded';
 import { type Limit, LIMITS, limitOk, readLimited } from '../../../nodes/shared/limits';
 import { en } from '../../helpers/catalog';
@@ -63,6 +64,7 @@ const runtime: Record<string, (field: string, v: unknown) => boolean> = {
   'rt-gate-command': (f, v) => !hasField(collect('rt-gate-command', f, v), f),
   'rt-perf-monitor': (f, v) => !hasField(collect('rt-perf-monitor', f, v), f),
   'rt-hx711': (f, v) => !hasField(collect('rt-hx711', f, v), f),
+  'rt-ws-batcher': (f, v) => !hasField(readWsConfig({ [f]: v }).problems, f),
 };
 function collect(type: keyof typeof LIMITS, field: string, v: unknown): Coded[] {
   const problems: Coded[] = [];
