@@ -30,7 +30,7 @@ interface IngressNode extends Node {
 }
 
 /** Events handed to the flow per turn of the event loop. */
-const SLICE = 16;
+const SLICE = 64;
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
