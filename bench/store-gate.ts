@@ -55,7 +55,8 @@ async function shopperMain(url: string, n: number, gapMs: number): Promise<void>
   process.stdout.write(JSON.stringify({ ev: 'ready' }) + '\n');
   for (let k = 1; k <= n; k++) {
     const t = `s-${k}`;
-    await ev('track-create', t, { x: 1, y: 1 });
+    // positions far apart per shopper, so the tracker does not stitch one shopper's track to the last one's
+    await ev('track-create', t, { x: -100 - 10 * k, y: 1 });
     await ev('zone-enter', t, { zone: 'pos-1' });
     await pub('store/s1/auth', { id: `a-${k}`, ts: Date.now(), pos: 'pos-1', count: 1, tracks: [t] });
     await sleep(40);
@@ -65,7 +66,7 @@ async function shopperMain(url: string, n: number, gapMs: number): Promise<void>
     process.stdout.write(JSON.stringify({ ev: 'gate', track: t, atUs: at }) + '\n');
     await sleep(gapMs);
     await ev('line-forward', t, { line: 'exit' });
-    await ev('track-delete', t, {});
+    await ev('track-delete', t, { x: 100 + 10 * k, y: 50 });
   }
   await new Promise<void>((r) => c.end(false, {}, () => r()));
   process.stdout.write(JSON.stringify({ ev: 'done' }) + '\n');
@@ -143,6 +144,22 @@ async function metrics(rt: ChildRuntime): Promise<Map<string, number>> {
 const val = (m: Map<string, number>, key: string): number => m.get(key) ?? 0;
 const ing = (m: Map<string, number>, what: string, src: string): number => val(m, `rtedge_ingress_${what}_total{source="${src}"}`);
 
+/** Waits until everything published has been taken in: ours, the ingress queue empty; core, the tracker's input count still for 1 s (at most 60 s). */
+async function settle(rt: ChildRuntime, side: Side): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 120; i++) {
+    await sleep(500);
+    const m = await metrics(rt);
+    if (side === 'ours') {
+      if (val(m, 'rtedge_ingress_queue_depth{}') === 0) return;
+      continue;
+    }
+    const n = [...m.entries()].filter(([k]) => k.startsWith('rtedge_tracker_inputs_total')).reduce((a, [, v]) => a + v, 0);
+    if (n === last) return;
+    last = n;
+  }
+}
+
 async function probe(rt: ChildRuntime, out: string): Promise<{ p50_ms: number; p99_ms: number; max_ms: number }> {
   const before = existsSync(out) ? statSync(out).mtimeMs : 0;
   rt.proc.kill('SIGWINCH');
@@ -194,7 +211,8 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
       const m0 = await metrics(rt);
       const pub = startPublisher({ url: mosq.url, topic: 'store/s1/events', kind: 'events', rate, seconds: SECONDS, qos: 0, bracket: 300, sensor: `sweep-${rate}` });
       const r = await pub.done;
-      await sleep(1500);
+      await sleep(500);
+      await settle(rt, side);
       const m1 = await metrics(rt);
       const into = val(m1, 'rtedge_tracker_inputs_total{kind="event"}') - val(m0, 'rtedge_tracker_inputs_total{kind="event"}');
       const row: Record<string, number> = { rate, published: r.published, into_tracker: into, into_per_s: Math.round(into / SECONDS) };
@@ -225,7 +243,8 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
     const sent = await shopper.done;
     const fr = await flood.done;
     const el = await probe(rt, probeOut);
-    await sleep(2000);
+    await sleep(500);
+    await settle(rt, side);
     const m1 = await metrics(rt);
     const lat: number[] = [];
     for (const l of peer.lines.slice(linesBefore)) {
