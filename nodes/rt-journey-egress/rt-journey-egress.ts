@@ -113,13 +113,12 @@ export = function register(RED: NodeAPI): void {
     fam.torn.attach(labels, () => shared.counter('torn_tails'));
     fam.flush.attach(labels, shared.histogram('flush'));
     const mqttBroker = (cfg.mqttBroker ? RED.nodes.getNode(cfg.mqttBroker) : null) as BrokerNode | null;
-    if (mqttBroker) {
-      fam.mqttPublished.attach(labels, () => shared.counter('mqtt_published'));
-      fam.mqttAcked.attach(labels, () => shared.counter('mqtt_acked'));
-      fam.mqttDropped.attach(labels, () => shared.counter('mqtt_dropped'));
-      fam.mqttOutbox.attach(labels, () => shared.gauge('mqtt_outbox'));
-      fam.mqttConnected.attach(labels, () => shared.gauge('mqtt_connected'));
-    }
+    // Exported for every egress node (0 without an MQTT broker), so the families always have their series.
+    fam.mqttPublished.attach(labels, () => shared.counter('mqtt_published'));
+    fam.mqttAcked.attach(labels, () => shared.counter('mqtt_acked'));
+    fam.mqttDropped.attach(labels, () => shared.counter('mqtt_dropped'));
+    fam.mqttOutbox.attach(labels, () => shared.gauge('mqtt_outbox'));
+    fam.mqttConnected.attach(labels, () => shared.gauge('mqtt_connected'));
     node._mqttCounts = () => ({
       published: shared.counter('mqtt_published'),
       acked: shared.counter('mqtt_acked'),

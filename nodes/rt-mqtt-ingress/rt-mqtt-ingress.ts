@@ -30,7 +30,7 @@ interface IngressNode extends Node {
 }
 
 /** Events handed to the flow per turn of the event loop. */
-const SLICE = 16;
+const SLICE = 64;
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
@@ -139,6 +139,19 @@ export = function register(RED: NodeAPI): void {
       let draining = false;
       let closed = false;
       const waitingOf = (i: number): number => pending[i].length - heads[i];
+      const urgent = order.filter((i) => kinds[i] !== 'frame');
+      const frames = order.filter((i) => kinds[i] === 'frame');
+      const take = (i: number, now: number): void => {
+        const e = pending[i][heads[i]++];
+        hist.observeUs((now - e.rx) * 1000);
+        delivered[i]++;
+        gates[i].give(1);
+        node.send({ topic: e.topic, source: names[i], kind: kinds[i], payload: e.p, ingress: { seq: e.q, received: e.rx } });
+        if (heads[i] >= pending[i].length) {
+          pending[i].length = 0;
+          heads[i] = 0;
+        }
+      };
       const drain = (): void => {
         if (closed) {
           draining = false;
@@ -146,30 +159,21 @@ export = function register(RED: NodeAPI): void {
         }
         const now = nowMs();
         let n = 0;
-        let more = false;
-        for (const i of order) {
-          const q = pending[i];
-          let k = 0;
-          while (n < SLICE && heads[i] < q.length) {
-            const e = q[heads[i]++];
-            n++;
-            k++;
-            hist.observeUs((now - e.rx) * 1000);
-            node.send({ topic: e.topic, source: names[i], kind: kinds[i], payload: e.p, ingress: { seq: e.q, received: e.rx } });
-          }
-          if (k > 0) {
-            delivered[i] += k;
-            gates[i].give(k);
-          }
-          if (heads[i] >= q.length) {
-            q.length = 0;
-            heads[i] = 0;
-          } else more = true;
-          if (n >= SLICE) {
-            more = true;
-            break;
-          }
+        // Events and authorisations first, between them in arrival order (the worker's seq): an
+        // authorisation must not overtake the zone events it relates to, nor be overtaken by them.
+        while (n < SLICE) {
+          let best = -1;
+          for (const i of urgent) if (heads[i] < pending[i].length && (best < 0 || pending[i][heads[i]].q < pending[best][heads[best]].q)) best = i;
+          if (best < 0) break;
+          take(best, now);
+          n++;
         }
+        for (const i of frames) while (n < SLICE && heads[i] < pending[i].length) {
+          take(i, now);
+          n++;
+        }
+        let more = false;
+        for (let i = 0; i < pending.length; i++) if (heads[i] < pending[i].length) more = true;
         if (more) setImmediate(drain);
         else draining = false;
       };

@@ -134,7 +134,9 @@ const DECLARED_BUCKETS: Record<string, number[]> = {
  * where counted by kind; `le` only on histogram buckets.
  */
 const ID_LABELS = new Set(['node', 'scale', 'port', 'monitor']);
-const LABEL_KEYS = new Set([...ID_LABELS, 'type', 'result', 'reason', 'outcome', 'kind']);
+const LABEL_KEYS = new Set([...ID_LABELS, 'type', 'result', 'reason', 'outcome', 'kind', 'source']);
+/** rtedge_ingress_*{source} (rt-mqtt-ingress): a source name from the node's config, never from a payload. */
+const SOURCE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** rtedge_tracker_journeys_total{outcome} and rtedge_tracker_inputs_total{kind} (rt-journey-tracker): closed sets. */
 const TRACKER_LABELS: Record<string, Set<string>> = { outcome: new Set(OUTCOMES), kind: new Set(['frame', 'event', 'auth']) };
 
@@ -314,6 +316,7 @@ describe('metric names, units, buckets and labels on GET /metrics (all examples 
           else if (k === 'result' && !RESULTS.has(v)) bad.add(`${where}: not a known result`);
           else if (k === 'reason' && !REASONS.has(v)) bad.add(`${where}: not a known reason`);
           else if (k in TRACKER_LABELS && !TRACKER_LABELS[k].has(v)) bad.add(`${where}: not a known ${k}`);
+          else if (k === 'source' && (!SOURCE_RE.test(v) || !s.name.startsWith('rtedge_ingress_'))) bad.add(`${where}: not a configured ingress source`);
         }
       }
     }
