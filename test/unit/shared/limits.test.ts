@@ -14,6 +14,8 @@ import { readConfig as readEgress } from '../../../nodes/rt-journey-egress/egres
 import { readTrackerConfig } from '../../../nodes/rt-journey-tracker/tracker-config';
 import { readPortConfig } from '../../../nodes/rt-rs485-port/port-config';
 import { readWatchConfig } from '../../../nodes/rt-rs485-watch/watch-config';
+import { readBroker } from '../../../nodes/rt-mqtt-broker/broker-config';
+import { readIngress } from '../../../nodes/rt-mqtt-ingress/ingress-config';
 import { readScale } from '../../../nodes/rt-scale/scale-config';
 import { readWsConfig } from '../../../nodes/rt-ws-batcher/ws-config';
 import type { Coded } from '../../../nodes/shared/coded';
@@ -69,6 +71,8 @@ const runtime: Record<string, (field: string, v: unknown) => boolean> = {
   'rt-journey-tracker': (f, v) => !hasField(readTrackerConfig({ id: 't', type: 'rt-journey-tracker', version: 1, [f]: v }).problems, f),
   'rt-control-plant': (f, v) => !hasField(readPlant({ id: 'c', type: 'rt-control-plant', [f]: v }).problems, f),
   'rt-ws-batcher': (f, v) => !hasField(readWsConfig({ [f]: v }).problems, f),
+  'rt-mqtt-broker': (f, v) => !hasField(readBroker({ id: 'b', type: 'rt-mqtt-broker', [f]: v } as never).problems, f),
+  'rt-mqtt-ingress': (f, v) => !hasField(readIngress({ id: 'i', type: 'rt-mqtt-ingress', [f]: v } as never, true).problems, f),
 };
 function collect(type: keyof typeof LIMITS, field: string, v: unknown): Coded[] {
   const problems: Coded[] = [];
