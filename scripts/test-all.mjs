@@ -51,6 +51,10 @@ const debs = [
   ['mosquitto', 'mosquitto'],
   ['chromium', 'chromium'],
   ['promtool', 'prometheus'],
+  // node-gyp's tools, for the gpiocdev addon's build test (a fresh machine of this kind has them)
+  ['make', 'make'],
+  ['g++', 'g++'],
+  ['python3', 'python3'],
 ];
 const missing = debs.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
 if (missing.length > 0) {

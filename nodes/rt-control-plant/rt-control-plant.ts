@@ -162,7 +162,8 @@ export = function register(RED: NodeAPI): void {
             node.warn(RED._(`${TYPE}.errors.${ev.what === 'overspeed' ? 'overspeed' : 'overTemp'}`, { value: Math.round(ev.value) }));
             status.immediate('error', RED._(`${TYPE}.status.fault`));
           } else if (ev.t === 'fatal') {
-            node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(fromWireError(ev.error)) }));
+            const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(fromWireError(ev.error)) });
+            node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
           }
         },
         onReady: () => {
@@ -170,7 +171,8 @@ export = function register(RED: NodeAPI): void {
           showOk();
         },
         onError: (err) => {
-          node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) }));
+          const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) });
+          node.error(text, { topic: 'error', payload: { error: text } });
           status.immediate('error', RED._(`${TYPE}.status.restarting`));
         },
       });

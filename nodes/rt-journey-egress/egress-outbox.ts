@@ -51,6 +51,7 @@ export class MqttOutbox {
   private fileRecords = 0;
   private client: MqttClient | null = null;
   private closing = false;
+  private tlsRetry: NodeJS.Timeout | null = null;
   private needResend = false;
   private readonly ackFile: string;
 
@@ -125,7 +126,13 @@ export class MqttOutbox {
       if (s.cert) opts.cert = fs.readFileSync(s.cert);
       if (s.key) opts.key = fs.readFileSync(s.key);
     } catch (err) {
+      // never connect without the TLS files the config names: try again later (the files may appear)
       this.hooks.connected(false, (err as Error).message);
+      this.tlsRetry = setTimeout(() => {
+        this.tlsRetry = null;
+        if (!this.closing) this.connect();
+      }, Math.max(100, s.backoffMaxMs));
+      return;
     }
     const c = connect(s.url, opts);
     this.client = c;
@@ -208,6 +215,7 @@ export class MqttOutbox {
     const end = Date.now() + graceMs;
     while (this.queue.length > 0 && this.client?.connected && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     this.closing = true;
+    if (this.tlsRetry) clearTimeout(this.tlsRetry);
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     this.saveAcked();

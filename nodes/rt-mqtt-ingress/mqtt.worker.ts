@@ -96,7 +96,10 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
       c.subscribe(map, (err, granted) => {
         const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
         if (err || refused.length > 0) {
-          post({ t: 'link', state: 'down', error: err ? err.message : `subscription refused: ${refused.join(', ')}` });
+          // not connected for this node's purpose: drop the link, and the close handler reconnects with
+          // backoff (and subscribes again), instead of staying connected without the subscriptions
+          lastError = err ? err.message : `subscription refused: ${refused.join(', ')}`;
+          c.end(true);
           return;
         }
         if (!c.connected) return;

@@ -227,7 +227,10 @@ export = function register(RED: NodeAPI): void {
             }
             case 'tcp':
               tcpState = ev.state;
-              if (ev.state === 'error') node.error(RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' }));
+              if (ev.state === 'error') {
+                const text = RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' });
+                node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
+              }
               show();
               return;
             default:
@@ -235,7 +238,8 @@ export = function register(RED: NodeAPI): void {
           }
         },
         onError: (err) => {
-          node.error(RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) }));
+          const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) });
+          node.error(text, { topic: 'error', payload: { error: text } });
           status.immediate('error', RED._(`${TYPE}.status.restarting`));
         },
         onRestart: () => {

@@ -159,12 +159,14 @@ export = function register(RED: RedWithServer): void {
               init: { ring: samples.sab },
               onEvent: () => undefined,
               onError: (err) => {
-                node.error(RED._(`${TYPE}.errors.scale`, { error: t.errorText(err) }));
+                const text = RED._(`${TYPE}.errors.scale`, { error: t.errorText(err) });
+                node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
                 status.immediate('error', RED._(`${TYPE}.status.error`));
               },
             });
           } else if (n.t === 'error') {
-            node.error(RED._(`${TYPE}.errors.scale`, { error: n.message }));
+            const text = RED._(`${TYPE}.errors.scale`, { error: n.message });
+            node.error(text, { topic: 'error', payload: { error: text } });
             status.immediate('error', RED._(`${TYPE}.status.error`));
           }
         },
@@ -250,7 +252,7 @@ export = function register(RED: RedWithServer): void {
         samples: samples ? { ring: samples.sab, topic: cfg.scaleTopic } : undefined,
         onChart: dash ? (points) => node.send({ topic: 'chart', payload: points }) : undefined,
         onError: (text) => {
-          node.error(text);
+          node.error(text, { topic: 'error', payload: { error: text } });
           status.immediate('error', RED._(`${TYPE}.status.error`));
         },
         onHandoffFull: () => {

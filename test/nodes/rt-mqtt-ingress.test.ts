@@ -7,7 +7,7 @@ import { connect, type MqttClient } from 'mqtt';
 
 import { activeWorkerCount } from '../../nodes/shared/worker-host';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto';
-import { collect, connected, counts, ingressFlow } from '../helpers/ingress-flow';
+import { collect, connected, counts, ingressFlow, SUBS } from '../helpers/ingress-flow';
 import { freePort, sleep, waitFor } from '../helpers/util';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -110,6 +110,39 @@ describe('rt-mqtt-ingress node', function () {
     await waitFor(() => out.length >= 5, 10_000, '5 frames');
     assert.equal(counts().sources.tracks.gaps, 2 + 3);
     assert.equal(counts().sources.events.gaps, 0);
+  });
+
+  it('a subscription the broker refuses (granted 0x80): not reported connected; it reconnects with backoff and subscribes again', async () => {
+    // a broker of our own (aedes in this process) that refuses the first two subscriptions
+    const { Aedes } = await import('aedes');
+    let refusals = 2;
+    const broker = await Aedes.createBroker({
+      authorizeSubscribe: (_client, sub, cb) => {
+        if (refusals > 0) {
+          refusals--;
+          cb(null, null); // refused: SUBACK 0x80 for that filter
+        } else cb(null, sub);
+      },
+    });
+    const { createServer } = await import('node:net');
+    const server = createServer((sock) => broker.handle(sock));
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    try {
+      await load(ingressFlow({ url: `mqtt://127.0.0.1:${port}` }, { subs: [SUBS[1]] }));
+      const out = collect('out');
+      await waitFor(() => counts().connected === 1, 15_000, 'connected once the broker grants the subscription');
+      assert.ok(counts().connects >= 3, `connects ${counts().connects}: two refused, then granted`);
+      assert.equal(refusals, 0);
+      const c = await mqttClient(`mqtt://127.0.0.1:${port}`);
+      clients.push(c);
+      await pub(c, 'store/s1/events', event(1));
+      await waitFor(() => out.length >= 1, 10_000, 'an event through the subscription granted on the third connection');
+    } finally {
+      await helper.unload();
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('TCP listener: newline-delimited authorisations (split and joined lines) are a source of their own', async () => {
