@@ -208,9 +208,25 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
   };
 }
 
+const importAedes = () => import('aedes');
+type AedesModule = Awaited<ReturnType<typeof importAedes>>;
+
+/**
+ * aedes is an ES module, loaded on demand in this thread only. Synchronously where Node can require() an ES
+ * module (20.19+, 22.12+): an asynchronous import reads the files through file handles, and a worker
+ * terminated in the middle of it (a quick redeploy) leaves them open in the process for good.
+ */
+function loadAedes(): Promise<AedesModule> {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return Promise.resolve(require('aedes') as AedesModule);
+  } catch {
+    return importAedes();
+  }
+}
+
 async function startBroker(init: BrokerInit, ctx: InstanceContext<IngressEvent>) {
-  // aedes is an ES module: loaded on demand, in this thread only.
-  const { Aedes } = await import('aedes');
+  const { Aedes } = await loadAedes();
   const broker = await Aedes.createBroker();
   const sockets = new Set<Socket>();
   const server = createServer((sock) => {
