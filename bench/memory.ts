@@ -22,7 +22,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
-import { shippedFlows } from '../test/helpers/all-examples';
+import { allExampleFlows, exampleFiles } from '../test/helpers/all-examples';
 import { DoorSim } from '../test/helpers/door-sim';
 import { type ChildRuntime, startNodeRed } from '../test/helpers/nodered-child';
 import { ptyPair } from '../test/helpers/pty';
@@ -46,19 +46,13 @@ interface Reading {
   workers: Array<{ key: string; heap_used_mb: number; heap_total_mb: number }>;
 }
 
+// The same merge and port rewrites as the flow tests (test/helpers/all-examples): the store gate example
+// gets ports of its own, so its stand-in gate controller never shares a `tcp in` port with the gate example.
 async function examples(withDashboard: boolean, gatePort: number, serialPath: string): Promise<{ flows: Flow[]; files: string[] }> {
-  const s = await shippedFlows();
-  const files = s
-    .exampleFiles(repoRoot)
+  const files = (await exampleFiles())
     .map((f) => relative(repoRoot, f))
     .filter((f) => withDashboard || !(JSON.parse(readFileSync(join(repoRoot, f), 'utf8')) as Flow[]).some((n) => String(n.type).startsWith('ui-')));
-  const flows = s.mergeFlows(repoRoot, files, (n) => {
-    if (n.type === 'rt-gate-endpoint') return { ...n, port: gatePort };
-    if (n.type === 'tcp in') return { ...n, port: String(gatePort) };
-    if (n.type === 'rt-rs485-port') return { ...n, path: serialPath };
-    return n;
-  });
-  return { flows, files };
+  return { flows: await allExampleFlows({ gatePort, serialPath, files }), files };
 }
 
 async function start(dir: string): Promise<ChildRuntime> {

@@ -24,9 +24,10 @@ export async function exampleFiles(): Promise<string[]> {
   return (await shippedFlows()).exampleFiles(repoRoot);
 }
 
-export async function allExampleFlows(o: { gatePort: number; serialPath: string }): Promise<Flow[]> {
+/** o.files: the example files to merge (relative to the repo root); default every shipped example. */
+export async function allExampleFlows(o: { gatePort: number; serialPath: string; files?: string[] }): Promise<Flow[]> {
   const s = await shippedFlows();
-  const files = s.exampleFiles(repoRoot).map((f) => relative(repoRoot, f));
+  const files = o.files ?? s.exampleFiles(repoRoot).map((f) => relative(repoRoot, f));
   const store = { gate: await freePort(), mqtt: await freePort() };
   return s.mergeFlows(repoRoot, files, (n) => {
     if (typeof n.id === 'string' && n.id.startsWith('sg_')) {
