@@ -2,11 +2,10 @@
 // (one per node instance; node instances on one endpoint share this thread).
 import { SharedMetrics } from '../shared/shared-metrics';
 import { raiseThreadPriority } from '../shared/thread-priority';
+import { nowUs } from '../shared/time';
 import { serveInstances } from '../shared/worker-runtime';
 import { GateLink } from './gate-link';
 import { GATE_METRICS, type GateCmd, type GateEvent, type GateInit } from './gate-protocol';
-
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 serveInstances<GateInit, GateCmd, GateEvent>((init, ctx) => {
   // The link must get the CPU as soon as a command is queued, even while the

@@ -12,6 +12,7 @@ import type { DoneFn, Node, NodeAPI, NodeDef, NodeMessage, SendFn } from '../sha
 import { runtimeMetrics } from '../shared/registry';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
+import { nowUs } from '../shared/time';
 import { WorkerLease } from '../shared/worker-host';
 import type { EndpointNode } from '../rt-gate-endpoint/endpoint-config';
 import { checkGate, renderCommand } from './gate-core';
@@ -39,7 +40,6 @@ interface GateNode extends Node {
   _lease?: WorkerLease<GateEvent, GateCmd>;
 }
 
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const ms = (us: number): number => Math.round(us) / 1000;
 
 export = function register(RED: NodeAPI): void {

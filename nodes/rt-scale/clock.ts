@@ -8,7 +8,9 @@ export interface Clock {
   at(atUs: number, fn: () => void): () => void;
 }
 
-export const hrNowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+import { nowUs } from '../shared/time';
+
+export const hrNowUs = nowUs;
 
 /** A tick wraps at 2^32 microseconds (pigpio's gpioTick is a uint32: every ~71.6 minutes). */
 export const TICK_WRAP = 4294967296;
