@@ -32,11 +32,15 @@ export interface ExitTarget {
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const targets = new Set<ExitTarget>();
 let ack: Int32Array | null = null;
+/** Set by the guard's own signal handler, which stops the motors and then exits at once: the 'exit' listener need not stop them (and wait) again. */
+let stoppedForExit = false;
 
 function ensure(): Int32Array {
   if (!ack) {
     ack = new Int32Array(new SharedArrayBuffer(4));
-    process.on('exit', () => stopAllNow());
+    process.on('exit', () => {
+      if (!stoppedForExit) stopAllNow();
+    });
   }
   return ack;
 }
@@ -96,6 +100,7 @@ export function rearmSignals(): void {
     if (ls.length === 0) {
       const fn = (): void => {
         stopAllNow();
+        stoppedForExit = true;
         process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
       };
       own.set(sig, fn);
