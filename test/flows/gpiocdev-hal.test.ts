@@ -21,6 +21,7 @@ import { join } from 'node:path';
 
 import { openEditor } from '../helpers/dashboard';
 import { GPIOCDEV_STANDIN_ENV, type GpiocdevStandinConfig } from '../helpers/gpiocdev-standin';
+import { halFlows, hx, metric, records as recordsOf, scaleNode as pinScale } from '../helpers/hal-flows';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { makePwmTree, pwmState } from '../helpers/pwm-tree';
 import { repoRoot, sleep, tempDir, waitFor } from '../helpers/util';
@@ -35,51 +36,12 @@ interface Rec {
   /** load: each motor's kernel PWM [enable, duty_cycle] as the loading thread found it. */
   pwm?: Array<[number, number] | null>;
 }
-const records = (file: string): Rec[] => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec) : []);
+const records = (file: string): Rec[] => recordsOf<Rec>(file);
 
-function metric(text: string, name: string, labels: string): number {
-  const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-}
-
-const scaleNode = (id: string, name: string, dout: number, sck: number, motor: number, rate = 80) => ({
-  id,
-  type: 'rt-scale',
-  name,
-  version: 1,
-  backend: 'gpiocdev',
-  gpioChip: '/dev/gpiochip0',
-  doutBias: 'disabled',
-  pwmChip: '0',
-  pwmChannel: '',
-  doutPin: String(dout),
-  sckPin: String(sck),
-  gain: 'A128',
-  rate: String(rate),
-  zero: '84000',
-  countsPerGram: '420',
-  motorPin: String(motor),
-  motorHz: '10000',
-  median: true,
-  average: '4',
-  stableG: '0.05',
-  faultRun: '3',
-  capacityG: '5000',
-});
-const hx = (id: string, scale: string) => ({ id, type: 'rt-hx711', z: 'tab1', name: `weight of ${scale}`, version: 1, scale, rate: '2', deltaG: '1', wires: [[]] });
-
-function flows(extra: object[] = []): object[] {
-  return [
-    { id: 'tab1', type: 'tab', label: 'gpiocdev' },
-    scaleNode('scaleA', 'scale A', 5, 6, 18),
-    scaleNode('scaleB', 'scale B', 22, 23, 13, 10),
-    hx('hxA', 'scaleA'),
-    hx('hxB', 'scaleB'),
-    { id: 'blk', type: 'inject', z: 'tab1', name: 'block', props: [{ p: 'payload' }], payload: '', payloadType: 'date', repeat: '', once: false, wires: [['busy']] },
-    { id: 'busy', type: 'function', z: 'tab1', name: 'busy 500 ms', func: 'const end = Date.now() + 500; while (Date.now() < end) {} return msg;', outputs: 1, wires: [[]] },
-    ...extra,
-  ];
-}
+const GPIOCDEV = { backend: 'gpiocdev', gpioChip: '/dev/gpiochip0', doutBias: 'disabled', pwmChip: '0', pwmChannel: '' };
+const scaleNode = (id: string, name: string, dout: number, sck: number, motor: number, rate = 80) => pinScale(GPIOCDEV, id, name, dout, sck, motor, rate);
+const flows = (extra: object[] = []): object[] =>
+  halFlows('gpiocdev', [scaleNode('scaleA', 'scale A', 5, 6, 18), scaleNode('scaleB', 'scale B', 22, 23, 13, 10)], extra);
 
 describe('gpiocdev backend in a Node-RED process (stand-in of its addon, temp sysfs PWM tree)', function () {
   this.timeout(120_000);

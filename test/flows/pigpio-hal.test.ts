@@ -13,9 +13,10 @@
 //   (modelled on the main thread by pigpio-standin-signals.ts) and an uncaught
 //   exception on the flow engine both end with the motor off.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { halFlows, hx, metric, records as recordsOf, scaleNode as pinScale } from '../helpers/hal-flows';
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { STANDIN_ENV, type StandinConfig } from '../helpers/pigpio-standin-core';
 import { repoRoot, sleep, tempDir, waitFor } from '../helpers/util';
@@ -34,48 +35,12 @@ interface Rec {
   handledBy?: string;
   thread?: number;
 }
-const records = (file: string): Rec[] => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec) : []);
+const records = (file: string): Rec[] => recordsOf<Rec>(file);
 const duties = (file: string, gpio: number): number[] => records(file).filter((r) => r.t === 'pwm' && r.gpio === gpio).map((r) => r.permille!);
 
-function metric(text: string, name: string, labels: string): number {
-  const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-}
-
-const scaleNode = (id: string, name: string, dout: number, sck: number, motor: number) => ({
-  id,
-  type: 'rt-scale',
-  name,
-  version: 1,
-  backend: 'pigpio',
-  doutPin: String(dout),
-  sckPin: String(sck),
-  gain: 'A128',
-  rate: '80',
-  zero: '84000',
-  countsPerGram: '420',
-  motorPin: String(motor),
-  motorHz: '10000',
-  median: true,
-  average: '4',
-  stableG: '0.05',
-  faultRun: '3',
-  capacityG: '5000',
-});
-const hx = (id: string, scale: string) => ({ id, type: 'rt-hx711', z: 'tab1', name: `weight of ${scale}`, version: 1, scale, rate: '2', deltaG: '1', wires: [[]] });
-
-function flows(extra: object[] = []): object[] {
-  return [
-    { id: 'tab1', type: 'tab', label: 'pigpio' },
-    scaleNode('scaleA', 'scale A', 5, 6, 18),
-    scaleNode('scaleB', 'scale B', 22, 23, 13),
-    hx('hxA', 'scaleA'),
-    hx('hxB', 'scaleB'),
-    { id: 'blk', type: 'inject', z: 'tab1', name: 'block', props: [{ p: 'payload' }], payload: '', payloadType: 'date', repeat: '', once: false, wires: [['busy']] },
-    { id: 'busy', type: 'function', z: 'tab1', name: 'busy 500 ms', func: 'const end = Date.now() + 500; while (Date.now() < end) {} return msg;', outputs: 1, wires: [[]] },
-    ...extra,
-  ];
-}
+const scaleNode = (id: string, name: string, dout: number, sck: number, motor: number) => pinScale({ backend: 'pigpio' }, id, name, dout, sck, motor);
+const flows = (extra: object[] = []): object[] =>
+  halFlows('pigpio', [scaleNode('scaleA', 'scale A', 5, 6, 18), scaleNode('scaleB', 'scale B', 22, 23, 13)], extra);
 
 describe('pigpio backend in a Node-RED process (pigpio stand-in)', function () {
   this.timeout(120_000);

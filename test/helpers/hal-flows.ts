@@ -1,0 +1,49 @@
+// What the end-to-end tests of the hardware backends (test/flows/pigpio-hal,
+// test/flows/gpiocdev-hal) share: the stand-ins' JSONL records, a metric read
+// from a /metrics scrape, and the flow of two scales with an rt-hx711 each and
+// a function node that blocks the flow engine for 500 ms when injected.
+import { existsSync, readFileSync } from 'node:fs';
+
+/** The records a stand-in wrote (one JSON object per line); none if it has not written yet. */
+export const records = <R>(file: string): R[] =>
+  existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as R) : [];
+
+/** One sample of a Prometheus text scrape (NaN when absent); labels as written, e.g. `scale="a"`. */
+export function metric(text: string, name: string, labels: string): number {
+  const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** An rt-scale config node on the given backend (its own fields in `backendFields`). */
+export const scaleNode = (backendFields: Record<string, string>, id: string, name: string, dout: number, sck: number, motor: number, rate = 80) => ({
+  id,
+  type: 'rt-scale',
+  name,
+  version: 1,
+  ...backendFields,
+  doutPin: String(dout),
+  sckPin: String(sck),
+  gain: 'A128',
+  rate: String(rate),
+  zero: '84000',
+  countsPerGram: '420',
+  motorPin: String(motor),
+  motorHz: '10000',
+  median: true,
+  average: '4',
+  stableG: '0.05',
+  faultRun: '3',
+  capacityG: '5000',
+});
+
+export const hx = (id: string, scale: string) => ({ id, type: 'rt-hx711', z: 'tab1', name: `weight of ${scale}`, version: 1, scale, rate: '2', deltaG: '1', wires: [[]] });
+
+/** Tab tab1 with the given scales, an rt-hx711 on each, and the 500 ms blocker (inject `blk` -> function `busy`). */
+export const halFlows = (label: string, scales: Array<{ id: string }>, extra: object[] = []): object[] => [
+  { id: 'tab1', type: 'tab', label },
+  ...scales,
+  ...scales.map((s) => hx(`hx${s.id.replace(/^scale/, '')}`, s.id)),
+  { id: 'blk', type: 'inject', z: 'tab1', name: 'block', props: [{ p: 'payload' }], payload: '', payloadType: 'date', repeat: '', once: false, wires: [['busy']] },
+  { id: 'busy', type: 'function', z: 'tab1', name: 'busy 500 ms', func: 'const end = Date.now() + 500; while (Date.now() < end) {} return msg;', outputs: 1, wires: [[]] },
+  ...extra,
+];
