@@ -16,7 +16,8 @@ import { BatcherSocketServer, type ServeOptions } from './ws-serve';
 import type { Item } from './wire';
 
 export interface Backend {
-  enqueue(it: Item): void;
+  /** One message for every client, or (`to`: a client id) for that client only. */
+  enqueue(it: Item, to?: string): void;
   close(): Promise<void>;
   /** Shared mode: the socket server (its upgrade handler is wired to Node-RED's server). */
   socketServer?: BatcherSocketServer;
@@ -26,7 +27,7 @@ export function sharedBackend(hub: Hub, o: ServeOptions): Backend {
   const srv = new BatcherSocketServer(hub, o);
   return {
     socketServer: srv,
-    enqueue: (it) => hub.enqueue(it),
+    enqueue: (it, to) => (to ? hub.enqueueTo(to, it) : hub.enqueue(it)),
     close: () => srv.close(1000),
   };
 }
@@ -87,7 +88,7 @@ export function workerBackend(o: WorkerBackendOptions): Backend {
   lease.start();
 
   function fresh(): ItemsCmd {
-    return { t: 'items', topic: [], json: [], num: [], ts: [], enqUs: [] };
+    return { t: 'items', topic: [], json: [], num: [], ts: [], enqUs: [], to: [] };
   }
   function post(): void {
     if (timer) {
@@ -98,7 +99,7 @@ export function workerBackend(o: WorkerBackendOptions): Backend {
     if (lease.post(cols)) cols = fresh();
   }
   return {
-    enqueue(it) {
+    enqueue(it, to) {
       if (cols.topic.length >= HANDOFF_LIMIT) {
         o.onHandoffFull();
         return;
@@ -108,6 +109,7 @@ export function workerBackend(o: WorkerBackendOptions): Backend {
       cols.num.push(it.num);
       cols.ts.push(it.ts);
       cols.enqUs.push(it.enqUs);
+      cols.to.push(to ?? '');
       if (cols.topic.length >= cfg.hub.batchSize) post();
       else if (!timer) timer = setTimeout(post, HANDOFF_MS);
     },

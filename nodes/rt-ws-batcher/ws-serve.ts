@@ -3,6 +3,7 @@
 // server in shared mode, from the batcher's own server in worker mode), the
 // Origin allow-list, the client's query (format, resume, hidden), and the
 // Conn the hub talks to. Also the client module files it serves over HTTP.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
@@ -152,7 +153,8 @@ export class BatcherSocketServer {
     ws.on('message', (data, isBinary) => {
       if (!isBinary && client) this.hub.onMessage(client, data.toString());
     });
-    client = this.hub.addClient(new WsConn(ws), q);
+    // The client's id (in its hello frame): a message with msg._session.id set to it goes to this client only.
+    client = this.hub.addClient(new WsConn(ws), { ...q, id: randomBytes(8).toString('hex') });
   }
 
   /** Closes the hub's sockets (1001) and cuts any that do not close within `graceMs`. */
