@@ -57,13 +57,28 @@ export function clientQuery(url: string | undefined): { format: Format; resume?:
   return { format: q.get('format') === 'bin' ? 'bin' : 'json', resume, hidden: q.get('hidden') === '1' || q.get('hidden') === 'true' };
 }
 
+/** The last text frame encoded (WsConn.send): one encoding per batch for all clients. */
+let lastText = '';
+let lastBytes = Buffer.alloc(0);
+
 class WsConn implements Conn {
   constructor(private readonly ws: WebSocket) {}
   buffered(): number {
     return this.ws.bufferedAmount;
   }
   send(data: string | Buffer): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (typeof data !== 'string') {
+      this.ws.send(data);
+      return;
+    }
+    // A batch goes to every client as the very same string: encode it to UTF-8
+    // once (ws would for each client) and send the bytes as a text frame.
+    if (data !== lastText) {
+      lastText = data;
+      lastBytes = Buffer.from(data, 'utf8');
+    }
+    this.ws.send(lastBytes, { binary: false });
   }
   close(code: number, reason: string): void {
     const ws = this.ws;
