@@ -5,12 +5,13 @@
 // gets the answer (a `direct` event); the other page gets nothing, both keep
 // getting the broadcast batches. A reconnect gets a new id.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import WebSocket from 'ws';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { sleep, waitFor } from '../helpers/util';
+import { repoRoot, sleep, waitFor } from '../helpers/util';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const clientDir = join(__dirname, '..', '..', 'nodes', 'rt-ws-batcher', 'client');
@@ -90,5 +91,34 @@ describe('rt-ws-batcher replies to one client (client module, real Node-RED)', f
     assert.deepEqual(a2.got.direct.map((i: any) => i.payload), [{ q: 6, a: 12 }]);
     const m = /rtedge_ws_direct_unknown_client_total\{node="wb"\} (\d+)/.exec((await rt.get('/metrics')).text);
     assert.equal(Number(m?.[1]), 1, 'the answer to the closed id is counted');
+  });
+
+  it('example 03 (Reply to one page): its page loads the client module; an answer reaches the asking client only', async () => {
+    const flows = JSON.parse(readFileSync(join(repoRoot, 'examples', 'rt-ws-batcher', '03 - Reply to one page.json'), 'utf8')) as object[];
+    await rt.deploy(flows);
+    const page = await waitFor(async () => {
+      const r = await rt.get('/ws-reply-demo');
+      return r.status === 200 ? r.text : '';
+    }, 10_000, 'the page');
+    assert.match(page, /client\.js/);
+    assert.match(page, /client\.id/);
+    const { RtWsClient } = await loadClient();
+    const mk = (): any => {
+      const c = new RtWsClient({ url: `ws://127.0.0.1:${rt.port}/ws/replies`, WebSocket, storage: null, pingMs: 0 });
+      const got = { direct: [] as any[], ticks: 0 };
+      c.on('direct', (d: any) => got.direct.push(...d.items));
+      c.on('batch', (b: any) => (got.ticks += b.items?.length ?? 0));
+      c.connect();
+      open.push(c);
+      return { c, got };
+    };
+    const a = mk();
+    const b = mk();
+    await waitFor(() => a.c.id && b.c.id, 10_000, 'ids');
+    assert.equal((await rt.post('/ws-reply-demo/ask', { id: a.c.id, q: 21 })).status, 200);
+    await waitFor(() => a.got.direct.length >= 1, 5000, 'the answer');
+    assert.equal(a.got.direct[0].payload.answer, 42);
+    await waitFor(() => b.got.ticks >= 1, 5000, 'a broadcast tick at B');
+    assert.equal(b.got.direct.length, 0, 'B was not asked');
   });
 });
