@@ -61,7 +61,6 @@ export class ReaderFamily {
   }
 }
 
-/** A histogram family over SharedHistograms written by workers. Exported in seconds. */
 export interface SharedHistogramOptions {
   /**
    * Multiplies bucket bounds and sum on export (default 1: seconds). A
@@ -71,6 +70,7 @@ export interface SharedHistogramOptions {
   scale?: number;
 }
 
+/** A histogram family over SharedHistograms written by workers. Exported in seconds (times `scale`). */
 export class SharedHistogramFamily {
   readonly members = new Map<string, { labels: Labels; hist: SharedHistogram }>();
   readonly type = 'histogram';
