@@ -1,16 +1,28 @@
-// npm run bench -- ws-batcher [--seconds N] [--mode worker|shared]
+// npm run bench -- ws-batcher [--seconds N] [--mode worker|shared] [--delay MS] [--deflate BYTES]
+//                              [--soak SECONDS [--soak-rate MSGS_PER_S] [--soak-deflate BYTES]]
 // rt-ws-batcher against Node-RED's core `websocket out` (websocket-listener)
 // in the same Node-RED process, same run: 10 and 50 clients at 1k and 10k
 // msgs/s of small JSON payloads, plus one stalled client (socket paused) in
-// every scenario. The clients live in a child process (their CPU is not the
-// runtime's). Measured per scenario: delivery latency (generator stamp to
-// client receive) p50/p99, the flow engine's event-loop delay p99
-// (bench/lib/el-probe.ts), the main thread's CPU (/proc/<pid>/task/<pid>/stat),
-// bytes read per message and client, RSS growth, and messages missing at a
-// non-stalled client. The last line holds the 10k msgs/s x 50 clients figures.
-import { fork } from 'node:child_process';
+// every scenario. The clients live in child processes, measured the same way
+// for both sides: two "probe" clients alone in one process that does nothing
+// but stamp each frame on arrival and decode it (their lag is not counted as
+// ours), the other clients spread over processes of at most 10 that only count
+// the messages they get (no JSON parsing), the stalled one in its own. Measured
+// per scenario: delivery latency (generator stamp to arrival at a probe client)
+// p50/p99, ours' enqueue-to-send p99 (rtedge_ws_latency_seconds, bucket
+// bound), the flow engine's event-loop delay p99 (bench/lib/el-probe.ts), the
+// main thread's CPU (/proc/<pid>/task/<pid>/stat), bytes read per message and
+// client, RSS growth, and messages missing at a non-stalled client. The last
+// line holds the 10k msgs/s x 50 clients figures.
+// --soak: ours only, 50 clients + the stalled one, for SECONDS with
+// compression off then on (threshold --soak-deflate, default 1024 B: every
+// batch compressed), RSS sampled every 5 s; last line: the soak's figures.
+import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
+
+import { WebSocket } from 'ws';
 
 import { startNodeRed, type ChildRuntime } from '../test/helpers/nodered-child';
 import { freePort, sleep, tempDir } from '../test/helpers/util';
@@ -21,9 +33,22 @@ const SECONDS = Number(flag('seconds') ?? 10);
 const MODE = flag('mode') === 'shared' ? 'shared' : 'worker';
 /** Compression threshold of ours (bytes; 0 = off); default: the node's default. */
 const DEFLATE = Number(flag('deflate') ?? DEFAULT_DEFLATE_THRESHOLD);
+/** Ours' batch delay (ms); the node's default is one frame, 16 ms. */
+const DELAY = Number(flag('delay') ?? 16);
+const SOAK = Number(flag('soak') ?? 0);
+const SOAK_RATE = Number(flag('soak-rate') ?? 10_000);
+const SOAK_DEFLATE = Number(flag('soak-deflate') ?? 1024);
+const CLIENTS = (flag('clients') ?? '10,50').split(',').map(Number);
+const RATES = (flag('rates') ?? '1000,10000').split(',').map(Number);
+const SIDES = (flag('sides') ?? 'ours,core').split(',') as Array<'ours' | 'core'>;
+/** --stalled 0: no stalled client (to tell its share of the RSS growth). */
+const STALLED = flag('stalled') !== '0';
 const CLK_TCK = 100;
+/** Clients per counting process; probe clients (latency) per scenario. */
+const PER_PROC = 10;
+const PROBES = 2;
 
-function flows(ourPort: number): object[] {
+function flows(ourPort: number, deflate = DEFLATE): object[] {
   const gen = `
 const cmd = msg.payload || {};
 const st = context.get('st') || {};
@@ -53,18 +78,196 @@ return [null, null, { res: msg.res, req: msg.req, payload: { count: st.count } }
     { id: 'stop', z: 'f1', type: 'http in', url: '/gen/stop', method: 'post', wires: [['gen']] },
     { id: 'gen', z: 'f1', type: 'function', func: gen, outputs: 3, wires: [['ours'], ['core'], ['res']] },
     { id: 'res', z: 'f1', type: 'http response', wires: [] },
-    { id: 'ours', z: 'f1', type: 'rt-ws-batcher', version: 1, mode: MODE, port: ourPort, host: '127.0.0.1', path: '/ours', batchSize: 100, delayMs: 16, capKb: 1024, graceS: 3600, ringBatches: 256, deflateThreshold: DEFLATE, deflateConcurrency: 2, wires: [[]] },
+    { id: 'ours', z: 'f1', type: 'rt-ws-batcher', version: 1, mode: MODE, port: ourPort, host: '127.0.0.1', path: '/ours', batchSize: 100, delayMs: DELAY, capKb: 1024, graceS: 3600, ringBatches: 256, deflateThreshold: deflate, deflateConcurrency: 2, wires: [[]] },
     { id: 'wsl', type: 'websocket-listener', path: '/core', wholemsg: 'false' },
     { id: 'core', z: 'f1', type: 'websocket out', server: 'wsl', client: '', wires: [] },
   ];
 }
 
 interface ClientReport {
-  p50: number;
-  p99: number;
+  /** Probe processes: latency histogram (0.1 ms bins) and its sample count. */
+  hist: number[] | null;
   samples: number;
   received: number[];
   bytes: number;
+}
+
+// ---- client processes (this file forked with RTEDGE_WSB_CLIENT) -------------
+
+interface ClientRole {
+  url: string;
+  kind: 'ours' | 'core';
+  n: number;
+  /** probe: stamp every frame on arrival and decode it; count: only count messages; stalled: one paused socket. */
+  role: 'probe' | 'count' | 'stalled';
+}
+
+const BIN_MS = 0.1;
+const HIST_BINS = 200_000; // 0..20 s
+const ITEM_MARK = Buffer.from('{"topic":');
+
+/** Messages in one frame, without parsing it: core sends one per frame; ours one `{"topic":` per item. */
+function countItems(data: Buffer, kind: 'ours' | 'core'): number {
+  if (kind === 'core') return 1;
+  if (data.indexOf('"t":"batch"') < 0) return 0; // hello, snapshot, other controls
+  let n = 0;
+  for (let at = data.indexOf(ITEM_MARK); at >= 0; at = data.indexOf(ITEM_MARK, at + ITEM_MARK.length)) n++;
+  return n;
+}
+
+function clientProcess(r: ClientRole): void {
+  const hist = r.role === 'probe' ? new Float64Array(HIST_BINS) : null;
+  let samples = 0;
+  const received: number[] = new Array(r.n).fill(0);
+  const sockets: WebSocket[] = [];
+  const bytes0: number[] = [];
+  let opened = 0;
+  const now = (): number => performance.timeOrigin + performance.now();
+  for (let k = 0; k < r.n; k++) {
+    const ws = new WebSocket(r.url, { perMessageDeflate: true });
+    sockets.push(ws);
+    ws.on('open', () => {
+      opened++;
+      if (r.role === 'stalled') (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    });
+    ws.on('error', () => undefined);
+    if (r.role === 'stalled') continue;
+    if (r.role === 'count') {
+      ws.on('message', (data: Buffer) => {
+        received[k] += countItems(data, r.kind);
+      });
+      continue;
+    }
+    ws.on('message', (data: Buffer) => {
+      const at = now(); // first thing: the arrival time
+      const m = JSON.parse(data.toString()) as { t?: unknown; items?: Array<{ payload: { t: number } }> };
+      const ts: number[] = [];
+      if (r.kind === 'core') ts.push((m as unknown as { t: number }).t);
+      else if (m.t === 'batch' && m.items) for (const it of m.items) ts.push(it.payload.t);
+      received[k] += ts.length;
+      for (const t of ts) {
+        hist![Math.min(HIST_BINS - 1, Math.max(0, Math.round((at - t) / BIN_MS)))]++;
+        samples++;
+      }
+    });
+  }
+  const ready = setInterval(() => {
+    if (opened >= sockets.length) {
+      clearInterval(ready);
+      process.send?.({ t: 'ready' });
+    }
+  }, 20);
+  const bytesRead = (ws: WebSocket): number => (ws as unknown as { _socket?: { bytesRead: number } })._socket?.bytesRead ?? 0;
+  process.on('message', (m: { t: string }) => {
+    if (m.t === 'reset') {
+      hist?.fill(0);
+      samples = 0;
+      received.fill(0);
+      sockets.forEach((ws, k) => (bytes0[k] = bytesRead(ws)));
+      process.send?.({ t: 'reset-done' });
+      return;
+    }
+    if (m.t !== 'report') return;
+    let bytes = 0;
+    sockets.forEach((ws, k) => (bytes += bytesRead(ws) - (bytes0[k] ?? 0)));
+    // The histogram goes back sparse (bin, count pairs).
+    const sparse: number[] = [];
+    if (hist) for (let i = 0; i < HIST_BINS; i++) if (hist[i] > 0) sparse.push(i, hist[i]);
+    const rep: ClientReport = { hist: hist ? sparse : null, samples, received: r.role === 'stalled' ? [] : received, bytes: r.role === 'stalled' ? 0 : bytes };
+    process.send?.({ t: 'report', ...rep });
+    for (const ws of sockets) ws.terminate();
+    setTimeout(() => process.exit(0), 100);
+  });
+}
+
+/** A set of client processes for one scenario. */
+class Clients {
+  private readonly procs: Array<{ child: ChildProcess; role: ClientRole }> = [];
+  constructor(url: string, kind: 'ours' | 'core', clients: number, stalled: boolean) {
+    const roles: ClientRole[] = [{ url, kind, n: Math.min(PROBES, clients), role: 'probe' }];
+    let left = clients - roles[0].n;
+    const nProcs = Math.ceil(left / PER_PROC);
+    for (let p = 0; p < nProcs; p++) {
+      const n = Math.ceil(left / (nProcs - p));
+      roles.push({ url, kind, n, role: 'count' });
+      left -= n;
+    }
+    if (stalled) roles.push({ url, kind, n: 1, role: 'stalled' });
+    for (const role of roles) {
+      const child = fork(__filename, [], { env: { ...process.env, RTEDGE_WSB_CLIENT: JSON.stringify(role) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      this.procs.push({ child, role });
+    }
+  }
+  private all<T>(send: { t: string } | null, reply: string): Promise<T[]> {
+    return Promise.all(
+      this.procs.map(
+        ({ child }) =>
+          new Promise<T>((resolve) => {
+            child.once('message', (m) => resolve(m as T));
+            if (send) child.send(send);
+          }),
+      ),
+    );
+  }
+  ready(): Promise<unknown[]> {
+    return this.all(null, 'ready');
+  }
+  reset(): Promise<unknown[]> {
+    return this.all({ t: 'reset' }, 'reset-done');
+  }
+  /** Every process's report (then they exit). */
+  async report(): Promise<{ p50: number; p99: number; samples: number; received: number[]; bytes: number }> {
+    const reps = await this.all<ClientReport>({ t: 'report' }, 'report');
+    const hist = new Map<number, number>();
+    let samples = 0;
+    let bytes = 0;
+    const received: number[] = [];
+    for (const r of reps) {
+      samples += r.samples;
+      bytes += r.bytes;
+      received.push(...r.received);
+      if (r.hist) for (let i = 0; i < r.hist.length; i += 2) hist.set(r.hist[i], (hist.get(r.hist[i]) ?? 0) + r.hist[i + 1]);
+    }
+    const bins = [...hist.entries()].sort((a, b) => a[0] - b[0]);
+    const pct = (q: number): number => {
+      const rank = Math.max(1, Math.ceil(q * samples));
+      let acc = 0;
+      for (const [bin, n] of bins) {
+        acc += n;
+        if (acc >= rank) return bin * BIN_MS;
+      }
+      return NaN;
+    };
+    await Promise.all(this.procs.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))));
+    return { p50: pct(0.5), p99: pct(0.99), samples, received, bytes };
+  }
+}
+
+// ---- the runtime side --------------------------------------------------------
+
+/** rtedge_ws_latency_seconds{node="ours"} buckets (cumulative counts by upper bound, s). */
+async function latencyBuckets(rt: ChildRuntime): Promise<Map<string, number>> {
+  const r = await rt.get('/metrics');
+  const out = new Map<string, number>();
+  for (const m of r.text.matchAll(/^rtedge_ws_latency_seconds_bucket\{[^}]*node="ours"[^}]*le="([^"]+)"[^}]*\} (\S+)$/gm)) out.set(m[1], Number(m[2]));
+  return out;
+}
+
+/** p99 of the enqueue-to-send histogram between two scrapes: the upper bound of the bucket holding it (ms). */
+function bucketP99Ms(a: Map<string, number>, b: Map<string, number>): number {
+  const rows = [...b.entries()].map(([le, v]) => ({ le: le === '+Inf' ? Infinity : Number(le), n: v - (a.get(le) ?? 0) })).sort((x, y) => x.le - y.le);
+  const total = rows.length ? rows[rows.length - 1].n : 0;
+  if (total <= 0) return NaN;
+  const rank = Math.ceil(0.99 * total);
+  for (const r of rows) if (r.n >= rank) return r.le * 1000;
+  return NaN;
+}
+
+/** CPU ticks of the whole process (every thread: the flow engine, our worker, libuv, GC). */
+function procCpuTicks(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
 }
 
 function mainCpuTicks(pid: number): number {
@@ -89,31 +292,37 @@ interface Row {
   delivery_p99_ms: number;
   el_p99_ms: number;
   main_cpu_pct: number;
+  /** The whole Node-RED process (all threads). */
+  proc_cpu_pct: number;
   bytes_per_msg: number;
   rss_growth_mb: number;
+  /** Ours: enqueue-to-send p99 (rtedge_ws_latency_seconds, the bucket bound holding it), ms. */
+  enqueue_to_send_p99_ms: number;
   lost: number;
   generated: number;
+  samples: number;
 }
 
 async function scenario(rt: ChildRuntime, probeFile: string, side: 'ours' | 'core', url: string, clients: number, rate: number): Promise<Row> {
-  const child = fork(join(__dirname, 'lib', 'ws-bench-client.js'), [url, side, String(clients), '1'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const msg = (t: string): Promise<Record<string, unknown>> => new Promise((resolve) => child.once('message', (m) => resolve(m as Record<string, unknown>)));
-  await msg('ready');
+  const cl = new Clients(url, side, clients, STALLED);
+  await cl.ready();
   await sleep(300);
-  child.send({ t: 'reset' });
-  await msg('reset-done');
+  await cl.reset();
+  const lat0 = side === 'ours' ? await latencyBuckets(rt) : null;
   const before = await probe(rt, probeFile);
   const cpu0 = mainCpuTicks(rt.proc.pid!);
+  const pcpu0 = procCpuTicks(rt.proc.pid!);
   const t0 = Date.now();
   await rt.post('/gen/start', { rate, out: side });
   await sleep(SECONDS * 1000);
   const stop = JSON.parse((await rt.post('/gen/stop', {})).text) as { count: number };
   const wall = (Date.now() - t0) / 1000;
   const cpu1 = mainCpuTicks(rt.proc.pid!);
+  const pcpu1 = procCpuTicks(rt.proc.pid!);
   const after = await probe(rt, probeFile);
   await sleep(2000); // let the clients drain
-  child.send({ t: 'report' });
-  const rep = (await msg('report')) as unknown as ClientReport;
+  const lat1 = side === 'ours' ? await latencyBuckets(rt) : null;
+  const rep = await cl.report();
   const lost = Math.max(0, ...rep.received.map((r) => stop.count - r));
   const totalReceived = rep.received.reduce((a, b) => a + b, 0);
   const row: Row = {
@@ -122,21 +331,23 @@ async function scenario(rt: ChildRuntime, probeFile: string, side: 'ours' | 'cor
     rate,
     delivery_p50_ms: round(rep.p50, 2),
     delivery_p99_ms: round(rep.p99, 2),
+    enqueue_to_send_p99_ms: lat0 && lat1 ? round(bucketP99Ms(lat0, lat1), 2) : NaN,
     el_p99_ms: round(after.p99_ms, 2),
     main_cpu_pct: round(((cpu1 - cpu0) / CLK_TCK / wall) * 100, 1),
+    proc_cpu_pct: round(((pcpu1 - pcpu0) / CLK_TCK / wall) * 100, 1),
     bytes_per_msg: round(rep.bytes / Math.max(1, totalReceived), 1),
     rss_growth_mb: round(after.rss_mb - before.rss_mb, 1),
     lost,
     generated: stop.count,
+    samples: rep.samples,
   };
   log(JSON.stringify(row));
-  await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
   await sleep(1000);
   return row;
 }
 
 async function main(): Promise<void> {
-  log(JSON.stringify({ machine: machine(), seconds: SECONDS, mode: MODE, deflate: DEFLATE }));
+  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY }));
   const ourPort = await freePort();
   const tmp = tempDir('rtedge-wsb-');
   const probeFile = join(tmp.dir, 'el.json');
@@ -149,10 +360,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     await sleep(1000);
-    for (const clients of [10, 50]) {
-      for (const rate of [1000, 10_000]) {
-        rows.push(await scenario(rt, probeFile, 'ours', MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`, clients, rate));
-        rows.push(await scenario(rt, probeFile, 'core', `ws://127.0.0.1:${rt.port}/core`, clients, rate));
+    for (const clients of CLIENTS) {
+      for (const rate of RATES) {
+        if (SIDES.includes('ours')) rows.push(await scenario(rt, probeFile, 'ours', MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`, clients, rate));
+        if (SIDES.includes('core')) rows.push(await scenario(rt, probeFile, 'core', `ws://127.0.0.1:${rt.port}/core`, clients, rate));
       }
     }
   } finally {
@@ -160,11 +371,13 @@ async function main(): Promise<void> {
     rt.cleanup();
     tmp.cleanup();
   }
-  log('side  clients  rate   deliv_p50  deliv_p99  el_p99  main_cpu%  bytes/msg  rss+MB  lost/generated');
-  for (const r of rows) log(`${r.side.padEnd(5)} ${String(r.clients).padStart(7)} ${String(r.rate).padStart(6)} ${String(r.delivery_p50_ms).padStart(10)} ${String(r.delivery_p99_ms).padStart(10)} ${String(r.el_p99_ms).padStart(7)} ${String(r.main_cpu_pct).padStart(10)} ${String(r.bytes_per_msg).padStart(10)} ${String(r.rss_growth_mb).padStart(7)}  ${r.lost}/${r.generated}`);
-  const pick = (side: 'ours' | 'core'): Row => rows.find((r) => r.side === side && r.clients === 50 && r.rate === 10_000)!;
-  const o = pick('ours');
-  const c = pick('core');
+  log(`load average at the end: ${loadavg().map((x) => round(x, 2)).join(' ')}`);
+  log('side  clients  rate   deliv_p50  deliv_p99  enq2send_p99  el_p99  main_cpu%  proc_cpu%  bytes/msg  rss+MB  lost/generated  samples');
+  for (const r of rows) log(`${r.side.padEnd(5)} ${String(r.clients).padStart(7)} ${String(r.rate).padStart(6)} ${String(r.delivery_p50_ms).padStart(10)} ${String(r.delivery_p99_ms).padStart(10)} ${String(r.enqueue_to_send_p99_ms).padStart(13)} ${String(r.el_p99_ms).padStart(7)} ${String(r.main_cpu_pct).padStart(10)} ${String(r.proc_cpu_pct).padStart(10)} ${String(r.bytes_per_msg).padStart(10)} ${String(r.rss_growth_mb).padStart(7)}  ${r.lost}/${r.generated}  ${r.samples}`);
+  // The 10k msgs/s x 50 clients figures (or the biggest scenario run, with --clients/--rates).
+  const pick = (side: 'ours' | 'core'): Row => rows.filter((r) => r.side === side).sort((a, b) => a.clients * a.rate - b.clients * b.rate).pop()!;
+  const o = pick('ours') ?? ({} as Row);
+  const c = pick('core') ?? ({} as Row);
   result({
     ours_delivery_p99_ms: o.delivery_p99_ms,
     core_delivery_p99_ms: c.delivery_p99_ms,
@@ -180,7 +393,76 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err) => {
-  log(String(err?.stack ?? err));
-  process.exit(1);
-});
+/**
+ * --soak: ours only (the configured mode), 50 clients + one stalled, at
+ * SOAK_RATE msgs/s for SOAK seconds, with compression off and then on
+ * (threshold SOAK_DEFLATE, every batch above it compressed), each in a fresh
+ * runtime; the runtime's RSS sampled every 5 s. Last line: both runs' figures.
+ */
+async function soak(): Promise<void> {
+  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), soak_s: SOAK, rate: SOAK_RATE, mode: MODE, deflate_on: SOAK_DEFLATE, delay_ms: DELAY }));
+  const out: Record<string, number> = { soak_s: SOAK, rate: SOAK_RATE };
+  for (const [name, deflate] of [['off', 0], ['on', SOAK_DEFLATE]] as const) {
+    const ourPort = await freePort();
+    const tmp = tempDir('rtedge-wsb-');
+    const probeFile = join(tmp.dir, 'el.json');
+    const rt = await startNodeRed({
+      flows: flows(ourPort, deflate),
+      settings: { logging: { console: { level: 'warn' } } },
+      execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js')],
+      env: { RTEDGE_EL_PROBE_OUT: probeFile },
+    });
+    try {
+      await sleep(1000);
+      const url = MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`;
+      const cl = new Clients(url, 'ours', 50, true);
+      await cl.ready();
+      await sleep(300);
+      await cl.reset();
+      const before = await probe(rt, probeFile);
+      await rt.post('/gen/start', { rate: SOAK_RATE, out: 'ours' });
+      const rss: number[] = [];
+      const end = Date.now() + SOAK * 1000;
+      while (Date.now() < end) {
+        await sleep(Math.min(5000, Math.max(0, end - Date.now())));
+        rss.push(Number(readFileSync(`/proc/${rt.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024);
+      }
+      const stop = JSON.parse((await rt.post('/gen/stop', {})).text) as { count: number };
+      const after = await probe(rt, probeFile);
+      await sleep(2000);
+      const rep = await cl.report();
+      const lost = Math.max(0, ...rep.received.map((r) => stop.count - r));
+      const total = rep.received.reduce((a, b) => a + b, 0);
+      const row = {
+        compression: name,
+        rss_start_mb: round(before.rss_mb, 1),
+        rss_max_mb: round(Math.max(...rss), 1),
+        rss_end_mb: round(after.rss_mb, 1),
+        delivery_p99_ms: round(rep.p99, 2),
+        bytes_per_msg: round(rep.bytes / Math.max(1, total), 1),
+        lost,
+        generated: stop.count,
+      };
+      log(JSON.stringify(row));
+      out[`rss_max_mb_${name}`] = row.rss_max_mb;
+      out[`rss_end_mb_${name}`] = row.rss_end_mb;
+      out[`delivery_p99_ms_${name}`] = row.delivery_p99_ms;
+      out[`bytes_per_msg_${name}`] = row.bytes_per_msg;
+      out[`lost_${name}`] = lost;
+    } finally {
+      await rt.kill('SIGTERM');
+      rt.cleanup();
+      tmp.cleanup();
+    }
+  }
+  out.rss_on_vs_off = round(out.rss_max_mb_on / out.rss_max_mb_off, 3);
+  result(out);
+}
+
+const role = process.env.RTEDGE_WSB_CLIENT;
+if (role) clientProcess(JSON.parse(role) as ClientRole);
+else
+  (SOAK > 0 ? soak() : main()).catch((err) => {
+    log(String(err?.stack ?? err));
+    process.exit(1);
+  });

@@ -14,6 +14,7 @@ import {
   type Item,
   jsonBatch,
   jsonClose,
+  jsonDirect,
   jsonGap,
   jsonHello,
   jsonPong,
@@ -32,6 +33,8 @@ export const WS_METRICS: MetricSpec = {
     'skipped_slow',
     'skipped_hidden',
     'skipped_topics',
+    'direct',
+    'skipped_no_client',
     'evictions',
     'resumes_replay',
     'resumes_snapshot',
@@ -132,6 +135,8 @@ export type Format = 'json' | 'bin';
 
 export interface ClientInfo {
   format: Format;
+  /** The client's id (hello frame; a message whose _session.id is this goes to this client only). */
+  id?: string;
   /** The last sequence the client received (it reconnects), or undefined. */
   resume?: number;
   hidden?: boolean;
@@ -147,9 +152,12 @@ export class Client {
   closed = false;
   ack = -1;
   lastWire = 0;
+  /** Messages addressed to this client only, sent at the next flush. */
+  direct: Item[] = [];
   constructor(
     readonly conn: Conn,
     readonly format: Format,
+    readonly id: string,
   ) {}
 }
 
@@ -162,6 +170,9 @@ export class Hub {
   private ringBytesNow = 0;
   private readonly latest = new Map<string, Item>();
   readonly clients = new Set<Client>();
+  private readonly byId = new Map<string, Client>();
+  /** Clients with direct messages waiting. */
+  private readonly directPending = new Set<Client>();
   private closed = false;
   private readonly m: SharedMetrics;
 
@@ -188,6 +199,44 @@ export class Hub {
     else if (this.timer === null) this.timer = this.deps.setTimer(() => this.onTimer(), this.opts.delayMs);
   }
 
+  /**
+   * Adds one message for the client with this id only (a reply, as core
+   * `websocket out` does with msg._session). It goes in a "direct" frame at the
+   * next flush, outside the sequence, the ring and the snapshot. No such
+   * client (gone, or never was): counted (skipped, reason no-client) and
+   * dropped. A client over its byte cap: counted as slow-client and dropped.
+   */
+  enqueueTo(id: string, item: Item): void {
+    if (this.closed) return;
+    const c = this.byId.get(id);
+    if (!c || c.closed) {
+      this.m.inc('skipped_no_client');
+      return;
+    }
+    c.direct.push(item);
+    this.directPending.add(c);
+    if (this.timer === null) this.timer = this.deps.setTimer(() => this.onTimer(), this.opts.delayMs);
+  }
+
+  private flushDirect(): void {
+    if (this.directPending.size === 0) return;
+    const lat = this.m.histogram('latency');
+    for (const c of this.directPending) {
+      const items = c.direct;
+      c.direct = [];
+      if (c.closed || items.length === 0) continue;
+      if (c.hidden || c.skipped > 0 || c.conn.buffered() > this.opts.capBytes) {
+        this.m.inc(c.hidden ? 'skipped_hidden' : 'skipped_slow', items.length);
+        continue;
+      }
+      this.sendFrame(c, jsonDirect(this.deps.nowMs(), items));
+      this.m.inc('direct', items.length);
+      const now = this.deps.nowUs();
+      for (const it of items) if (it.enqUs > 0) lat.observeUs(now - it.enqUs);
+    }
+    this.directPending.clear();
+  }
+
   private onTimer(): void {
     this.timer = null;
     this.flush();
@@ -199,7 +248,9 @@ export class Hub {
       this.deps.clearTimer(this.timer);
       this.timer = null;
     }
-    if (this.pending.length === 0 || this.closed) return;
+    if (this.closed) return;
+    this.flushDirect();
+    if (this.pending.length === 0) return;
     const items = this.pending;
     this.pending = [];
     const b = new Batch(++this.seq, this.deps.nowMs(), items);
@@ -319,7 +370,7 @@ export class Hub {
 
   /** A client connected: hello, then a snapshot, the batches it missed, or a gap and a snapshot. */
   addClient(conn: Conn, info: ClientInfo): Client {
-    const c = new Client(conn, info.format);
+    const c = new Client(conn, info.format, info.id ?? '');
     c.lastWire = conn.wireBytes();
     if (this.closed) {
       conn.close(1001, 'shutdown');
@@ -327,10 +378,11 @@ export class Hub {
       return c;
     }
     this.clients.add(c);
+    if (c.id) this.byId.set(c.id, c);
     this.m.inc('connections');
     this.m.setGauge('clients', this.clients.size);
     this.deps.onClients?.(this.clients.size);
-    this.sendFrame(c, jsonHello(this.seq, c.format, this.opts.ringBatches));
+    this.sendFrame(c, jsonHello(this.seq, c.format, this.opts.ringBatches, c.id || undefined));
     if (info.hidden) {
       c.hidden = true;
       return c;
@@ -388,6 +440,9 @@ export class Hub {
   /** The socket closed (by the client or the network). */
   removeClient(c: Client): void {
     c.closed = true;
+    c.direct = [];
+    this.directPending.delete(c);
+    if (this.byId.get(c.id) === c) this.byId.delete(c.id);
     if (!this.clients.delete(c)) return;
     this.sampleWireOf(c);
     this.m.setGauge('clients', this.clients.size);

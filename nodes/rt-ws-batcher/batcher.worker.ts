@@ -77,7 +77,12 @@ serveInstances<WsWorkerInit, WsCmd, WsEvent>(async (init, ctx) => {
     onCommand(cmd) {
       if (cmd.t === 'items') {
         const n = cmd.topic.length;
-        for (let i = 0; i < n; i++) hub.enqueue({ topic: cmd.topic[i], json: cmd.json[i], num: cmd.num[i] ?? NaN, ts: cmd.ts[i], enqUs: cmd.enqUs[i] });
+        for (let i = 0; i < n; i++) {
+          const it = { topic: cmd.topic[i], json: cmd.json[i], num: cmd.num[i] ?? NaN, ts: cmd.ts[i], enqUs: cmd.enqUs[i] };
+          const to = cmd.to[i];
+          if (to) hub.enqueueTo(to, it);
+          else hub.enqueue(it);
+        }
       }
       return undefined;
     },

@@ -15,7 +15,6 @@ import { runtimeMetrics } from '../shared/registry';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { RateLimitedWarning, ThrottledStatus } from '../shared/status';
 import { BATCH_METRICS, Hub, WS_METRICS } from './batcher-core';
-import { countHistogramFamily } from './count-histogram';
 import { DashFeed } from './dash-core';
 import type { ConsumerLink, ScaleNode, ScaleNotice } from '../rt-scale/scale-api';
 import { SpscRing } from '../shared/spsc-ring';
@@ -37,6 +36,14 @@ const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /** Paths served on each HTTP server in shared mode (a second node on a path is refused). */
+/** The client a message is addressed to: msg._session.id (as core websocket in sets it), or undefined (every client). */
+function sessionId(msg: NodeMessage): string | undefined {
+  const s = (msg as { _session?: unknown })._session;
+  if (!s || typeof s !== 'object') return undefined;
+  const id = (s as { id?: unknown }).id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
 const pathsByServer = new WeakMap<object, Map<string, string>>();
 const adminRouted = new WeakSet<object>();
 
@@ -60,8 +67,6 @@ function removeRoute(app: HttpApp | undefined, path: string): void {
 export = function register(RED: RedWithServer): void {
   const t = coreText(RED, TYPE);
   const metrics = runtimeMetrics(RED);
-  /** Histograms of counts (messages per batch), in the same registry. */
-  const counts = { histogram: (name: string, help: string) => countHistogramFamily(metrics, name, help) };
   const fam = {
     clients: metrics.readerFamily('rtedge_ws_clients', 'WebSocket clients connected', 'gauge'),
     queued: metrics.readerFamily('rtedge_ws_client_queued_max_bytes', 'The most bytes queued for one client (at the last batch): bounded by the client cap plus one batch', 'gauge'),
@@ -74,9 +79,12 @@ export = function register(RED: RedWithServer): void {
     coalesced: metrics.readerFamily('rtedge_ws_coalesced_batches_total', 'Coalesced batches sent to clients over their byte cap', 'counter'),
     evictions: metrics.readerFamily('rtedge_ws_evictions_total', 'Clients closed for staying over their byte cap longer than the grace time', 'counter'),
     resumes: metrics.readerFamily('rtedge_ws_resumes_total', 'Reconnections with a resume sequence (label result: replay = from the ring, snapshot = gap + snapshot)', 'counter'),
+    direct: metrics.readerFamily('rtedge_ws_direct_messages_total', 'Messages addressed to one client (msg._session.id) and sent to it', 'counter'),
+    directUnknown: metrics.readerFamily('rtedge_ws_direct_unknown_client_total', 'Messages addressed to a client id that is not connected (dropped, as core websocket out does)', 'counter'),
     refused: metrics.readerFamily('rtedge_ws_refused_total', 'Upgrades refused (Origin not allowed, webSocketNodeVerifyClient)', 'counter'),
     latency: metrics.sharedHistogramFamily('rtedge_ws_latency_seconds', 'Time from a message entering the batcher to its batch being handed to every client socket'),
-    batchSize: counts.histogram('rtedge_ws_batch_messages', 'Messages per batch'),
+    // Counts observed as "microseconds" (BATCH_METRICS): exported with scale 1e6.
+    batchSize: metrics.sharedHistogramFamily('rtedge_ws_batch_messages', 'Messages per batch', { scale: 1e6 }),
   };
 
   // The client module on the admin server too (editor pages, ui-template): {httpAdminRoot}rt-ws-batcher/<file>.js
@@ -109,25 +117,33 @@ export = function register(RED: RedWithServer): void {
       status.set('ok', RED._(`${TYPE}.status.clients`, { n: clientCount }));
     };
 
-    fam.clients.attach(labels, () => shared.gauge('clients'));
-    fam.queued.attach(labels, () => shared.gauge('queued_max'));
-    fam.batches.attach(labels, () => shared.counter('batches'));
-    fam.messages.attach(labels, () => shared.counter('messages'));
-    fam.frames.attach(labels, () => shared.counter('frames'));
-    fam.bytesRaw.attach(labels, () => shared.counter('bytes_raw'));
-    fam.bytesWire.attach(labels, () => shared.counter('bytes_wire'));
-    fam.skipped.attach({ ...labels, reason: 'slow-client' }, () => shared.counter('skipped_slow'));
-    fam.skipped.attach({ ...labels, reason: 'hidden' }, () => shared.counter('skipped_hidden'));
-    fam.skipped.attach({ ...labels, reason: 'topic-limit' }, () => shared.counter('skipped_topics'));
-    fam.skipped.attach({ ...labels, reason: 'handoff-full' }, () => handoffFull);
-    fam.skipped.attach({ ...labels, reason: 'unserialisable' }, () => unserialisable);
-    fam.coalesced.attach(labels, () => shared.counter('coalesced_batches'));
-    fam.evictions.attach(labels, () => shared.counter('evictions'));
-    fam.resumes.attach({ ...labels, result: 'replay' }, () => shared.counter('resumes_replay'));
-    fam.resumes.attach({ ...labels, result: 'snapshot' }, () => shared.counter('resumes_snapshot'));
-    fam.refused.attach(labels, () => shared.counter('refused'));
-    fam.latency.attach(labels, shared.histogram('latency'));
-    fam.batchSize.attach(labels, batchM.histogram('size'));
+    /** The series this node attached (detached on close; no prom-client internals). */
+    const attached: Array<{ f: { detach(l: Record<string, string>): void }; labels: Record<string, string> }> = [];
+    const attach = <R>(f: { attach(l: Record<string, string>, r: R): void; detach(l: Record<string, string>): void }, l: Record<string, string>, r: R): void => {
+      f.attach(l, r);
+      attached.push({ f, labels: l });
+    };
+    attach(fam.clients, labels, () => shared.gauge('clients'));
+    attach(fam.queued, labels, () => shared.gauge('queued_max'));
+    attach(fam.batches, labels, () => shared.counter('batches'));
+    attach(fam.messages, labels, () => shared.counter('messages'));
+    attach(fam.frames, labels, () => shared.counter('frames'));
+    attach(fam.bytesRaw, labels, () => shared.counter('bytes_raw'));
+    attach(fam.bytesWire, labels, () => shared.counter('bytes_wire'));
+    attach(fam.skipped, { ...labels, reason: 'slow-client' }, () => shared.counter('skipped_slow'));
+    attach(fam.skipped, { ...labels, reason: 'hidden' }, () => shared.counter('skipped_hidden'));
+    attach(fam.skipped, { ...labels, reason: 'topic-limit' }, () => shared.counter('skipped_topics'));
+    attach(fam.skipped, { ...labels, reason: 'handoff-full' }, () => handoffFull);
+    attach(fam.skipped, { ...labels, reason: 'unserialisable' }, () => unserialisable);
+    attach(fam.coalesced, labels, () => shared.counter('coalesced_batches'));
+    attach(fam.evictions, labels, () => shared.counter('evictions'));
+    attach(fam.resumes, { ...labels, result: 'replay' }, () => shared.counter('resumes_replay'));
+    attach(fam.resumes, { ...labels, result: 'snapshot' }, () => shared.counter('resumes_snapshot'));
+    attach(fam.direct, labels, () => shared.counter('direct'));
+    attach(fam.directUnknown, labels, () => shared.counter('skipped_no_client'));
+    attach(fam.refused, labels, () => shared.counter('refused'));
+    attach(fam.latency, labels, shared.histogram('latency'));
+    attach(fam.batchSize, labels, batchM.histogram('size'));
 
     // Dashboard mode: batched point arrays at a bounded rate on the output.
     const dash = cfg.dashRate > 0 ? new DashFeed(cfg.dashPoints) : null;
@@ -278,7 +294,7 @@ export = function register(RED: RedWithServer): void {
         return;
       }
       const topic = typeof msg.topic === 'string' ? msg.topic : msg.topic === undefined || msg.topic === null ? '' : String(msg.topic);
-      backend.enqueue({ topic, json: ser.json, num: ser.num, ts: nowMs(), enqUs: nowUs() });
+      backend.enqueue({ topic, json: ser.json, num: ser.num, ts: nowMs(), enqUs: nowUs() }, cfg.replies === 'session' ? sessionId(msg) : undefined);
       if (badShown && listening) {
         // back to the clients count after a bad payload (not on every message: this is the hot path)
         badShown = false;
@@ -292,11 +308,8 @@ export = function register(RED: RedWithServer): void {
       for (const c of cleanup) c();
       cleanup = [];
       const finish = (): void => {
-        for (const f of Object.values(fam)) {
-          const anyF = f as { readers?: Map<string, { labels: Record<string, string> }>; members?: Map<string, { labels: Record<string, string> }>; detach(l: Record<string, string>): void };
-          const entries = [...(anyF.readers?.values() ?? []), ...(anyF.members?.values() ?? [])];
-          for (const e of entries) if (e.labels.node === node.id) anyF.detach(e.labels);
-        }
+        for (const a of attached) a.f.detach(a.labels);
+        attached.length = 0;
         status.close();
         done();
       };

@@ -54,7 +54,12 @@ export function jsonSnapshot(seq: number, items: readonly Item[]): string {
   return '{"v":1,"t":"snapshot","seq":' + seq + ',"items":' + itemsJson(items) + '}';
 }
 
-export const jsonHello = (seq: number, format: 'json' | 'bin', ring: number): string => JSON.stringify({ v: 1, t: 'hello', seq, format, ring });
+export const jsonHello = (seq: number, format: 'json' | 'bin', ring: number, id?: string): string => JSON.stringify({ v: 1, t: 'hello', seq, format, ring, id });
+
+/** Messages addressed to one client (msg._session.id): outside the sequence, the ring and the snapshot. */
+export function jsonDirect(ts: number, items: readonly Item[]): string {
+  return '{"v":1,"t":"direct","ts":' + num(ts) + ',"items":' + itemsJson(items) + '}';
+}
 export const jsonGap = (from: number, to: number): string => JSON.stringify({ v: 1, t: 'gap', from, to });
 export const jsonClose = (reason: string): string => JSON.stringify({ v: 1, t: 'close', reason });
 export const jsonPong = (ts: number): string => JSON.stringify({ v: 1, t: 'pong', ts });

@@ -24,6 +24,7 @@ export interface WsDef extends Record<string, unknown> {
   scaleTopic?: string;
   dashRate?: number | string;
   dashPoints?: number | string;
+  replies?: string;
 }
 
 export interface WsConfig {
@@ -40,6 +41,8 @@ export interface WsConfig {
   /** Dashboard output: messages per second (0 = off) and points per message. */
   dashRate: number;
   dashPoints: number;
+  /** session: a message with msg._session.id goes to that client only (as core websocket out); broadcast: every message to every client. */
+  replies: 'session' | 'broadcast';
   problems: Coded[];
 }
 
@@ -93,6 +96,7 @@ export function readWsConfig(raw: WsDef): WsConfig {
     scaleTopic: typeof def.scaleTopic === 'string' && def.scaleTopic.trim() !== '' ? def.scaleTopic.trim() : 'weight',
     dashRate: readLimited(T, 'dashRate', def.dashRate, 0, problems),
     dashPoints: Math.round(readLimited(T, 'dashPoints', def.dashPoints, 500, problems)),
+    replies: oneOf(def.replies, ['session', 'broadcast'] as const, 'session'),
     problems,
   };
 }

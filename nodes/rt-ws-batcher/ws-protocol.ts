@@ -30,6 +30,8 @@ export interface ItemsCmd {
   num: number[];
   ts: number[];
   enqUs: number[];
+  /** The client id a message is addressed to ('' = every client). */
+  to: string[];
 }
 
 export type WsCmd = ItemsCmd;

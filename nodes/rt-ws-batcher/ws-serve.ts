@@ -3,6 +3,7 @@
 // server in shared mode, from the batcher's own server in worker mode), the
 // Origin allow-list, the client's query (format, resume, hidden), and the
 // Conn the hub talks to. Also the client module files it serves over HTTP.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
@@ -56,13 +57,28 @@ export function clientQuery(url: string | undefined): { format: Format; resume?:
   return { format: q.get('format') === 'bin' ? 'bin' : 'json', resume, hidden: q.get('hidden') === '1' || q.get('hidden') === 'true' };
 }
 
+/** The last text frame encoded (WsConn.send): one encoding per batch for all clients. */
+let lastText = '';
+let lastBytes = Buffer.alloc(0);
+
 class WsConn implements Conn {
   constructor(private readonly ws: WebSocket) {}
   buffered(): number {
     return this.ws.bufferedAmount;
   }
   send(data: string | Buffer): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (typeof data !== 'string') {
+      this.ws.send(data);
+      return;
+    }
+    // A batch goes to every client as the very same string: encode it to UTF-8
+    // once (ws would for each client) and send the bytes as a text frame.
+    if (data !== lastText) {
+      lastText = data;
+      lastBytes = Buffer.from(data, 'utf8');
+    }
+    this.ws.send(lastBytes, { binary: false });
   }
   close(code: number, reason: string): void {
     const ws = this.ws;
@@ -152,7 +168,8 @@ export class BatcherSocketServer {
     ws.on('message', (data, isBinary) => {
       if (!isBinary && client) this.hub.onMessage(client, data.toString());
     });
-    client = this.hub.addClient(new WsConn(ws), q);
+    // The client's id (in its hello frame): a message with msg._session.id set to it goes to this client only.
+    client = this.hub.addClient(new WsConn(ws), { ...q, id: randomBytes(8).toString('hex') });
   }
 
   /** Closes the hub's sockets (1001) and cuts any that do not close within `graceMs`. */

@@ -61,15 +61,30 @@ export class ReaderFamily {
   }
 }
 
-/** A histogram family over SharedHistograms written by workers. Exported in seconds. */
+export interface SharedHistogramOptions {
+  /**
+   * Multiplies bucket bounds and sum on export (default 1: seconds). A
+   * histogram of counts (messages per batch) observes counts as
+   * "microseconds" and is exported with scale 1e6.
+   */
+  scale?: number;
+}
+
+/** A histogram family over SharedHistograms written by workers. Exported in seconds (times `scale`). */
 export class SharedHistogramFamily {
   readonly members = new Map<string, { labels: Labels; hist: SharedHistogram }>();
   readonly type = 'histogram';
+  readonly scale: number;
   constructor(
     readonly name: string,
     readonly help: string,
+    opts: SharedHistogramOptions = {},
   ) {
     checkMetricName(name, 'histogram');
+    this.scale = opts.scale ?? 1;
+  }
+  private scaled(v: number): number {
+    return this.scale === 1 ? v : Number((v * this.scale).toPrecision(12));
   }
   attach(labels: Labels, hist: SharedHistogram): void {
     this.members.set(labelKey(labels), { labels, hist });
@@ -84,11 +99,11 @@ export class SharedHistogramFamily {
       let acc = 0;
       s.bucketBounds.forEach((le, i) => {
         acc += s.buckets[i];
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: String(le) }, value: acc });
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: String(this.scaled(le)) }, value: acc });
       });
       acc += s.buckets[s.buckets.length - 1];
       values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: acc });
-      values.push({ metricName: `${this.name}_sum`, labels, value: s.sumSeconds });
+      values.push({ metricName: `${this.name}_sum`, labels, value: this.scaled(s.sumSeconds) });
       values.push({ metricName: `${this.name}_count`, labels, value: s.count });
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
@@ -101,7 +116,7 @@ export interface RuntimeMetrics {
   gauge(name: string, help: string, labelNames?: string[]): prom.Gauge<string>;
   histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): prom.Histogram<string>;
   readerFamily(name: string, help: string, type: 'counter' | 'gauge'): ReaderFamily;
-  sharedHistogramFamily(name: string, help: string): SharedHistogramFamily;
+  sharedHistogramFamily(name: string, help: string, opts?: SharedHistogramOptions): SharedHistogramFamily;
   /** The URL path the metrics are served at (under httpNodeRoot), or false: not served (rtEdgeMetricsPath: false). */
   path: string | false;
 }
@@ -154,10 +169,10 @@ function makeRuntimeMetrics(RED: NodeAPI | null): RuntimeMetrics {
       registry.registerMetric(f as unknown as prom.Metric);
       return f;
     },
-    sharedHistogramFamily(name, help) {
+    sharedHistogramFamily(name, help, opts) {
       const existing = get<SharedHistogramFamily>(name);
       if (existing) return existing;
-      const f = new SharedHistogramFamily(name, help);
+      const f = new SharedHistogramFamily(name, help, opts);
       registry.registerMetric(f as unknown as prom.Metric);
       return f;
     },

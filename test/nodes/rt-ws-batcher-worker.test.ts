@@ -21,7 +21,7 @@ function flows(port: number, wb: Record<string, unknown> = {}): object[] {
       z: 'f1',
       type: 'function',
       outputs: 2,
-      func: `for (let i = 0; i < msg.payload.n; i++) node.send([{ topic: msg.payload.topic, payload: msg.payload.num ? i : { i } }, null]); return [null, { res: msg.res, req: msg.req, payload: 'ok' }];`,
+      func: `for (let i = 0; i < msg.payload.n; i++) node.send([{ topic: msg.payload.topic, payload: msg.payload.num ? i : { i }, _session: msg.payload.to ? { type: 'websocket', id: msg.payload.to } : undefined }, null]); return [null, { res: msg.res, req: msg.req, payload: 'ok' }];`,
       wires: [['wb'], ['res']],
     },
     { id: 'res', z: 'f1', type: 'http response', wires: [] },
@@ -79,6 +79,22 @@ describe('rt-ws-batcher node (worker mode, direct source, Dashboard mode)', func
         .map((i) => (i.payload as { i: number }).i),
       Array.from({ length: 500 }, (_, i) => i),
     );
+  });
+
+  it('msg._session.id reaches that client only through the worker hand-off, in order', async () => {
+    const a = await open();
+    const b = await open();
+    for (const c of [a, b]) await c.waitFor((f) => f.some((x) => x.m.t === 'hello'), 5000, 'hello');
+    const idA = String(a.frames.find((f) => f.m.t === 'hello')!.m.id);
+    assert.match(idA, /^[0-9a-f]{16}$/);
+    assert.equal((await rt.post('/feed', { n: 300, topic: 'reply', to: idA })).status, 200);
+    assert.equal((await rt.post('/feed', { n: 10, topic: 'flow2' })).status, 200);
+    await a.waitFor((f) => f.filter((x) => x.m.t === 'direct').flatMap((x) => x.m.items ?? []).length >= 300, 10_000, '300 replies at A');
+    await b.waitFor(() => b.items().filter((i) => i.topic === 'flow2').length >= 10, 10_000, 'the broadcast at B');
+    const got = a.frames.filter((f) => f.m.t === 'direct').flatMap((f) => f.m.items ?? []);
+    assert.deepEqual(got.map((x) => (x.payload as { i: number }).i), Array.from({ length: 300 }, (_, i) => i));
+    assert.equal(b.frames.filter((f) => f.m.t === 'direct').length, 0, 'B gets none of A\'s replies');
+    assert.equal(b.items().filter((i) => i.topic === 'reply').length, 0);
   });
 
   it('the scale samples keep reaching the browser while the flow engine is blocked for 1 s', async () => {

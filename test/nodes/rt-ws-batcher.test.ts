@@ -12,7 +12,7 @@ import { connect, type TestClient } from '../helpers/ws-client';
 const ROOT = '/api';
 const PATH = '/ws/test';
 
-/** A feed (POST /feed {n, topic, bytes, num, bad, badKind}) into the batcher, a Catch that keeps what it catches (GET /caught). */
+/** A feed (POST /feed {n, topic, bytes, num, bad, badKind, to = msg._session.id}) into the batcher, a Catch that keeps what it catches (GET /caught). */
 function flows(wb: Record<string, unknown> = {}): object[] {
   const gen = `
 const p = msg.payload || {};
@@ -22,7 +22,9 @@ for (let i = 0; i < (p.n || 0); i++) {
     if (p.badKind === 'bigint') payload = { big: BigInt(7) };
     else { const o = { i }; o.self = o; payload = o; }
   }
-  node.send([{ topic: (p.topic || 't') + (p.topics ? (i % p.topics) : ''), payload }, null]);
+  const m = { topic: (p.topic || 't') + (p.topics ? (i % p.topics) : ''), payload };
+  if (p.to) m._session = { type: 'websocket', id: p.to };
+  node.send([m, null]);
 }
 return [null, { res: msg.res, req: msg.req, payload: 'ok' }];`;
   return [
@@ -293,6 +295,37 @@ describe('rt-ws-batcher node (shared mode, real Node-RED, real ws clients)', fun
     }
     const again = await open();
     await again.waitFor((f) => f.length >= 2, 5000, 'the new node serves the path');
+  });
+
+  it('msg._session.id sends to that client only (direct frame); unknown ids are counted; option broadcast ignores it', async () => {
+    const a = await open();
+    const b = await open('?format=bin');
+    for (const c of [a, b]) await c.waitFor((f) => f.some((x) => x.m.t === 'hello'));
+    const idOf = (c: TestClient): string => String(c.frames.find((f) => f.m.t === 'hello')!.m.id);
+    const idA = idOf(a);
+    const idB = idOf(b);
+    assert.match(idA, /^[0-9a-f]{16}$/);
+    assert.notEqual(idA, idB);
+    await feed({ n: 20, topic: 'reply', to: idA });
+    await feed({ n: 5, topic: 'all' });
+    await a.waitFor((f) => f.filter((x) => x.m.t === 'direct').flatMap((x) => x.m.items ?? []).length >= 20, 5000, 'the replies at A');
+    for (const c of [a, b]) await c.waitFor((f) => c.items().filter((x) => x.topic === 'all').length >= 5, 5000, 'the broadcast');
+    const replies = a.frames.filter((f) => f.m.t === 'direct').flatMap((f) => f.m.items ?? []);
+    assert.deepEqual(replies.map((x) => (x.payload as { i: number }).i), [...Array(20).keys()], 'all replies, in order');
+    await sleep(100);
+    assert.equal(b.frames.filter((f) => f.m.t === 'direct').length, 0, 'B gets no reply addressed to A');
+    for (const c of [a, b]) assert.equal(c.items().filter((x) => x.topic === 'reply').length, 0, 'replies are not broadcast');
+    await feed({ n: 3, topic: 'reply', to: '00000000deadbeef' });
+    await waitFor(async () => (await metric(/rtedge_ws_direct_unknown_client_total\{node="wb"\} (\d+)/)) === 3, 3000);
+    assert.equal(await metric(/rtedge_ws_direct_messages_total\{node="wb"\} (\d+)/), 20);
+
+    await rt.deploy(flows({ replies: 'broadcast' }));
+    const c1 = await open();
+    const c2 = await open();
+    for (const c of [c1, c2]) await c.waitFor((f) => f.some((x) => x.m.t === 'hello'));
+    await feed({ n: 4, topic: 'reply', to: idOf(c1) });
+    for (const c of [c1, c2]) await c.waitFor(() => c.items().filter((x) => x.topic === 'reply').length >= 4, 5000, 'broadcast despite _session');
+    assert.equal(c2.frames.filter((f) => f.m.t === 'direct').length + c1.frames.filter((f) => f.m.t === 'direct').length, 0);
   });
 
   it('refuses an Origin outside the allow-list (403) and accepts the listed one', async () => {

@@ -247,8 +247,9 @@ function safeSessionStorage() {
  * The client. Events (subscribe with `on(type, fn)`, which returns an
  * unsubscribe function): `batch` (a Batch, live or replayed), `snapshot` (a
  * Batch of type snapshot), `gap` ({from, to}), `hello`, `open`, `close`
- * ({code, reason, serverReason}), `error` (an Error), `control` (any other
- * control message), `stats` is a property.
+ * ({code, reason, serverReason}), `error` (an Error), `direct` ({ts, items}:
+ * messages the flow addressed to this client with msg._session.id = `id`),
+ * `control` (any other control message), `stats` and `id` are properties.
  */
 export class RtWsClient {
   /**
@@ -282,6 +283,8 @@ export class RtWsClient {
     this.lastSeq = /** @type {number|null} */ (null);
     /** the page was reported hidden on this socket */
     this.hidden = false;
+    /** this connection's id from the server's hello (new on every connection); a flow message with msg._session.id = it comes to this client only ('direct') */
+    this.id = /** @type {string|null} */ (null);
     this.stats = {
       connects: 0, // sockets that reached `hello`
       reconnects: 0, // connects after the first
@@ -554,6 +557,7 @@ export class RtWsClient {
         if (st.connects > 1) st.reconnects++;
         st.connected = true;
         this.attempt = 0;
+        this.id = typeof c.id === 'string' ? c.id : null;
         const seq = typeof c.seq === 'number' ? c.seq : null;
         if (seq !== null && this.lastSeq !== null && seq < this.lastSeq) {
           // A new server stream (Node-RED restarted or redeployed the node):
@@ -576,6 +580,10 @@ export class RtWsClient {
         this.emit('gap', { from, to });
         break;
       }
+      case 'direct':
+        // Messages addressed to this client only (outside the sequence): { ts, items }
+        if (Array.isArray(c.items)) this.emit('direct', { ts: typeof c.ts === 'number' ? c.ts : NaN, items: c.items });
+        break;
       case 'close':
         this.emit('control', c);
         break;

@@ -78,6 +78,50 @@ function setup(o: Partial<HubOptions> = {}) {
 }
 
 describe('rt-ws-batcher core', () => {
+  it('a message addressed to one client id goes to that client only, in a direct frame outside the sequence, ring and snapshot', () => {
+    const { hub, advance, item, metrics } = setup({ batchSize: 100, delayMs: 16 });
+    const a = new FakeConn();
+    const b = new FakeConn();
+    hub.addClient(a, { format: 'json', id: 'aaaa' });
+    hub.addClient(b, { format: 'bin', id: 'bbbb' });
+    assert.equal(a.json()[0].id, 'aaaa', 'the hello frame carries the id');
+    hub.enqueue(item('all', 1));
+    hub.enqueueTo('aaaa', item('reply', 'for a'));
+    hub.enqueueTo('aaaa', item('reply', 'again a'));
+    hub.enqueueTo('zzzz', item('reply', 'nobody'));
+    advance(15);
+    assert.equal(a.json().length, 2, 'replies wait for the flush like batches');
+    advance(1);
+    const da = a.json().filter((m) => m.t === 'direct');
+    assert.equal(da.length, 1);
+    assert.deepEqual((da[0].items as Array<{ payload: unknown }>).map((x) => x.payload), ['for a', 'again a']);
+    assert.equal(da[0].seq, undefined, 'no sequence');
+    assert.equal(b.json().filter((m) => m.t === 'direct').length, 0, 'the other client gets no reply');
+    const batches = a.json().filter((m) => m.t === 'batch');
+    assert.equal(batches.length, 1);
+    assert.deepEqual((batches[0].items as Array<{ topic: string }>).map((x) => x.topic), ['all'], 'replies are not in the broadcast batch');
+    assert.equal(hub.currentSeq, 1);
+    assert.equal(metrics.counter('direct'), 2);
+    assert.equal(metrics.counter('skipped_no_client'), 1);
+    // Not in the snapshot a new client gets, not replayed on resume.
+    const c = new FakeConn();
+    hub.addClient(c, { format: 'json', id: 'cccc' });
+    const snap = c.json().find((m) => m.t === 'snapshot')!;
+    assert.deepEqual((snap.items as Array<{ topic: string }>).map((x) => x.topic), ['all']);
+    // A closed client's id no longer receives.
+    hub.removeClient([...hub.clients].find((x) => x.id === 'aaaa')!);
+    hub.enqueueTo('aaaa', item('reply', 'late'));
+    advance(20);
+    assert.equal(metrics.counter('skipped_no_client'), 2);
+    // A client over its cap does not get replies (counted as slow-client).
+    b.queued = 10 * 1024 * 1024;
+    const before = metrics.counter('skipped_slow');
+    hub.enqueueTo('bbbb', item('reply', 'to slow b'));
+    advance(20);
+    assert.equal(b.json().filter((m) => m.t === 'direct').length, 0);
+    assert.equal(metrics.counter('skipped_slow'), before + 1);
+  });
+
   it('flushes on the batch size or after the delay, whichever first; the sequence grows by one per batch', () => {
     const { hub, advance, item, batch } = setup({ batchSize: 3, delayMs: 16 });
     const c = new FakeConn();
