@@ -7,14 +7,13 @@ import { createServer } from 'node:http';
 
 import { SharedMetrics } from '../shared/shared-metrics';
 import { serveInstances } from '../shared/worker-runtime';
+import { nowUs, wallMs as nowMs } from '../shared/time';
 import { BATCH_METRICS, Hub, WS_METRICS } from './batcher-core';
 import { DashFeed } from './dash-core';
 import { SampleSource } from './sample-source';
 import type { WsCmd, WsEvent, WsWorkerInit } from './ws-protocol';
 import { BatcherSocketServer, clientFile } from './ws-serve';
 
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
-const nowMs = (): number => performance.timeOrigin + performance.now();
 
 serveInstances<WsWorkerInit, WsCmd, WsEvent>(async (init, ctx) => {
   const metrics = SharedMetrics.attach(WS_METRICS, init.metrics);

@@ -18,6 +18,7 @@ import { BATCH_METRICS, Hub, WS_METRICS } from './batcher-core';
 import { DashFeed } from './dash-core';
 import type { ConsumerLink, ScaleNode, ScaleNotice } from '../rt-scale/scale-api';
 import { SpscRing } from '../shared/spsc-ring';
+import { nowUs, wallMs as nowMs } from '../shared/time';
 import { type Backend, sharedBackend, workerBackend } from './backends';
 import { SampleSource } from './sample-source';
 import { SAMPLE_REC_WORDS, SAMPLE_RING_CAPACITY } from './ws-protocol';
@@ -32,8 +33,6 @@ interface RedWithServer extends NodeAPI {
   server?: Server;
 }
 
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
-const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /** Paths served on each HTTP server in shared mode (a second node on a path is refused). */
 /** The client a message is addressed to: msg._session.id (as core websocket in sets it), or undefined (every client). */
