@@ -717,6 +717,8 @@ export class DosingController {
   private fineFromRest = false;
   private releasedAtCoarse = 0;
   private measuredDelay = 0;
+  /** The onset was seen at fine speed (a probe or a small dose from rest). */
+  private onsetFine = false;
   private cutSteady = false;
   private motorStartUs = 0;
   private fineNeed = 0;
@@ -838,6 +840,7 @@ export class DosingController {
     this.releasedAtCoarse = 0;
     this.probing = false;
     this.measuredDelay = 0;
+    this.onsetFine = false;
     this.coarseTau = 0;
     this.cold = !(this.coarseModel() > 0 && this.L.coarseTauUs > 0);
     this.burstUs = 0;
@@ -951,8 +954,9 @@ export class DosingController {
     const nMax = Math.trunc(1_200_000 / this.period);
     let n = nMin;
     while (n < nMax && n * n * n < cube) n++;
-    const rp = this.L.ripplePeriodUs;
-    const fineRipple = Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    // the ripple seen at fine speed: its own (measured on the fine ramp) when known, else the coarse one scaled by the duties
+    const rp = this.ripplePeriod();
+    const fineRipple = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
     if (rp > 0 && fineRipple >= 1) {
       const per = Math.trunc(rp / this.period);
       const k = Math.max(1, Math.ceil(n / per));
@@ -1040,6 +1044,7 @@ export class DosingController {
     if (this.onsetCount < 3) return false;
     this.onsetUs = t - 2 * this.period;
     this.measuredDelay = this.onsetUs - fromUs;
+    this.onsetFine = this._state === 'fine';
     this.progressRefCg = net;
     this.progressRefUs = t;
     return true;
@@ -1135,7 +1140,11 @@ export class DosingController {
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
     const jitter = Math.max(this.L.jitterUs, this.period / 2);
     const slopeErr = this.fit.n > 3 ? this.slopeErr(this.fit.n) : Math.trunc(fc / 20);
-    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * this.L.rippleCg + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
+    // the coarse ripple: measured on the coarse ramp, or (a coarse phase too short to show it) the fine one scaled by
+    // the flows (the ripple is a share of the flow): over a coarse phase of less than a period it moves the landed mass by twice it
+    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+    const coarseRipple = Math.max(this.L.rippleCg, fineAmp);
+    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * coarseRipple + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
     if (this.cold || this.L.doses < 2) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
     return Math.max(m, this.p.fineBandCg);
   }
@@ -1199,6 +1208,17 @@ export class DosingController {
         const cap = 8 * (Math.max(this.coarseTau, this.L.coarseTauUs) + this.spinUs());
         this.L.fineSettleUs = Math.min(cap, Math.trunc((this.fineSettleUs() * 5) / 4));
       }
+      // a guard cut at a steady fine flow (the coarse tail gone, the fine flow measured in an earlier dose at this duty)
+      // still measures the in-flight time: learned from, at the line through the recent readings (not one noisy sample)
+      // (not with a ripple that moves the in-flight mass: a line-based measurement would carry its phase into the median)
+      const P = this.ripplePeriod();
+      const ffKnown = (this.fineFlow > 0 || this.flowOf(this.fineDuty) > 0) && !(P > 0 && this.rippleMatters(P));
+      const steadyFrom = this.fineFromRest ? this.fineSteadyUs : this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.fineStartUs + this.tailUs() : 0;
+      const steadySpan = steadyFrom > 0 ? Math.min(t - steadyFrom, 32 * this.period) : 0;
+      const n = Math.trunc(steadySpan / this.period);
+      // and the flow there is the known one (the in-flight time is the landed mass over it: a changed flow would mislead)
+      const same = n >= 8 && Math.abs(this.win.slopeCgPerS(steadySpan) - ffGuess) <= 3 * this.slopeErr(n) + Math.trunc(ffGuess / 20);
+      if (ffKnown && same) return this.cutoff(t, this.win.fitNow(steadySpan), guardInflight, t, ffGuess, true);
       return this.cutoff(t, net, guardInflight, t, ffGuess, false);
     }
     if (t < this.fineSteadyUs) return { duty: this.duty };
@@ -1425,11 +1445,14 @@ export class DosingController {
       }
       return { duty: this.duty };
     }
-    const spread = this.win.spread(this.p.stableWindowUs);
     const settledFor = t - this.settleStartUs;
-    const wait = this.fineTau + 4 * this.L.jitterUs;
-    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= wait) || settledFor > this.p.maxSettleUs) {
-      const final = this.win.mean(Math.min(this.p.stableWindowUs, settledFor));
+    // the settled weight is the mean of the readings after the in-flight material has landed (a mean that still holds
+    // part of the landing reads low: the in-flight time is then learned short and the next doses overshoot)
+    const landed = this.landingUs();
+    const meanUs = this.meanWindowUs();
+    const spread = this.win.spread(meanUs);
+    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= landed + meanUs) || settledFor > this.p.maxSettleUs) {
+      const final = this.win.mean(Math.min(meanUs, settledFor));
       const err = final - this.targetCg;
       if (err < -this.p.toleranceCg && this.topUps < this.p.topUpMax && this.p.topUpPulseUs > 0) {
         this.topUps++;
@@ -1441,6 +1464,26 @@ export class DosingController {
       this.finish(err > this.p.toleranceCg ? 'over' : err < -this.p.toleranceCg ? 'under' : 'ok', t);
     }
     return { duty: 0 };
+  }
+
+  /**
+   * Time from the cut-off decision until the in-flight material has landed (us): the stop instant, then the learned
+   * in-flight time, or the measured dead time plus 4 motor lags (the coast's first-order tail: 2 % of it left) if
+   * longer, plus 4 x the measured jitter.
+   */
+  private landingUs(): number {
+    const lag = this.L.delayUs > 0 && this.L.coarseTauUs > this.L.delayUs ? this.L.coarseTauUs - this.L.delayUs : 0;
+    const fall = Math.max(this.fineTau, this.L.delayUs + 4 * lag);
+    return Math.max(0, this.cutoffAtUs - this.settleStartUs) + fall + 4 * this.L.jitterUs;
+  }
+
+  /**
+   * The window of the settled weight's mean (us): enough samples that the mean's noise is under 0.5 cg ((sigma / 0.5)^2),
+   * 8 at least, the configured stable window at most.
+   */
+  private meanWindowUs(): number {
+    const s = this.L.noiseCg;
+    return Math.min(this.p.stableWindowUs, Math.max(8, 4 * s * s) * this.period);
   }
 
   private cutoff(t: number, line: number, predictedInflight: number, atUs: number, flow: number, steady: boolean): MotorCommand {
@@ -1464,7 +1507,7 @@ export class DosingController {
     let outlier = false;
     const inflight = final - this.cutoffCg;
     if (!aborted) {
-      if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
+      if (this.measuredDelay > 0) this.learnDelay(this.deadTimeFromOnset());
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
       if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
@@ -1499,6 +1542,32 @@ export class DosingController {
     };
     this._state = aborted ? 'aborted' : 'done';
     this.duty = 0;
+  }
+
+  /**
+   * The dead time from this dose's onset: the onset is seen when the reading passes the detection threshold, which
+   * a motor spinning up through a first-order lag reaches only after t = sqrt(2 lag thr / flow) (the mass it has
+   * delivered by then is flow t^2 / (2 lag)); lag = the ramp's zero crossing less the dead time. Without the
+   * correction the dead time reads long and the lag short (by up to 0.1 s at fine speed), and the coarse tail's
+   * decay (tailUs), the landing's end and the fine settle are judged too early.
+   */
+  private deadTimeFromOnset(): number {
+    const onset = this.measuredDelay;
+    // at coarse speed only: at a fine duty near the motor's dead band the flow starts late and slowly (the speed must
+    // first pass the dead band), not as a first-order spin-up; that onset is taken as it is
+    const flow = this.coarseFlow > 0 && !this.coarseShort && !this.onsetFine ? this.coarseFlow : 0;
+    const zeroX = this.releasedAtCoarse === 0 ? this.coarseTau : 0;
+    if (flow <= 0 || zeroX <= 0) return onset;
+    const thr = Math.max(5, 6 * this.noise);
+    let d = Math.min(onset, zeroX);
+    for (let k = 0; k < 4; k++) {
+      const lag = zeroX - d;
+      // the quadratic start while it lasts (t < lag), a line after it (the ramp is then within lag / 2 of its asymptote)
+      const quad = lag > 0 ? isqrt(Math.trunc((2 * lag * thr * 1_000_000) / flow)) : 0;
+      const tThr = quad < lag ? quad : Math.trunc(lag / 2) + Math.trunc((thr * 1_000_000) / flow);
+      d = Math.max(0, Math.min(zeroX, onset - tThr));
+    }
+    return d;
   }
 
   private learnDelay(us: number): void {
