@@ -168,8 +168,14 @@ export interface LearnedPlant {
   version: 1;
   /** Doses learned from (not aborted). */
   doses: number;
-  /** Measured flow per duty level, cg/s, keyed by duty permille. */
+  /** Measured flow per duty level (a steady ramp's regression), cg/s, keyed by duty permille. */
   flowCgPerS: Record<string, number>;
+  /**
+   * Estimated flow per duty level, cg/s, keyed by duty permille: from the mass a burst too short for a steady ramp
+   * delivered (a dose whose coarse phase is short). Planned with until that duty's flow is measured (then dropped).
+   * Added in 0.2: absent in older stored objects.
+   */
+  flowEstCgPerS?: Record<string, number>;
   /** Fine duty in use (permille): the configured one, raised when the dead band swallowed it. */
   fineDuty: number;
   /** Dead time: motor start command to the first rise on the scale (us, median of recent doses). */
@@ -199,7 +205,7 @@ export interface LearnedPlant {
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
 }
 
 /**
@@ -212,14 +218,18 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const L = { ...empty } as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(src)) {
-    if (k === 'flowCgPerS' || k === 'recentTauUs') continue;
+    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs') continue;
     if (typeof (empty as unknown as Record<string, unknown>)[k] === 'number' ? num(v) : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
   }
   L.version = 1;
-  const flows: Record<string, number> = {};
-  if (typeof src.flowCgPerS === 'object' && src.flowCgPerS !== null && !Array.isArray(src.flowCgPerS))
-    for (const [k, v] of Object.entries(src.flowCgPerS)) if (num(v) && v > 0) flows[k] = v;
-  L.flowCgPerS = flows;
+  const flowMap = (m: unknown): Record<string, number> => {
+    const flows: Record<string, number> = {};
+    if (typeof m === 'object' && m !== null && !Array.isArray(m)) for (const [k, v] of Object.entries(m)) if (num(v) && v > 0) flows[k] = v;
+    return flows;
+  };
+  L.flowCgPerS = flowMap(src.flowCgPerS);
+  // an estimate never stands beside a measurement of the same duty
+  L.flowEstCgPerS = Object.fromEntries(Object.entries(flowMap(src.flowEstCgPerS)).filter(([k]) => !((L.flowCgPerS as Record<string, number>)[k] > 0)));
   L.recentTauUs = Array.isArray(src.recentTauUs) ? src.recentTauUs.filter(num) : [];
   return L as unknown as LearnedPlant;
 }
@@ -762,7 +772,7 @@ export class DosingController {
     return this.snapshot();
   }
   private snapshot(): LearnedPlant {
-    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, recentTauUs: [...this.L.recentTauUs] };
+    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs] };
   }
   /** Learning left from the last dose (the ripple period search), to be run by work(). */
   get pendingWork(): boolean {
@@ -923,12 +933,25 @@ export class DosingController {
   private get noise(): number {
     return Math.max(1, this.L.noiseCg);
   }
+  /** The measured flow at a duty (cg/s; 0 = not measured). */
   private flowOf(duty: number): number {
     return this.L.flowCgPerS[String(duty)] ?? 0;
   }
-  /** The coarse flow for planning: measured, or (never measured: small doses so far) an upper bound from the fine flow (x2 beyond linear covers a dead band). */
+  /** The flow to plan with at a duty: measured, else estimated from a short burst (cg/s; 0 = neither). */
+  private flowPlan(duty: number): number {
+    return this.flowOf(duty) || (this.L.flowEstCgPerS?.[String(duty)] ?? 0);
+  }
+  /** A measured flow (a steady ramp): stored, and any estimate of that duty dropped. */
+  private setMeasuredFlow(duty: number, cgps: number): void {
+    this.L.flowCgPerS[String(duty)] = cgps;
+    if (this.L.flowEstCgPerS) delete this.L.flowEstCgPerS[String(duty)];
+  }
+  /**
+   * The coarse flow for planning: measured, else estimated from a short burst, or (neither: small doses so far) an
+   * upper bound from the fine flow (x2 beyond linear covers a dead band).
+   */
   private coarseModel(): number {
-    const fc = this.flowOf(this.p.coarseDuty);
+    const fc = this.flowPlan(this.p.coarseDuty);
     if (fc > 0) return fc;
     const ff = this.flowOf(this.fineDuty);
     return ff > 0 ? Math.trunc((2 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
@@ -1179,7 +1202,7 @@ export class DosingController {
     // (a coarse fit too short against the ripple counts as a burst: its flow is not learned from the fit)
     this.burstUs = this.coarseFlow > 0 && !this.coarseShort ? 0 : t - this.coarseStartUs;
     // what this dose measured at coarse speed
-    if (this.coarseFlow > 0 && !this.coarseShort) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
+    if (this.coarseFlow > 0 && !this.coarseShort) this.setMeasuredFlow(this.p.coarseDuty, this.coarseFlow);
     if (this.resN >= 24 && !this.coarseShort) {
       const ms = Math.trunc(this.resSq / this.resN) - this.noise * this.noise;
       this.L.rippleCg = isqrt(Math.max(0, 2 * ms));
@@ -1235,6 +1258,7 @@ export class DosingController {
     this.rfit.push(t, net);
     const need = this.fineNeed;
     if (this.fit.n < need) return { duty: this.duty };
+    if (this.burstUs > 0) this.estimateBurst(t);
     // a known ripple: the line + sinusoid model decides (the transient check below reads a slow ripple as a transient)
     if (!this.probing) {
       const rippled = this.rippleCut(t);
@@ -1272,15 +1296,6 @@ export class DosingController {
       if (this.L.tauUs === 0) this.fineTau = tauHere;
       if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
     }
-    if (this.burstUs > 0 && first) {
-      // the coarse burst delivered what the line shows less the fine material landed since the switch
-      const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
-      const burst = line - fineLanded - this.releasedAtCoarse;
-      const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
-      // a burst shorter than the motor's spin-up reads low: it may raise the planning flow, never lower it
-      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, this.coarseModel());
-      this.burstUs = 0;
-    }
     const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
     const remaining = this.targetCg - line - inflight;
     if (this.probing) {
@@ -1290,7 +1305,7 @@ export class DosingController {
       const room = this.fineMass(fcMax) + Math.trunc((fcMax * (this.fineTau + this.spinUs() + 24 * this.period)) / 1_000_000);
       if (remaining > room) {
         this.probing = false;
-        this.L.flowCgPerS[String(this.fineDuty)] = f;
+        this.setMeasuredFlow(this.fineDuty, f);
         this.releasedAtCoarse = line + inflight;
         this.enterCoarse(t, net);
         return { duty: this.duty };
@@ -1304,13 +1319,43 @@ export class DosingController {
   }
 
   /**
+   * A coarse burst too short for a steady ramp (no measured coarse flow): its flow is estimated, once the fine ramp
+   * is measured, from the mass it delivered (the line less the fine material landed since the switch) over its
+   * duration, and stored as an estimate, never as a measured flow. The burst's mass holds the motor's coast after
+   * the switch, which makes up for most of its spin-up, so the estimate is fair when the burst is longer than 3
+   * spin-ups; a shorter one reads low: corrected, it may then raise the estimate, never lower it.
+   */
+  private estimateBurst(t: number): void {
+    const f = this.fit.slope();
+    const burstUs = this.burstUs;
+    this.burstUs = 0;
+    if (f <= 0) return;
+    const line = this.fit.at(t);
+    const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
+    const burst = line - fineLanded - this.releasedAtCoarse;
+    const fc = Math.trunc((burst * 1_000_000) / burstUs);
+    if (fc <= f) return;
+    const key = String(this.p.coarseDuty);
+    if (this.flowOf(this.p.coarseDuty) > 0) return;
+    const est = (this.L.flowEstCgPerS ??= {});
+    if (burstUs >= 3 * this.spinUs()) est[key] = fc;
+    else {
+      // a first-order spin-up of lag L loses fc x L, the coast to fine speed gives back (fc - ff) x L: the burst reads
+      // ff x L / B low (L at most half the spin-up allowance), and a burst shorter than the lag lower still (the coast
+      // not yet all landed): the correction is added, and a short burst never lowers an earlier estimate
+      const corr = Math.trunc((f * Math.trunc(this.spinUs() / 2)) / burstUs);
+      est[key] = Math.max(fc + corr, est[key] ?? 0);
+    }
+  }
+
+  /**
    * How long after the switch to fine the coarse tail still shows (us): the dead time, then a first-order
    * motor lag (the coarse line's zero crossing after the onset) until the excess mass it still holds,
    * (coarse - fine flow) x lag x exp(-t / lag), is below the reading noise.
    */
   private tailUs(): number {
     const lag = Math.max(0, this.L.coarseTauUs - this.L.delayUs);
-    const fc = this.flowOf(this.p.coarseDuty);
+    const fc = this.flowPlan(this.p.coarseDuty);
     const excess = Math.trunc(((fc - this.flowOf(this.fineDuty)) * lag) / 1_000_000);
     if (lag === 0 || excess <= this.noise) return this.L.delayUs;
     // ln(x) from the bit length: ln 2 x log2(x), within a lag
@@ -1425,7 +1470,7 @@ export class DosingController {
     if (!m) return;
     // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
     const same = cp > 0 && Math.abs(m.periodUs - cp) * 20 <= cp;
-    const fc = this.flowOf(this.p.coarseDuty);
+    const fc = this.flowPlan(this.p.coarseDuty);
     const ff = this.flowOf(this.fineDuty);
     if (same && fc > 0 && ff > 0 && rippleAmp(m) > (2 * this.L.rippleCg * ff) / fc + 2 * this.noise) return;
     // the same ripple as at coarse speed (within 5 %): the coarse ramp's period is the precise one
@@ -1509,7 +1554,7 @@ export class DosingController {
     if (!aborted) {
       if (this.measuredDelay > 0) this.learnDelay(this.deadTimeFromOnset());
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
-      if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
+      if (this.fineFlow > 0) this.setMeasuredFlow(this.fineDuty, this.fineFlow);
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
         else outlier = !this.learn(inflight, this.cutoffFlow);
