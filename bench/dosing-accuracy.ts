@@ -2,7 +2,7 @@
 //                                  [--profile '{"coarseGps":45,"delayS":0.6,...,"targetG":250,"stepAt":50}']
 //                                  [--coarse-gps G] [--delay S] [--jitter S] [--ripple F] [--ripple-hz HZ]
 //                                  [--noise G] [--lag S] [--dead-band PERMILLE] [--target G] [--step-at K]
-//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--trace]
+//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--trace] [--diag]
 //
 // The physics envelope, swept. A fixed, seeded list of profiles (a Latin
 // hypercube over the envelope, so every range is covered evenly) plus the
@@ -69,6 +69,8 @@ const LEARN = 5;
 const TOL_G = 0.1;
 /** --trace: one line per dose of ours (with --only or a profile on the command line). */
 const TRACE = has('trace') || process.argv.includes('--trace');
+/** --diag: per profile, ours' error split into bias and spread, by cut kind, and the doses out of bound (stderr). */
+const DIAG = has('diag') || process.argv.includes('--diag');
 
 interface Profile {
   name: string;
@@ -139,6 +141,9 @@ interface Outcome {
   errG: number;
   timeS: number;
   aborted: boolean;
+  /** ours, for --diag: the controller's judged error less the true one (g), and how it cut */
+  judgedErrG?: number;
+  cut?: string;
 }
 
 type Cmd = { duty: number; stopAtUs?: number };
@@ -149,6 +154,8 @@ interface Strategy {
   /** ours: the controller's own end; baselines: undefined (oracle settle) */
   end?(): { aborted: boolean; timeUs: number };
   learn?(settledCg: number): void;
+  /** ours: the controller (for the --trace diagnostics) */
+  ctl?: DosingController;
 }
 
 function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
@@ -181,6 +188,7 @@ function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
     lastStop = t;
   }
   const p = plant.p;
+  const massAtEnd = plant.mass;
   let endUs: number;
   let aborted = false;
   if (s.end) {
@@ -195,8 +203,21 @@ function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
     for (let k = 0; k < 40; k++) sum += plant.readCg();
     s.learn(Math.round(sum / 40) - zeroRead);
   }
-  if (TRACE && s.end) log(`  true err ${(plant.mass - zero - targetG).toFixed(3)} g`);
-  return { errG: plant.mass - zero - targetG, timeS: (endUs - (motorOn || endUs)) / 1e6, aborted };
+  if (TRACE && s.end) {
+    const c = s.ctl!;
+    const zc = (c as unknown as { zeroCg: number }).zeroCg;
+    const rec = c.lastRecord();
+    log(`  true err ${(plant.mass - zero - targetG).toFixed(3)} g, landed after the judgement ${(plant.mass - massAtEnd).toFixed(3)} g, tare err ${(zc / 100 - zero).toFixed(3)} final reading err ${rec ? ((rec.finalCg + zc) / 100 - massAtEnd).toFixed(3) : '-'}`);
+  }
+  const out: Outcome = { errG: plant.mass - zero - targetG, timeS: (endUs - (motorOn || endUs)) / 1e6, aborted };
+  if (s.ctl) {
+    // diagnostics only (--diag): the controller's private view of its cut, read after the dose
+    const priv = s.ctl as unknown as { cutModel: unknown; cutSteady: boolean };
+    const rec = s.ctl.lastRecord();
+    if (rec && !aborted) out.judgedErrG = rec.errorCg / 100 - out.errG;
+    out.cut = priv.cutModel ? 'ripple' : priv.cutSteady ? 'line' : 'guard';
+  }
+  return out;
 }
 
 const FINE = 100;
@@ -381,6 +402,7 @@ function preact(cm: Commissioning): Strategy {
 function ours(c: DosingController): Strategy {
   let t0 = 0;
   return {
+    ctl: c,
     start(tc, t) {
       t0 = t;
       c.setSamplePeriod(PERIOD_US);
@@ -396,7 +418,7 @@ function ours(c: DosingController): Strategy {
       if (!r) return { aborted: true, timeUs: 0 };
       if (TRACE)
         log(
-          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} ${r.result}${r.outlier ? ' outlier' : ''}`,
+          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} fset ${r.learned.fineSettleUs} delay ${r.learned.delayUs} ctau ${r.learned.coarseTauUs} flow ${JSON.stringify(r.learned.flowCgPerS)} est ${JSON.stringify(r.learned.flowEstCgPerS ?? {})} ${r.result}${r.outlier ? ' outlier' : ''}`,
         );
       return { aborted: r.result === 'aborted', timeUs: t0 + r.durationUs };
     },
@@ -421,6 +443,24 @@ function p95(outs: Outcome[]): number {
   );
 }
 const meanTime = (outs: Outcome[]): number => outs.reduce((a, o) => a + o.timeS, 0) / outs.length;
+
+function diag(name: string, all: Outcome[], bound: number): void {
+  const st = (v: number[]): string => {
+    if (!v.length) return 'n 0';
+    const m = v.reduce((a, x) => a + x, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(1, v.length - 1));
+    return `n ${v.length} mean ${m.toFixed(4)} sd ${sd.toFixed(4)} p95|.| ${percentile(v.map(Math.abs).sort((a, b) => a - b), 0.95).toFixed(4)}`;
+  };
+  const steady = all.slice(LEARN);
+  log(`  diag ${name}: true err ${st(steady.map((o) => o.errG))}`);
+  log(`  diag ${name}: judged - true ${st(steady.filter((o) => o.judgedErrG !== undefined).map((o) => o.judgedErrG!))}`);
+  for (const k of ['line', 'ripple', 'guard']) {
+    const v = steady.filter((o) => o.cut === k);
+    if (v.length) log(`  diag ${name}: cut ${k}: ${st(v.map((o) => o.errG))}`);
+  }
+  log(`  diag ${name}: first 10 ${all.slice(0, 10).map((o) => `${o.errG.toFixed(3)}${o.cut?.[0] ?? ''}`).join(' ')}`);
+  log(`  diag ${name}: out of bound ${bound.toFixed(3)}: ${all.map((o, k) => (Math.abs(o.errG) > bound ? `#${k} ${o.errG.toFixed(3)}${o.cut?.[0] ?? ''}` : '')).filter(Boolean).join(', ')}`);
+}
 
 function main(): void {
   const cli = fromFlags();
@@ -455,6 +495,7 @@ function main(): void {
     if (pr.stepAt !== undefined) {
       for (let k = pr.stepAt; k < allOurs.length && Math.abs(allOurs[k].errG) > bound; k++) recover++;
     }
+    if (DIAG) diag(pr.name, allOurs, bound);
     const row = {
       name: pr.name,
       floor,

@@ -39,15 +39,27 @@ export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
     const v = raw[k];
     return typeof v === 'number' && Number.isFinite(v) ? v : 0;
   };
+  // flow_gps: the flow the controller plans with per duty, measured or (listed in flow_estimated) estimated from a
+  // burst too short for a steady ramp; a measured flow wins over an estimate of the same duty
   const flow: Record<string, number> = {};
-  const perDuty = raw.flowCgPerS;
-  if (typeof perDuty === 'object' && perDuty !== null) {
-    for (const [duty, cgps] of Object.entries(perDuty as Record<string, unknown>)) if (typeof cgps === 'number' && Number.isFinite(Number(duty))) flow[`${Number(duty) / 10}%`] = cgps / 100;
-  }
+  const estimated: string[] = [];
+  const add = (perDuty: unknown, isEstimate: boolean): void => {
+    if (typeof perDuty !== 'object' || perDuty === null) return;
+    for (const [duty, cgps] of Object.entries(perDuty as Record<string, unknown>)) {
+      if (typeof cgps !== 'number' || !Number.isFinite(cgps) || !Number.isFinite(Number(duty))) continue;
+      const key = `${Number(duty) / 10}%`;
+      if (key in flow) continue;
+      flow[key] = cgps / 100;
+      if (isEstimate) estimated.push(key);
+    }
+  };
+  add(raw.flowCgPerS, false);
+  add(raw.flowEstCgPerS, true);
   const period = n('ripplePeriodUs');
   return {
     doses: n('doses'),
     flow_gps: flow,
+    flow_estimated: estimated,
     fine_duty_pct: n('fineDuty') / 10,
     delay_ms: r2(n('delayUs') / 1000),
     tau_ms: r2(n('tauUs') / 1000),

@@ -168,8 +168,14 @@ export interface LearnedPlant {
   version: 1;
   /** Doses learned from (not aborted). */
   doses: number;
-  /** Measured flow per duty level, cg/s, keyed by duty permille. */
+  /** Measured flow per duty level (a steady ramp's regression), cg/s, keyed by duty permille. */
   flowCgPerS: Record<string, number>;
+  /**
+   * Estimated flow per duty level, cg/s, keyed by duty permille: from the mass a burst too short for a steady ramp
+   * delivered (a dose whose coarse phase is short). Planned with until that duty's flow is measured (then dropped).
+   * Added in 0.2: absent in older stored objects.
+   */
+  flowEstCgPerS?: Record<string, number>;
   /** Fine duty in use (permille): the configured one, raised when the dead band swallowed it. */
   fineDuty: number;
   /** Dead time: motor start command to the first rise on the scale (us, median of recent doses). */
@@ -199,7 +205,7 @@ export interface LearnedPlant {
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
 }
 
 /**
@@ -212,14 +218,18 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const L = { ...empty } as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(src)) {
-    if (k === 'flowCgPerS' || k === 'recentTauUs') continue;
+    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs') continue;
     if (typeof (empty as unknown as Record<string, unknown>)[k] === 'number' ? num(v) : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
   }
   L.version = 1;
-  const flows: Record<string, number> = {};
-  if (typeof src.flowCgPerS === 'object' && src.flowCgPerS !== null && !Array.isArray(src.flowCgPerS))
-    for (const [k, v] of Object.entries(src.flowCgPerS)) if (num(v) && v > 0) flows[k] = v;
-  L.flowCgPerS = flows;
+  const flowMap = (m: unknown): Record<string, number> => {
+    const flows: Record<string, number> = {};
+    if (typeof m === 'object' && m !== null && !Array.isArray(m)) for (const [k, v] of Object.entries(m)) if (num(v) && v > 0) flows[k] = v;
+    return flows;
+  };
+  L.flowCgPerS = flowMap(src.flowCgPerS);
+  // an estimate never stands beside a measurement of the same duty
+  L.flowEstCgPerS = Object.fromEntries(Object.entries(flowMap(src.flowEstCgPerS)).filter(([k]) => !((L.flowCgPerS as Record<string, number>)[k] > 0)));
   L.recentTauUs = Array.isArray(src.recentTauUs) ? src.recentTauUs.filter(num) : [];
   return L as unknown as LearnedPlant;
 }
@@ -717,6 +727,8 @@ export class DosingController {
   private fineFromRest = false;
   private releasedAtCoarse = 0;
   private measuredDelay = 0;
+  /** The onset was seen at fine speed (a probe or a small dose from rest). */
+  private onsetFine = false;
   private cutSteady = false;
   private motorStartUs = 0;
   private fineNeed = 0;
@@ -760,7 +772,7 @@ export class DosingController {
     return this.snapshot();
   }
   private snapshot(): LearnedPlant {
-    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, recentTauUs: [...this.L.recentTauUs] };
+    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs] };
   }
   /** Learning left from the last dose (the ripple period search), to be run by work(). */
   get pendingWork(): boolean {
@@ -838,6 +850,7 @@ export class DosingController {
     this.releasedAtCoarse = 0;
     this.probing = false;
     this.measuredDelay = 0;
+    this.onsetFine = false;
     this.coarseTau = 0;
     this.cold = !(this.coarseModel() > 0 && this.L.coarseTauUs > 0);
     this.burstUs = 0;
@@ -920,12 +933,25 @@ export class DosingController {
   private get noise(): number {
     return Math.max(1, this.L.noiseCg);
   }
+  /** The measured flow at a duty (cg/s; 0 = not measured). */
   private flowOf(duty: number): number {
     return this.L.flowCgPerS[String(duty)] ?? 0;
   }
-  /** The coarse flow for planning: measured, or (never measured: small doses so far) an upper bound from the fine flow (x2 beyond linear covers a dead band). */
+  /** The flow to plan with at a duty: measured, else estimated from a short burst (cg/s; 0 = neither). */
+  private flowPlan(duty: number): number {
+    return this.flowOf(duty) || (this.L.flowEstCgPerS?.[String(duty)] ?? 0);
+  }
+  /** A measured flow (a steady ramp): stored, and any estimate of that duty dropped. */
+  private setMeasuredFlow(duty: number, cgps: number): void {
+    this.L.flowCgPerS[String(duty)] = cgps;
+    if (this.L.flowEstCgPerS) delete this.L.flowEstCgPerS[String(duty)];
+  }
+  /**
+   * The coarse flow for planning: measured, else estimated from a short burst, or (neither: small doses so far) an
+   * upper bound from the fine flow (x2 beyond linear covers a dead band).
+   */
   private coarseModel(): number {
-    const fc = this.flowOf(this.p.coarseDuty);
+    const fc = this.flowPlan(this.p.coarseDuty);
     if (fc > 0) return fc;
     const ff = this.flowOf(this.fineDuty);
     return ff > 0 ? Math.trunc((2 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
@@ -951,8 +977,9 @@ export class DosingController {
     const nMax = Math.trunc(1_200_000 / this.period);
     let n = nMin;
     while (n < nMax && n * n * n < cube) n++;
-    const rp = this.L.ripplePeriodUs;
-    const fineRipple = Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
+    // the ripple seen at fine speed: its own (measured on the fine ramp) when known, else the coarse one scaled by the duties
+    const rp = this.ripplePeriod();
+    const fineRipple = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) : Math.trunc((this.L.rippleCg * this.fineDuty) / this.p.coarseDuty);
     if (rp > 0 && fineRipple >= 1) {
       const per = Math.trunc(rp / this.period);
       const k = Math.max(1, Math.ceil(n / per));
@@ -1040,6 +1067,7 @@ export class DosingController {
     if (this.onsetCount < 3) return false;
     this.onsetUs = t - 2 * this.period;
     this.measuredDelay = this.onsetUs - fromUs;
+    this.onsetFine = this._state === 'fine';
     this.progressRefCg = net;
     this.progressRefUs = t;
     return true;
@@ -1135,7 +1163,11 @@ export class DosingController {
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
     const jitter = Math.max(this.L.jitterUs, this.period / 2);
     const slopeErr = this.fit.n > 3 ? this.slopeErr(this.fit.n) : Math.trunc(fc / 20);
-    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * this.L.rippleCg + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
+    // the coarse ripple: measured on the coarse ramp, or (a coarse phase too short to show it) the fine one scaled by
+    // the flows (the ripple is a share of the flow): over a coarse phase of less than a period it moves the landed mass by twice it
+    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+    const coarseRipple = Math.max(this.L.rippleCg, fineAmp);
+    m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * coarseRipple + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
     if (this.cold || this.L.doses < 2) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
     return Math.max(m, this.p.fineBandCg);
   }
@@ -1170,7 +1202,7 @@ export class DosingController {
     // (a coarse fit too short against the ripple counts as a burst: its flow is not learned from the fit)
     this.burstUs = this.coarseFlow > 0 && !this.coarseShort ? 0 : t - this.coarseStartUs;
     // what this dose measured at coarse speed
-    if (this.coarseFlow > 0 && !this.coarseShort) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.coarseFlow;
+    if (this.coarseFlow > 0 && !this.coarseShort) this.setMeasuredFlow(this.p.coarseDuty, this.coarseFlow);
     if (this.resN >= 24 && !this.coarseShort) {
       const ms = Math.trunc(this.resSq / this.resN) - this.noise * this.noise;
       this.L.rippleCg = isqrt(Math.max(0, 2 * ms));
@@ -1199,6 +1231,17 @@ export class DosingController {
         const cap = 8 * (Math.max(this.coarseTau, this.L.coarseTauUs) + this.spinUs());
         this.L.fineSettleUs = Math.min(cap, Math.trunc((this.fineSettleUs() * 5) / 4));
       }
+      // a guard cut at a steady fine flow (the coarse tail gone, the fine flow measured in an earlier dose at this duty)
+      // still measures the in-flight time: learned from, at the line through the recent readings (not one noisy sample)
+      // (not with a ripple that moves the in-flight mass: a line-based measurement would carry its phase into the median)
+      const P = this.ripplePeriod();
+      const ffKnown = (this.fineFlow > 0 || this.flowOf(this.fineDuty) > 0) && !(P > 0 && this.rippleMatters(P));
+      const steadyFrom = this.fineFromRest ? this.fineSteadyUs : this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.fineStartUs + this.tailUs() : 0;
+      const steadySpan = steadyFrom > 0 ? Math.min(t - steadyFrom, 32 * this.period) : 0;
+      const n = Math.trunc(steadySpan / this.period);
+      // and the flow there is the known one (the in-flight time is the landed mass over it: a changed flow would mislead)
+      const same = n >= 8 && Math.abs(this.win.slopeCgPerS(steadySpan) - ffGuess) <= 3 * this.slopeErr(n) + Math.trunc(ffGuess / 20);
+      if (ffKnown && same) return this.cutoff(t, this.win.fitNow(steadySpan), guardInflight, t, ffGuess, true);
       return this.cutoff(t, net, guardInflight, t, ffGuess, false);
     }
     if (t < this.fineSteadyUs) return { duty: this.duty };
@@ -1215,6 +1258,7 @@ export class DosingController {
     this.rfit.push(t, net);
     const need = this.fineNeed;
     if (this.fit.n < need) return { duty: this.duty };
+    if (this.burstUs > 0) this.estimateBurst(t);
     // a known ripple: the line + sinusoid model decides (the transient check below reads a slow ripple as a transient)
     if (!this.probing) {
       const rippled = this.rippleCut(t);
@@ -1252,15 +1296,6 @@ export class DosingController {
       if (this.L.tauUs === 0) this.fineTau = tauHere;
       if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
     }
-    if (this.burstUs > 0 && first) {
-      // the coarse burst delivered what the line shows less the fine material landed since the switch
-      const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
-      const burst = line - fineLanded - this.releasedAtCoarse;
-      const fc = Math.trunc((burst * 1_000_000) / this.burstUs);
-      // a burst shorter than the motor's spin-up reads low: it may raise the planning flow, never lower it
-      if (fc > f) this.L.flowCgPerS[String(this.p.coarseDuty)] = this.burstUs >= 3 * this.spinUs() ? fc : Math.max(fc, this.coarseModel());
-      this.burstUs = 0;
-    }
     const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
     const remaining = this.targetCg - line - inflight;
     if (this.probing) {
@@ -1270,7 +1305,7 @@ export class DosingController {
       const room = this.fineMass(fcMax) + Math.trunc((fcMax * (this.fineTau + this.spinUs() + 24 * this.period)) / 1_000_000);
       if (remaining > room) {
         this.probing = false;
-        this.L.flowCgPerS[String(this.fineDuty)] = f;
+        this.setMeasuredFlow(this.fineDuty, f);
         this.releasedAtCoarse = line + inflight;
         this.enterCoarse(t, net);
         return { duty: this.duty };
@@ -1284,13 +1319,43 @@ export class DosingController {
   }
 
   /**
+   * A coarse burst too short for a steady ramp (no measured coarse flow): its flow is estimated, once the fine ramp
+   * is measured, from the mass it delivered (the line less the fine material landed since the switch) over its
+   * duration, and stored as an estimate, never as a measured flow. The burst's mass holds the motor's coast after
+   * the switch, which makes up for most of its spin-up, so the estimate is fair when the burst is longer than 3
+   * spin-ups; a shorter one reads low: corrected, it may then raise the estimate, never lower it.
+   */
+  private estimateBurst(t: number): void {
+    const f = this.fit.slope();
+    const burstUs = this.burstUs;
+    this.burstUs = 0;
+    if (f <= 0) return;
+    const line = this.fit.at(t);
+    const fineLanded = Math.trunc((f * Math.max(0, t - this.fineStartUs - this.fineTau)) / 1_000_000);
+    const burst = line - fineLanded - this.releasedAtCoarse;
+    const fc = Math.trunc((burst * 1_000_000) / burstUs);
+    if (fc <= f) return;
+    const key = String(this.p.coarseDuty);
+    if (this.flowOf(this.p.coarseDuty) > 0) return;
+    const est = (this.L.flowEstCgPerS ??= {});
+    if (burstUs >= 3 * this.spinUs()) est[key] = fc;
+    else {
+      // a first-order spin-up of lag L loses fc x L, the coast to fine speed gives back (fc - ff) x L: the burst reads
+      // ff x L / B low (L at most half the spin-up allowance), and a burst shorter than the lag lower still (the coast
+      // not yet all landed): the correction is added, and a short burst never lowers an earlier estimate
+      const corr = Math.trunc((f * Math.trunc(this.spinUs() / 2)) / burstUs);
+      est[key] = Math.max(fc + corr, est[key] ?? 0);
+    }
+  }
+
+  /**
    * How long after the switch to fine the coarse tail still shows (us): the dead time, then a first-order
    * motor lag (the coarse line's zero crossing after the onset) until the excess mass it still holds,
    * (coarse - fine flow) x lag x exp(-t / lag), is below the reading noise.
    */
   private tailUs(): number {
     const lag = Math.max(0, this.L.coarseTauUs - this.L.delayUs);
-    const fc = this.flowOf(this.p.coarseDuty);
+    const fc = this.flowPlan(this.p.coarseDuty);
     const excess = Math.trunc(((fc - this.flowOf(this.fineDuty)) * lag) / 1_000_000);
     if (lag === 0 || excess <= this.noise) return this.L.delayUs;
     // ln(x) from the bit length: ln 2 x log2(x), within a lag
@@ -1405,7 +1470,7 @@ export class DosingController {
     if (!m) return;
     // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
     const same = cp > 0 && Math.abs(m.periodUs - cp) * 20 <= cp;
-    const fc = this.flowOf(this.p.coarseDuty);
+    const fc = this.flowPlan(this.p.coarseDuty);
     const ff = this.flowOf(this.fineDuty);
     if (same && fc > 0 && ff > 0 && rippleAmp(m) > (2 * this.L.rippleCg * ff) / fc + 2 * this.noise) return;
     // the same ripple as at coarse speed (within 5 %): the coarse ramp's period is the precise one
@@ -1425,11 +1490,14 @@ export class DosingController {
       }
       return { duty: this.duty };
     }
-    const spread = this.win.spread(this.p.stableWindowUs);
     const settledFor = t - this.settleStartUs;
-    const wait = this.fineTau + 4 * this.L.jitterUs;
-    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= wait) || settledFor > this.p.maxSettleUs) {
-      const final = this.win.mean(Math.min(this.p.stableWindowUs, settledFor));
+    // the settled weight is the mean of the readings after the in-flight material has landed (a mean that still holds
+    // part of the landing reads low: the in-flight time is then learned short and the next doses overshoot)
+    const landed = this.landingUs();
+    const meanUs = this.meanWindowUs();
+    const spread = this.win.spread(meanUs);
+    if ((spread >= 0 && spread <= this.stableSpread() && settledFor >= landed + meanUs) || settledFor > this.p.maxSettleUs) {
+      const final = this.win.mean(Math.min(meanUs, settledFor));
       const err = final - this.targetCg;
       if (err < -this.p.toleranceCg && this.topUps < this.p.topUpMax && this.p.topUpPulseUs > 0) {
         this.topUps++;
@@ -1441,6 +1509,26 @@ export class DosingController {
       this.finish(err > this.p.toleranceCg ? 'over' : err < -this.p.toleranceCg ? 'under' : 'ok', t);
     }
     return { duty: 0 };
+  }
+
+  /**
+   * Time from the cut-off decision until the in-flight material has landed (us): the stop instant, then the learned
+   * in-flight time, or the measured dead time plus 4 motor lags (the coast's first-order tail: 2 % of it left) if
+   * longer, plus 4 x the measured jitter.
+   */
+  private landingUs(): number {
+    const lag = this.L.delayUs > 0 && this.L.coarseTauUs > this.L.delayUs ? this.L.coarseTauUs - this.L.delayUs : 0;
+    const fall = Math.max(this.fineTau, this.L.delayUs + 4 * lag);
+    return Math.max(0, this.cutoffAtUs - this.settleStartUs) + fall + 4 * this.L.jitterUs;
+  }
+
+  /**
+   * The window of the settled weight's mean (us): enough samples that the mean's noise is under 0.5 cg ((sigma / 0.5)^2),
+   * 8 at least, the configured stable window at most.
+   */
+  private meanWindowUs(): number {
+    const s = this.L.noiseCg;
+    return Math.min(this.p.stableWindowUs, Math.max(8, 4 * s * s) * this.period);
   }
 
   private cutoff(t: number, line: number, predictedInflight: number, atUs: number, flow: number, steady: boolean): MotorCommand {
@@ -1464,9 +1552,9 @@ export class DosingController {
     let outlier = false;
     const inflight = final - this.cutoffCg;
     if (!aborted) {
-      if (this.measuredDelay > 0) this.learnDelay(this.measuredDelay);
+      if (this.measuredDelay > 0) this.learnDelay(this.deadTimeFromOnset());
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
-      if (this.fineFlow > 0) this.L.flowCgPerS[String(this.fineDuty)] = this.fineFlow;
+      if (this.fineFlow > 0) this.setMeasuredFlow(this.fineDuty, this.fineFlow);
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
         else outlier = !this.learn(inflight, this.cutoffFlow);
@@ -1499,6 +1587,32 @@ export class DosingController {
     };
     this._state = aborted ? 'aborted' : 'done';
     this.duty = 0;
+  }
+
+  /**
+   * The dead time from this dose's onset: the onset is seen when the reading passes the detection threshold, which
+   * a motor spinning up through a first-order lag reaches only after t = sqrt(2 lag thr / flow) (the mass it has
+   * delivered by then is flow t^2 / (2 lag)); lag = the ramp's zero crossing less the dead time. Without the
+   * correction the dead time reads long and the lag short (by up to 0.1 s at fine speed), and the coarse tail's
+   * decay (tailUs), the landing's end and the fine settle are judged too early.
+   */
+  private deadTimeFromOnset(): number {
+    const onset = this.measuredDelay;
+    // at coarse speed only: at a fine duty near the motor's dead band the flow starts late and slowly (the speed must
+    // first pass the dead band), not as a first-order spin-up; that onset is taken as it is
+    const flow = this.coarseFlow > 0 && !this.coarseShort && !this.onsetFine ? this.coarseFlow : 0;
+    const zeroX = this.releasedAtCoarse === 0 ? this.coarseTau : 0;
+    if (flow <= 0 || zeroX <= 0) return onset;
+    const thr = Math.max(5, 6 * this.noise);
+    let d = Math.min(onset, zeroX);
+    for (let k = 0; k < 4; k++) {
+      const lag = zeroX - d;
+      // the quadratic start while it lasts (t < lag), a line after it (the ramp is then within lag / 2 of its asymptote)
+      const quad = lag > 0 ? isqrt(Math.trunc((2 * lag * thr * 1_000_000) / flow)) : 0;
+      const tThr = quad < lag ? quad : Math.trunc(lag / 2) + Math.trunc((thr * 1_000_000) / flow);
+      d = Math.max(0, Math.min(zeroX, onset - tThr));
+    }
+    return d;
   }
 
   private learnDelay(us: number): void {
