@@ -40,6 +40,8 @@ const SECONDS = Number(flag('seconds') ?? 10);
 const SHOPPERS = Number(flag('shoppers') ?? Math.min(100, Math.max(10, SECONDS * 8)));
 const RATES = (flag('rates') ?? '2000,5000,10000,20000').split(',').map(Number);
 const FLOOD = Number(flag('flood') ?? 20_000);
+/** Development aid: `--sides ours` skips core (the last line then has NaN for core). */
+const SIDES = (flag('sides') ?? 'ours,core').split(',');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -113,7 +115,11 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
           { topic: 'store/s1/events', parser: 'events', qos: 1, source: 'events' },
           { topic: 'store/s1/auth', parser: 'auth', qos: 1, source: 'acc' },
         ],
-        wires: [['trk']],
+        wires: [['trk', 'diag']],
+      },
+      {
+        id: 'diag', z: 't', type: 'function', wires: [],
+        func: "if (msg.kind==='event' && msg.payload.type==='zone-enter' && msg.payload.zone==='gate') node.warn('DIAG ' + JSON.stringify({pub2rx: msg.ingress.received - msg.payload.ts, rx2flow: Date.now() - msg.ingress.received})); return null;",
       },
     ];
   }
@@ -140,6 +146,16 @@ async function metrics(rt: ChildRuntime): Promise<Map<string, number>> {
     m.set(line.slice(0, sp).replace(/node="[^"]*",?/, ''), Number(line.slice(sp + 1)));
   }
   return m;
+}
+/** p50/p99 of rtedge_ingress_handoff_seconds from its cumulative buckets (upper bounds, ms). */
+function handoffSummary(m: Map<string, number>): string {
+  const b = [...m.entries()].filter(([k]) => k.startsWith('rtedge_ingress_handoff_seconds_bucket')).map(([k, v]) => ({ le: Number(/le="([^"]+)"/.exec(k)?.[1] ?? 'NaN'), v })).sort((x, y) => x.le - y.le);
+  const total = b.length ? b[b.length - 1].v : 0;
+  const q = (p: number): string => {
+    const hit = b.find((x) => x.v >= p * total);
+    return hit ? `<= ${hit.le * 1000} ms` : '?';
+  };
+  return `n ${total}, p50 ${q(0.5)}, p99 ${q(0.99)}`;
 }
 const val = (m: Map<string, number>, key: string): number => m.get(key) ?? 0;
 const ing = (m: Map<string, number>, what: string, src: string): number => val(m, `rtedge_ingress_${what}_total{source="${src}"}`);
@@ -262,7 +278,9 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
       const d = (w: string): number => ing(m1, w, 'tracks') - ing(m0, w, 'tracks');
       unaccounted += Math.max(0, fr.published - d('received') - d('gaps'));
       log(`ours flood: published ${fr.published} received ${d('received')} delivered ${d('delivered')} dropped ${d('dropped')} gaps ${d('gaps')}`);
+      log(`ours hand-off (worker receive -> flow) over the run: ${handoffSummary(m1)}`);
     } else log(`core flood: published ${fr.published} into tracker ${frames}`);
+    if (process.env.SG_DIAG) log(rt.log().split('\n').filter((l) => l.includes('DIAG')).map((l) => l.slice(l.indexOf('DIAG') + 5)).join(' '));
     log(`${side} decisions ${lat.length}/${sent.size}: p50 ${percentile(lat, 0.5)} ms p99 ${percentile(lat, 0.99)} ms; flood event loop ${JSON.stringify(el)}`);
     return {
       eventsPerS: best,
@@ -288,8 +306,9 @@ async function main(): Promise<void> {
   const peer = await startPeer('ok', 0, -10);
   try {
     log(`store-gate: ${SECONDS} s per step, sweep ${RATES.join('/')} events/s, flood ${FLOOD} frames/s, ${SHOPPERS} shoppers`);
-    const ours = await runSide('ours', mosq, peer);
-    const core = await runSide('core', mosq, peer);
+    const skipped: SideResult = { eventsPerS: NaN, sweep: [], decisionP50: NaN, decisionP99: NaN, decisions: 0, missedDecisions: 0, floodEl: { p50_ms: NaN, p99_ms: NaN, max_ms: NaN }, unaccounted: 0, floodDelivered: 0, floodPublished: 0 };
+    const ours = SIDES.includes('ours') ? await runSide('ours', mosq, peer) : skipped;
+    const core = SIDES.includes('core') ? await runSide('core', mosq, peer) : skipped;
     result({
       bench: 'store-gate',
       machine: machine(),

@@ -52,8 +52,8 @@ export interface ClientInit {
   tcp: TcpSpec | null;
   /** CreditGate words (posted, consumed), one pair per source. */
   ctl: SharedArrayBuffer;
-  /** Events posted and not yet consumed by the flow side, at most, per source. */
-  limit: number;
+  /** Events posted and not yet processed by the flow side, at most, per source (sourceLimits). */
+  limits: number[];
   /** Largest payload / line accepted (bytes of text). */
   maxBytes: number;
   metrics: SharedArrayBuffer;

@@ -22,9 +22,16 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 
 function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
   const m = SharedMetrics.attach(ingressMetricSpec(init.sources.length), init.metrics);
-  const gates = CreditGate.perSource(init.ctl, init.sources.length, init.limit);
+  const gates = CreditGate.perSource(init.ctl, init.sources.length, init.limits);
   const post = (ev: IngressEvent): void => ctx.emit(ev);
-  const pipe = new IngressPipe(init.sources, gates, m, init.maxBytes, { post, defer: (fn) => setImmediate(fn), now: nowMs });
+  const pipe = new IngressPipe(init.sources, gates, m, init.maxBytes, {
+    post,
+    // After the socket read being parsed (mqtt.js parses one read's packets in a process.nextTick chain, and
+    // microtasks run after it), not on the next turn of the loop: a turn can hold up to 32 reads of 64 KiB
+    // (libuv), i.e. hundreds of milliseconds of frames under a flood.
+    defer: (fn) => queueMicrotask(fn),
+    now: nowMs,
+  });
   let closing = false;
   let client: MqttClient | null = null;
   let timer: NodeJS.Timeout | null = null;
