@@ -250,11 +250,15 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
     }
     // decisions under a flood
     const m0 = await metrics(rt);
-    const shopper = startShopper(mosq.url, SHOPPERS, Math.max(20, Math.floor((SECONDS * 1000) / SHOPPERS) - 60));
-    await shopper.ready;
+    // The gate commands counted are those read from here on. The flood is connected before the shopper starts:
+    // (until 2026-11-28 the shopper started first and the peer's line count was taken once the flood had
+    // connected, so the commands of the shoppers served during the flood publisher's start-up, about 4 of 80,
+    // were not counted: "missed decisions" that the tracker had in fact made, before the flood.)
+    const linesBefore = peer.lines.length;
     const flood = startPublisher({ url: mosq.url, topic: 'store/s1/tracks', kind: 'frames', rate: FLOOD, seconds: SECONDS, qos: 0, bracket: 300, sensor: `flood-${side}` });
     await flood.connected;
-    const linesBefore = peer.lines.length;
+    const shopper = startShopper(mosq.url, SHOPPERS, Math.max(20, Math.floor((SECONDS * 1000) / SHOPPERS) - 60));
+    await shopper.ready;
     await probe(rt, probeOut); // reset
     const sent = await shopper.done;
     const fr = await flood.done;
@@ -269,6 +273,9 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
       if (at !== undefined) lat.push((l.atUs - at) / 1000);
     }
     lat.sort((a, b) => a - b);
+    const seen = new Set(peer.lines.slice(linesBefore).map((l) => /(s-\d+)/.exec(l.line)?.[1]));
+    const missed = [...sent.keys()].filter((t) => !seen.has(t));
+    if (missed.length > 0) log(`${side} no gate command read for: ${missed.join(' ')}`);
     const frames = val(m1, 'rtedge_tracker_inputs_total{kind="frame"}') - val(m0, 'rtedge_tracker_inputs_total{kind="frame"}');
     if (side === 'ours') {
       for (const src of ['tracks', 'events', 'acc']) {
