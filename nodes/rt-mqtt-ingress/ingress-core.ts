@@ -209,11 +209,8 @@ export function truncateRaw(text: string, max = 1024): string {
   return text.length <= max ? text : text.slice(0, max);
 }
 
-/** Backoff delay before reconnect attempt `attempt` (0-based): min*2^attempt capped at max, +-20 % jitter. */
-export function reconnectDelay(attempt: number, minMs: number, maxMs: number, rnd: () => number = Math.random): number {
-  const base = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (0.8 + 0.4 * rnd()));
-}
+/** Backoff delay before reconnect attempt `attempt` (0-based): the one of nodes/shared/backoff.ts. */
+export { reconnectDelay } from '../shared/backoff';
 
 /** Valid source names: label values of the metrics (from config only, never from payloads). */
 export function checkSourceName(s: string): boolean {

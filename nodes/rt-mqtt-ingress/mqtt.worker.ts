@@ -6,14 +6,15 @@
 // Ingress nodes on one broker config and that config's embedded broker share
 // this thread. Nothing here waits for the flow engine: a blocked main thread
 // neither delays the keep-alives nor the acknowledgements.
-import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 
+import { reconnectDelay } from '../shared/backoff';
 import { SharedMetrics } from '../shared/shared-metrics';
+import { mqttClientOptions, readTlsFiles } from '../rt-mqtt-broker/broker-config';
 import { type InstanceContext, serveInstances } from '../shared/worker-runtime';
-import { CreditGate, reconnectDelay } from './ingress-core';
+import { CreditGate } from './ingress-core';
 import { IngressPipe } from './ingress-pipe';
 import { topicMatches } from './topic';
 import { type BrokerInit, type ClientInit, type IngressCmd, type IngressEvent, ingressMetricSpec, type MqttInit } from './ingress-protocol';
@@ -50,23 +51,9 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
       for (const sub of subs) if (topicMatches(sub.topic, topic)) return sub.source;
       return -1;
     };
-    const opts: IClientOptions = {
-      clientId: s.clientId,
-      clean: s.clean,
-      keepalive: s.keepaliveS,
-      protocolVersion: s.protocolVersion,
-      reconnectPeriod: 0, // our own backoff below
-      connectTimeout: 10_000,
-      resubscribe: false, // we subscribe on every connect
-      username: s.username,
-      password: s.password,
-      rejectUnauthorized: s.verify,
-    };
-    const readTls = (): void => {
-      if (s.ca) opts.ca = readFileSync(s.ca);
-      if (s.cert) opts.cert = readFileSync(s.cert);
-      if (s.key) opts.key = readFileSync(s.key);
-    };
+    // our own backoff below (reconnectPeriod 0); we subscribe on every connect
+    const opts: IClientOptions = mqttClientOptions(s, { resubscribe: false });
+    const readTls = (): void => readTlsFiles(s, opts);
     let wasConnected = false;
     const schedule = (): void => {
       if (closing || timer) return;
