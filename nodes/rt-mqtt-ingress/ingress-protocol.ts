@@ -106,4 +106,6 @@ export interface IngressCounts {
   depth: number;
   connected: number;
   connects: number;
+  /** The error of the last link loss or refused connection ('' when none yet): what the linkDown warning says. */
+  linkError: string;
 }

@@ -129,6 +129,7 @@ export = function register(RED: NodeAPI): void {
         depth: depth(),
         connected: shared.gauge('connected'),
         connects: shared.counter('connects'),
+        linkError,
       });
       fam.handoff.attach(labels, hist);
       attached.push({ f: fam.handoff, labels });
@@ -140,6 +141,7 @@ export = function register(RED: NodeAPI): void {
       let link: Link = linkOf();
       let tcpState: 'off' | 'listening' | 'error' = 'off';
       let outage = false;
+      let linkError = '';
       let lastDropped = 0;
       let droppingUntil = 0;
       const show = (): void => {
@@ -249,6 +251,7 @@ export = function register(RED: NodeAPI): void {
             case 'link': {
               if (!(ev.state === 'connecting' && links[k] === 'down')) links[k] = ev.state;
               link = linkOf();
+              if (ev.state === 'down' && ev.error) linkError = ev.error;
               if (ev.state === 'down' && !outage) {
                 outage = true;
                 node.warn(RED._(`${TYPE}.errors.linkDown`, { url: settings?.url ?? '', error: ev.error ?? '' }));
