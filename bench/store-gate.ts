@@ -115,7 +115,8 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
           { topic: 'store/s1/events', parser: 'events', qos: 1, source: 'events' },
           { topic: 'store/s1/auth', parser: 'auth', qos: 1, source: 'acc' },
         ],
-        wires: [['trk', 'diag']],
+        // SG_DIAG=1: also to a function node logging, per gate-zone entry, publish -> worker and worker -> flow (ms)
+        wires: [process.env.SG_DIAG ? ['trk', 'diag'] : ['trk']],
       },
       {
         id: 'diag', z: 't', type: 'function', wires: [],
@@ -138,7 +139,16 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
 
 // ---- metrics ----
 async function metrics(rt: ChildRuntime): Promise<Map<string, number>> {
-  const r = await rt.get('/metrics');
+  // a flooded runtime (core under 20k/s) may not answer in time: ask again, for up to a minute
+  let r: { status: number; text: string } | null = null;
+  for (let i = 0; !r; i++) {
+    try {
+      r = await rt.get('/metrics');
+    } catch (e) {
+      if (i >= 30) throw e;
+      await sleep(2000);
+    }
+  }
   const m = new Map<string, number>();
   for (const line of r.text.split('\n')) {
     if (!line.startsWith('rtedge_')) continue;

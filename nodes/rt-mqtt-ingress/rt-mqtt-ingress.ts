@@ -215,80 +215,80 @@ export = function register(RED: NodeAPI): void {
       const settingsOf = (suffix: string) => (broker ? clientSettings(broker.config, broker.credentials, `-${node.id}${suffix}`, () => randomBytes(4).toString('hex')) : null);
       const settings = settingsOf('');
       plan.forEach((part, k) => {
-      const init: ClientInit = {
-        role: 'client',
-        mqtt: part.subs.length > 0 ? settingsOf(part.suffix) : null,
-        sources: cfg.sources,
-        subs: part.subs,
-        tcp: part.tcp,
-        ctl,
-        limits,
-        maxBytes: cfg.maxBytes,
-        metrics: shareds[k].sab,
-      };
-      const mine = new Set([...part.subs.map((x) => x.source), ...(part.tcp ? [part.tcp.source] : [])]);
-      const lease = new WorkerLease<IngressEvent, IngressCmd>({
-        script: join(__dirname, 'mqtt.worker.js'),
-        ...(broker ? { key: `${broker.workerKey}${part.suffix}` } : { shared: false }),
-        init,
-        onEvent: (ev) => {
-          switch (ev.t) {
-            case 'batch':
-              // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
-              for (const e of ev.ev) pending[e.s].push(e);
-              if (!draining) {
-                draining = true;
-                setImmediate(drain);
+        const init: ClientInit = {
+          role: 'client',
+          mqtt: part.subs.length > 0 ? settingsOf(part.suffix) : null,
+          sources: cfg.sources,
+          subs: part.subs,
+          tcp: part.tcp,
+          ctl,
+          limits,
+          maxBytes: cfg.maxBytes,
+          metrics: shareds[k].sab,
+        };
+        const mine = new Set([...part.subs.map((x) => x.source), ...(part.tcp ? [part.tcp.source] : [])]);
+        const lease = new WorkerLease<IngressEvent, IngressCmd>({
+          script: join(__dirname, 'mqtt.worker.js'),
+          ...(broker ? { key: `${broker.workerKey}${part.suffix}` } : { shared: false }),
+          init,
+          onEvent: (ev) => {
+            switch (ev.t) {
+              case 'batch':
+                // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
+                for (const e of ev.ev) pending[e.s].push(e);
+                if (!draining) {
+                  draining = true;
+                  setImmediate(drain);
+                }
+                return;
+              case 'malformed': {
+                gates[ev.s].give(1);
+                const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
+                status.immediate('error', RED._(`${TYPE}.status.malformed`));
+                node.error(RED._(`${TYPE}.errors.malformed`, { source: names[ev.s], topic: ev.topic, error: t.text(ev.error as Coded) }), msg);
+                return;
               }
-              return;
-            case 'malformed': {
-              gates[ev.s].give(1);
-              const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
-              status.immediate('error', RED._(`${TYPE}.status.malformed`));
-              node.error(RED._(`${TYPE}.errors.malformed`, { source: names[ev.s], topic: ev.topic, error: t.text(ev.error as Coded) }), msg);
-              return;
+              case 'link': {
+                if (!(ev.state === 'connecting' && links[k] === 'down')) links[k] = ev.state;
+                link = linkOf();
+                if (ev.state === 'down' && ev.error) linkError = ev.error;
+                if (ev.state === 'down' && !outage) {
+                  outage = true;
+                  node.warn(RED._(`${TYPE}.errors.linkDown`, { url: settings?.url ?? '', error: ev.error ?? '' }));
+                } else if (link === 'connected' && outage) {
+                  outage = false;
+                  node.log(RED._(`${TYPE}.linkUp`, { url: settings?.url ?? '' }));
+                }
+                show();
+                return;
+              }
+              case 'tcp':
+                tcpState = ev.state;
+                if (ev.state === 'error') {
+                  const text = RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' });
+                  node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
+                }
+                show();
+                return;
+              default:
+                return;
             }
-            case 'link': {
-              if (!(ev.state === 'connecting' && links[k] === 'down')) links[k] = ev.state;
-              link = linkOf();
-              if (ev.state === 'down' && ev.error) linkError = ev.error;
-              if (ev.state === 'down' && !outage) {
-                outage = true;
-                node.warn(RED._(`${TYPE}.errors.linkDown`, { url: settings?.url ?? '', error: ev.error ?? '' }));
-              } else if (link === 'connected' && outage) {
-                outage = false;
-                node.log(RED._(`${TYPE}.linkUp`, { url: settings?.url ?? '' }));
-              }
-              show();
-              return;
-            }
-            case 'tcp':
-              tcpState = ev.state;
-              if (ev.state === 'error') {
-                const text = RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' });
-                node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
-              }
-              show();
-              return;
-            default:
-              return;
-          }
-        },
-        onError: (err) => {
-          const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) });
-          node.error(text, { topic: 'error', payload: { error: text } });
-          status.immediate('error', RED._(`${TYPE}.status.restarting`));
-        },
-        onRestart: () => {
-          // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
-          gates.forEach((g, i) => {
-            if (!mine.has(i)) return;
-            g.resetTo(waitingOf(i));
-            owed[i] = 0;
-          });
-        },
-      });
-      leases.push(lease);
+          },
+          onError: (err) => {
+            const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) });
+            node.error(text, { topic: 'error', payload: { error: text } });
+            status.immediate('error', RED._(`${TYPE}.status.restarting`));
+          },
+          onRestart: () => {
+            // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
+            gates.forEach((g, i) => {
+              if (!mine.has(i)) return;
+              g.resetTo(waitingOf(i));
+              owed[i] = 0;
+            });
+          },
+        });
+        leases.push(lease);
       });
       node._leases = leases;
       for (const l of leases) l.start();
