@@ -72,14 +72,21 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
         }
       }, delay);
     };
+    // Never a connection without the TLS files the config names (it would trust the system CAs instead):
+    // when one cannot be read, the first attempt waits for the backoff, which reads them again.
+    let tlsRead = true;
     try {
       readTls();
     } catch (err) {
+      tlsRead = false;
       post({ t: 'link', state: 'down', error: (err as Error).message });
     }
-    post({ t: 'link', state: 'connecting' });
-    const c = connect(s.url, opts);
+    const c = connect(s.url, { ...opts, manualConnect: true });
     client = c;
+    if (tlsRead) {
+      post({ t: 'link', state: 'connecting' });
+      c.connect();
+    } else schedule();
     c.on('connect', () => {
       attempt = 0;
       wasConnected = true;

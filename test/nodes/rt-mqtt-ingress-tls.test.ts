@@ -6,7 +6,7 @@
 // connected.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { connect } from 'mqtt';
@@ -96,7 +96,23 @@ describe('rt-mqtt-ingress over TLS (mosquitto, openssl certificates)', function 
     assert.match(mosq!.log(), /OpenSSL Error|protocol error|Client <unknown> disconnected/i, 'the broker saw the handshake fail');
   });
 
-  it('with a CA file that does not exist: refused with the file named, never a connection without it', async () => {
+  it('with a CA file that does not exist yet: no connection without it (even unverified), the file named; connects once it is there', async () => {
+    const missing = join(tmp!.dir, 'later-ca.pem');
+    // verify off: a client that went ahead without the CA file would be let in, so only not trying keeps connects at 0
+    await load(ingressFlow({ url: mosq!.url, tls: true, ca: missing, verify: false, clientId: 'tls-late' }, { subs: [SUBS[1]] }));
+    const warns: string[] = [];
+    (helper.getNode('in') as { on(e: string, f: (c: { args: unknown[] }) => void): void }).on('call:warn', (c) => warns.push(String(c.args[0])));
+    await waitFor(() => counts().linkError !== '', 20_000, 'the link error');
+    await sleep(1500); // several backoff rounds (50-500 ms)
+    assert.equal(counts().connects, 0, 'never connected without the CA file');
+    assert.doesNotMatch(mosq!.log(), /as tls-late/, 'the broker never saw the client');
+    assert.match(counts().linkError, /ENOENT.*later-ca\.pem/, `the error names the file: ${counts().linkError}`);
+    copyFileSync(certs.ca, missing);
+    await waitFor(() => counts().connected === 1, 20_000, 'connected once the CA file is there (read again before each attempt)');
+    assert.equal(warns.filter((w) => /linkDown/.test(w)).length, 1, 'one warning for the outage');
+  });
+
+  it('with a CA file that does not exist: refused with the file named', async () => {
     const missing = join(tmp!.dir, 'no-such-ca.pem');
     await load(ingressFlow({ url: mosq!.url, tls: true, ca: missing, verify: true }, { subs: [SUBS[1]] }));
     const warns: string[] = [];
