@@ -122,3 +122,62 @@ describe('rt-mqtt-ingress over TLS (mosquitto, openssl certificates)', function 
     assert.match(counts().linkError, /ENOENT.*no-such-ca\.pem/, `the error names the file: ${counts().linkError}`);
   });
 });
+
+describe('rt-journey-egress MQTT outbox over TLS (the same broker-config client options)', function () {
+  this.timeout(90_000);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const egressNode = require('../../nodes/rt-journey-egress/rt-journey-egress');
+  let mosq: Mosquitto | null = null;
+  let tmp: { dir: string; cleanup(): void } | null = null;
+  let certs: ReturnType<typeof makeCerts>;
+  before(async () => {
+    tmp = tempDir('rtedge-tls-egress-');
+    certs = makeCerts(tmp.dir);
+    mosq = await startMosquitto({ persistence: false, tls: { ca: certs.ca, cert: certs.cert, key: certs.key } });
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await waitFor(() => activeWorkerCount() === 0, 5000, 'no worker left');
+  });
+  after(async () => {
+    await mosq?.close();
+    tmp?.cleanup();
+  });
+
+  it('publishes the journey batches over mqtts:// with the CA file', async () => {
+    const sub = connect(mosq!.url, { ca: readFileSync(certs.ca) });
+    const seen: number[] = [];
+    sub.on('message', (_t, p) => {
+      for (const line of p.toString().split('\n')) if (line) seen.push((JSON.parse(line) as { journey: number }).journey);
+    });
+    await new Promise<void>((r, j) => {
+      sub.once('connect', () => r());
+      sub.once('error', j);
+    });
+    await sub.subscribeAsync('store/+/journeys', { qos: 1 });
+    try {
+      await new Promise<void>((resolve, reject) =>
+        helper.load(
+          [brokerNode, egressNode],
+          [
+            { id: 'f1', type: 'tab', label: 'egress' },
+            { id: 'br', type: 'rt-mqtt-broker', version: 1, url: mosq!.url, tls: true, ca: certs.ca, verify: true, backoffMin: 100, backoffMax: 500 },
+            { id: 'eg', z: 'f1', type: 'rt-journey-egress', version: 1, path: join(tmp!.dir, 'journeys.jsonl'), flushCount: 10, flushMs: 100, mqttBroker: 'br', mqttTopic: 'store/s1/journeys', wires: [[]] },
+          ],
+          (err: Error | undefined) => (err ? reject(err) : resolve()),
+        ),
+      );
+      const eg = helper.getNode('eg') as { receive(m: object): void; _mqttCounts: () => { connected: number; acked: number; outbox: number } };
+      await waitFor(() => eg._mqttCounts().connected === 1, 20_000, 'the outbox connected over TLS');
+      for (let i = 1; i <= 20; i++) eg.receive({ payload: { journey: i, outcome: 'complete' } });
+      await waitFor(() => new Set(seen).size >= 20, 10_000, `20 journeys at the subscriber (${seen.length})`);
+      assert.deepEqual(
+        [...new Set(seen)].sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      await waitFor(() => eg._mqttCounts().acked >= 1 && eg._mqttCounts().outbox === 0, 10_000, 'acknowledged, the outbox empty');
+    } finally {
+      await sub.endAsync();
+    }
+  });
+});
