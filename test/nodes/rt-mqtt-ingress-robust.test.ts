@@ -126,7 +126,7 @@ describe('rt-mqtt-ingress under stress (mosquitto)', function () {
     assert.ok(p99 < 1000, `event-loop delay p99 ${p99} ms`);
   });
 
-  it('a frame flood into a slow flow: frames have their own connection and at most frameWindow of them in flight; an event published after them overtakes the frames still to come', async () => {
+  it('a frame flood into a slow flow: frames have their own connection and at most frameWindow of them in flight; an event published mid-flood comes through while frames are still coming', async () => {
     mosq = await startMosquitto();
     await load([
       ...ingressFlow({ url: mosq.url, clientId: 'sg-test', clean: true }, { queueLimit: 4096, frameWindow: 16, wires: [['slow']] }),
