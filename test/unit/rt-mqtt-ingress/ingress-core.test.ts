@@ -6,7 +6,7 @@ import { mqttClientOptions, readBroker, readTlsFiles } from '../../../nodes/rt-m
 import { readIngress } from '../../../nodes/rt-mqtt-ingress/ingress-config';
 import * as gateCore from '../../../nodes/rt-gate-command/gate-core';
 import * as sharedBackoff from '../../../nodes/shared/backoff';
-import { checkTopicFilter, CreditGate, GapTracker, parse, reconnectDelay } from '../../../nodes/rt-mqtt-ingress/ingress-core';
+import { checkTopicFilter, CreditGate, GapTracker, parse, reconnectDelay, sourceLimits } from '../../../nodes/rt-mqtt-ingress/ingress-core';
 import { IngressPipe } from '../../../nodes/rt-mqtt-ingress/ingress-pipe';
 import { type IngressEvent, ingressMetricSpec } from '../../../nodes/rt-mqtt-ingress/ingress-protocol';
 import { topicMatches } from '../../../nodes/rt-mqtt-ingress/topic';
@@ -124,6 +124,15 @@ describe('rt-mqtt-ingress core', () => {
     // one implementation (nodes/shared/backoff.ts) for the ingress, the gate link and the journey outbox
     assert.equal(reconnectDelay, sharedBackoff.reconnectDelay);
     assert.equal(gateCore.reconnectDelay, sharedBackoff.reconnectDelay);
+  });
+
+  it('credits: events and authorisations get the queue limit, a frame source the frame window (never above the limit); frameWindow config default, bounds', () => {
+    assert.deepEqual(sourceLimits(['frame', 'event', 'auth'], 4096, 128), [128, 4096, 4096]);
+    assert.deepEqual(sourceLimits(['frame'], 64, 128), [64], 'capped by the queue limit');
+    const sub = [{ topic: 'store/+/tracks', parser: 'tracks', qos: 0, source: 'tracks' }];
+    assert.equal(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub }, true).frameWindow, 128);
+    assert.equal(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub, frameWindow: 16 }, true).frameWindow, 16);
+    assert.ok(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub, frameWindow: 0 }, true).problems.length > 0, 'frameWindow 0 is out of range');
   });
 
   it('one set of MQTT client options and TLS file reading for the ingress worker and the journey outbox (broker-config)', () => {
