@@ -219,7 +219,8 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
   const probeOut = join(tmp.dir, 'el.json');
   const rt = await startNodeRed({
     flows: flows(side, mosq, peer),
-    execArgv: ['-r', join(__dirname, 'lib', 'el-probe.js')],
+    // SG_TRACE_GC=1 (development aid): the runtime's GC pauses in its log, printed after the flood
+    execArgv: ['-r', join(__dirname, 'lib', 'el-probe.js'), ...(process.env.SG_TRACE_GC ? ['--trace-gc'] : [])],
     env: { RTEDGE_EL_PROBE_OUT: probeOut },
   });
   try {
@@ -297,6 +298,11 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
       log(`ours flood: published ${fr.published} received ${d('received')} delivered ${d('delivered')} dropped ${d('dropped')} gaps ${d('gaps')}`);
       log(`ours hand-off (worker receive -> flow) over the run: ${handoffSummary(m1)}`);
     } else log(`core flood: published ${fr.published} into tracker ${frames}`);
+    if (process.env.SG_TRACE_GC) {
+      const pauses = rt.log().split('\n').map((l) => /(Mark-Compact|Scavenge|Mark-Sweep)[^\n]*?([\d.]+) \/ [\d.]+ ms/.exec(l)).filter((m): m is RegExpExecArray => m !== null);
+      const big = pauses.filter((m) => Number(m[2]) >= 20).map((m) => `${m[1]} ${m[2]} ms`);
+      log(`${side} GC pauses: ${pauses.length}, >= 20 ms: ${big.length} [${big.slice(0, 20).join(', ')}]`);
+    }
     if (process.env.SG_DIAG) log(rt.log().split('\n').filter((l) => l.includes('DIAG')).map((l) => l.slice(l.indexOf('DIAG') + 5)).join(' '));
     log(`${side} decisions ${lat.length}/${sent.size}: p50 ${percentile(lat, 0.5)} ms p99 ${percentile(lat, 0.99)} ms; flood event loop ${JSON.stringify(el)}`);
     return {
