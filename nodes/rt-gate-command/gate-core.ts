@@ -97,8 +97,5 @@ export function ackMatches(ack: RegExp, line: string, gate: string): boolean {
 
 export type GateResult = 'ok' | 'timeout' | 'error' | 'dropped';
 
-/** Exponential backoff with +-20 % jitter, bounded. */
-export function reconnectDelay(attempt: number, minMs: number, maxMs: number, rnd: () => number = Math.random): number {
-  const base = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20));
-  return Math.max(0, Math.round(base * (0.8 + 0.4 * rnd())));
-}
+/** Exponential backoff with +-20 % jitter, bounded: the one of nodes/shared/backoff.ts. */
+export { reconnectDelay } from '../shared/backoff';

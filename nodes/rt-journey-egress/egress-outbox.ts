@@ -16,6 +16,8 @@ import { dirname } from 'node:path';
 
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 
+import { reconnectDelay } from '../shared/backoff';
+import { mqttClientOptions, readTlsFiles } from '../rt-mqtt-broker/broker-config';
 import type { MqttSettings } from '../rt-mqtt-ingress/ingress-protocol';
 
 export interface OutboxOptions {
@@ -52,6 +54,8 @@ export class MqttOutbox {
   private client: MqttClient | null = null;
   private closing = false;
   private tlsRetry: NodeJS.Timeout | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private attempt = 0;
   private needResend = false;
   private readonly ackFile: string;
 
@@ -108,23 +112,10 @@ export class MqttOutbox {
 
   private connect(): void {
     const s = this.o.mqtt;
-    const opts: IClientOptions = {
-      clientId: s.clientId,
-      clean: s.clean,
-      keepalive: s.keepaliveS,
-      protocolVersion: s.protocolVersion,
-      reconnectPeriod: Math.max(100, s.backoffMinMs),
-      connectTimeout: 10_000,
-      username: s.username,
-      password: s.password,
-      rejectUnauthorized: s.verify,
-      // our outbox holds the batches: nothing queued inside the client while offline
-      queueQoSZero: false,
-    };
+    // our outbox holds the batches: nothing queued inside the client while offline; reconnects: ours (backoff)
+    const opts: IClientOptions = mqttClientOptions(s, { queueQoSZero: false });
     try {
-      if (s.ca) opts.ca = fs.readFileSync(s.ca);
-      if (s.cert) opts.cert = fs.readFileSync(s.cert);
-      if (s.key) opts.key = fs.readFileSync(s.key);
+      readTlsFiles(s, opts);
     } catch (err) {
       // never connect without the TLS files the config names: try again later (the files may appear)
       this.hooks.connected(false, (err as Error).message);
@@ -138,6 +129,7 @@ export class MqttOutbox {
     this.client = c;
     let lastError = '';
     c.on('connect', () => {
+      this.attempt = 0;
       this.hooks.connected(true);
       // The client resends its own unacknowledged QoS 1 publishes after a reconnection; only what it
       // reported as failed is handed to it again (from the outbox, in order).
@@ -149,8 +141,22 @@ export class MqttOutbox {
     });
     c.on('error', (e) => (lastError = e.message));
     c.on('close', () => {
-      if (!this.closing) this.hooks.connected(false, lastError || undefined);
+      if (this.closing) return;
+      this.hooks.connected(false, lastError || undefined);
       lastError = '';
+      // the ingress's doubling backoff (with jitter), the TLS files read again before each attempt
+      if (this.retry) return;
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        if (this.closing) return;
+        try {
+          readTlsFiles(s, opts);
+          Object.assign(c.options, { ca: opts.ca, cert: opts.cert, key: opts.key });
+        } catch (err) {
+          lastError = (err as Error).message;
+        }
+        c.reconnect();
+      }, reconnectDelay(this.attempt++, Math.max(100, s.backoffMinMs), Math.max(100, s.backoffMaxMs)));
     });
   }
 
@@ -216,6 +222,8 @@ export class MqttOutbox {
     while (this.queue.length > 0 && this.client?.connected && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     this.closing = true;
     if (this.tlsRetry) clearTimeout(this.tlsRetry);
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     this.saveAcked();

@@ -3,6 +3,10 @@
 // thread, listening on `port` (bind address `bind`), that the clients of this
 // config connect to. A URL (mqtt://, mqtts://, tcp://, ssl://, ws://, wss://)
 // points at any other broker (mosquitto, EMQX, HiveMQ...).
+import { readFileSync } from 'node:fs';
+
+import type { IClientOptions } from 'mqtt';
+
 import { type Coded, coded } from '../shared/coded';
 import { readLimited } from '../shared/limits';
 import { bool, type Migration, migrate } from '../shared/migrate';
@@ -123,4 +127,31 @@ export interface BrokerNode extends Node {
   credentials?: { user?: string; password?: string };
   /** The worker key its clients share (with the embedded broker). */
   workerKey: string;
+}
+
+/**
+ * The options of an MQTT client (mqtt package) for these settings, shared by the ingress worker and the
+ * journey outbox. No automatic reconnect: each caller reconnects itself with reconnectDelay
+ * (nodes/shared/backoff.ts) and reads the TLS files again before each attempt (readTlsFiles).
+ */
+export function mqttClientOptions(s: MqttSettings, extra: Partial<IClientOptions> = {}): IClientOptions {
+  return {
+    clientId: s.clientId,
+    clean: s.clean,
+    keepalive: s.keepaliveS,
+    protocolVersion: s.protocolVersion,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    username: s.username,
+    password: s.password,
+    rejectUnauthorized: s.verify,
+    ...extra,
+  };
+}
+
+/** Reads the PEM files the settings name into the options (throws when one cannot be read: never connect without them). */
+export function readTlsFiles(s: MqttSettings, opts: IClientOptions): void {
+  if (s.ca) opts.ca = readFileSync(s.ca);
+  if (s.cert) opts.cert = readFileSync(s.cert);
+  if (s.key) opts.key = readFileSync(s.key);
 }

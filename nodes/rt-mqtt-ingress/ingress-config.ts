@@ -21,6 +21,7 @@ export interface IngressDef extends NodeDef {
   tcpHost?: string;
   tcpSource?: string;
   queueLimit?: number | string;
+  frameWindow?: number | string;
   maxBytes?: number | string;
 }
 
@@ -29,9 +30,14 @@ export interface IngressConfig {
   subs: SubSpec[];
   tcp: { host: string; port: number; source: number; name: string } | null;
   queueLimit: number;
+  /** Frames (parser tracks) handed to the flow and not yet processed by it, at most, per source (capped by queueLimit). */
+  frameWindow: number;
   maxBytes: number;
   problems: Coded[];
 }
+
+/** Default frame window: at ~10k frames/s through a tracker, about 10 ms of frames waiting on the flow engine. */
+export const FRAME_WINDOW = 128;
 
 /** Codes of config problems (catalog rt-mqtt-ingress.codes.<code>). */
 export const INGRESS_PROBLEMS = ['bad-topic', 'bad-parser', 'bad-qos', 'bad-source', 'source-parser-clash', 'nothing-to-do', 'no-broker', 'out-of-range', 'out-of-range-whole'] as const;
@@ -114,6 +120,7 @@ export function readIngress(raw: IngressDef, hasBroker: boolean): IngressConfig 
     subs: hasBroker ? subs : [],
     tcp,
     queueLimit: Math.round(readLimited('rt-mqtt-ingress', 'queueLimit', d.queueLimit, 4096, problems)),
+    frameWindow: Math.round(readLimited('rt-mqtt-ingress', 'frameWindow', d.frameWindow, FRAME_WINDOW, problems)),
     maxBytes: Math.round(readLimited('rt-mqtt-ingress', 'maxBytes', d.maxBytes, 262144, problems)),
     problems,
   };

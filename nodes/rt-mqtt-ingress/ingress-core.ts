@@ -167,8 +167,8 @@ export class CreditGate {
   ) {}
 
   /** One gate per source over one shared buffer (WORDS Int32 words each): a flood on one source cannot take another's credits. */
-  static perSource(sab: SharedArrayBuffer, n: number, limit: number): CreditGate[] {
-    return Array.from({ length: n }, (_, i) => new CreditGate(new Int32Array(sab, i * CreditGate.WORDS * 4, CreditGate.WORDS), limit));
+  static perSource(sab: SharedArrayBuffer, n: number, limit: number | readonly number[]): CreditGate[] {
+    return Array.from({ length: n }, (_, i) => new CreditGate(new Int32Array(sab, i * CreditGate.WORDS * 4, CreditGate.WORDS), typeof limit === 'number' ? limit : limit[i]));
   }
 
   static bytes(n: number): number {
@@ -195,16 +195,22 @@ export class CreditGate {
   }
 }
 
+/**
+ * The credits (events in flight) of each source: events and authorisations get the whole queue limit (a
+ * burst of them waits rather than being dropped); a frame source gets at most `frameWindow`, so that only a
+ * few milliseconds of frames ever wait on the flow engine in front of a decision.
+ */
+export function sourceLimits(kinds: readonly EventKind[], queueLimit: number, frameWindow: number): number[] {
+  return kinds.map((k) => (k === 'frame' ? Math.min(queueLimit, frameWindow) : queueLimit));
+}
+
 /** Truncates a raw payload for an error report (1 KiB of text). */
 export function truncateRaw(text: string, max = 1024): string {
   return text.length <= max ? text : text.slice(0, max);
 }
 
-/** Backoff delay before reconnect attempt `attempt` (0-based): min*2^attempt capped at max, +-20 % jitter. */
-export function reconnectDelay(attempt: number, minMs: number, maxMs: number, rnd: () => number = Math.random): number {
-  const base = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (0.8 + 0.4 * rnd()));
-}
+/** Backoff delay before reconnect attempt `attempt` (0-based): the one of nodes/shared/backoff.ts. */
+export { reconnectDelay } from '../shared/backoff';
 
 /** Valid source names: label values of the metrics (from config only, never from payloads). */
 export function checkSourceName(s: string): boolean {

@@ -10,7 +10,7 @@ import type { IngressEvent, SourceSpec, WireEvent } from './ingress-protocol';
 
 export interface PipeDeps {
   post(ev: IngressEvent): void;
-  /** Runs fn soon, after the current I/O callback (setImmediate). */
+  /** Runs fn soon, after the current I/O callback (the worker: a microtask, after the socket read being parsed). */
   defer(fn: () => void): void;
   /** Epoch ms, fractional. */
   now(): number;

@@ -52,8 +52,8 @@ export interface ClientInit {
   tcp: TcpSpec | null;
   /** CreditGate words (posted, consumed), one pair per source. */
   ctl: SharedArrayBuffer;
-  /** Events posted and not yet consumed by the flow side, at most, per source. */
-  limit: number;
+  /** Events posted and not yet processed by the flow side, at most, per source (sourceLimits). */
+  limits: number[];
   /** Largest payload / line accepted (bytes of text). */
   maxBytes: number;
   metrics: SharedArrayBuffer;
@@ -106,4 +106,6 @@ export interface IngressCounts {
   depth: number;
   connected: number;
   connects: number;
+  /** The error of the last link loss or refused connection ('' when none yet): what the linkDown warning says. */
+  linkError: string;
 }

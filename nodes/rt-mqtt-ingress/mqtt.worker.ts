@@ -6,14 +6,15 @@
 // Ingress nodes on one broker config and that config's embedded broker share
 // this thread. Nothing here waits for the flow engine: a blocked main thread
 // neither delays the keep-alives nor the acknowledgements.
-import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 
+import { reconnectDelay } from '../shared/backoff';
 import { SharedMetrics } from '../shared/shared-metrics';
+import { mqttClientOptions, readTlsFiles } from '../rt-mqtt-broker/broker-config';
 import { type InstanceContext, serveInstances } from '../shared/worker-runtime';
-import { CreditGate, reconnectDelay } from './ingress-core';
+import { CreditGate } from './ingress-core';
 import { IngressPipe } from './ingress-pipe';
 import { topicMatches } from './topic';
 import { type BrokerInit, type ClientInit, type IngressCmd, type IngressEvent, ingressMetricSpec, type MqttInit } from './ingress-protocol';
@@ -22,9 +23,16 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 
 function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
   const m = SharedMetrics.attach(ingressMetricSpec(init.sources.length), init.metrics);
-  const gates = CreditGate.perSource(init.ctl, init.sources.length, init.limit);
+  const gates = CreditGate.perSource(init.ctl, init.sources.length, init.limits);
   const post = (ev: IngressEvent): void => ctx.emit(ev);
-  const pipe = new IngressPipe(init.sources, gates, m, init.maxBytes, { post, defer: (fn) => setImmediate(fn), now: nowMs });
+  const pipe = new IngressPipe(init.sources, gates, m, init.maxBytes, {
+    post,
+    // After the socket read being parsed (mqtt.js parses one read's packets in a process.nextTick chain, and
+    // microtasks run after it), not on the next turn of the loop: a turn can hold up to 32 reads of 64 KiB
+    // (libuv), i.e. hundreds of milliseconds of frames under a flood.
+    defer: (fn) => queueMicrotask(fn),
+    now: nowMs,
+  });
   let closing = false;
   let client: MqttClient | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -43,23 +51,9 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
       for (const sub of subs) if (topicMatches(sub.topic, topic)) return sub.source;
       return -1;
     };
-    const opts: IClientOptions = {
-      clientId: s.clientId,
-      clean: s.clean,
-      keepalive: s.keepaliveS,
-      protocolVersion: s.protocolVersion,
-      reconnectPeriod: 0, // our own backoff below
-      connectTimeout: 10_000,
-      resubscribe: false, // we subscribe on every connect
-      username: s.username,
-      password: s.password,
-      rejectUnauthorized: s.verify,
-    };
-    const readTls = (): void => {
-      if (s.ca) opts.ca = readFileSync(s.ca);
-      if (s.cert) opts.cert = readFileSync(s.cert);
-      if (s.key) opts.key = readFileSync(s.key);
-    };
+    // our own backoff below (reconnectPeriod 0); we subscribe on every connect
+    const opts: IClientOptions = mqttClientOptions(s, { resubscribe: false });
+    const readTls = (): void => readTlsFiles(s, opts);
     let wasConnected = false;
     const schedule = (): void => {
       if (closing || timer) return;
@@ -78,14 +72,21 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
         }
       }, delay);
     };
+    // Never a connection without the TLS files the config names (it would trust the system CAs instead):
+    // when one cannot be read, the first attempt waits for the backoff, which reads them again.
+    let tlsRead = true;
     try {
       readTls();
     } catch (err) {
+      tlsRead = false;
       post({ t: 'link', state: 'down', error: (err as Error).message });
     }
-    post({ t: 'link', state: 'connecting' });
-    const c = connect(s.url, opts);
+    const c = connect(s.url, { ...opts, manualConnect: true });
     client = c;
+    if (tlsRead) {
+      post({ t: 'link', state: 'connecting' });
+      c.connect();
+    } else schedule();
     c.on('connect', () => {
       attempt = 0;
       wasConnected = true;

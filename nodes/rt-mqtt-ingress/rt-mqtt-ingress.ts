@@ -18,13 +18,14 @@ import { ThrottledStatus } from '../shared/status';
 import { WorkerLease } from '../shared/worker-host';
 import { type BrokerNode, clientSettings } from '../rt-mqtt-broker/broker-config';
 import { type IngressDef, readIngress } from './ingress-config';
-import { CreditGate, KIND_OF } from './ingress-core';
+import { CreditGate, KIND_OF, sourceLimits } from './ingress-core';
 import { type ClientInit, HANDOFF_METRICS, type IngressCmd, type IngressCounts, type IngressEvent, ingressMetricSpec, type WireEvent } from './ingress-protocol';
 
 const TYPE = 'rt-mqtt-ingress';
 
 interface IngressNode extends Node {
-  _lease?: WorkerLease<IngressEvent, IngressCmd>;
+  /** The worker leases: events/authorisations (and the TCP listener), then frames when both are configured. */
+  _leases?: WorkerLease<IngressEvent, IngressCmd>[];
   /** The counters behind the metrics (tests, benchmarks). */
   _counts?: () => IngressCounts;
 }
@@ -59,7 +60,7 @@ export = function register(RED: NodeAPI): void {
     const broker = (def.broker ? RED.nodes.getNode(def.broker) : null) as BrokerNode | null;
     const cfg = readIngress(def, broker !== null);
     const problems = [...cfg.problems.map(t.text), ...(broker ? broker.config.problems.map(t.text) : [])];
-    let lease: WorkerLease<IngressEvent, IngressCmd> | null = null;
+    const leases: WorkerLease<IngressEvent, IngressCmd>[] = [];
     let timer: NodeJS.Timeout | null = null;
     const closeHooks: Array<() => void> = [];
     const attached: Array<{ f: { detach(l: Record<string, string>): void }; labels: Record<string, string> }> = [];
@@ -69,15 +70,28 @@ export = function register(RED: NodeAPI): void {
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
     } else {
       const n = cfg.sources.length;
-      const shared = SharedMetrics.create(ingressMetricSpec(n));
+      // Frames (parser tracks) get a worker thread and MQTT connection of their own when the node also takes
+      // events or authorisations: in one thread, or on one connection, a flood of frames sits in front of an
+      // event (the broker's queue, the socket, libuv's up to 32 reads of 64 KiB per turn) and no hand-off
+      // policy after that can take it back.
+      const isFrameSub = (x: { source: number }): boolean => cfg.sources[x.source].parser === 'tracks';
+      const frameSubs = cfg.subs.filter(isFrameSub);
+      const otherSubs = cfg.subs.filter((x) => !isFrameSub(x));
+      const plan = frameSubs.length > 0 && (otherSubs.length > 0 || cfg.tcp) ? [{ subs: otherSubs, tcp: cfg.tcp, suffix: '' }, { subs: frameSubs, tcp: null, suffix: '-frames' }] : [{ subs: cfg.subs, tcp: cfg.tcp, suffix: '' }];
+      const shareds = plan.map(() => SharedMetrics.create(ingressMetricSpec(n)));
+      const shared = {
+        counter: (name: string): number => shareds.reduce((a, x) => a + x.counter(name), 0),
+        gauge: (name: string): number => (name === 'connected' ? Math.min(...shareds.map((x) => x.gauge(name))) : shareds.reduce((a, x) => a + x.gauge(name), 0)),
+      };
       const handoff = SharedMetrics.create(HANDOFF_METRICS);
       const hist = handoff.histogram('handoff');
       const ctl = new SharedArrayBuffer(CreditGate.bytes(n));
-      const gates = CreditGate.perSource(ctl, n, cfg.queueLimit);
-      const depth = (): number => gates.reduce((a, g) => a + g.depth(), 0);
-      const delivered = new Array<number>(n).fill(0);
       const names = cfg.sources.map((s) => s.name);
       const kinds = cfg.sources.map((s) => KIND_OF[s.parser]);
+      const limits = sourceLimits(kinds, cfg.queueLimit, cfg.frameWindow);
+      const gates = CreditGate.perSource(ctl, n, limits);
+      const depth = (): number => gates.reduce((a, g) => a + g.depth(), 0);
+      const delivered = new Array<number>(n).fill(0);
       const labels = { node: node.id };
       const attach = (f: { attach(l: Record<string, string>, r: () => number): void; detach(l: Record<string, string>): void }, l: Record<string, string>, r: () => number): void => {
         f.attach(l, r);
@@ -115,13 +129,19 @@ export = function register(RED: NodeAPI): void {
         depth: depth(),
         connected: shared.gauge('connected'),
         connects: shared.counter('connects'),
+        linkError,
       });
       fam.handoff.attach(labels, hist);
       attached.push({ f: fam.handoff, labels });
 
-      let link: 'connecting' | 'connected' | 'down' | 'none' = cfg.subs.length > 0 ? 'connecting' : 'none';
+      type Link = 'connecting' | 'connected' | 'down' | 'none';
+      const links: Link[] = plan.map((p) => (p.subs.length > 0 ? 'connecting' : 'none'));
+      // one state for the node: down if a link is down, connecting while one is, else connected (or none)
+      const linkOf = (): Link => (links.includes('down') ? 'down' : links.includes('connecting') ? 'connecting' : links.includes('connected') ? 'connected' : 'none');
+      let link: Link = linkOf();
       let tcpState: 'off' | 'listening' | 'error' = 'off';
       let outage = false;
+      let linkError = '';
       let lastDropped = 0;
       let droppingUntil = 0;
       const show = (): void => {
@@ -138,6 +158,11 @@ export = function register(RED: NodeAPI): void {
       const order = names.map((_, i) => i).sort((x, y) => Number(kinds[x] === 'frame') - Number(kinds[y] === 'frame'));
       let draining = false;
       let closed = false;
+      // Credits are given back one turn after the send, when Node-RED has delivered the messages (its delivery is
+      // a setImmediate queued before the next drain) and the tracker has processed them: the worker hands over
+      // more only as fast as the flow really takes them, so the flow engine's own backlog stays one slice.
+      const owed = new Array<number>(n).fill(0);
+      let owing = false;
       const waitingOf = (i: number): number => pending[i].length - heads[i];
       const urgent = order.filter((i) => kinds[i] !== 'frame');
       const frames = order.filter((i) => kinds[i] === 'frame');
@@ -145,7 +170,8 @@ export = function register(RED: NodeAPI): void {
         const e = pending[i][heads[i]++];
         hist.observeUs((now - e.rx) * 1000);
         delivered[i]++;
-        gates[i].give(1);
+        owed[i]++;
+        owing = true;
         node.send({ topic: e.topic, source: names[i], kind: kinds[i], payload: e.p, ingress: { seq: e.q, received: e.rx } });
         if (heads[i] >= pending[i].length) {
           pending[i].length = 0;
@@ -156,6 +182,11 @@ export = function register(RED: NodeAPI): void {
         if (closed) {
           draining = false;
           return;
+        }
+        if (owing) {
+          for (let i = 0; i < owed.length; i++) if (owed[i] > 0) gates[i].give(owed[i]);
+          owed.fill(0);
+          owing = false;
         }
         const now = nowMs();
         let n = 0;
@@ -174,81 +205,93 @@ export = function register(RED: NodeAPI): void {
         }
         let more = false;
         for (let i = 0; i < pending.length; i++) if (heads[i] < pending[i].length) more = true;
-        if (more) setImmediate(drain);
+        // one more turn gives back the credits of this slice
+        if (more || owing) setImmediate(drain);
         else draining = false;
       };
       closeHooks.push(() => {
         closed = true;
       });
-      const settings = broker ? clientSettings(broker.config, broker.credentials, `-${node.id}`, () => randomBytes(4).toString('hex')) : null;
-      const init: ClientInit = {
-        role: 'client',
-        mqtt: cfg.subs.length > 0 ? settings : null,
-        sources: cfg.sources,
-        subs: cfg.subs,
-        tcp: cfg.tcp,
-        ctl,
-        limit: cfg.queueLimit,
-        maxBytes: cfg.maxBytes,
-        metrics: shared.sab,
-      };
-      lease = new WorkerLease<IngressEvent, IngressCmd>({
-        script: join(__dirname, 'mqtt.worker.js'),
-        ...(broker ? { key: broker.workerKey } : { shared: false }),
-        init,
-        onEvent: (ev) => {
-          switch (ev.t) {
-            case 'batch':
-              // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
-              for (const e of ev.ev) pending[e.s].push(e);
-              if (!draining) {
-                draining = true;
-                setImmediate(drain);
+      const settingsOf = (suffix: string) => (broker ? clientSettings(broker.config, broker.credentials, `-${node.id}${suffix}`, () => randomBytes(4).toString('hex')) : null);
+      const settings = settingsOf('');
+      plan.forEach((part, k) => {
+        const init: ClientInit = {
+          role: 'client',
+          mqtt: part.subs.length > 0 ? settingsOf(part.suffix) : null,
+          sources: cfg.sources,
+          subs: part.subs,
+          tcp: part.tcp,
+          ctl,
+          limits,
+          maxBytes: cfg.maxBytes,
+          metrics: shareds[k].sab,
+        };
+        const mine = new Set([...part.subs.map((x) => x.source), ...(part.tcp ? [part.tcp.source] : [])]);
+        const lease = new WorkerLease<IngressEvent, IngressCmd>({
+          script: join(__dirname, 'mqtt.worker.js'),
+          ...(broker ? { key: `${broker.workerKey}${part.suffix}` } : { shared: false }),
+          init,
+          onEvent: (ev) => {
+            switch (ev.t) {
+              case 'batch':
+                // Taken in slices (drain), so a full queue never runs as one long task on the flow engine.
+                for (const e of ev.ev) pending[e.s].push(e);
+                if (!draining) {
+                  draining = true;
+                  setImmediate(drain);
+                }
+                return;
+              case 'malformed': {
+                gates[ev.s].give(1);
+                const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
+                status.immediate('error', RED._(`${TYPE}.status.malformed`));
+                node.error(RED._(`${TYPE}.errors.malformed`, { source: names[ev.s], topic: ev.topic, error: t.text(ev.error as Coded) }), msg);
+                return;
               }
-              return;
-            case 'malformed': {
-              gates[ev.s].give(1);
-              const msg: NodeMessage = { topic: ev.topic, source: names[ev.s], payload: ev.raw };
-              status.immediate('error', RED._(`${TYPE}.status.malformed`));
-              node.error(RED._(`${TYPE}.errors.malformed`, { source: names[ev.s], topic: ev.topic, error: t.text(ev.error as Coded) }), msg);
-              return;
+              case 'link': {
+                if (!(ev.state === 'connecting' && links[k] === 'down')) links[k] = ev.state;
+                link = linkOf();
+                if (ev.state === 'down' && ev.error) linkError = ev.error;
+                if (ev.state === 'down' && !outage) {
+                  outage = true;
+                  node.warn(RED._(`${TYPE}.errors.linkDown`, { url: settings?.url ?? '', error: ev.error ?? '' }));
+                } else if (link === 'connected' && outage) {
+                  outage = false;
+                  node.log(RED._(`${TYPE}.linkUp`, { url: settings?.url ?? '' }));
+                }
+                show();
+                return;
+              }
+              case 'tcp':
+                tcpState = ev.state;
+                if (ev.state === 'error') {
+                  const text = RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' });
+                  node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
+                }
+                show();
+                return;
+              default:
+                return;
             }
-            case 'link': {
-              if (ev.state === 'down' && !outage) {
-                outage = true;
-                node.warn(RED._(`${TYPE}.errors.linkDown`, { url: settings?.url ?? '', error: ev.error ?? '' }));
-              } else if (ev.state === 'connected' && outage) {
-                outage = false;
-                node.log(RED._(`${TYPE}.linkUp`, { url: settings?.url ?? '' }));
-              }
-              if (!(ev.state === 'connecting' && link === 'down')) link = ev.state;
-              show();
-              return;
-            }
-            case 'tcp':
-              tcpState = ev.state;
-              if (ev.state === 'error') {
-                const text = RED._(`${TYPE}.errors.tcpListen`, { host: cfg.tcp?.host ?? '', port: ev.port, error: ev.error ?? '' });
-                node.error(text, { topic: 'error', payload: { error: text } }); // a message, so Catch nodes see it
-              }
-              show();
-              return;
-            default:
-              return;
-          }
-        },
-        onError: (err) => {
-          const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) });
-          node.error(text, { topic: 'error', payload: { error: text } });
-          status.immediate('error', RED._(`${TYPE}.status.restarting`));
-        },
-        onRestart: () => {
-          // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
-          gates.forEach((g, i) => g.resetTo(waitingOf(i)));
-        },
+          },
+          onError: (err) => {
+            const text = RED._(`${TYPE}.errors.worker`, { error: t.errorText(err) });
+            node.error(text, { topic: 'error', payload: { error: text } });
+            status.immediate('error', RED._(`${TYPE}.status.restarting`));
+          },
+          onRestart: () => {
+            // The dead worker's posted events that never arrived are gone: only those still waiting here hold credits.
+            gates.forEach((g, i) => {
+              if (!mine.has(i)) return;
+              g.resetTo(waitingOf(i));
+              owed[i] = 0;
+            });
+          },
+        });
+        leases.push(lease);
       });
-      node._lease = lease;
-      lease.start();
+      node._leases = leases;
+      for (const l of leases) l.start();
       show();
       // Drops are counted in the worker; warned here at most once a second, with the running counts per source.
       timer = setInterval(() => {
@@ -260,7 +303,7 @@ export = function register(RED: NodeAPI): void {
           if (d > 0) parts.push(`${name} ${d}`);
         });
         if (total > lastDropped) {
-          node.warn(RED._(`${TYPE}.errors.dropWarn`, { n: total, detail: parts.join(', '), limit: cfg.queueLimit }));
+          node.warn(RED._(`${TYPE}.errors.dropWarn`, { n: total, detail: parts.join(', '), limit: cfg.queueLimit, window: cfg.frameWindow }));
           lastDropped = total;
           droppingUntil = Date.now() + 2000;
         }
@@ -278,8 +321,8 @@ export = function register(RED: NodeAPI): void {
         status.close();
         done();
       };
-      if (!lease) finish();
-      else lease.close(3000).then(finish, finish);
+      if (leases.length === 0) finish();
+      else Promise.all(leases.map((l) => l.close(3000))).then(finish, finish);
     });
   }
 

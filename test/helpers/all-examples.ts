@@ -28,7 +28,7 @@ export async function exampleFiles(): Promise<string[]> {
 export async function allExampleFlows(o: { gatePort: number; serialPath: string; files?: string[] }): Promise<Flow[]> {
   const s = await shippedFlows();
   const files = o.files ?? s.exampleFiles(repoRoot).map((f) => relative(repoRoot, f));
-  const store = { gate: await freePort(), mqtt: await freePort() };
+  const store = { gate: await freePort(), mqtt: await freePort(), ingress: await freePort() };
   return s.mergeFlows(repoRoot, files, (n) => {
     if (typeof n.id === 'string' && n.id.startsWith('sg_')) {
       if (n.type === 'rt-gate-endpoint') return { ...n, port: store.gate };
@@ -36,6 +36,12 @@ export async function allExampleFlows(o: { gatePort: number; serialPath: string;
       if (n.type === 'rt-mqtt-broker') return { ...n, port: store.mqtt };
       if (n.type === 'mqtt-broker') return { ...n, port: String(store.mqtt) };
       if (n.type === 'rt-rs485-port') return { ...n, path: `${o.serialPath}-store-gate` };
+      return n;
+    }
+    // the rt-mqtt-ingress example (ids mi_*): its embedded broker on a free port
+    if (typeof n.id === 'string' && n.id.startsWith('mi_')) {
+      if (n.type === 'rt-mqtt-broker') return { ...n, port: store.ingress };
+      if (n.type === 'mqtt-broker') return { ...n, port: String(store.ingress) };
       return n;
     }
     if (n.type === 'rt-gate-endpoint') return { ...n, port: o.gatePort };

@@ -2,9 +2,11 @@
 // accounting (received = delivered-or-dropped + malformed), configs.
 import assert from 'node:assert/strict';
 
-import { readBroker } from '../../../nodes/rt-mqtt-broker/broker-config';
+import { mqttClientOptions, readBroker, readTlsFiles } from '../../../nodes/rt-mqtt-broker/broker-config';
 import { readIngress } from '../../../nodes/rt-mqtt-ingress/ingress-config';
-import { checkTopicFilter, CreditGate, GapTracker, parse, reconnectDelay } from '../../../nodes/rt-mqtt-ingress/ingress-core';
+import * as gateCore from '../../../nodes/rt-gate-command/gate-core';
+import * as sharedBackoff from '../../../nodes/shared/backoff';
+import { checkTopicFilter, CreditGate, GapTracker, parse, reconnectDelay, sourceLimits } from '../../../nodes/rt-mqtt-ingress/ingress-core';
 import { IngressPipe } from '../../../nodes/rt-mqtt-ingress/ingress-pipe';
 import { type IngressEvent, ingressMetricSpec } from '../../../nodes/rt-mqtt-ingress/ingress-protocol';
 import { topicMatches } from '../../../nodes/rt-mqtt-ingress/topic';
@@ -119,6 +121,26 @@ describe('rt-mqtt-ingress core', () => {
     assert.equal(reconnectDelay(3, 100, 10_000, () => 0.5), 800);
     assert.equal(reconnectDelay(30, 100, 10_000, () => 0.5), 10_000);
     assert.equal(reconnectDelay(0, 100, 10_000, () => 0), 80);
+    // one implementation (nodes/shared/backoff.ts) for the ingress, the gate link and the journey outbox
+    assert.equal(reconnectDelay, sharedBackoff.reconnectDelay);
+    assert.equal(gateCore.reconnectDelay, sharedBackoff.reconnectDelay);
+  });
+
+  it('credits: events and authorisations get the queue limit, a frame source the frame window (never above the limit); frameWindow config default, bounds', () => {
+    assert.deepEqual(sourceLimits(['frame', 'event', 'auth'], 4096, 128), [128, 4096, 4096]);
+    assert.deepEqual(sourceLimits(['frame'], 64, 128), [64], 'capped by the queue limit');
+    const sub = [{ topic: 'store/+/tracks', parser: 'tracks', qos: 0, source: 'tracks' }];
+    assert.equal(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub }, true).frameWindow, 128);
+    assert.equal(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub, frameWindow: 16 }, true).frameWindow, 16);
+    assert.ok(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub, frameWindow: 0 }, true).problems.length > 0, 'frameWindow 0 is out of range');
+  });
+
+  it('one set of MQTT client options and TLS file reading for the ingress worker and the journey outbox (broker-config)', () => {
+    const s = { url: 'mqtts://h:8883', clientId: 'c1', clean: false, keepaliveS: 15, protocolVersion: 4 as const, username: 'u', password: 'p', ca: '/nonexistent/ca.pem', verify: true, backoffMinMs: 100, backoffMaxMs: 1000 };
+    const o = mqttClientOptions(s, { queueQoSZero: false });
+    assert.equal(o.reconnectPeriod, 0, 'the callers reconnect with their own doubling backoff');
+    assert.deepEqual([o.clientId, o.clean, o.keepalive, o.username, o.password, o.rejectUnauthorized, o.queueQoSZero], ['c1', false, 15, 'u', 'p', true, false]);
+    assert.throws(() => readTlsFiles(s, o), /ENOENT/, 'a CA file that cannot be read is an error, never a connection without it');
   });
 
   it('configs: embedded broker by default, problems for bad topics, parsers, sources and persistent sessions without an id', () => {
