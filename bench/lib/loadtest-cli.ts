@@ -1,4 +1,5 @@
 // npm run loadtest [-- --rate-x N] [--minutes M | --seconds S] [--url http://host:port --user U --pass P] [--cpu-prof] [--out DIR]
+//                  [--admin-root PATH (the started runtime's httpAdminRoot, default /admin)] [--max-sockets N (default 64)]
 //
 // The validation plan's four workloads together (monitoring 40 req/s, control
 // 20, logging 4, GPIO 6, times --rate-x), open model, against
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   const cpuProf = argv.includes('--cpu-prof');
   const out = flag('out') ?? join(tmpdir(), `rtedge-loadtest-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   if (!(rateX > 0) || !(seconds > 0)) {
-    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR]');
+    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR] [--admin-root PATH] [--max-sockets N]');
     process.exit(2);
   }
   let target: Target;
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
     const user = flag('user');
     target = { host: u.hostname, port: Number(u.port || 80), auth: user ? { user, pass: flag('pass') ?? '' } : null };
   } else {
-    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined });
+    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined, adminRoot: flag('admin-root') });
     target = c.target;
     stopRuntime = async () => {
       // SIGINT: Node-RED stops its flows and exits normally, so --cpu-prof writes the profile.
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
   }
   const stopHealth = recordHealth(target, out);
   console.error(`running the four workloads at rate-x ${rateX} for ${seconds} s ...`);
-  const r = await runLoad(target, rateX, seconds, { warmupS: Math.min(5, seconds / 10) });
+  const maxSockets = flag('max-sockets') !== undefined ? Number(flag('max-sockets')) : undefined;
+  const r = await runLoad(target, rateX, seconds, { warmupS: Math.min(5, seconds / 10), maxSockets });
   const health = stopHealth();
   let cpu: string[] = [];
   if (stopRuntime) await stopRuntime();
