@@ -137,7 +137,9 @@ export = function register(RED: NodeAPI): void {
         logTimer = null;
       }
       lease?.post({ t: 'logging', on });
-      showOk();
+      // The status shows it at the next UI tick (uiMs): the status is throttled to one update per 500 ms
+      // anyway, and its text (an i18n lookup) is then built once per tick, not once per toggle request.
+      if (!uiTimer) showOk();
       return true;
     };
 
