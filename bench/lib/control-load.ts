@@ -172,6 +172,8 @@ export interface RunResult {
   genLoopMax: number;
   /** True when the generator sent late (lateness p99 > GEN_LAG_LIMIT_MS): the client machine, not only the server, was a limit. */
   genLagged: boolean;
+  /** The generator process's CPU time over the run, in % of one core (it shares the machine with the runtime). */
+  genCpuPct: number;
   /** 1-minute load average before and after the run (other jobs on a shared machine show here). */
   loadBefore: number;
   loadAfter: number;
@@ -192,6 +194,8 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
   const pool = requestPool(authHeader);
   const loadBefore = loadavg()[0];
   const loop = monitorEventLoopDelay({ resolution: 10 });
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
   const timeoutMs = o.timeoutMs ?? 10_000;
   const warmupMs = (o.warmupS ?? 0) * 1000;
   const lat: Record<Group, number[]> = { reads: [], writes: [], log: [], gpio: [] };
@@ -278,6 +282,8 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
     tick();
   });
   loop.disable();
+  const cpu1 = process.cpuUsage(cpu0);
+  const genCpuPct = Math.round((100 * (cpu1.user + cpu1.system)) / 1000 / (performance.now() - wall0));
   // Wait for the answers still outstanding (bounded by the request timeout).
   const drainEnd = performance.now() + timeoutMs + 1000;
   while (outstanding > 0 && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
@@ -331,6 +337,7 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
     genLoopP99: r1(loop.percentile(99) / 1e6),
     genLoopMax: r1(loop.max / 1e6),
     genLagged: genLagP99 > GEN_LAG_LIMIT_MS,
+    genCpuPct,
     loadBefore: Math.round(loadBefore * 100) / 100,
     loadAfter: Math.round(loadavg()[0] * 100) / 100,
   };
@@ -347,7 +354,7 @@ export function formatTable(r: RunResult): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(w[i])).join('  ');
   return [
-    `rate-x ${r.rateX} (${r.totalRps} req/s) for ${r.seconds} s: ${r.pass ? 'all SLOs held' : 'SLO BREACH'}; generator lateness p99 ${r.genLagP99} ms, max ${r.genLagMax} ms; generator event-loop delay p99 ${r.genLoopP99} ms, max ${r.genLoopMax} ms; load average ${r.loadBefore} -> ${r.loadAfter}`,
+    `rate-x ${r.rateX} (${r.totalRps} req/s) for ${r.seconds} s: ${r.pass ? 'all SLOs held' : 'SLO BREACH'}; generator lateness p99 ${r.genLagP99} ms, max ${r.genLagMax} ms; generator event-loop delay p99 ${r.genLoopP99} ms, max ${r.genLoopMax} ms, CPU ${r.genCpuPct} % of a core; load average ${r.loadBefore} -> ${r.loadAfter}`,
     ...(r.genLagged
       ? [`NOTE: the generator itself lagged (lateness p99 ${r.genLagP99} ms > ${GEN_LAG_LIMIT_MS} ms): it shares the cores with the runtime, so part of the latency above is the client's, not the server's`]
       : []),
@@ -372,6 +379,7 @@ export function summary(r: RunResult): Record<string, unknown> {
     gen_lag_max_ms: r.genLagMax,
     gen_loop_delay_p99_ms: r.genLoopP99,
     gen_lagged: r.genLagged,
+    gen_cpu_pct: r.genCpuPct,
     load_before: r.loadBefore,
     load_after: r.loadAfter,
     groups: g,
