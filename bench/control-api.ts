@@ -22,8 +22,11 @@
 // taken at a load average above the core count are not comparable with an
 // idle machine's, and the output says so).
 // No core node does the plant's job (a controller loop in a worker with
-// reads served from shared memory), so no core baseline runs alongside; the
-// per-step table shows where the time goes per endpoint group.
+// reads served from shared memory). What the core does do is the HTTP path,
+// so the run ends with the core-only floor: the same routes answered by core
+// nodes alone (http in -> change -> http response, same settings, a fresh
+// runtime) at the rate found, with the runtime's CPU per request for both
+// (from /proc; it shows how much of the cost is Node-RED's own).
 //
 // Last line: {"x1_pass","max_rate_x","max_rps","reads_p99_ms","writes_p99_ms","log_p99_ms","gpio_p99_ms","non2xx_pct"}
 // with the p99s and the non-2xx rate (all groups) at max_rate_x (at rate-x 1 when it breached).
@@ -31,7 +34,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { flag, log, machine, result } from './lib/common';
-import { formatTable, GROUPS, recordHealth, type RunResult, runLoad, startControlRuntime, summary, writeResults } from './lib/control-load';
+import { coreFloorFlows, formatTable, GROUPS, recordHealth, type RunResult, runLoad, startControlRuntime, summary, writeResults } from './lib/control-load';
 
 const SECONDS = flag('seconds') !== undefined ? Number(flag('seconds')) : Number(flag('minutes') ?? 2) * 60;
 const PROBE_SECONDS = Math.min(SECONDS, Number(flag('probe-seconds') ?? 30));
@@ -44,12 +47,12 @@ async function main(): Promise<void> {
   log(`control-api: ${SECONDS} s per full step, ${PROBE_SECONDS} s per probe; machine ${JSON.stringify(machine())}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; results and health reports in ${out}`);
   const c = await startControlRuntime();
   const stopHealth = recordHealth(c.target, out);
-  const runs: Array<RunResult & { kind: 'full' | 'probe' }> = [];
+  const runs: Array<RunResult & { kind: 'full' | 'probe' | 'core-floor' }> = [];
   let first = true;
   const step = async (x: number, kind: 'full' | 'probe'): Promise<RunResult> => {
     const seconds = kind === 'full' ? SECONDS : PROBE_SECONDS;
     // The first step starts with 10 s of uncounted load: a runtime that just started is still compiling its hot paths.
-    const r = await runLoad(c.target, x, seconds, { warmupS: first ? 10 : Math.min(5, seconds / 10) });
+    const r = await runLoad(c.target, x, seconds, { warmupS: first ? 10 : Math.min(5, seconds / 10), serverPid: c.proc.pid });
     first = false;
     runs.push({ ...r, kind });
     const busy = Math.max(r.loadBefore, r.loadAfter) > cores ? ` (above the ${cores} cores: other jobs share the CPU, figures not comparable with an idle machine's)` : '';
@@ -91,6 +94,24 @@ async function main(): Promise<void> {
       }
     }
     const health = stopHealth();
+    // Node-RED's own floor at the same rate: the same routes answered by core nodes alone, in a fresh runtime
+    // with the same settings (ours stopped first, so the two never share the CPU).
+    const at0 = best ?? x1;
+    await c.rt.kill('SIGTERM');
+    const floorRt = await startControlRuntime({ flows: coreFloorFlows() });
+    let floor: RunResult;
+    try {
+      floor = await runLoad(floorRt.target, at0.rateX, PROBE_SECONDS, { warmupS: 10, serverPid: floorRt.proc.pid });
+    } finally {
+      await floorRt.rt.kill('SIGTERM');
+      floorRt.rt.cleanup();
+    }
+    log(
+      `core-only floor (http in -> change -> http response, same settings) at rate-x ${floor.rateX} for ${PROBE_SECONDS} s: ` +
+        `runtime CPU ${floor.serverCpuPct} % of a core, ${floor.serverCpuUsPerReq} µs per request (the control API flow: ${at0.serverCpuPct} %, ${at0.serverCpuUsPerReq} µs); ` +
+        `reads p50 / p99 ${floor.groups.reads.p50} / ${floor.groups.reads.p99} ms (the control API: ${at0.groups.reads.p50} / ${at0.groups.reads.p99} ms); load average ${floor.loadBefore}`,
+    );
+    runs.push({ ...floor, kind: 'core-floor' });
     writeResults(out, 'results.json', { machine: machine(), seconds: SECONDS, probe_seconds: PROBE_SECONDS, runs: runs.map((r) => ({ kind: r.kind, ...summary(r) })), health_last: health });
     const at = best ?? x1;
     const sent = GROUPS.reduce((a, g) => a + at.groups[g].sent, 0);

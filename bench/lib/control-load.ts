@@ -174,6 +174,9 @@ export interface RunResult {
   genLagged: boolean;
   /** The generator process's CPU time over the run, in % of one core (it shares the machine with the runtime). */
   genCpuPct: number;
+  /** The runtime's CPU (all its threads) while the counted load ran, % of one core and µs per request; null when not measured (no local pid). */
+  serverCpuPct: number | null;
+  serverCpuUsPerReq: number | null;
   /** 1-minute load average before and after the run (other jobs on a shared machine show here). */
   loadBefore: number;
   loadAfter: number;
@@ -187,7 +190,28 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
  * rates. Each user is an arrival stream of rps/users requests per second,
  * evenly spaced with a random phase.
  */
-export async function runLoad(target: Target, rateX: number, seconds: number, o: { timeoutMs?: number; warmupS?: number; maxSockets?: number } = {}): Promise<RunResult> {
+/**
+ * CPU time (ms, user + system, all threads) a local process has used so far, from /proc/<pid>/stat
+ * (Linux; clock ticks taken as 100 Hz, the kernel's USER_HZ); null where that is not readable.
+ */
+export function procCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields after the command: state is f[0]; utime and stime are fields 14 and 15 of the line, f[11] and f[12]
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+export async function runLoad(
+  target: Target,
+  rateX: number,
+  seconds: number,
+  o: { timeoutMs?: number; warmupS?: number; maxSockets?: number; serverPid?: number } = {},
+): Promise<RunResult> {
   const maxSockets = o.maxSockets ?? MAX_SOCKETS;
   const agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
   const authHeader = target.auth ? 'Basic ' + Buffer.from(`${target.auth.user}:${target.auth.pass}`).toString('base64') : null;
@@ -196,6 +220,8 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
   const loop = monitorEventLoopDelay({ resolution: 10 });
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
+  let serverCpu0: number | null = null;
+  let serverWall0 = 0;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const warmupMs = (o.warmupS ?? 0) * 1000;
   const lat: Record<Group, number[]> = { reads: [], writes: [], log: [], gpio: [] };
@@ -268,6 +294,10 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
       for (const s of streams) {
         while (s.next <= now && s.next < endAt) {
           const counted = s.next >= t0 + warmupMs;
+          if (counted && serverWall0 === 0) {
+            serverWall0 = performance.now();
+            serverCpu0 = procCpuMs(o.serverPid);
+          }
           if (counted) {
             sent[s.group]++;
             lags.push(now - s.next);
@@ -282,6 +312,8 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
     tick();
   });
   loop.disable();
+  const serverCpu1 = procCpuMs(o.serverPid);
+  const serverWall = performance.now() - serverWall0;
   const cpu1 = process.cpuUsage(cpu0);
   const genCpuPct = Math.round((100 * (cpu1.user + cpu1.system)) / 1000 / (performance.now() - wall0));
   // Wait for the answers still outstanding (bounded by the request timeout).
@@ -338,6 +370,9 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
     genLoopMax: r1(loop.max / 1e6),
     genLagged: genLagP99 > GEN_LAG_LIMIT_MS,
     genCpuPct,
+    serverCpuPct: serverCpu0 !== null && serverCpu1 !== null && serverWall > 0 ? Math.round((100 * (serverCpu1 - serverCpu0)) / serverWall) : null,
+    serverCpuUsPerReq:
+      serverCpu0 !== null && serverCpu1 !== null && serverWall > 0 ? Math.round((1000 * (serverCpu1 - serverCpu0)) / Math.max(1, (totalRps * serverWall) / 1000)) : null,
     loadBefore: Math.round(loadBefore * 100) / 100,
     loadAfter: Math.round(loadavg()[0] * 100) / 100,
   };
@@ -354,7 +389,7 @@ export function formatTable(r: RunResult): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(w[i])).join('  ');
   return [
-    `rate-x ${r.rateX} (${r.totalRps} req/s) for ${r.seconds} s: ${r.pass ? 'all SLOs held' : 'SLO BREACH'}; generator lateness p99 ${r.genLagP99} ms, max ${r.genLagMax} ms; generator event-loop delay p99 ${r.genLoopP99} ms, max ${r.genLoopMax} ms, CPU ${r.genCpuPct} % of a core; load average ${r.loadBefore} -> ${r.loadAfter}`,
+    `rate-x ${r.rateX} (${r.totalRps} req/s) for ${r.seconds} s: ${r.pass ? 'all SLOs held' : 'SLO BREACH'}; generator lateness p99 ${r.genLagP99} ms, max ${r.genLagMax} ms; generator event-loop delay p99 ${r.genLoopP99} ms, max ${r.genLoopMax} ms, CPU ${r.genCpuPct} % of a core;${r.serverCpuPct !== null ? ` runtime CPU ${r.serverCpuPct} % of a core (${r.serverCpuUsPerReq} µs per request);` : ''} load average ${r.loadBefore} -> ${r.loadAfter}`,
     ...(r.genLagged
       ? [`NOTE: the generator itself lagged (lateness p99 ${r.genLagP99} ms > ${GEN_LAG_LIMIT_MS} ms): it shares the cores with the runtime, so part of the latency above is the client's, not the server's`]
       : []),
@@ -380,6 +415,8 @@ export function summary(r: RunResult): Record<string, unknown> {
     gen_loop_delay_p99_ms: r.genLoopP99,
     gen_lagged: r.genLagged,
     gen_cpu_pct: r.genCpuPct,
+    server_cpu_pct: r.serverCpuPct,
+    server_cpu_us_per_req: r.serverCpuUsPerReq,
     load_before: r.loadBefore,
     load_after: r.loadAfter,
     groups: g,
@@ -400,6 +437,51 @@ export function controlFlows(): object[] {
 /** Where the load test's runtime serves the editor and admin API (Node-RED's default is '/'). */
 export const DEFAULT_ADMIN_ROOT = '/admin';
 
+/**
+ * The core-only floor: the same routes (and /api/health), each answered by Node-RED's core nodes alone,
+ * `http in` -> `change` (a fixed JSON body of the size ours sends, content-type set) -> `http response`,
+ * with no plant, no worker and no perf monitor. Run under the same settings, it shows what Node-RED's HTTP
+ * path costs per request by itself; the difference to the control API flow is this collection's share.
+ * (It answers 200 to everything, so its SLO verdicts count the deliberately invalid writes as errors.)
+ */
+export function coreFloorFlows(): object[] {
+  const routes: Array<[string, 'get' | 'post']> = [
+    ['/api/status', 'get'],
+    ['/api/data', 'get'],
+    ['/api/control', 'post'],
+    ['/api/log/start', 'post'],
+    ['/api/log/stop', 'post'],
+    ['/api/gpio', 'get'],
+    ['/api/gpio', 'post'],
+    ['/api/health', 'get'],
+  ];
+  // about the size of GET /api/data's answer
+  const body = JSON.stringify({
+    ts: 0,
+    age_ms: 0,
+    heaters: [0, 1].map((h) => ({ heater: h + 1, temp_c: 221.4, duty_pct: 40, duty_set_pct: 40, target_c: 230 })),
+    motor: { rpm: 1200, rpm_set: 1200 },
+  });
+  const flows: object[] = [{ id: 'cf_tab', type: 'tab', label: 'core floor' }];
+  routes.forEach(([url, method], i) => {
+    flows.push(
+      { id: `cf_in${i}`, z: 'cf_tab', type: 'http in', url, method, upload: false, wires: [[`cf_set${i}`]] },
+      {
+        id: `cf_set${i}`,
+        z: 'cf_tab',
+        type: 'change',
+        rules: [
+          { t: 'set', p: 'payload', pt: 'msg', to: body, tot: 'json' },
+          { t: 'set', p: 'headers', pt: 'msg', to: '{"content-type":"application/json; charset=utf-8","cache-control":"no-store"}', tot: 'json' },
+        ],
+        wires: [['cf_out']],
+      },
+    );
+  });
+  flows.push({ id: 'cf_out', z: 'cf_tab', type: 'http response', statusCode: '', headers: {}, wires: [] });
+  return flows;
+}
+
 export interface ControlRuntime {
   rt: ChildRuntime;
   target: Target;
@@ -411,9 +493,11 @@ export interface ControlRuntime {
  * (user `loadtest`). `cpuProfDir`: run it under `node --cpu-prof` (the profile
  * is written there when it exits).
  */
-export async function startControlRuntime(o: { cpuProfDir?: string; settings?: Record<string, unknown>; adminRoot?: string } = {}): Promise<ControlRuntime> {
+export async function startControlRuntime(
+  o: { cpuProfDir?: string; settings?: Record<string, unknown>; adminRoot?: string; flows?: object[] } = {},
+): Promise<ControlRuntime> {
   const rt = await startNodeRed({
-    flows: controlFlows(),
+    flows: o.flows ?? controlFlows(),
     settings: {
       httpNodeAuth: { user: API_USER, pass: bcryptHash(API_PASS) },
       // The editor and admin API on their own root (DEFAULT_ADMIN_ROOT): on '/', beside the API, Express runs
