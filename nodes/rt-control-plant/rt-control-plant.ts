@@ -133,7 +133,7 @@ export = function register(RED: NodeAPI): void {
       batch = [];
       if (b.length === 0) return;
       if (!lease) {
-        for (const w of b) w.reject(new Error('closed'));
+        for (const w of b) w.reject(new Error(RED._(`${TYPE}.errors.closing`)));
         return;
       }
       if (b.length === 1) {
@@ -141,7 +141,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       lease.request<BatchResult[]>({ t: 'batch', cmds: b.map((w) => w.cmd) }, cfg.writeTimeoutMs).then(
-        (rs) => b.forEach((w, i) => (rs[i]?.ok ? w.resolve(rs[i].value) : w.reject(rs[i] ? fromWireError(rs[i].error) : new Error('no result')))),
+        (rs) => b.forEach((w, i) => (rs[i]?.ok ? w.resolve(rs[i].value) : w.reject(rs[i] ? fromWireError(rs[i].error) : new Error(RED._(`${TYPE}.errors.noResult`))))),
         (err) => b.forEach((w) => w.reject(err)),
       );
     };
