@@ -17,7 +17,9 @@
 // generator's lateness is reported on its own.
 import { type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, type OutgoingHttpHeaders, request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 import { type ChildRuntime, startNodeRed } from '../../test/helpers/nodered-child';
@@ -62,6 +64,8 @@ interface Req {
   body?: string;
   /** The status a correct server answers (200, or 400 for a deliberately invalid write). */
   expect: number;
+  /** Request headers, built once per request of the pool (see requestPool). */
+  headers?: OutgoingHttpHeaders;
 }
 
 /** Share of control writes that are deliberately invalid (answered 400, counted as expected). */
@@ -94,6 +98,46 @@ export function makeRequest(group: Group): Req {
   }
 }
 
+/** Requests prepared per group before a run (bodies serialised, headers built), drawn at random while it runs. */
+export const POOL_SIZE = 512;
+
+/**
+ * A pool of ready requests per group: the payloads are serialised and the
+ * headers built once, before the run, so the generator does no JSON work and
+ * allocates no header objects per request (it shares the server's cores).
+ */
+export function requestPool(authHeader: string | null, size = POOL_SIZE): Record<Group, Req[]> {
+  const pool = {} as Record<Group, Req[]>;
+  for (const g of GROUPS) {
+    pool[g] = [];
+    for (let i = 0; i < size; i++) {
+      const r = makeRequest(g);
+      const headers: OutgoingHttpHeaders = {};
+      if (authHeader) headers.authorization = authHeader;
+      if (r.body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(r.body);
+      }
+      r.headers = headers;
+      pool[g].push(r);
+    }
+  }
+  return pool;
+}
+
+/**
+ * Sockets the generator keeps open to the server at most. The plan's 38 users
+ * (x rate-x) are arrival streams, not connections: a request due while every
+ * socket is busy waits in the client's queue and its latency still counts from
+ * its scheduled time (open model, no coordinated omission). Without a cap a
+ * backed-up server gets a new TCP connection per request, thousands in a few
+ * seconds, which costs both sides more than the requests themselves.
+ */
+export const MAX_SOCKETS = 64;
+
+/** The generator's lateness p99 (ms) above which a run says the generator itself lagged. */
+export const GEN_LAG_LIMIT_MS = 20;
+
 export interface GroupStats {
   group: Group;
   workload: string;
@@ -123,6 +167,19 @@ export interface RunResult {
   /** How late the generator sent requests (ms): a large figure means the client machine, not the server, was the limit. */
   genLagP99: number;
   genLagMax: number;
+  /** The generator process's own event-loop delay while the run lasted (ms, p99 and max). */
+  genLoopP99: number;
+  genLoopMax: number;
+  /** True when the generator sent late (lateness p99 > GEN_LAG_LIMIT_MS): the client machine, not only the server, was a limit. */
+  genLagged: boolean;
+  /** The generator process's CPU time over the run, in % of one core (it shares the machine with the runtime). */
+  genCpuPct: number;
+  /** The runtime's CPU (all its threads) while the counted load ran, % of one core and µs per request; null when not measured (no local pid). */
+  serverCpuPct: number | null;
+  serverCpuUsPerReq: number | null;
+  /** 1-minute load average before and after the run (other jobs on a shared machine show here). */
+  loadBefore: number;
+  loadAfter: number;
 }
 
 const pctile = (sorted: Float64Array, q: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] : NaN);
@@ -133,9 +190,38 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
  * rates. Each user is an arrival stream of rps/users requests per second,
  * evenly spaced with a random phase.
  */
-export async function runLoad(target: Target, rateX: number, seconds: number, o: { timeoutMs?: number; warmupS?: number } = {}): Promise<RunResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
+/**
+ * CPU time (ms, user + system, all threads) a local process has used so far, from /proc/<pid>/stat
+ * (Linux; clock ticks taken as 100 Hz, the kernel's USER_HZ); null where that is not readable.
+ */
+export function procCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields after the command: state is f[0]; utime and stime are fields 14 and 15 of the line, f[11] and f[12]
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+export async function runLoad(
+  target: Target,
+  rateX: number,
+  seconds: number,
+  o: { timeoutMs?: number; warmupS?: number; maxSockets?: number; serverPid?: number } = {},
+): Promise<RunResult> {
+  const maxSockets = o.maxSockets ?? MAX_SOCKETS;
+  const agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
   const authHeader = target.auth ? 'Basic ' + Buffer.from(`${target.auth.user}:${target.auth.pass}`).toString('base64') : null;
+  const pool = requestPool(authHeader);
+  const loadBefore = loadavg()[0];
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  let serverCpu0: number | null = null;
+  let serverWall0 = 0;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const warmupMs = (o.warmupS ?? 0) * 1000;
   const lat: Record<Group, number[]> = { reads: [], writes: [], log: [], gpio: [] };
@@ -149,12 +235,6 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
   const kinds: Record<Group, Record<string, number>> = { reads: {}, writes: {}, log: {}, gpio: {} };
   const fire = (req: Req, due: number, counted: boolean, retry = true): void => {
     outstanding++;
-    const headers: Record<string, string | number> = {};
-    if (authHeader) headers.authorization = authHeader;
-    if (req.body !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = Buffer.byteLength(req.body);
-    }
     let finished = false;
     const end = (status: number, kind?: string): void => {
       if (finished) return;
@@ -168,7 +248,7 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
         kinds[req.group][k] = (kinds[req.group][k] ?? 0) + 1;
       } else if (status === 400) exp400[req.group]++;
     };
-    const r = request({ host: target.host, port: target.port, method: req.method, path: req.path, headers, agent }, (res) => {
+    const r = request({ host: target.host, port: target.port, method: req.method, path: req.path, headers: req.headers, agent }, (res) => {
       res.on('data', () => undefined);
       res.on('end', () => end(res.statusCode ?? 0));
       res.on('error', () => end(0));
@@ -202,8 +282,9 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
     for (let u = 0; u < w.users; u++) streams.push({ group: g, period: 1000 / perUser, next: t0 + Math.random() * (1000 / perUser) });
   }
   const endAt = t0 + warmupMs + seconds * 1000;
+  loop.enable();
   await new Promise<void>((resolve) => {
-    const loop = (): void => {
+    const tick = (): void => {
       const now = performance.now();
       if (now >= endAt) {
         resolve();
@@ -213,19 +294,28 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
       for (const s of streams) {
         while (s.next <= now && s.next < endAt) {
           const counted = s.next >= t0 + warmupMs;
+          if (counted && serverWall0 === 0) {
+            serverWall0 = performance.now();
+            serverCpu0 = procCpuMs(o.serverPid);
+          }
           if (counted) {
             sent[s.group]++;
             lags.push(now - s.next);
           }
-          fire(makeRequest(s.group), s.next, counted);
+          fire(pool[s.group][Math.floor(Math.random() * POOL_SIZE)], s.next, counted);
           s.next += s.period;
         }
         if (s.next < soonest) soonest = s.next;
       }
-      setTimeout(loop, Math.max(0, Math.min(5, soonest - performance.now() - 1)));
+      setTimeout(tick, Math.max(0, Math.min(5, soonest - performance.now() - 1)));
     };
-    loop();
+    tick();
   });
+  loop.disable();
+  const serverCpu1 = procCpuMs(o.serverPid);
+  const serverWall = performance.now() - serverWall0;
+  const cpu1 = process.cpuUsage(cpu0);
+  const genCpuPct = Math.round((100 * (cpu1.user + cpu1.system)) / 1000 / (performance.now() - wall0));
   // Wait for the answers still outstanding (bounded by the request timeout).
   const drainEnd = performance.now() + timeoutMs + 1000;
   while (outstanding > 0 && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
@@ -267,7 +357,25 @@ export async function runLoad(target: Target, rateX: number, seconds: number, o:
     groups[g] = st;
   }
   const l = Float64Array.from(lags).sort();
-  return { rateX, seconds, pass, totalRps: r1(totalRps), groups, genLagP99: r1(pctile(l, 0.99)), genLagMax: r1(l.length ? l[l.length - 1] : 0) };
+  const genLagP99 = r1(pctile(l, 0.99));
+  return {
+    rateX,
+    seconds,
+    pass,
+    totalRps: r1(totalRps),
+    groups,
+    genLagP99,
+    genLagMax: r1(l.length ? l[l.length - 1] : 0),
+    genLoopP99: r1(loop.percentile(99) / 1e6),
+    genLoopMax: r1(loop.max / 1e6),
+    genLagged: genLagP99 > GEN_LAG_LIMIT_MS,
+    genCpuPct,
+    serverCpuPct: serverCpu0 !== null && serverCpu1 !== null && serverWall > 0 ? Math.round((100 * (serverCpu1 - serverCpu0)) / serverWall) : null,
+    serverCpuUsPerReq:
+      serverCpu0 !== null && serverCpu1 !== null && serverWall > 0 ? Math.round((1000 * (serverCpu1 - serverCpu0)) / Math.max(1, (totalRps * serverWall) / 1000)) : null,
+    loadBefore: Math.round(loadBefore * 100) / 100,
+    loadAfter: Math.round(loadavg()[0] * 100) / 100,
+  };
 }
 
 /** The per-group table (one line per group) and the SLO verdict. */
@@ -281,7 +389,10 @@ export function formatTable(r: RunResult): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(w[i])).join('  ');
   return [
-    `rate-x ${r.rateX} (${r.totalRps} req/s) for ${r.seconds} s: ${r.pass ? 'all SLOs held' : 'SLO BREACH'}; generator lateness p99 ${r.genLagP99} ms, max ${r.genLagMax} ms`,
+    `rate-x ${r.rateX} (${r.totalRps} req/s) for ${r.seconds} s: ${r.pass ? 'all SLOs held' : 'SLO BREACH'}; generator lateness p99 ${r.genLagP99} ms, max ${r.genLagMax} ms; generator event-loop delay p99 ${r.genLoopP99} ms, max ${r.genLoopMax} ms, CPU ${r.genCpuPct} % of a core;${r.serverCpuPct !== null ? ` runtime CPU ${r.serverCpuPct} % of a core (${r.serverCpuUsPerReq} µs per request);` : ''} load average ${r.loadBefore} -> ${r.loadAfter}`,
+    ...(r.genLagged
+      ? [`NOTE: the generator itself lagged (lateness p99 ${r.genLagP99} ms > ${GEN_LAG_LIMIT_MS} ms): it shares the cores with the runtime, so part of the latency above is the client's, not the server's`]
+      : []),
     line(head),
     ...rows.map(line),
   ].join('\n');
@@ -294,7 +405,22 @@ export function summary(r: RunResult): Record<string, unknown> {
     const s = r.groups[k];
     g[k] = { rps: s.rps, sent: s.sent, p50_ms: s.p50, p95_ms: s.p95, p99_ms: s.p99, max_ms: s.max, non2xx_pct: s.non2xxPct, expected_400: s.expected400, errors: s.errors, pass: s.pass };
   }
-  return { rate_x: r.rateX, seconds: r.seconds, rps: r.totalRps, pass: r.pass, gen_lag_p99_ms: r.genLagP99, groups: g };
+  return {
+    rate_x: r.rateX,
+    seconds: r.seconds,
+    rps: r.totalRps,
+    pass: r.pass,
+    gen_lag_p99_ms: r.genLagP99,
+    gen_lag_max_ms: r.genLagMax,
+    gen_loop_delay_p99_ms: r.genLoopP99,
+    gen_lagged: r.genLagged,
+    gen_cpu_pct: r.genCpuPct,
+    server_cpu_pct: r.serverCpuPct,
+    server_cpu_us_per_req: r.serverCpuUsPerReq,
+    load_before: r.loadBefore,
+    load_after: r.loadAfter,
+    groups: g,
+  };
 }
 
 /** The bcrypt hash httpNodeAuth wants (bcryptjs ships with Node-RED). */
@@ -308,6 +434,54 @@ export function controlFlows(): object[] {
   return JSON.parse(readFileSync(join(repoRoot, 'flows', 'control-api.json'), 'utf8')) as object[];
 }
 
+/** Where the load test's runtime serves the editor and admin API (Node-RED's default is '/'). */
+export const DEFAULT_ADMIN_ROOT = '/admin';
+
+/**
+ * The core-only floor: the same routes (and /api/health), each answered by Node-RED's core nodes alone,
+ * `http in` -> `change` (a fixed JSON body of the size ours sends, content-type set) -> `http response`,
+ * with no plant, no worker and no perf monitor. Run under the same settings, it shows what Node-RED's HTTP
+ * path costs per request by itself; the difference to the control API flow is this collection's share.
+ * (It answers 200 to everything, so its SLO verdicts count the deliberately invalid writes as errors.)
+ */
+export function coreFloorFlows(): object[] {
+  const routes: Array<[string, 'get' | 'post']> = [
+    ['/api/status', 'get'],
+    ['/api/data', 'get'],
+    ['/api/control', 'post'],
+    ['/api/log/start', 'post'],
+    ['/api/log/stop', 'post'],
+    ['/api/gpio', 'get'],
+    ['/api/gpio', 'post'],
+    ['/api/health', 'get'],
+  ];
+  // about the size of GET /api/data's answer
+  const body = JSON.stringify({
+    ts: 0,
+    age_ms: 0,
+    heaters: [0, 1].map((h) => ({ heater: h + 1, temp_c: 221.4, duty_pct: 40, duty_set_pct: 40, target_c: 230 })),
+    motor: { rpm: 1200, rpm_set: 1200 },
+  });
+  const flows: object[] = [{ id: 'cf_tab', type: 'tab', label: 'core floor' }];
+  routes.forEach(([url, method], i) => {
+    flows.push(
+      { id: `cf_in${i}`, z: 'cf_tab', type: 'http in', url, method, upload: false, wires: [[`cf_set${i}`]] },
+      {
+        id: `cf_set${i}`,
+        z: 'cf_tab',
+        type: 'change',
+        rules: [
+          { t: 'set', p: 'payload', pt: 'msg', to: body, tot: 'json' },
+          { t: 'set', p: 'headers', pt: 'msg', to: '{"content-type":"application/json; charset=utf-8","cache-control":"no-store"}', tot: 'json' },
+        ],
+        wires: [['cf_out']],
+      },
+    );
+  });
+  flows.push({ id: 'cf_out', z: 'cf_tab', type: 'http response', statusCode: '', headers: {}, wires: [] });
+  return flows;
+}
+
 export interface ControlRuntime {
   rt: ChildRuntime;
   target: Target;
@@ -319,12 +493,24 @@ export interface ControlRuntime {
  * (user `loadtest`). `cpuProfDir`: run it under `node --cpu-prof` (the profile
  * is written there when it exits).
  */
-export async function startControlRuntime(o: { cpuProfDir?: string; settings?: Record<string, unknown> } = {}): Promise<ControlRuntime> {
+export async function startControlRuntime(
+  o: { cpuProfDir?: string; settings?: Record<string, unknown>; adminRoot?: string; flows?: object[] } = {},
+): Promise<ControlRuntime> {
   const rt = await startNodeRed({
-    flows: controlFlows(),
-    settings: { httpNodeAuth: { user: API_USER, pass: bcryptHash(API_PASS) }, logging: { console: { level: 'warn', metrics: false, audit: false } }, ...o.settings },
+    flows: o.flows ?? controlFlows(),
+    settings: {
+      httpNodeAuth: { user: API_USER, pass: bcryptHash(API_PASS) },
+      // The editor and admin API on their own root (DEFAULT_ADMIN_ROOT): on '/', beside the API, Express runs
+      // every API request through the whole admin app first (CORS, body parsers, the editor's static files:
+      // a stat() of /api/data on disk per request), before the httpNode app that answers it.
+      httpAdminRoot: o.adminRoot ?? DEFAULT_ADMIN_ROOT,
+      // info: the runtime says "Started flows" (how the start is detected with the admin API moved)
+      logging: { console: { level: 'info', metrics: false, audit: false } },
+      ...o.settings,
+    },
     execArgv: o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [],
     startTimeoutMs: 60_000,
+    startedBy: 'log',
   });
   const target: Target = { host: '127.0.0.1', port: rt.port, auth: { user: API_USER, pass: API_PASS } };
   // Ready when the plant has published its first state.

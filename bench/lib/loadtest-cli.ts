@@ -1,4 +1,6 @@
 // npm run loadtest [-- --rate-x N] [--minutes M | --seconds S] [--url http://host:port --user U --pass P] [--cpu-prof] [--out DIR]
+//                  [--admin-root PATH (the started runtime's httpAdminRoot, default /admin)] [--max-sockets N (default 64)]
+//                  [--core-floor (the same routes answered by core nodes alone: Node-RED's own cost per request)]
 //
 // The validation plan's four workloads together (monitoring 40 req/s, control
 // 20, logging 4, GPIO 6, times --rate-x), open model, against
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 
 import { flag, machine } from './common';
 import {
+  coreFloorFlows,
   formatTable,
   mainCpuProfile,
   recordHealth,
@@ -32,30 +35,35 @@ async function main(): Promise<void> {
   const seconds = flag('seconds') !== undefined ? Number(flag('seconds')) : Number(flag('minutes') ?? 10) * 60;
   const url = flag('url');
   const cpuProf = argv.includes('--cpu-prof');
+  // --core-floor: the same routes answered by core nodes alone (bench/lib/control-load.ts coreFloorFlows)
+  const coreFloor = argv.includes('--core-floor');
   const out = flag('out') ?? join(tmpdir(), `rtedge-loadtest-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   if (!(rateX > 0) || !(seconds > 0)) {
-    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR]');
+    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR] [--admin-root PATH] [--max-sockets N]');
     process.exit(2);
   }
   let target: Target;
   let stopRuntime: (() => Promise<void>) | null = null;
+  let serverPid: number | undefined;
   if (url) {
     const u = new URL(url);
     const user = flag('user');
     target = { host: u.hostname, port: Number(u.port || 80), auth: user ? { user, pass: flag('pass') ?? '' } : null };
   } else {
-    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined });
+    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined, adminRoot: flag('admin-root'), flows: coreFloor ? coreFloorFlows() : undefined });
     target = c.target;
+    serverPid = c.proc.pid;
     stopRuntime = async () => {
       // SIGINT: Node-RED stops its flows and exits normally, so --cpu-prof writes the profile.
       await c.rt.kill('SIGINT', 30_000);
       c.rt.cleanup();
     };
-    console.error(`Node-RED with flows/control-api.json at http://127.0.0.1:${c.target.port} (pid ${c.proc.pid}); results in ${out}`);
+    console.error(`Node-RED with ${coreFloor ? 'the core-only floor flow' : 'flows/control-api.json'} at http://127.0.0.1:${c.target.port} (pid ${c.proc.pid}); results in ${out}`);
   }
   const stopHealth = recordHealth(target, out);
   console.error(`running the four workloads at rate-x ${rateX} for ${seconds} s ...`);
-  const r = await runLoad(target, rateX, seconds, { warmupS: Math.min(5, seconds / 10) });
+  const maxSockets = flag('max-sockets') !== undefined ? Number(flag('max-sockets')) : undefined;
+  const r = await runLoad(target, rateX, seconds, { warmupS: Math.min(5, seconds / 10), maxSockets, serverPid });
   const health = stopHealth();
   let cpu: string[] = [];
   if (stopRuntime) await stopRuntime();

@@ -2,9 +2,10 @@
 // HAL (simulated backend) every tick, publishes the latest state into the
 // node's SharedArrayBuffer cell, and applies control and GPIO writes. It never
 // waits for the main thread.
+import { toWireError } from '../shared/protocol';
 import { serveInstances } from '../shared/worker-runtime';
 import { F, PlantController, SnapshotCell } from './plant-core';
-import type { PlantCmd, PlantEvent, PlantInit } from './plant-protocol';
+import type { BatchResult, PlantCmd, PlantEvent, PlantInit, WriteCmd } from './plant-protocol';
 import { SimPlantHal } from './sim-plant';
 
 serveInstances<PlantInit, PlantCmd, PlantEvent>((init, ctx) => {
@@ -29,18 +30,32 @@ serveInstances<PlantInit, PlantCmd, PlantEvent>((init, ctx) => {
   };
   tick();
   const timer = setInterval(tick, init.tickMs);
+  /** Applies one write; the caller ticks (publishes) after it. */
+  const write = (cmd: WriteCmd): unknown => {
+    if (cmd.t === 'control') return ctl.apply(cmd.set, Date.now());
+    hal.writePin(cmd.pin, cmd.value);
+    return { pin: cmd.pin, value: hal.readPin(cmd.pin) };
+  };
   return {
     onCommand(cmd) {
       switch (cmd.t) {
-        case 'control': {
-          const r = ctl.apply(cmd.set, Date.now());
+        case 'control':
+        case 'gpio': {
+          const r = write(cmd);
           tick();
           return r;
         }
-        case 'gpio':
-          hal.writePin(cmd.pin, cmd.value);
+        case 'batch': {
+          const out: BatchResult[] = cmd.cmds.map((c) => {
+            try {
+              return { ok: true, value: write(c) };
+            } catch (err) {
+              return { ok: false, error: toWireError(err) };
+            }
+          });
           tick();
-          return { pin: cmd.pin, value: hal.readPin(cmd.pin) };
+          return out;
+        }
         case 'logging':
           logging = cmd.on;
           tick();

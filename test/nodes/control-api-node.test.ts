@@ -48,9 +48,9 @@ describe('rt-control-plant node', function () {
     await waitFor(() => activeWorkerCount() === 0, 5000, 'the plant worker ended');
   });
 
-  const load = async (): Promise<void> => {
+  const load = async (flow: object[] = FLOW): Promise<void> => {
     helper.settings({ rtEdgeTestHooks: true });
-    await helper.load([plantNode, catchNode], FLOW);
+    await helper.load([plantNode, catchNode], flow);
     // ready: the worker has published its first state
     const p = helper.getNode('p') as TestNode;
     const state = helper.getNode('state') as TestNode;
@@ -97,6 +97,45 @@ describe('rt-control-plant node', function () {
     const st = await replyTo(p, state, { topic: 'status' });
     assert.equal(st.payload.writes, 1, 'one control write applied; the refused one was not');
     assert.equal(onReply, 0, 'nothing on the HTTP reply output without msg.res');
+  });
+
+  it('writes handed over in one turn reach the worker as one batch: each answered, applied in order, one publish', async () => {
+    // a slow tick (1 s), so the publishes counted below are the writes' own
+    await load(FLOW.map((n) => (n.id === 'p' ? { ...n, tickMs: 1000 } : n)));
+    const p = helper.getNode('p') as TestNode;
+    const state = helper.getNode('state') as TestNode;
+    const before = (await replyTo(p, state, { topic: 'status' })).payload;
+    const replies: Msg[] = [];
+    const all = new Promise<void>((resolve) => {
+      const on = (m: Msg): void => {
+        if (m.topic !== 'reply') return;
+        replies.push(m);
+        if (replies.length === 20) {
+          state.removeListener('input', on);
+          resolve();
+        }
+      };
+      state.on('input', on);
+    });
+    // 16 control writes (rpm 100..118) and 4 relay writes, all in one turn of the loop
+    for (let i = 0; i < 20; i++) p.receive(i % 5 === 4 ? { topic: 'gpio', payload: { pin: 'relay1', value: i % 2 === 0 } } : { topic: 'control', payload: { rpm: 100 + i } });
+    await all;
+    assert.deepEqual(
+      replies.map((r) => r.statusCode),
+      new Array(20).fill(200),
+    );
+    assert.deepEqual(
+      replies.filter((r) => r.payload.setpoints).map((r) => r.payload.applied.rpm),
+      [100, 101, 102, 103, 105, 106, 107, 108, 110, 111, 112, 113, 115, 116, 117, 118],
+    );
+    const after = (await replyTo(p, state, { topic: 'status' })).payload;
+    assert.equal(after.writes - before.writes, 16, 'each control write applied once');
+    // one publish (plant tick) for the batch, plus at most a timer tick or two: one per write would be 20
+    assert.ok(after.ticks - before.ticks <= 3, `ticks ${before.ticks} -> ${after.ticks}`);
+    const d = await replyTo(p, state, { topic: 'data' });
+    assert.equal(d.payload.motor.rpm_set, 118, 'the last write wins: order kept');
+    const g = await replyTo(p, state, { topic: 'gpio-get' });
+    assert.equal(g.payload.pins.relay1, false, 'the last relay write (value false) wins');
   });
 
   it('a message that is no API request reaches a Catch node; the node keeps answering', async () => {
