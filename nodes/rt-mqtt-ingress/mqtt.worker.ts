@@ -14,12 +14,12 @@ import { reconnectDelay } from '../shared/backoff';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { mqttClientOptions, readTlsFiles } from '../rt-mqtt-broker/broker-config';
 import { type InstanceContext, serveInstances } from '../shared/worker-runtime';
+import { wallMs as nowMs } from '../shared/time';
 import { CreditGate } from './ingress-core';
 import { IngressPipe } from './ingress-pipe';
 import { topicMatches } from './topic';
 import { type BrokerInit, type ClientInit, type IngressCmd, type IngressEvent, ingressMetricSpec, type MqttInit } from './ingress-protocol';
 
-const nowMs = (): number => performance.timeOrigin + performance.now();
 
 function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
   const m = SharedMetrics.attach(ingressMetricSpec(init.sources.length), init.metrics);

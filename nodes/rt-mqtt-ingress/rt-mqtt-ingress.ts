@@ -16,6 +16,7 @@ import { runtimeMetrics } from '../shared/registry';
 import { SharedMetrics } from '../shared/shared-metrics';
 import { ThrottledStatus } from '../shared/status';
 import { WorkerLease } from '../shared/worker-host';
+import { wallMs as nowMs } from '../shared/time';
 import { type BrokerNode, clientSettings } from '../rt-mqtt-broker/broker-config';
 import { type IngressDef, readIngress } from './ingress-config';
 import { CreditGate, KIND_OF, sourceLimits } from './ingress-core';
@@ -33,7 +34,6 @@ interface IngressNode extends Node {
 /** Events handed to the flow per turn of the event loop. */
 const SLICE = 64;
 
-const nowMs = (): number => performance.timeOrigin + performance.now();
 
 export = function register(RED: NodeAPI): void {
   const t = coreText(RED, TYPE);
