@@ -1,7 +1,7 @@
 // The reconnect delay of every link that retries (gate TCP link, MQTT ingress,
-// journey outbox): doubling from min, capped at max, with +-20 % jitter so that
-// many clients do not retry in step. Pure. (Worker restarts have their own
-// policy in worker-host.ts.)
+// journey outbox) and of worker restarts (worker-host.ts backoffDelay, which
+// adds its reset after a stable run): doubling from min, capped at max, with
+// +-20 % jitter so that many clients do not retry in step. Pure.
 
 /** Delay before reconnect attempt `attempt` (0-based): min*2^attempt capped at max, +-20 % jitter. */
 export function reconnectDelay(attempt: number, minMs: number, maxMs: number, rnd: () => number = Math.random): number {

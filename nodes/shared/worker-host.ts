@@ -21,6 +21,7 @@
 // every later lease with its key fail with worker-dead, plainly.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 
+import { reconnectDelay } from './backoff';
 import { CodedError } from './coded';
 import {
   fromWireError,
@@ -40,10 +41,9 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 10_000, stableMs: 30_000 };
 
-/** Delay before restart number `attempt` (0-based): initial * 2^attempt, capped, +-20 % jitter. */
+/** Delay before restart number `attempt` (0-based): the links' reconnect delay (initial * 2^attempt, capped, +-20 % jitter). */
 export function backoffDelay(attempt: number, o: BackoffOptions, rnd: () => number = Math.random): number {
-  const base = Math.min(o.maxMs, o.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (0.8 + 0.4 * rnd()));
+  return reconnectDelay(attempt, o.initialMs, o.maxMs, rnd);
 }
 
 /**
