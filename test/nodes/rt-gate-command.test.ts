@@ -74,6 +74,8 @@ describe('rt-gate-command node', function () {
     const gc = helper.getNode('gc') as TestNode;
     for (let i = 1; i <= 50; i++) gc.receive({ payload: { gate: `G${i}`, track_id: i } });
     await waitFor(() => rs.length === 50, 10_000, '50 results');
+    // the peer reports its lines over its stdout pipe, which may lag the acknowledgements it sent over TCP
+    await waitFor(() => peer!.lines.length >= 50, 5_000, 'the peer reported 50 lines').catch(() => undefined);
     assert.deepEqual(
       peer.lines.map((l) => l.line),
       Array.from({ length: 50 }, (_, i) => `OPEN G${i + 1}`),
