@@ -14,6 +14,14 @@ export function metric(text: string, name: string, labels: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/** A scale's conversions so far: good samples plus bad reads of every reason (each conversion is one or the other). */
+export function conversions(text: string, scale: string): number {
+  let n = metric(text, 'rtedge_hx711_samples_total', `scale="${scale}"`);
+  const re = new RegExp(`^rtedge_hx711_bad_reads_total\\{scale="${scale}",reason="[a-z_]+"\\} (\\S+)$`, 'gm');
+  for (const m of text.matchAll(re)) n += Number(m[1]);
+  return n;
+}
+
 /** An rt-scale config node on the given backend (its own fields in `backendFields`). */
 export const scaleNode = (backendFields: Record<string, string>, id: string, name: string, dout: number, sck: number, motor: number, rate = 80) => ({
   id,
