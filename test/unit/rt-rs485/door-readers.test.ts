@@ -8,6 +8,8 @@ import { type Bus, PollReader } from '../../../nodes/rt-rs485-watch/door-readers
 import { waitFor } from '../../helpers/util';
 
 describe('PollReader: request outcomes', () => {
+  // (the stall cap is well above the poll interval: the failures' reason is recorded before the cap is reached; with
+  // a cap of 0 the stall timer raced the first failure and could report "no answer" first on a busy machine)
   const run = async (fail: Msg | undefined): Promise<Msg[]> => {
     const seen: Msg[] = [];
     let user: LinkUser | null = null;
@@ -19,7 +21,7 @@ describe('PollReader: request outcomes', () => {
         return null;
       },
     };
-    const reader = new PollReader(bus, { request: { unit: 1, fn: 0x02, address: 0, count: 1 }, intervalMs: 20, timeoutMs: 50, stallMs: 0, openValue: 1, closedValue: 0 }, {
+    const reader = new PollReader(bus, { request: { unit: 1, fn: 0x02, address: 0, count: 1 }, intervalMs: 20, timeoutMs: 50, stallMs: 200, openValue: 1, closedValue: 0 }, {
       observe: (state, why) => {
         if (state === 'unknown' && why !== undefined) seen.push(why);
       },
