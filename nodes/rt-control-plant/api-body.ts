@@ -1,8 +1,9 @@
 // A JSON body reader for an HTTP API served by `http in` nodes, to register in
 // settings.js as Node-RED's `httpNodeMiddleware` (and `httpAdminMiddleware`
-// when the editor shares the API's root):
+// when the editor shares the API's root), loaded from this package's
+// dist/nodes/rt-control-plant/api-body.js (the README's "Bodies that are not
+// JSON" shows the settings.js lines):
 //
-//   const { apiJsonBody } = require('@rtedge/node-red-realtime-edge/dist/nodes/rt-control-plant/api-body.js');
 //   httpNodeMiddleware: apiJsonBody({ prefix: '/api/', limit: 1024 }),
 //
 // Why: the core `http in` node parses a POST body with body-parser after the
