@@ -482,6 +482,19 @@ export function coreFloorFlows(): object[] {
   return flows;
 }
 
+/**
+ * The settings.js lines the README gives for the control API's JSON bodies
+ * (nodes/rt-control-plant/api-body.ts): `httpNodeMiddleware` reads POST bodies under /api/ (1024 bytes at
+ * most) and answers a malformed, oversized or non-JSON body with a JSON 400/413/415 instead of the core
+ * http in node's 500; with the editor on '/' its app reads bodies before the API's routes, so
+ * `httpAdminMiddleware` gets the same middleware.
+ */
+export function apiBodySettingsSource(adminRoot: string): string {
+  const mod = JSON.stringify(join(repoRoot, 'dist', 'nodes', 'rt-control-plant', 'api-body.js'));
+  const mw = `require(${mod}).apiJsonBody({ prefix: '/api/', limit: 1024 })`;
+  return `httpNodeMiddleware: ${mw},` + (adminRoot === '/' ? ` httpAdminMiddleware: ${mw},` : '');
+}
+
 export interface ControlRuntime {
   rt: ChildRuntime;
   target: Target;
@@ -494,16 +507,18 @@ export interface ControlRuntime {
  * is written there when it exits).
  */
 export async function startControlRuntime(
-  o: { cpuProfDir?: string; settings?: Record<string, unknown>; adminRoot?: string; flows?: object[] } = {},
+  o: { cpuProfDir?: string; settings?: Record<string, unknown>; adminRoot?: string; flows?: object[]; bodyMiddleware?: boolean } = {},
 ): Promise<ControlRuntime> {
+  const adminRoot = o.adminRoot ?? DEFAULT_ADMIN_ROOT;
   const rt = await startNodeRed({
+    settingsSource: o.bodyMiddleware === false ? undefined : apiBodySettingsSource(adminRoot),
     flows: o.flows ?? controlFlows(),
     settings: {
       httpNodeAuth: { user: API_USER, pass: bcryptHash(API_PASS) },
       // The editor and admin API on their own root (DEFAULT_ADMIN_ROOT): on '/', beside the API, Express runs
       // every API request through the whole admin app first (CORS, body parsers, the editor's static files:
       // a stat() of /api/data on disk per request), before the httpNode app that answers it.
-      httpAdminRoot: o.adminRoot ?? DEFAULT_ADMIN_ROOT,
+      httpAdminRoot: adminRoot,
       // info: the runtime says "Started flows" (how the start is detected with the admin API moved)
       logging: { console: { level: 'info', metrics: false, audit: false } },
       ...o.settings,
