@@ -1323,7 +1323,8 @@ export class DosingController {
    * is measured, from the mass it delivered (the line less the fine material landed since the switch) over its
    * duration, and stored as an estimate, never as a measured flow. The burst's mass holds the motor's coast after
    * the switch, which makes up for most of its spin-up, so the estimate is fair when the burst is longer than 3
-   * spin-ups; a shorter one reads low: corrected, it may then raise the estimate, never lower it.
+   * spin-ups; a shorter one reads low: corrected, it may then raise the estimate, never lower it. With a measured
+   * coarse flow (a warm station whose coarse phase was too short to refit its ramp) the burst checks that flow instead.
    */
   private estimateBurst(t: number): void {
     const f = this.fit.slope();
@@ -1336,14 +1337,24 @@ export class DosingController {
     const fc = Math.trunc((burst * 1_000_000) / burstUs);
     if (fc <= f) return;
     const key = String(this.p.coarseDuty);
-    if (this.flowOf(this.p.coarseDuty) > 0) return;
+    const learned = this.flowOf(this.p.coarseDuty);
+    const corr = burstUs >= 3 * this.spinUs() ? 0 : Math.trunc((f * Math.trunc(this.spinUs() / 2)) / burstUs);
+    if (learned > 0) {
+      // a warm dose whose coarse phase ran on the learned flow (too short to refit the ramp): the mass it delivered checks
+      // that flow. A coarse ramp fitted while the motor still spun up (a first-order lag reaches 98 % of its speed only
+      // after 4 lags) reads the flow low, and every later dose then lands more coarse material than it planned (the
+      // fine phase is cut short). A burst that disagrees by more than what its mass can carry (the coarse ripple, the
+      // reading noise, the delay jitter at coarse flow, the spin-up correction) replaces the learned flow.
+      const slack = 2 * this.L.rippleCg + 4 * this.noise + Math.trunc((3 * learned * Math.max(this.L.jitterUs, this.period / 2)) / 1_000_000) + Math.trunc((corr * burstUs) / 1_000_000);
+      if (Math.abs(fc + corr - learned) * burstUs > slack * 1_000_000) this.L.flowCgPerS[key] = fc + corr;
+      return;
+    }
     const est = (this.L.flowEstCgPerS ??= {});
     if (burstUs >= 3 * this.spinUs()) est[key] = fc;
     else {
       // a first-order spin-up of lag L loses fc x L, the coast to fine speed gives back (fc - ff) x L: the burst reads
       // ff x L / B low (L at most half the spin-up allowance), and a burst shorter than the lag lower still (the coast
-      // not yet all landed): the correction is added, and a short burst never lowers an earlier estimate
-      const corr = Math.trunc((f * Math.trunc(this.spinUs() / 2)) / burstUs);
+      // not yet all landed): the correction (corr) is added, and a short burst never lowers an earlier estimate
       est[key] = Math.max(fc + corr, est[key] ?? 0);
     }
   }
