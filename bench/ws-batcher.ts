@@ -1,4 +1,5 @@
-// npm run bench -- ws-batcher [--seconds N] [--mode worker|shared] [--delay MS] [--deflate BYTES]
+// npm run bench -- ws-batcher [--seconds N] [--mode worker|shared] [--delay MS] [--deflate BYTES] [--nice N]
+//                              [--rss-pairs N] [--rss-warm S]
 //                              [--soak SECONDS [--soak-rate MSGS_PER_S] [--soak-deflate BYTES]]
 // rt-ws-batcher against Node-RED's core `websocket out` (websocket-listener)
 // in the same Node-RED process, same run: 10 and 50 clients at 1k and 10k
@@ -27,6 +28,7 @@ import { WebSocket } from 'ws';
 
 import { startNodeRed, type ChildRuntime } from '../test/helpers/nodered-child';
 import { freePort, sleep, tempDir } from '../test/helpers/util';
+import { WS_NICE_DEFAULT } from '../nodes/rt-ws-batcher/backends';
 import { DEFAULT_DEFLATE_THRESHOLD } from '../nodes/rt-ws-batcher/ws-config';
 import { flag, log, machine, result, round } from './lib/common';
 
@@ -36,6 +38,8 @@ const MODE = flag('mode') === 'shared' ? 'shared' : 'worker';
 const DEFLATE = Number(flag('deflate') ?? DEFAULT_DEFLATE_THRESHOLD);
 /** Ours' batch delay (ms); the node's default is one frame, 16 ms. */
 const DELAY = Number(flag('delay') ?? 16);
+/** Niceness of ours' worker thread (setting rtEdgeWsNice); default: the node's default. */
+const NICE = Number(flag('nice') ?? WS_NICE_DEFAULT);
 const SOAK = Number(flag('soak') ?? 0);
 const SOAK_RATE = Number(flag('soak-rate') ?? 10_000);
 const SOAK_DEFLATE = Number(flag('soak-deflate') ?? 1024);
@@ -464,13 +468,13 @@ async function scenario(rt: ChildRuntime, probeFile: string, side: 'ours' | 'cor
 }
 
 async function main(): Promise<void> {
-  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY }));
+  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY, nice: NICE }));
   const ourPort = await freePort();
   const tmp = tempDir('rtedge-wsb-');
   const probeFile = join(tmp.dir, 'el.json');
   const rt = await startNodeRed({
     flows: flows(ourPort),
-    settings: { logging: { console: { level: 'warn' } } },
+    settings: { logging: { console: { level: 'warn' } }, rtEdgeWsNice: NICE },
     execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js'), '-r', join(__dirname, 'lib', 'mem-probe.js')],
     env: { RTEDGE_EL_PROBE_OUT: probeFile, RTEDGE_MEM_PROBE_DIR: tmp.dir },
   });
@@ -535,7 +539,7 @@ async function soak(): Promise<void> {
     const probeFile = join(tmp.dir, 'el.json');
     const rt = await startNodeRed({
       flows: flows(ourPort, deflate),
-      settings: { logging: { console: { level: 'warn' } } },
+      settings: { logging: { console: { level: 'warn' } }, rtEdgeWsNice: NICE },
       execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js')],
       env: { RTEDGE_EL_PROBE_OUT: probeFile },
     });
