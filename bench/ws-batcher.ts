@@ -518,8 +518,9 @@ async function main(): Promise<void> {
     core_main_cpu_pct: c.main_cpu_pct,
     ours_bytes_per_msg: o.bytes_per_msg,
     core_bytes_per_msg: c.bytes_per_msg,
-    ours_stalled_rss_growth_mb: stalledRows.find((s) => s.side === 'ours')?.stalled_growth_mb,
-    core_stalled_rss_growth_mb: stalledRows.find((s) => s.side === 'core')?.stalled_growth_mb,
+    // null with --rss-pairs 0 (the key stays: the last line always has the keys)
+    ours_stalled_rss_growth_mb: stalledRows.find((s) => s.side === 'ours')?.stalled_growth_mb ?? null,
+    core_stalled_rss_growth_mb: stalledRows.find((s) => s.side === 'core')?.stalled_growth_mb ?? null,
     ours_lost: Math.max(...rows.filter((r) => r.side === 'ours').map((r) => r.lost)),
   });
 }
