@@ -1,4 +1,5 @@
-// npm run bench -- ws-batcher [--seconds N] [--mode worker|shared] [--delay MS] [--deflate BYTES]
+// npm run bench -- ws-batcher [--seconds N] [--mode worker|shared] [--delay MS] [--deflate BYTES] [--nice N]
+//                              [--rss-pairs N] [--rss-warm S]
 //                              [--soak SECONDS [--soak-rate MSGS_PER_S] [--soak-deflate BYTES]]
 // rt-ws-batcher against Node-RED's core `websocket out` (websocket-listener)
 // in the same Node-RED process, same run: 10 and 50 clients at 1k and 10k
@@ -20,12 +21,14 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 
 import { WebSocket } from 'ws';
 
 import { startNodeRed, type ChildRuntime } from '../test/helpers/nodered-child';
 import { freePort, sleep, tempDir } from '../test/helpers/util';
+import { WS_NICE_DEFAULT } from '../nodes/rt-ws-batcher/backends';
 import { DEFAULT_DEFLATE_THRESHOLD } from '../nodes/rt-ws-batcher/ws-config';
 import { flag, log, machine, result, round } from './lib/common';
 
@@ -35,6 +38,8 @@ const MODE = flag('mode') === 'shared' ? 'shared' : 'worker';
 const DEFLATE = Number(flag('deflate') ?? DEFAULT_DEFLATE_THRESHOLD);
 /** Ours' batch delay (ms); the node's default is one frame, 16 ms. */
 const DELAY = Number(flag('delay') ?? 16);
+/** Niceness of ours' worker thread (setting rtEdgeWsNice); default: the node's default. */
+const NICE = Number(flag('nice') ?? WS_NICE_DEFAULT);
 const SOAK = Number(flag('soak') ?? 0);
 const SOAK_RATE = Number(flag('soak-rate') ?? 10_000);
 const SOAK_DEFLATE = Number(flag('soak-deflate') ?? 1024);
@@ -43,6 +48,9 @@ const RATES = (flag('rates') ?? '1000,10000').split(',').map(Number);
 const SIDES = (flag('sides') ?? 'ours,core').split(',') as Array<'ours' | 'core'>;
 /** --stalled 0: no stalled client (to tell its share of the RSS growth). */
 const STALLED = flag('stalled') !== '0';
+/** Stalled-client RSS: seconds of load before the baseline reading; with/without pairs (ABBA order). */
+const RSS_WARM_S = Number(flag('rss-warm') ?? 3);
+const RSS_PAIRS = Number(flag('rss-pairs') ?? 2);
 const CLK_TCK = 100;
 /** Clients per counting process; probe clients (latency) per scenario. */
 const PER_PROC = 10;
@@ -87,6 +95,11 @@ return [null, null, { res: msg.res, req: msg.req, payload: { count: st.count } }
 interface ClientReport {
   /** Probe processes: latency histogram (0.1 ms bins) and its sample count. */
   hist: number[] | null;
+  /** Ours' probes: generator stamp -> the node's enqueue stamp (`ts`), and `ts` -> arrival (same bins). */
+  histFlow: number[] | null;
+  histAfter: number[] | null;
+  /** Probe processes: their own event-loop delay p99 (ms): the client side's lag. */
+  elP99: number;
   samples: number;
   received: number[];
   bytes: number;
@@ -117,6 +130,11 @@ function countItems(data: Buffer, kind: 'ours' | 'core'): number {
 
 function clientProcess(r: ClientRole): void {
   const hist = r.role === 'probe' ? new Float64Array(HIST_BINS) : null;
+  const histFlow = r.role === 'probe' && r.kind === 'ours' ? new Float64Array(HIST_BINS) : null;
+  const histAfter = r.role === 'probe' && r.kind === 'ours' ? new Float64Array(HIST_BINS) : null;
+  const el = monitorEventLoopDelay({ resolution: 1 });
+  if (r.role === 'probe') el.enable();
+  const bin = (ms: number): number => Math.min(HIST_BINS - 1, Math.max(0, Math.round(ms / BIN_MS)));
   let samples = 0;
   const received: number[] = new Array(r.n).fill(0);
   const sockets: WebSocket[] = [];
@@ -140,13 +158,18 @@ function clientProcess(r: ClientRole): void {
     }
     ws.on('message', (data: Buffer) => {
       const at = now(); // first thing: the arrival time
-      const m = JSON.parse(data.toString()) as { t?: unknown; items?: Array<{ payload: { t: number } }> };
+      const m = JSON.parse(data.toString()) as { t?: unknown; items?: Array<{ payload: { t: number }; ts: number }> };
       const ts: number[] = [];
       if (r.kind === 'core') ts.push((m as unknown as { t: number }).t);
-      else if (m.t === 'batch' && m.items) for (const it of m.items) ts.push(it.payload.t);
+      else if (m.t === 'batch' && m.items)
+        for (const it of m.items) {
+          ts.push(it.payload.t);
+          histFlow![bin(it.ts - it.payload.t)]++;
+          histAfter![bin(at - it.ts)]++;
+        }
       received[k] += ts.length;
       for (const t of ts) {
-        hist![Math.min(HIST_BINS - 1, Math.max(0, Math.round((at - t) / BIN_MS)))]++;
+        hist![bin(at - t)]++;
         samples++;
       }
     });
@@ -161,6 +184,9 @@ function clientProcess(r: ClientRole): void {
   process.on('message', (m: { t: string }) => {
     if (m.t === 'reset') {
       hist?.fill(0);
+      histFlow?.fill(0);
+      histAfter?.fill(0);
+      el.reset();
       samples = 0;
       received.fill(0);
       sockets.forEach((ws, k) => (bytes0[k] = bytesRead(ws)));
@@ -171,9 +197,13 @@ function clientProcess(r: ClientRole): void {
     let bytes = 0;
     sockets.forEach((ws, k) => (bytes += bytesRead(ws) - (bytes0[k] ?? 0)));
     // The histogram goes back sparse (bin, count pairs).
-    const sparse: number[] = [];
-    if (hist) for (let i = 0; i < HIST_BINS; i++) if (hist[i] > 0) sparse.push(i, hist[i]);
-    const rep: ClientReport = { hist: hist ? sparse : null, samples, received: r.role === 'stalled' ? [] : received, bytes: r.role === 'stalled' ? 0 : bytes };
+    const sparse = (h: Float64Array | null): number[] | null => {
+      if (!h) return null;
+      const o: number[] = [];
+      for (let i = 0; i < HIST_BINS; i++) if (h[i] > 0) o.push(i, h[i]);
+      return o;
+    };
+    const rep: ClientReport = { hist: sparse(hist), histFlow: sparse(histFlow), histAfter: sparse(histAfter), elP99: r.role === 'probe' ? el.percentile(99) / 1e6 : NaN, samples, received: r.role === 'stalled' ? [] : received, bytes: r.role === 'stalled' ? 0 : bytes };
     process.send?.({ t: 'report', ...rep });
     for (const ws of sockets) ws.terminate();
     setTimeout(() => process.exit(0), 100);
@@ -184,8 +214,8 @@ function clientProcess(r: ClientRole): void {
 class Clients {
   private readonly procs: Array<{ child: ChildProcess; role: ClientRole }> = [];
   constructor(url: string, kind: 'ours' | 'core', clients: number, stalled: boolean) {
-    const roles: ClientRole[] = [{ url, kind, n: Math.min(PROBES, clients), role: 'probe' }];
-    let left = clients - roles[0].n;
+    const roles: ClientRole[] = clients > 0 ? [{ url, kind, n: Math.min(PROBES, clients), role: 'probe' }] : [];
+    let left = clients - (roles[0]?.n ?? 0);
     const nProcs = Math.ceil(left / PER_PROC);
     for (let p = 0; p < nProcs; p++) {
       const n = Math.ceil(left / (nProcs - p));
@@ -216,21 +246,32 @@ class Clients {
     return this.all({ t: 'reset' }, 'reset-done');
   }
   /** Every process's report (then they exit). */
-  async report(): Promise<{ p50: number; p99: number; samples: number; received: number[]; bytes: number }> {
+  async report(): Promise<{ p50: number; p99: number; flowP99: number; afterP99: number; clientElP99: number; samples: number; received: number[]; bytes: number }> {
     const reps = await this.all<ClientReport>({ t: 'report' }, 'report');
-    const hist = new Map<number, number>();
     let samples = 0;
     let bytes = 0;
+    let clientElP99 = NaN;
     const received: number[] = [];
     for (const r of reps) {
       samples += r.samples;
       bytes += r.bytes;
       received.push(...r.received);
-      if (r.hist) for (let i = 0; i < r.hist.length; i += 2) hist.set(r.hist[i], (hist.get(r.hist[i]) ?? 0) + r.hist[i + 1]);
+      if (Number.isFinite(r.elP99)) clientElP99 = Number.isFinite(clientElP99) ? Math.max(clientElP99, r.elP99) : r.elP99;
     }
-    const bins = [...hist.entries()].sort((a, b) => a[0] - b[0]);
-    const pct = (q: number): number => {
-      const rank = Math.max(1, Math.ceil(q * samples));
+    /** q-quantile of the merged sparse histograms `key` (ms). */
+    const pct = (key: 'hist' | 'histFlow' | 'histAfter', q: number): number => {
+      const hist = new Map<number, number>();
+      let total = 0;
+      for (const r of reps) {
+        const h = r[key];
+        if (h)
+          for (let i = 0; i < h.length; i += 2) {
+            hist.set(h[i], (hist.get(h[i]) ?? 0) + h[i + 1]);
+            total += h[i + 1];
+          }
+      }
+      const bins = [...hist.entries()].sort((a, b) => a[0] - b[0]);
+      const rank = Math.max(1, Math.ceil(q * total));
       let acc = 0;
       for (const [bin, n] of bins) {
         acc += n;
@@ -239,7 +280,7 @@ class Clients {
       return NaN;
     };
     await Promise.all(this.procs.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))));
-    return { p50: pct(0.5), p99: pct(0.99), samples, received, bytes };
+    return { p50: pct('hist', 0.5), p99: pct('hist', 0.99), flowP99: pct('histFlow', 0.99), afterP99: pct('histAfter', 0.99), clientElP99, samples, received, bytes };
   }
 }
 
@@ -284,6 +325,77 @@ async function probe(rt: ChildRuntime, file: string): Promise<{ p99_ms: number; 
   return JSON.parse(readFileSync(file, 'utf8')) as { p99_ms: number; rss_mb: number };
 }
 
+const rssMb = (pid: number): number => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/**
+ * Node-RED's RSS after a forced full GC in every thread (el-probe collects the
+ * main thread; mem-probe, preloaded too and inherited by the worker threads,
+ * collects each worker within 200 ms): the median of 3 readings 300 ms apart, MB.
+ */
+async function settledRss(rt: ChildRuntime, probeFile: string): Promise<number> {
+  await probe(rt, probeFile);
+  await sleep(500);
+  const xs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    if (i > 0) await sleep(300);
+    xs.push(rssMb(rt.proc.pid!));
+  }
+  return median(xs);
+}
+
+/**
+ * One half of the stalled-client pair: `clients` reading clients and the
+ * generator at `rate`; after RSS_WARM_S s of it, the baseline RSS; then (with
+ * `stalled`) one client connects and never reads; SECONDS later, the RSS again.
+ * Returns the growth over those SECONDS (MB).
+ */
+async function rssRun(rt: ChildRuntime, probeFile: string, side: 'ours' | 'core', url: string, clients: number, rate: number, stalled: boolean): Promise<{ growth: number; generated: number }> {
+  const cl = new Clients(url, side, clients, false);
+  await cl.ready();
+  await sleep(300);
+  await cl.reset();
+  await rt.post('/gen/start', { rate, out: side });
+  await sleep(RSS_WARM_S * 1000);
+  const before = await settledRss(rt, probeFile);
+  const st = stalled ? new Clients(url, side, 0, true) : null;
+  if (st) await st.ready();
+  await sleep(SECONDS * 1000);
+  const after = await settledRss(rt, probeFile);
+  const stop = JSON.parse((await rt.post('/gen/stop', {})).text) as { count: number };
+  await sleep(1000);
+  if (st) await st.report();
+  await cl.report();
+  await sleep(500);
+  return { growth: after - before, generated: stop.count };
+}
+
+interface StalledRss {
+  side: 'ours' | 'core';
+  with_mb: number[];
+  without_mb: number[];
+  /** median(with) - median(without): the growth the stalled client causes, MB. */
+  stalled_growth_mb: number;
+}
+
+/** RSS_PAIRS pairs with and without the stalled client, in ABBA order, same runtime, same rate and duration. */
+async function stalledRss(rt: ChildRuntime, probeFile: string, side: 'ours' | 'core', url: string, clients: number, rate: number): Promise<StalledRss> {
+  const w: number[] = [];
+  const wo: number[] = [];
+  for (let p = 0; p < RSS_PAIRS; p++) {
+    for (const stalled of p % 2 === 0 ? [false, true] : [true, false]) {
+      const r = await rssRun(rt, probeFile, side, url, clients, rate, stalled);
+      (stalled ? w : wo).push(round(r.growth, 1));
+      log(JSON.stringify({ stalled_rss: side, clients, rate, stalled, growth_mb: round(r.growth, 1), generated: r.generated }));
+    }
+  }
+  return { side, with_mb: w, without_mb: wo, stalled_growth_mb: round(median(w) - median(wo), 1) };
+}
+
 interface Row {
   side: 'ours' | 'core';
   clients: number;
@@ -298,6 +410,12 @@ interface Row {
   rss_growth_mb: number;
   /** Ours: enqueue-to-send p99 (rtedge_ws_latency_seconds, the bucket bound holding it), ms. */
   enqueue_to_send_p99_ms: number;
+  /** Ours: generator stamp -> the node's enqueue stamp p99 (the flow engine's hop), ms. */
+  flow_hop_p99_ms: number;
+  /** Ours: the node's enqueue stamp -> arrival at a probe p99 (hand-off, batching, fan-out, wire, client), ms. */
+  after_enqueue_p99_ms: number;
+  /** The probe clients' own event-loop delay p99 (their lag), ms. */
+  client_el_p99_ms: number;
   lost: number;
   generated: number;
   samples: number;
@@ -332,6 +450,9 @@ async function scenario(rt: ChildRuntime, probeFile: string, side: 'ours' | 'cor
     delivery_p50_ms: round(rep.p50, 2),
     delivery_p99_ms: round(rep.p99, 2),
     enqueue_to_send_p99_ms: lat0 && lat1 ? round(bucketP99Ms(lat0, lat1), 2) : NaN,
+    flow_hop_p99_ms: round(rep.flowP99, 2),
+    after_enqueue_p99_ms: round(rep.afterP99, 2),
+    client_el_p99_ms: round(rep.clientElP99, 2),
     el_p99_ms: round(after.p99_ms, 2),
     main_cpu_pct: round(((cpu1 - cpu0) / CLK_TCK / wall) * 100, 1),
     proc_cpu_pct: round(((pcpu1 - pcpu0) / CLK_TCK / wall) * 100, 1),
@@ -347,24 +468,33 @@ async function scenario(rt: ChildRuntime, probeFile: string, side: 'ours' | 'cor
 }
 
 async function main(): Promise<void> {
-  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY }));
+  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY, nice: NICE }));
   const ourPort = await freePort();
   const tmp = tempDir('rtedge-wsb-');
   const probeFile = join(tmp.dir, 'el.json');
   const rt = await startNodeRed({
     flows: flows(ourPort),
-    settings: { logging: { console: { level: 'warn' } } },
-    execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js')],
-    env: { RTEDGE_EL_PROBE_OUT: probeFile },
+    settings: { logging: { console: { level: 'warn' } }, rtEdgeWsNice: NICE },
+    execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js'), '-r', join(__dirname, 'lib', 'mem-probe.js')],
+    env: { RTEDGE_EL_PROBE_OUT: probeFile, RTEDGE_MEM_PROBE_DIR: tmp.dir },
   });
   const rows: Row[] = [];
+  const stalledRows: StalledRss[] = [];
+  const ourUrl = MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`;
+  const coreUrl = `ws://127.0.0.1:${rt.port}/core`;
   try {
     await sleep(1000);
     for (const clients of CLIENTS) {
       for (const rate of RATES) {
-        if (SIDES.includes('ours')) rows.push(await scenario(rt, probeFile, 'ours', MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`, clients, rate));
-        if (SIDES.includes('core')) rows.push(await scenario(rt, probeFile, 'core', `ws://127.0.0.1:${rt.port}/core`, clients, rate));
+        if (SIDES.includes('ours')) rows.push(await scenario(rt, probeFile, 'ours', ourUrl, clients, rate));
+        if (SIDES.includes('core')) rows.push(await scenario(rt, probeFile, 'core', coreUrl, clients, rate));
       }
+    }
+    // The stalled client's own share of the RSS growth, at the biggest scenario.
+    if (RSS_PAIRS > 0) {
+      const clients = Math.max(...CLIENTS);
+      const rate = Math.max(...RATES);
+      for (const side of SIDES) stalledRows.push(await stalledRss(rt, probeFile, side, side === 'ours' ? ourUrl : coreUrl, clients, rate));
     }
   } finally {
     await rt.kill('SIGTERM');
@@ -372,8 +502,9 @@ async function main(): Promise<void> {
     tmp.cleanup();
   }
   log(`load average at the end: ${loadavg().map((x) => round(x, 2)).join(' ')}`);
-  log('side  clients  rate   deliv_p50  deliv_p99  enq2send_p99  el_p99  main_cpu%  proc_cpu%  bytes/msg  rss+MB  lost/generated  samples');
-  for (const r of rows) log(`${r.side.padEnd(5)} ${String(r.clients).padStart(7)} ${String(r.rate).padStart(6)} ${String(r.delivery_p50_ms).padStart(10)} ${String(r.delivery_p99_ms).padStart(10)} ${String(r.enqueue_to_send_p99_ms).padStart(13)} ${String(r.el_p99_ms).padStart(7)} ${String(r.main_cpu_pct).padStart(10)} ${String(r.proc_cpu_pct).padStart(10)} ${String(r.bytes_per_msg).padStart(10)} ${String(r.rss_growth_mb).padStart(7)}  ${r.lost}/${r.generated}  ${r.samples}`);
+  log('side  clients  rate   deliv_p50  deliv_p99  flow_hop_p99  after_enq_p99  enq2send_p99  client_el_p99  el_p99  main_cpu%  proc_cpu%  bytes/msg  run_rss+MB  lost/generated  samples');
+  for (const r of rows) log(`${r.side.padEnd(5)} ${String(r.clients).padStart(7)} ${String(r.rate).padStart(6)} ${String(r.delivery_p50_ms).padStart(10)} ${String(r.delivery_p99_ms).padStart(10)} ${String(r.flow_hop_p99_ms).padStart(13)} ${String(r.after_enqueue_p99_ms).padStart(14)} ${String(r.enqueue_to_send_p99_ms).padStart(13)} ${String(r.client_el_p99_ms).padStart(14)} ${String(r.el_p99_ms).padStart(7)} ${String(r.main_cpu_pct).padStart(10)} ${String(r.proc_cpu_pct).padStart(10)} ${String(r.bytes_per_msg).padStart(10)} ${String(r.rss_growth_mb).padStart(11)}  ${r.lost}/${r.generated}  ${r.samples}`);
+  for (const s of stalledRows) log(`stalled-client RSS (${s.side}, ${Math.max(...CLIENTS)} clients, ${Math.max(...RATES)} msgs/s, ${SECONDS} s after ${RSS_WARM_S} s warm-up): with ${s.with_mb.join(', ')} MB, without ${s.without_mb.join(', ')} MB -> ${s.stalled_growth_mb} MB`);
   // The 10k msgs/s x 50 clients figures (or the biggest scenario run, with --clients/--rates).
   const pick = (side: 'ours' | 'core'): Row => rows.filter((r) => r.side === side).sort((a, b) => a.clients * a.rate - b.clients * b.rate).pop()!;
   const o = pick('ours') ?? ({} as Row);
@@ -387,8 +518,9 @@ async function main(): Promise<void> {
     core_main_cpu_pct: c.main_cpu_pct,
     ours_bytes_per_msg: o.bytes_per_msg,
     core_bytes_per_msg: c.bytes_per_msg,
-    ours_stalled_rss_growth_mb: o.rss_growth_mb,
-    core_stalled_rss_growth_mb: c.rss_growth_mb,
+    // null with --rss-pairs 0 (the key stays: the last line always has the issue's keys)
+    ours_stalled_rss_growth_mb: stalledRows.find((s) => s.side === 'ours')?.stalled_growth_mb ?? null,
+    core_stalled_rss_growth_mb: stalledRows.find((s) => s.side === 'core')?.stalled_growth_mb ?? null,
     ours_lost: Math.max(...rows.filter((r) => r.side === 'ours').map((r) => r.lost)),
   });
 }
@@ -408,7 +540,7 @@ async function soak(): Promise<void> {
     const probeFile = join(tmp.dir, 'el.json');
     const rt = await startNodeRed({
       flows: flows(ourPort, deflate),
-      settings: { logging: { console: { level: 'warn' } } },
+      settings: { logging: { console: { level: 'warn' } }, rtEdgeWsNice: NICE },
       execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js')],
       env: { RTEDGE_EL_PROBE_OUT: probeFile },
     });

@@ -6,6 +6,7 @@
 import { createServer } from 'node:http';
 
 import { SharedMetrics } from '../shared/shared-metrics';
+import { raiseThreadPriority } from '../shared/thread-priority';
 import { serveInstances } from '../shared/worker-runtime';
 import { nowUs, wallMs as nowMs } from '../shared/time';
 import { BATCH_METRICS, Hub, WS_METRICS } from './batcher-core';
@@ -16,6 +17,7 @@ import { BatcherSocketServer, clientFile } from './ws-serve';
 
 
 serveInstances<WsWorkerInit, WsCmd, WsEvent>(async (init, ctx) => {
+  if (init.nice !== 0) ctx.emit({ t: 'priority', nice: raiseThreadPriority(init.nice), asked: init.nice });
   const metrics = SharedMetrics.attach(WS_METRICS, init.metrics);
   const batch = SharedMetrics.attach(BATCH_METRICS, init.batchMetrics);
   const dash = init.dashRate > 0 ? new DashFeed(init.dashPoints) : null;

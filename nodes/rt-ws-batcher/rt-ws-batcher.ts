@@ -9,6 +9,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 
+import { clampInt } from '../shared/migrate';
 import { coreText } from '../shared/i18n';
 import type { DoneFn, HttpApp, HttpRequest, HttpResponse, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-types';
 import { runtimeMetrics } from '../shared/registry';
@@ -19,7 +20,7 @@ import { DashFeed } from './dash-core';
 import type { ConsumerLink, ScaleNode, ScaleNotice } from '../rt-scale/scale-api';
 import { SpscRing } from '../shared/spsc-ring';
 import { nowUs, wallMs as nowMs } from '../shared/time';
-import { type Backend, sharedBackend, workerBackend } from './backends';
+import { type Backend, sharedBackend, workerBackend, WS_NICE_DEFAULT } from './backends';
 import { SampleSource } from './sample-source';
 import { SAMPLE_REC_WORDS, SAMPLE_RING_CAPACITY } from './ws-protocol';
 import { readWsConfig, type WsDef } from './ws-config';
@@ -255,6 +256,13 @@ export = function register(RED: RedWithServer): void {
         batchMetrics: batchM,
         clientDir: CLIENT_DIR,
         text: t,
+        nice: clampInt(RED.settings.rtEdgeWsNice, -20, 0, WS_NICE_DEFAULT),
+        onPriority: (nice, asked) => {
+          if (nice !== null) node.log(RED._(`${TYPE}.priority`, { nice }));
+          // asked for in settings: a warning; the default: a log line (the node works either way)
+          else if (RED.settings.rtEdgeWsNice !== undefined) node.warn(RED._(`${TYPE}.priorityDenied`, { nice: asked }));
+          else node.log(RED._(`${TYPE}.priorityDenied`, { nice: asked }));
+        },
         onListening: (port) => {
           listening = true;
           node.log(RED._(`${TYPE}.listeningPort`, { port, path: cfg.path }));

@@ -20,6 +20,8 @@ export interface WsWorkerInit {
   /** Dashboard mode: points posted back at this rate (per second), at most dashPoints each. */
   dashRate: number;
   dashPoints: number;
+  /** Niceness the worker thread asks for (-20..0; 0 leaves it alone): setting rtEdgeWsNice. */
+  nice: number;
 }
 
 /** Messages handed over from the flow engine, in columns (one postMessage per hand-off). */
@@ -40,7 +42,9 @@ export type WsEvent =
   | { t: 'listening'; port: number }
   | { t: 'clients'; n: number }
   | { t: 'failed'; error: Coded | string }
-  | { t: 'chart'; points: ChartPoint[] };
+  | { t: 'chart'; points: ChartPoint[] }
+  /** nice: the niceness in effect, null when the asked one could not be applied (no root / CAP_SYS_NICE). */
+  | { t: 'priority'; nice: number | null; asked: number };
 
 /** Sample ring records (Int32 words): epoch us high/low, centigrams, sample seq. */
 export const SAMPLE_REC_WORDS = 4;

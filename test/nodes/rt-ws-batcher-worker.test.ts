@@ -2,11 +2,13 @@
 // from a worker thread, the client module there, messages from the flow, the
 // direct source (a simulated rt-scale's samples straight from the HAL worker)
 // still reaching a ws client while the flow engine is blocked for 1 s, and the
-// Dashboard mode output (point arrays at a bounded rate).
+// Dashboard mode output (point arrays at a bounded rate); the worker thread's
+// niceness (setting rtEdgeWsNice).
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { freePort, sleep } from '../helpers/util';
+import { freePort, sleep, waitFor } from '../helpers/util';
 import { connect, type TestClient } from '../helpers/ws-client';
 
 const SCALE = { id: 'sc', type: 'rt-scale', name: 'sim', version: 1, backend: 'simulated', doutPin: '5', sckPin: '6', gain: 'A128', rate: '80', zero: '84000', countsPerGram: '420', motorPin: '18', motorHz: '10000', median: true, average: '4', stableG: '0.05', faultRun: '3', capacityG: '5000' };
@@ -138,5 +140,56 @@ describe('rt-ws-batcher node (worker mode, direct source, Dashboard mode)', func
     assert.equal(how!.code, 1001);
     const d = await open();
     await d.waitFor((f) => f.length >= 2, 10_000, 'served again');
+  });
+});
+
+/** Niceness of every thread of a process (field 19 of /proc/<pid>/task/<tid>/stat). */
+function threadNiceness(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]));
+    } catch {
+      /* thread ended meanwhile */
+    }
+  }
+  return out;
+}
+
+describe('rt-ws-batcher worker thread priority (setting rtEdgeWsNice)', function () {
+  this.timeout(60_000);
+  let rt: ChildRuntime | null = null;
+  const wbOnly = (port: number): object[] => [
+    { id: 'f1', type: 'tab', label: 'ws nice' },
+    { id: 'wb', z: 'f1', type: 'rt-ws-batcher', version: 1, mode: 'worker', port, host: '127.0.0.1', path: '/live', batchSize: 100, delayMs: 16, capKb: 1024, graceS: 10, ringBatches: 256, deflateThreshold: 0, wires: [[]] },
+  ];
+  afterEach(async () => {
+    await rt?.kill();
+    rt?.cleanup();
+    rt = null;
+  });
+
+  it('by default the worker thread asks for niceness -5 (granted with root or CAP_SYS_NICE, else said in the log)', async function () {
+    if (process.platform !== 'linux') this.skip(); // per-thread setpriority is Linux behaviour
+    const port = await freePort();
+    rt = await startNodeRed({ flows: wbOnly(port) });
+    const r = rt;
+    await waitFor(() => /WebSocket worker thread (runs at|could not raise its priority to) niceness -5/.test(r.log()), 15_000, 'the priority logged');
+    if (/runs at niceness -5/.test(r.log())) {
+      const all = threadNiceness(r.proc.pid!);
+      assert.equal(all.filter((n) => n === -5).length, 1, `one thread at -5: ${all.join(',')}`);
+      assert.ok(all.includes(0), 'the flow engine stays at 0');
+    } else assert.doesNotMatch(r.log(), /\[warn\].*niceness/, 'the default is not a warning');
+  });
+
+  it('rtEdgeWsNice: 0 leaves every thread alone', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const port = await freePort();
+    rt = await startNodeRed({ flows: wbOnly(port), settings: { rtEdgeWsNice: 0 } });
+    const r = rt;
+    await waitFor(() => /WebSocket at ws:/.test(r.log()), 15_000, 'listening');
+    assert.ok(threadNiceness(r.proc.pid!).every((n) => n === 0));
+    assert.doesNotMatch(r.log(), /niceness/);
   });
 });
