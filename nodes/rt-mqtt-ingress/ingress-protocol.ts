@@ -57,16 +57,7 @@ export interface ClientInit {
   /** Largest payload / line accepted (bytes of text). */
   maxBytes: number;
   metrics: SharedArrayBuffer;
-  /** Niceness for this worker thread (0 or absent: unchanged). The frames' own thread runs at FRAMES_NICE. */
-  nice?: number;
 }
-
-/**
- * The frames' worker thread is niced (Linux, per thread, no privilege needed to lower a priority): when the
- * cores are busy, a flood of frames yields the CPU to the events/authorisations thread and the flow engine,
- * and is dropped (counted) sooner, instead of taking a core's share from the decisions.
- */
-export const FRAMES_NICE = 10;
 
 export interface BrokerInit {
   role: 'broker';

@@ -6,9 +6,7 @@
 // Ingress nodes on one broker config and that config's embedded broker share
 // this thread. Nothing here waits for the flow engine: a blocked main thread
 // neither delays the keep-alives nor the acknowledgements.
-import { readlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { getPriority, setPriority } from 'node:os';
 
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 
@@ -23,20 +21,7 @@ import { topicMatches } from './topic';
 import { type BrokerInit, type ClientInit, type IngressCmd, type IngressEvent, ingressMetricSpec, type MqttInit } from './ingress-protocol';
 
 
-/** Lowers this thread's priority (Linux: setpriority on the thread id affects that thread only). Returns the niceness in effect, or null. */
-function niceThread(nice: number): number | null {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return null;
-    if (getPriority(tid) < nice) setPriority(tid, nice);
-    return getPriority(tid);
-  } catch {
-    return null; // not Linux
-  }
-}
-
 function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
-  if (init.nice) niceThread(init.nice);
   const m = SharedMetrics.attach(ingressMetricSpec(init.sources.length), init.metrics);
   const gates = CreditGate.perSource(init.ctl, init.sources.length, init.limits);
   const post = (ev: IngressEvent): void => ctx.emit(ev);

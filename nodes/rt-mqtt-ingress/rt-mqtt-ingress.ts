@@ -20,7 +20,7 @@ import { wallMs as nowMs } from '../shared/time';
 import { type BrokerNode, clientSettings } from '../rt-mqtt-broker/broker-config';
 import { type IngressDef, readIngress } from './ingress-config';
 import { CreditGate, KIND_OF, sourceLimits } from './ingress-core';
-import { type ClientInit, FRAMES_NICE, HANDOFF_METRICS, type IngressCmd, type IngressCounts, type IngressEvent, ingressMetricSpec, type WireEvent } from './ingress-protocol';
+import { type ClientInit, HANDOFF_METRICS, type IngressCmd, type IngressCounts, type IngressEvent, ingressMetricSpec, type WireEvent } from './ingress-protocol';
 
 const TYPE = 'rt-mqtt-ingress';
 
@@ -225,7 +225,6 @@ export = function register(RED: NodeAPI): void {
           limits,
           maxBytes: cfg.maxBytes,
           metrics: shareds[k].sab,
-          nice: part.suffix === '-frames' ? FRAMES_NICE : 0,
         };
         const mine = new Set([...part.subs.map((x) => x.source), ...(part.tcp ? [part.tcp.source] : [])]);
         const lease = new WorkerLease<IngressEvent, IngressCmd>({

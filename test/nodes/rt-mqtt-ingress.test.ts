@@ -1,12 +1,10 @@
 // rt-mqtt-ingress in a real Node-RED runtime: the embedded broker (aedes in the
 // worker), a real mosquitto, real MQTT publishers and a real TCP peer.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 
 import { connect, type MqttClient } from 'mqtt';
 
-import { FRAMES_NICE } from '../../nodes/rt-mqtt-ingress/ingress-protocol';
 import { activeWorkerCount } from '../../nodes/shared/worker-host';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto';
 import { collect, connected, counts, ingressFlow, SUBS } from '../helpers/ingress-flow';
@@ -75,36 +73,6 @@ describe('rt-mqtt-ingress node', function () {
     assert.ok(ing.seq > 0 && Math.abs(ing.received - Date.now()) < 10_000, JSON.stringify(ing));
     const fr = out.find((m) => m.kind === 'frame')!;
     assert.deepEqual(fr.payload, frame(1));
-  });
-
-  it('frames run on a worker thread of their own at a lower priority (FRAMES_NICE); the flow engine and the events thread keep theirs', async () => {
-    const niceness = (): Map<number, number> => {
-      const m = new Map<number, number>();
-      for (const tid of readdirSync('/proc/self/task')) {
-        try {
-          const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-          m.set(Number(tid), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[19 - 3]));
-        } catch {
-          /* thread ended */
-        }
-      }
-      return m;
-    };
-    const before = new Set([...niceness().entries()].filter(([, n]) => n === FRAMES_NICE).map(([t]) => t));
-    const port = await freePort();
-    await load(ingressFlow({ url: '', port }));
-    const out = collect('out');
-    const c = (await waitFor(() => mqttClient(`mqtt://127.0.0.1:${port}`).catch(() => null), 10_000, 'the embedded broker'))!;
-    clients.push(c);
-    await connected();
-    // both paths work: the niced thread still delivers its frames, the other one its events
-    await pub(c, 'store/s1/tracks', frame(1), 0);
-    await pub(c, 'store/s1/events', event(1));
-    await waitFor(() => out.length >= 2, 10_000, '2 messages');
-    const now = niceness();
-    const niced = [...now.entries()].filter(([t, n]) => n === FRAMES_NICE && !before.has(t));
-    assert.equal(niced.length, 1, `threads at ${FRAMES_NICE}: ${JSON.stringify([...now])}`);
-    assert.equal(now.get(process.pid), 0, 'the flow engine thread keeps its priority');
   });
 
   it('malformed input goes to Catch with the raw text and is counted; the next message is processed', async () => {
