@@ -1,4 +1,4 @@
-// npm run bench -- store-gate [--seconds 10] [--shoppers 100] [--rates 2000,5000,10000,20000] [--flood 20000]
+// npm run bench -- store-gate [--seconds 10] [--shoppers 100] [--rates 2000,5000,10000,20000] [--flood 20000] [--frame-window 128]
 //
 // rt-mqtt-ingress against Node-RED's core `mqtt in` (+ a change node setting
 // msg.kind), each feeding the same rt-journey-tracker -> rt-gate-command in a
@@ -40,6 +40,8 @@ const SECONDS = Number(flag('seconds') ?? 10);
 const SHOPPERS = Number(flag('shoppers') ?? Math.min(100, Math.max(10, SECONDS * 8)));
 const RATES = (flag('rates') ?? '2000,5000,10000,20000').split(',').map(Number);
 const FLOOD = Number(flag('flood') ?? 20_000);
+/** rt-mqtt-ingress's Frame window for ours (the node's default, 128, when not given). */
+const FRAME_WINDOW = flag('frame-window');
 /** Development aid: `--sides ours` skips core (the last line then has NaN for core). */
 const SIDES = (flag('sides') ?? 'ours,core').split(',');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -118,7 +120,7 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
       ...common,
       { id: 'br', type: 'rt-mqtt-broker', version: 1, url: mosq.url, keepalive: 30 },
       {
-        id: 'in', z: 't', type: 'rt-mqtt-ingress', version: 1, broker: 'br', queueLimit: 8192,
+        id: 'in', z: 't', type: 'rt-mqtt-ingress', version: 1, broker: 'br', queueLimit: 8192, ...(FRAME_WINDOW ? { frameWindow: Number(FRAME_WINDOW) } : {}),
         subs: [
           { topic: 'store/s1/tracks', parser: 'tracks', qos: 0, source: 'tracks' },
           { topic: 'store/s1/events', parser: 'events', qos: 1, source: 'events' },
