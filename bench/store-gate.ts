@@ -1,4 +1,4 @@
-// npm run bench -- store-gate [--seconds 10] [--shoppers 100] [--rates 2000,5000,10000,20000] [--flood 20000]
+// npm run bench -- store-gate [--seconds 10] [--shoppers 100] [--rates 2000,5000,10000,20000] [--flood 20000] [--frame-window 128]
 //
 // rt-mqtt-ingress against Node-RED's core `mqtt in` (+ a change node setting
 // msg.kind), each feeding the same rt-journey-tracker -> rt-gate-command in a
@@ -23,7 +23,7 @@
 //   ours_decision_p99_ms, core_decision_p99_ms, ours_flood_el_p99_ms,
 //   core_flood_el_p99_ms, ours_unaccounted, ...}
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -40,6 +40,8 @@ const SECONDS = Number(flag('seconds') ?? 10);
 const SHOPPERS = Number(flag('shoppers') ?? Math.min(100, Math.max(10, SECONDS * 8)));
 const RATES = (flag('rates') ?? '2000,5000,10000,20000').split(',').map(Number);
 const FLOOD = Number(flag('flood') ?? 20_000);
+/** rt-mqtt-ingress's Frame window for ours (the node's default, 128, when not given). */
+const FRAME_WINDOW = flag('frame-window');
 /** Development aid: `--sides ours` skips core (the last line then has NaN for core). */
 const SIDES = (flag('sides') ?? 'ours,core').split(',');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -64,8 +66,9 @@ async function shopperMain(url: string, n: number, gapMs: number): Promise<void>
     await sleep(40);
     await ev('zone-exit', t, { zone: 'pos-1' });
     const at = nowUs();
+    const wall = performance.timeOrigin + performance.now();
     await ev('zone-enter', t, { zone: 'gate' });
-    process.stdout.write(JSON.stringify({ ev: 'gate', track: t, atUs: at }) + '\n');
+    process.stdout.write(JSON.stringify({ ev: 'gate', track: t, atUs: at, wall }) + '\n');
     await sleep(gapMs);
     await ev('line-forward', t, { line: 'exit' });
     await ev('track-delete', t, { x: 100 + 10 * k, y: 50 });
@@ -73,6 +76,9 @@ async function shopperMain(url: string, n: number, gapMs: number): Promise<void>
   await new Promise<void>((r) => c.end(false, {}, () => r()));
   process.stdout.write(JSON.stringify({ ev: 'done' }) + '\n');
 }
+
+/** Per shopper: the wall clock (epoch ms) at the gate-zone publish; with atUs it converts the peer's monotonic stamps to wall time. */
+const sentWall = new Map<string, number>();
 
 function startShopper(url: string, n: number, gapMs: number): { ready: Promise<void>; done: Promise<Map<string, number>> } {
   const p = spawn(process.execPath, [__filename, 'shopper', url, String(n), String(gapMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -82,9 +88,12 @@ function startShopper(url: string, n: number, gapMs: number): { ready: Promise<v
   const r1 = new Promise<void>((r) => (ready = r));
   const r2 = new Promise<Map<string, number>>((r) => (done = r));
   createInterface({ input: p.stdout! }).on('line', (l) => {
-    const m = JSON.parse(l) as { ev: string; track?: string; atUs?: number };
+    const m = JSON.parse(l) as { ev: string; track?: string; atUs?: number; wall?: number };
     if (m.ev === 'ready') ready();
-    if (m.ev === 'gate') sent.set(m.track!, m.atUs!);
+    if (m.ev === 'gate') {
+      sent.set(m.track!, m.atUs!);
+      sentWall.set(m.track!, m.wall!);
+    }
     if (m.ev === 'done') done(sent);
   });
   return { ready: r1, done: r2 };
@@ -94,7 +103,8 @@ function startShopper(url: string, n: number, gapMs: number): { ready: Promise<v
 function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
   const tracker = {
     id: 'trk', z: 't', type: 'rt-journey-tracker', version: 1, storeZones: 'store', posZones: 'pos-1, pos-2', gateZone: 'gate', entryLine: 'entry', exitLine: 'exit', gate: 'G1',
-    wires: [['gc'], [], []],
+    // SG_DIAG=1: the gate commands also to a function node stamping their arrival (= rt-gate-command's input)
+    wires: [process.env.SG_DIAG ? ['gc', 'diaggc'] : ['gc'], [], []],
   };
   const common = [
     { id: 't', type: 'tab', label: `store gate (${side})` },
@@ -103,13 +113,14 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
     tracker,
     { id: 'ep', type: 'rt-gate-endpoint', version: 1, host: '127.0.0.1', port: peer.port, template: 'OPEN {gate} {track_id}\\r\\n', ack: '', timeout: 5000, inflight: 64 },
     { id: 'gc', z: 't', type: 'rt-gate-command', version: 1, endpoint: 'ep', queueLimit: 64, wires: [[]] },
+    { id: 'diaggc', z: 't', type: 'function', wires: [], func: "node.warn('DIAGGC ' + JSON.stringify({t: msg.payload.track_id, gc: Date.now()})); return null;" },
   ];
   if (side === 'ours') {
     return [
       ...common,
       { id: 'br', type: 'rt-mqtt-broker', version: 1, url: mosq.url, keepalive: 30 },
       {
-        id: 'in', z: 't', type: 'rt-mqtt-ingress', version: 1, broker: 'br', queueLimit: 8192,
+        id: 'in', z: 't', type: 'rt-mqtt-ingress', version: 1, broker: 'br', queueLimit: 8192, ...(FRAME_WINDOW ? { frameWindow: Number(FRAME_WINDOW) } : {}),
         subs: [
           { topic: 'store/s1/tracks', parser: 'tracks', qos: 0, source: 'tracks' },
           { topic: 'store/s1/events', parser: 'events', qos: 1, source: 'events' },
@@ -120,7 +131,7 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
       },
       {
         id: 'diag', z: 't', type: 'function', wires: [],
-        func: "if (msg.kind==='event' && msg.payload.type==='zone-enter' && msg.payload.zone==='gate') node.warn('DIAG ' + JSON.stringify({pub2rx: msg.ingress.received - msg.payload.ts, rx2flow: Date.now() - msg.ingress.received})); return null;",
+        func: "if (msg.kind==='event' && msg.payload.type==='zone-enter' && msg.payload.zone==='gate') node.warn('DIAG ' + JSON.stringify({t: msg.payload.track, rx: msg.ingress.received, flow: Date.now()})); return null;",
       },
     ];
   }
@@ -135,6 +146,75 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
     ...min('m2', 'store/s1/events', '1', 'event'),
     ...min('m3', 'store/s1/auth', '1', 'auth'),
   ];
+}
+
+
+// ---- where the decision time goes (SG_DIAG=1) ----
+/**
+ * Per shopper, the gate-zone entry's time stamps along the path, as the differences (ms) between
+ * pub (shopper, wall clock), rx (the ingress worker's receive, msg.ingress.received), flow (a function
+ * node wired beside the tracker: the flow engine delivering the event), gc (a function node wired beside
+ * rt-gate-command: the tracker's gate command delivered) and wire (the controller stand-in's read,
+ * monotonic, turned into wall time with the shopper's pair of stamps).
+ */
+function breakdown(runtimeLog: string, lines: Array<{ line: string; atUs: number }>, sent: Map<string, number>): string {
+  const at = new Map<string, { rx?: number; flow?: number; gc?: number }>();
+  for (const l of runtimeLog.split('\n')) {
+    const i = l.indexOf('DIAG');
+    if (i < 0) continue;
+    try {
+      const o = JSON.parse(l.slice(l.indexOf('{', i))) as { t: string; rx?: number; flow?: number; gc?: number };
+      at.set(o.t, { ...at.get(o.t), ...o });
+    } catch {
+      /* not ours */
+    }
+  }
+  const st: Record<string, number[]> = { pub_rx: [], rx_flow: [], flow_gc: [], gc_wire: [], total: [] };
+  for (const l of lines) {
+    const t = /(s-\d+)/.exec(l.line)?.[1];
+    if (!t) continue;
+    const pub = sentWall.get(t);
+    const mono = sent.get(t);
+    const a = at.get(t);
+    if (pub === undefined || mono === undefined || !a || a.rx === undefined || a.flow === undefined || a.gc === undefined) continue;
+    const wire = pub + (l.atUs - mono) / 1000;
+    st.pub_rx.push(a.rx - pub);
+    st.rx_flow.push(a.flow - a.rx);
+    st.flow_gc.push(a.gc - a.flow);
+    st.gc_wire.push(wire - a.gc);
+    st.total.push(wire - pub);
+  }
+  return Object.entries(st)
+    .map(([k, v]) => {
+      v.sort((x, y) => x - y);
+      return `${k} p50 ${percentile(v, 0.5)} p99 ${percentile(v, 0.99)} max ${round(v[v.length - 1] ?? NaN)} ms`;
+    })
+    .join('; ') + ` (n ${st.total.length}; Date.now() in the function nodes: 1 ms steps)`;
+}
+
+/** Per thread of a process (Linux): on-CPU and run-queue wait, in ms (/proc/<pid>/task/<tid>/schedstat). */
+function schedstat(pid: number): Map<number, { run: number; wait: number }> | null {
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return null;
+  const m = new Map<number, { run: number; wait: number }>();
+  for (const tid of readdirSync(dir)) {
+    try {
+      const [run, wait] = readFileSync(`${dir}/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      m.set(Number(tid), { run: run / 1e6, wait: wait / 1e6 });
+    } catch {
+      /* thread gone */
+    }
+  }
+  return m;
+}
+function schedSummary(a: Map<number, { run: number; wait: number }>, b: Map<number, { run: number; wait: number }> | null, wallMs: number): string {
+  if (!b) return '?';
+  const pid = Math.min(...b.keys());
+  const d = (tid: number): { run: number; wait: number } => ({ run: (b.get(tid)?.run ?? 0) - (a.get(tid)?.run ?? 0), wait: (b.get(tid)?.wait ?? 0) - (a.get(tid)?.wait ?? 0) });
+  const main = d(pid);
+  const others = [...b.keys()].filter((t) => t !== pid).map(d).filter((x) => x.run > 1).sort((x, y) => y.run - x.run);
+  const pct = (x: number): string => `${round((100 * x) / wallMs)} %`;
+  return `flow engine thread on CPU ${pct(main.run)}, waiting for a CPU ${pct(main.wait)}; its other threads (busiest first): ${others.map((x) => `${pct(x.run)} on CPU / ${pct(x.wait)} waiting`).join(', ')}; loadavg ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`;
 }
 
 // ---- metrics ----
@@ -220,7 +300,7 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
   const rt = await startNodeRed({
     flows: flows(side, mosq, peer),
     // SG_TRACE_GC=1 (development aid): the runtime's GC pauses in its log, printed after the flood
-    execArgv: ['-r', join(__dirname, 'lib', 'el-probe.js'), ...(process.env.SG_TRACE_GC ? ['--trace-gc'] : [])],
+    execArgv: ['-r', join(__dirname, 'lib', 'el-probe.js'), ...(process.env.SG_TRACE_GC ? ['--trace-gc'] : []), ...(process.env.SG_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SG_CPU_PROF}`] : [])],
     env: { RTEDGE_EL_PROBE_OUT: probeOut },
   });
   try {
@@ -271,8 +351,11 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
     const shopper = startShopper(mosq.url, SHOPPERS, Math.max(20, Math.floor((SECONDS * 1000) / SHOPPERS) - 60));
     await shopper.ready;
     await probe(rt, probeOut); // reset
+    const sched0 = schedstat(rt.proc.pid!);
+    const t0 = performance.now();
     const sent = await shopper.done;
     const fr = await flood.done;
+    const floodMs = performance.now() - t0;
     const el = await probe(rt, probeOut);
     await sleep(500);
     await settle(rt, side);
@@ -303,7 +386,8 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
       const big = pauses.filter((m) => Number(m[2]) >= 20).map((m) => `${m[1]} ${m[2]} ms`);
       log(`${side} GC pauses: ${pauses.length}, >= 20 ms: ${big.length} [${big.slice(0, 20).join(', ')}]`);
     }
-    if (process.env.SG_DIAG) log(rt.log().split('\n').filter((l) => l.includes('DIAG')).map((l) => l.slice(l.indexOf('DIAG') + 5)).join(' '));
+    if (process.env.SG_DIAG) log(`${side} decision path: ${breakdown(rt.log(), peer.lines.slice(linesBefore), sent)}`);
+    if (sched0) log(`${side} CPU during the flood (${round(floodMs)} ms of wall time): ${schedSummary(sched0, schedstat(rt.proc.pid!), floodMs)}`);
     log(`${side} decisions ${lat.length}/${sent.size}: p50 ${percentile(lat, 0.5)} ms p99 ${percentile(lat, 0.99)} ms; flood event loop ${JSON.stringify(el)}`);
     return {
       eventsPerS: best,

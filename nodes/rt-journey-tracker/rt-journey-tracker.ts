@@ -91,8 +91,13 @@ export = function register(RED: NodeAPI): void {
     fam.evicted.attach(labels, () => tracker.counts.evicted);
     fam.badInput.attach(labels, () => badInput);
 
+    // The status text is translated only when the count it shows changes: RED._ per message was most of the
+    // flow engine's CPU under a flood of frames (i18next resolving the key every time), not the tracking.
+    let shown = -1;
     const show = (): void => {
-      if (!inError) status.set('ok', RED._(`${TYPE}.status.tracks`, { n: tracker.tracks }));
+      if (inError || tracker.tracks === shown) return;
+      shown = tracker.tracks;
+      status.set('ok', RED._(`${TYPE}.status.tracks`, { n: shown }));
     };
     show();
 
@@ -146,6 +151,7 @@ export = function register(RED: NodeAPI): void {
       }
       if (inError) {
         inError = false;
+        shown = -1;
       }
       flush(send);
       show();

@@ -221,4 +221,33 @@ describe('rt-journey-tracker node', function () {
     const after = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     assert.ok(after <= before + 1, `timeouts ${before} -> ${after}`);
   });
+  it('a flood of frames and events: the status text is translated when the track count changes, not per message', async () => {
+    // RED._ counted per key: before, every input message translated the status text (i18next), which was
+    // most of the flow engine's CPU under the store-gate flood (docs/benchmarks.md#store-gate).
+    const keys = new Map<string, number>();
+    const counting = (RED: { _: (k: string, p?: object) => string }): unknown => {
+      const orig = RED._;
+      RED._ = (k: string, p?: object): string => {
+        keys.set(k, (keys.get(k) ?? 0) + 1);
+        return orig.call(RED, k, p);
+      };
+      return trackerNode(RED);
+    };
+    await new Promise<void>((resolve, reject) => {
+      helper.load([counting, catchNode, completeNode], flow(), (err: Error | undefined) => (err ? reject(err) : resolve()));
+    });
+    const s = watch();
+    const tr = helper.getNode('tr') as TestNode;
+    tr.receive(ev('track-create', 'f1', { x: 1, y: 2 }));
+    for (let i = 0; i < 300; i++) {
+      tr.receive({ kind: 'frame', payload: { frame: i, ts: Date.now(), sensor: 's1', objects: [{ id: 'f1', x: 1 + i / 1000, y: 2, z: 1.7 }] } });
+      if (i % 3 === 0) tr.receive(ev('zone-enter', 'f1', { zone: 'store' }));
+    }
+    tr.receive(ev('track-create', 'f2', { x: 5, y: 2 }));
+    await waitFor(() => s.completed >= 402, 10_000);
+    const shown = keys.get('rt-journey-tracker.status.tracks') ?? 0;
+    // 0 tracks at start, 1, then 2 (and a tick at most re-checks the same count): not one per message
+    assert.ok(shown >= 2 && shown <= 4, `status text translated ${shown} times for 402 messages`);
+    assert.equal(s.caught.length, 0);
+  });
 });
