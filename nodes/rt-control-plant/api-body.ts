@@ -53,7 +53,8 @@ export function isJsonType(contentType: string | undefined): boolean {
 function answer(res: ServerResponse, status: number, body: object): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
-  // The body has not been read to its end (too large): the connection is not reused.
+  // A refused body is still read to its end (req.resume(), or data ignored past the limit), so a keep-alive
+  // connection stays usable for the client's next request.
   res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
@@ -98,7 +99,8 @@ export function apiJsonBody(o: ApiBodyOptions = {}): (req: Req, res: ServerRespo
     const onEnd = (): void => {
       cleanup();
       if (over) return;
-      const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).toString('utf8');
+      let text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).toString('utf8');
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark, as body-parser drops it
       if (text.trim() === '') {
         req.body = {};
         req._body = true;
@@ -118,6 +120,8 @@ export function apiJsonBody(o: ApiBodyOptions = {}): (req: Req, res: ServerRespo
     };
     const onError = (err: Error): void => {
       cleanup();
+      // Already answered (413) and the client went away while the rest was drained: nothing more to say.
+      if (over || res.headersSent) return;
       // The client went away mid-body: nothing to answer; the core error handler ends the request.
       next(err);
     };

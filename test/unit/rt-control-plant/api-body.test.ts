@@ -14,13 +14,16 @@ describe('rt-control-plant apiJsonBody (settings.js httpNodeMiddleware)', () => 
   let port: number;
   // what reached the "route" after the middleware
   let seen: Array<{ path: string; body: unknown; parsed: boolean; rest: string }> = [];
+  // errors the middleware passed on to the route's error handler
+  let errors: unknown[] = [];
 
   before(async () => {
     const mw = apiJsonBody({ prefix: '/api/', limit: 64 });
     server = createServer((req: Req, res) => {
       mw(req, res, (err?: unknown) => {
         if (err) {
-          res.writeHead(500).end();
+          errors.push(err);
+          if (!res.headersSent) res.writeHead(500).end();
           return;
         }
         // the route reads what is left of the body (nothing, once the middleware has read it)
@@ -38,7 +41,10 @@ describe('rt-control-plant apiJsonBody (settings.js httpNodeMiddleware)', () => 
     port = (server.address() as AddressInfo).port;
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
-  beforeEach(() => (seen = []));
+  beforeEach(() => {
+    seen = [];
+    errors = [];
+  });
 
   function send(method: string, path: string, body?: string | string[], headers: Record<string, string> = {}): Promise<{ status: number; text: string; type: string }> {
     return new Promise((resolve, reject) => {
@@ -95,6 +101,12 @@ describe('rt-control-plant apiJsonBody (settings.js httpNodeMiddleware)', () => 
     const none = await send('POST', '/api/gpio', '{}');
     assert.equal(none.status, 415);
     assert.equal(seen.length, 0, 'none of them reached the route');
+  });
+
+  it('a UTF-8 byte order mark before the JSON is dropped, as body-parser does', async () => {
+    const r = await send('POST', '/api/control', '\uFEFF{"rpm":5}', { 'content-type': 'application/json' });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(seen[0].body, { rpm: 5 });
   });
 
   it('leaves reads, writes without a body and paths outside the prefix to the route, body unread', async () => {
