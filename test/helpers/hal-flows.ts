@@ -14,11 +14,14 @@ export function metric(text: string, name: string, labels: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-/** A scale's conversions so far: good samples plus bad reads of every reason (each conversion is one or the other). */
+/**
+ * A scale's conversions read so far: good samples plus bad reads of every reason but no_data (each conversion read
+ * is one or the other; no_data counts periods in which no data-ready was seen at all, i.e. nothing was read).
+ */
 export function conversions(text: string, scale: string): number {
   let n = metric(text, 'rtedge_hx711_samples_total', `scale="${scale}"`);
   const re = new RegExp(`^rtedge_hx711_bad_reads_total\\{scale="${scale}",reason="[a-z_]+"\\} (\\S+)$`, 'gm');
-  for (const m of text.matchAll(re)) n += Number(m[1]);
+  for (const m of text.matchAll(re)) if (!m[0].includes('reason="no_data"')) n += Number(m[1]);
   return n;
 }
 
