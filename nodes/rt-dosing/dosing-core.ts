@@ -1324,7 +1324,9 @@ export class DosingController {
    * duration, and stored as an estimate, never as a measured flow. The burst's mass holds the motor's coast after
    * the switch, which makes up for most of its spin-up, so the estimate is fair when the burst is longer than 3
    * spin-ups; a shorter one reads low: corrected, it may then raise the estimate, never lower it. With a measured
-   * coarse flow (a warm station whose coarse phase was too short to refit its ramp) the burst checks that flow instead.
+   * coarse flow (a warm station whose coarse phase was too short to refit its ramp) the burst checks that flow instead:
+   * when the burst's flow (corrected the same way when short) differs from it by more than the burst's mass can carry,
+   * it replaces the measured flow, up or down.
    */
   private estimateBurst(t: number): void {
     const f = this.fit.slope();

@@ -4,7 +4,7 @@ import { DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, t
 import { learnedPayload } from '../../../nodes/rt-dosing/dose-result';
 import type { CodedError } from '../../../nodes/shared/coded';
 import { en } from '../../helpers/catalog';
-import { DEFAULT_PLANT, Plant, type PlantParams } from '../../helpers/dosing-plant';
+import { DEFAULT_PLANT, flowAt, Plant, type PlantParams } from '../../helpers/dosing-plant';
 
 const PERIOD_US = 12_500; // 80 SPS
 
@@ -238,6 +238,32 @@ describe('dosing-core: DosingController', () => {
     assert.deepEqual(shown.flow_estimated, ['100%']);
     const junk = new DosingController({ fineDuty: 100 }, { ...prior, flowEstCgPerS: 'x' } as unknown as LearnedPlant).learned;
     assert.deepEqual(junk.flowEstCgPerS, {});
+  });
+
+  it('a warm coarse phase too short to refit: the mass its burst delivered replaces a learned coarse flow 10 % low, not one 1 % off', () => {
+    // 40 g/s, 0.6 s fall: a 55 g dose runs coarse for about one second, which leaves fewer than 12 samples of coarse ramp
+    // (no refit); the fine band of 20 g keeps the fine phase long enough to be measured even when the low flow lands
+    // too much coarse material. A learned flow 10 % low (a ramp fitted during the spin-up) disagrees with the burst by
+    // far more than the ripple, noise and jitter carry, and is replaced; 1 % off is within that slack and is kept.
+    const plantP = { ...DEFAULT_PLANT, coarseGps: 40, delayS: 0.6, lagS: 0 };
+    const trueCg = Math.round(100 * flowAt(plantP, 1000));
+    for (const seed of [1, 2, 3]) {
+      const a = new DosingController({ toleranceCg: 10, fineBandCg: 2000 });
+      const warm = new Plant({ ...plantP, seed });
+      for (let k = 0; k < 3; k++) dose(a, warm, 200); // long coarse phases: the coarse flow is measured
+      const stored = JSON.parse(JSON.stringify(a.learned)) as LearnedPlant;
+      assert.ok(Math.abs(stored.flowCgPerS['1000'] - trueCg) <= 0.01 * trueCg, `seed ${seed}: warm-up coarse flow ${stored.flowCgPerS['1000']}`);
+      for (const [share, replaced] of [[0.9, true], [0.99, false]] as const) {
+        const seeded = Math.round(share * trueCg);
+        const c = new DosingController({ toleranceCg: 10, fineBandCg: 2000 }, { ...stored, flowCgPerS: { ...stored.flowCgPerS, '1000': seeded } });
+        const { rec } = dose(c, new Plant({ ...plantP, seed: seed + 100 }), 55);
+        assert.notEqual(rec.result, 'aborted', `seed ${seed} x${share}: ${rec.reason}`);
+        assert.ok(rec.coarseUs > 500_000 && rec.coarseUs < 1_200_000, `seed ${seed} x${share}: coarse ${rec.coarseUs} us`);
+        const after = c.learned.flowCgPerS['1000'];
+        if (replaced) assert.ok(Math.abs(after - trueCg) <= 0.03 * trueCg, `seed ${seed}: learned ${seeded} cg/s -> ${after} (plant ${trueCg})`);
+        else assert.equal(after, seeded, `seed ${seed}: learned ${seeded} cg/s within the slack, kept (now ${after})`);
+      }
+    }
   });
 
   it('a learned plant carries over: a controller built from it is warm (no probe) and as accurate', () => {
