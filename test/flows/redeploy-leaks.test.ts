@@ -45,10 +45,21 @@ describe('50 redeploys of all examples in one Node-RED process (Linux /proc)', f
     await sleep(1500);
     const threads0 = count(`/proc/${pid}/task`);
     const fds0 = count(`/proc/${pid}/fd`);
+    let retried = 0;
     for (let i = 1; i <= 50; i++) {
       // a changed name on every rt-* node, as an edit in the editor would make
       const edited = flows.map((n) => (String(n.type).startsWith('rt-') ? { ...n, name: `${String(n.name ?? '')} ${i}`.trim() } : n));
-      await r.deploy(edited);
+      await r.deploy(edited).catch(async (e: Error) => {
+        // CI saw one deploy's connection closed ("other side closed") without a response, once, not reproduced here.
+        // A runtime that died fails at once, with how it ended and its log; a live one gets one more try of the same
+        // deploy (a full deploy is idempotent), said in the output, and a second failure fails the test.
+        const why = `deploy ${i} failed: ${e.message} (${String((e as { cause?: unknown }).cause ?? '')})`;
+        await sleep(200);
+        if (r.proc.exitCode !== null || r.proc.signalCode !== null) throw new Error(`${why}; the runtime exited (${r.proc.exitCode ?? r.proc.signalCode})\n${r.log().slice(-4000)}`);
+        retried++;
+        console.log(`      ${why}; the runtime is alive: deploying again`);
+        await r.deploy(edited);
+      });
     }
     await waitFor(gateUp, 15_000, 'the gate link up after the last deploy');
     // Closed workers and sockets go away asynchronously: wait until the counts settle.
@@ -66,6 +77,7 @@ describe('50 redeploys of all examples in one Node-RED process (Linux /proc)', f
     ).catch((e: Error) => {
       throw new Error(`${e.message}: threads ${threads0} -> ${threads}, fds ${fds0} -> ${fds}`);
     });
+    assert.ok(retried <= 1, `${retried} deploys needed a second try`);
     assert.doesNotMatch(r.log(), /MaxListenersExceeded/);
     assert.doesNotMatch(r.log(), /\[error\]/, r.log().slice(-3000));
   });
