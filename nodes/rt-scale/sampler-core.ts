@@ -217,9 +217,20 @@ export class Sampler {
     return this.badRead('no_data');
   }
 
-  /** A frame read after a missed data-ready (its conversion may have changed under the read): discarded. */
-  late(): SamplerEvent | null {
+  /**
+   * A frame read after a missed data-ready (its conversion may have changed under the read): discarded. If the
+   * frame also shows that the chip powered down (a clock pulse held high too long, or all ones), the chip settles
+   * again as after any power-down: its next conversions are not to be trusted either.
+   */
+  late(fr: FrameResult): SamplerEvent | null {
+    if (this.poweredDown(fr)) this.resettle();
     return this.badRead('late');
+  }
+
+  /** The frame shows a chip that powered down: PD_SCK held high too long, or all ones where nothing was near -1. */
+  private poweredDown(fr: FrameResult): boolean {
+    if (!fr.ok) return fr.failure === 'overrun';
+    return fr.code === CODE_ALL_ONES && !(Math.abs(this.lastAccepted + 1) <= ALL_ONES_PLAUSIBLE);
   }
 
   /**
@@ -229,10 +240,10 @@ export class Sampler {
   onFrame(fr: FrameResult, edgeUs: number): { sample: SampleOut | null; event: SamplerEvent | null; bad: BadReason | 'settling' | null } {
     if (!fr.ok) {
       const reason: BadReason = fr.failure === 'overrun' ? 'overrun' : fr.failure === 'dout-low' ? 'dout_low' : fr.failure === 'frame-long' ? 'frame_long' : 'not_ready';
-      if (reason === 'overrun') this.resettle(); // the chip powered down and restarts: it settles again
+      if (this.poweredDown(fr)) this.resettle(); // an overrun: the chip powered down and restarts, it settles again
       return { sample: null, event: this.badRead(reason), bad: reason };
     }
-    if (fr.code === CODE_ALL_ONES && !(Math.abs(this.lastAccepted + 1) <= ALL_ONES_PLAUSIBLE)) {
+    if (this.poweredDown(fr)) {
       // every bit high, and nothing before it near -1: the chip powered down (or lost its supply); it settles again
       this.resettle();
       return { sample: null, event: this.badRead('power_down'), bad: 'power_down' };

@@ -75,7 +75,8 @@ export class ScaleEngine {
    * The data-ready "interrupt". `late`: the edge was not seen when it
    * happened (a missed data-ready: the conversion may change under the read),
    * so the frame is read (which clears DOUT for the next conversion) and
-   * discarded, counted as late.
+   * discarded, counted as late; a late frame that shows a power-down (an
+   * overrun) still makes the chip settle again.
    */
   onEdge(edgeUs: number, late = false): void {
     if (this.closed || !this.powered) return;
@@ -101,7 +102,7 @@ export class ScaleEngine {
     }
     if (late && fr.failure !== 'not-ready') {
       this.m?.inc('late');
-      const ev = this.sampler.late();
+      const ev = this.sampler.late(fr);
       if (ev) this.onEvent(ev);
       this.armWatchdog();
       return;

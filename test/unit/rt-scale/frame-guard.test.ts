@@ -109,6 +109,25 @@ describe('HX711 read guard (injected times)', () => {
     assert.ok(z.onFrame(fr(0xffffff), 1).sample, 'a -1 after a 2 is a reading');
   });
 
+  it('a late frame that shows a power-down (overrun, or all ones) still makes the chip settle again; a clean late one does not', () => {
+    const fr = (code: number) => ({ ok: true, value: ((code << 8) >> 8), code, maxHighUs: 2, frameUs: 100 });
+    const overrun = { ok: false, failure: 'overrun' as const, value: 0, code: 0, maxHighUs: 2252, frameUs: 2400 };
+    for (const [name, late] of [['overrun', overrun], ['all ones', fr(0xffffff)]] as const) {
+      const s = new Sampler({ zero: 0, cpgMilli: 1000 }, { settle: 2, median: false, average: 1 });
+      for (let i = 0; i < 4; i++) s.onFrame(fr(84_000), i);
+      s.late(late);
+      assert.equal(s.bad.late, 1, name);
+      // the chip restarted: its next conversions are unsettled (CI saw +-100 000 counts pass unflagged here)
+      assert.equal(s.onFrame(fr(161_990), 11).bad, 'settling', `${name}: first after it`);
+      assert.equal(s.onFrame(fr(70_673), 12).bad, 'settling', `${name}: second after it`);
+      assert.ok(s.onFrame(fr(84_000), 13).sample, name);
+    }
+    const s = new Sampler({ zero: 0, cpgMilli: 1000 }, { settle: 2, median: false, average: 1 });
+    for (let i = 0; i < 4; i++) s.onFrame(fr(84_000), i);
+    s.late(fr(84_010));
+    assert.ok(s.onFrame(fr(84_000), 11).sample, 'a clean late frame: the chip did not restart');
+  });
+
   it('a frame after a missed data-ready is read (DOUT clears) and discarded as late; counted by cause', () => {
     const clock = new VirtualClock(0);
     let level: 0 | 1 = 0;
