@@ -3,27 +3,12 @@
 // link thread (rtEdgeGateNice), both -10 by default. Read back from
 // /proc/<pid>/task/*/stat of a real Node-RED process, per thread.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
 import { startPeer, type Peer } from '../helpers/tcp-peer';
-import { repoRoot, waitFor } from '../helpers/util';
-
-/** Niceness of every thread of a process (field 19 of /proc/<pid>/task/<tid>/stat). */
-function threadNiceness(pid: number): number[] {
-  const out: number[] = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-      out.push(Number(fields[19 - 3]));
-    } catch {
-      /* thread ended meanwhile */
-    }
-  }
-  return out;
-}
+import { repoRoot, threadNiceness, waitFor } from '../helpers/util';
 
 function exampleFlows(gatePort: number): object[] {
   const read = (dir: string, file: string): Array<Record<string, unknown>> =>

@@ -25,6 +25,11 @@ export function conversions(text: string, scale: string): number {
   return n;
 }
 
+/** The same count over one window of the rt-scale dialog's check (GET /rt-scale/:id/check): samples plus bad reads but no_data. */
+export function checkConversions(c: { samples: number; bad: Record<string, number> }): number {
+  return c.samples + Object.entries(c.bad).reduce((a, [k, v]) => a + (k === 'no_data' ? 0 : v), 0);
+}
+
 /** An rt-scale config node on the given backend (its own fields in `backendFields`). */
 export const scaleNode = (backendFields: Record<string, string>, id: string, name: string, dout: number, sck: number, motor: number, rate = 80) => ({
   id,

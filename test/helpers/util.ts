@@ -1,5 +1,5 @@
 // Small helpers shared by tests and benchmarks: free ports, temp dirs, waiting.
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,3 +49,18 @@ export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 5000, w
 
 /** Root of the repository (dist/test/helpers -> ../../..). */
 export const repoRoot = join(__dirname, '..', '..', '..');
+
+/** Niceness of every thread of a process (field 19 of /proc/<pid>/task/<tid>/stat; Linux). */
+export function threadNiceness(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+      out.push(Number(fields[19 - 3]));
+    } catch {
+      /* thread ended meanwhile */
+    }
+  }
+  return out;
+}

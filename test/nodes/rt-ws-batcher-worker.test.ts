@@ -5,10 +5,9 @@
 // Dashboard mode output (point arrays at a bounded rate); the worker thread's
 // niceness (setting rtEdgeWsNice).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 
 import { type ChildRuntime, startNodeRed } from '../helpers/nodered-child';
-import { freePort, sleep, waitFor } from '../helpers/util';
+import { freePort, sleep, threadNiceness, waitFor } from '../helpers/util';
 import { connect, type TestClient } from '../helpers/ws-client';
 
 const SCALE = { id: 'sc', type: 'rt-scale', name: 'sim', version: 1, backend: 'simulated', doutPin: '5', sckPin: '6', gain: 'A128', rate: '80', zero: '84000', countsPerGram: '420', motorPin: '18', motorHz: '10000', median: true, average: '4', stableG: '0.05', faultRun: '3', capacityG: '5000' };
@@ -142,20 +141,6 @@ describe('rt-ws-batcher node (worker mode, direct source, Dashboard mode)', func
     await d.waitFor((f) => f.length >= 2, 10_000, 'served again');
   });
 });
-
-/** Niceness of every thread of a process (field 19 of /proc/<pid>/task/<tid>/stat). */
-function threadNiceness(pid: number): number[] {
-  const out: number[] = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]));
-    } catch {
-      /* thread ended meanwhile */
-    }
-  }
-  return out;
-}
 
 describe('rt-ws-batcher worker thread priority (setting rtEdgeWsNice)', function () {
   this.timeout(60_000);
