@@ -11,11 +11,13 @@ import type { DoneFn, Node, NodeAPI, NodeMessage, SendFn } from '../shared/red-t
 import { runtimeMetrics } from '../shared/registry';
 import { ThrottledStatus } from '../shared/status';
 import { readTrackerConfig, type TrackerDef } from './tracker-config';
-import { type BusinessTopic, JourneyTracker, OUTCOMES, TrackerInputError, type TrackerSink } from './tracker-core';
+import { type BusinessTopic, JourneyTracker, OUTCOMES, sameLayout, TrackerInputError, type TrackerSink } from './tracker-core';
 
 const TYPE = 'rt-journey-tracker';
 /** How often time is advanced (TTL, stitch window, waiting authorisations). */
 const TICK_MS = 100;
+/** How long a closed node's tracker waits for the node that replaces it (a deploy takes seconds). */
+const HANDOVER_MS = 60_000;
 
 export = function register(RED: NodeAPI): void {
   const t = coreText(RED, TYPE);
@@ -31,6 +33,20 @@ export = function register(RED: NodeAPI): void {
     stitches: metrics.readerFamily('rtedge_tracker_stitches_total', 'Broken tracks continued by a new track id', 'counter'),
     evicted: metrics.readerFamily('rtedge_tracker_evicted_total', 'Tracks ended lost because the track table was full', 'counter'),
     badInput: metrics.readerFamily('rtedge_tracker_bad_input_total', 'Messages rejected as bad input', 'counter'),
+  };
+
+  /**
+   * Trackers of nodes closed by a deploy (not removed), for the node of the same id that the deploy starts next:
+   * shoppers in the store keep their journeys (and authorisations) across a redeploy. Taken by that node, or
+   * dropped after HANDOVER_MS (a node that was not started again).
+   */
+  const handover = new Map<string, { tracker: JourneyTracker; at: number }>();
+  const takeHandover = (id: string): JourneyTracker | null => {
+    const now = Date.now();
+    for (const [k, v] of handover) if (now - v.at > HANDOVER_MS) handover.delete(k);
+    const h = handover.get(id);
+    handover.delete(id);
+    return h ? h.tracker : null;
   };
 
   function JourneyTrackerNode(this: Node, def: TrackerDef): void {
@@ -77,7 +93,34 @@ export = function register(RED: NodeAPI): void {
       return;
     }
 
-    const tracker = new JourneyTracker(cfg.tracker, sink, { debug: (code, params) => node.debug(RED._(`${TYPE}.debug.${code}`, params)) });
+    const log = { debug: (code: string, params: Record<string, string | number>) => node.debug(RED._(`${TYPE}.debug.${code}`, params)) };
+    // A redeploy: the previous node's tracker goes on here when the store's layout (zones, lines, gate) is the
+    // same, with the new timings; otherwise its open journeys end now (lost), sent once the flows have started.
+    const prev = takeHandover(node.id);
+    let tracker: JourneyTracker;
+    let endedAtStart = 0;
+    if (prev && sameLayout(prev.cfg, cfg.tracker)) {
+      tracker = prev;
+      tracker.rebind(sink, log, cfg.tracker);
+      if (tracker.open > 0) node.log(RED._(`${TYPE}.carried`, { n: tracker.open }));
+    } else {
+      tracker = new JourneyTracker(cfg.tracker, sink, log);
+      if (prev) {
+        prev.rebind(sink, log);
+        endedAtStart = prev.endAll();
+        if (endedAtStart > 0) node.warn(RED._(`${TYPE}.endedAtStart`, { n: endedAtStart }));
+      }
+    }
+    let onStarted: (() => void) | null = null;
+    if (gates.length + journeys.length + events.length > 0) {
+      // messages sent before the flows have started are lost (the nodes wired to this one may not exist yet)
+      onStarted = () => {
+        RED.events?.removeListener('flows:started', onStarted!);
+        onStarted = null;
+        flush((m) => node.send(m));
+      };
+      RED.events?.on('flows:started', onStarted);
+    }
     const inputs = { frame: 0, event: 0, auth: 0 };
     for (const k of ['frame', 'event', 'auth'] as const) fam.inputs.attach({ ...labels, kind: k }, () => inputs[k]);
     fam.tracks.attach(labels, () => tracker.tracks);
@@ -116,7 +159,7 @@ export = function register(RED: NodeAPI): void {
     const timer = setInterval(() => {
       readDoor(null);
       tracker.tick();
-      flush((m) => node.send(m));
+      if (onStarted === null) flush((m) => node.send(m));
       show();
     }, TICK_MS);
 
@@ -158,9 +201,12 @@ export = function register(RED: NodeAPI): void {
       done();
     });
 
-    node.on('close', (_removed: boolean, done: () => void) => {
+    node.on('close', (removed: boolean, done: () => void) => {
       clearInterval(timer);
-      if (tracker.open > 0) node.log(RED._(`${TYPE}.openAtClose`, { n: tracker.open }));
+      if (onStarted) RED.events?.removeListener('flows:started', onStarted);
+      if (!removed) {
+        handover.set(node.id, { tracker, at: Date.now() });
+      } else if (tracker.open > 0) node.log(RED._(`${TYPE}.openAtClose`, { n: tracker.open }));
       for (const k of ['frame', 'event', 'auth']) fam.inputs.detach({ ...labels, kind: k });
       fam.tracks.detach(labels);
       for (const o of OUTCOMES) fam.journeys.detach({ ...labels, outcome: o });
@@ -186,3 +232,4 @@ function flat(p: Record<string, unknown>): Record<string, string | number | bool
   for (const [k, v] of Object.entries(p)) out[k] = typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string' ? v : Array.isArray(v) ? v.join(',') : JSON.stringify(v);
   return out;
 }
+

@@ -155,6 +155,12 @@ interface PendingAuth {
   at: number;
 }
 
+/** The same store layout (zones, lines, gate): a tracker's live state means the same thing under both settings. */
+export function sameLayout(a: TrackerConfig, b: TrackerConfig): boolean {
+  const list = (x: readonly string[], y: readonly string[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
+  return list(a.storeZones, b.storeZones) && list(a.posZones, b.posZones) && a.gateZone === b.gateZone && a.entryLine === b.entryLine && a.exitLine === b.exitLine && a.gate === b.gate;
+}
+
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : null);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -176,6 +182,7 @@ export class JourneyTracker {
   private door: DoorState = 'unknown';
   private doorSeen = false;
   private events = 0;
+  private settings: TrackerConfig;
 
   readonly counts = {
     events: 0,
@@ -193,11 +200,12 @@ export class JourneyTracker {
   };
 
   constructor(
-    readonly cfg: TrackerConfig,
-    private readonly sink: TrackerSink,
-    private readonly log: TrackerLog,
+    cfg: TrackerConfig,
+    private sink: TrackerSink,
+    private log: TrackerLog,
     private readonly now: () => number = Date.now,
   ) {
+    this.settings = cfg;
     cfg.storeZones.forEach((n) => this.zones.set(n, { name: n, role: STORE, pos: -1 }));
     cfg.posZones.forEach((n, i) => this.zones.set(n, { name: n, role: POS, pos: i }));
     this.zones.set(cfg.gateZone, { name: cfg.gateZone, role: GATE, pos: -1 });
@@ -387,6 +395,45 @@ export class JourneyTracker {
       this.finishDeleted(t, t.deletedTs);
     }
     while (this.pendingAuths.length > 0 && now - this.pendingAuths[0].at >= this.cfg.authHoldMs) this.expireAuth(this.pendingAuths.shift()!);
+  }
+
+  /**
+   * The tracker's outputs and diagnostics go to a new adapter from now on, under new timings if given (TTL,
+   * stitch window, limits): a redeploy of the node with the same store layout hands its live state (tracks,
+   * authorisations, door) to the new node instead of dropping it.
+   */
+  rebind(sink: TrackerSink, log: TrackerLog, cfg?: TrackerConfig): void {
+    this.sink = sink;
+    this.log = log;
+    if (cfg) {
+      if (!sameLayout(this.settings, cfg)) throw new Error('rebind: a tracker goes on only under the same zones, lines and gate');
+      this.settings = cfg;
+    }
+  }
+
+  /** The settings in force (the timings may change at a rebind; the zones, lines and gate do not). */
+  get cfg(): TrackerConfig {
+    return this.settings;
+  }
+
+  /**
+   * Ends every open journey now, e.g. when the settings that give them meaning changed: live tracks end `lost`
+   * (at their last event), deleted ones waiting for a stitch end as the stitch window would end them, and
+   * authorisations still waiting for their tracks are reported unmatched. Returns the journeys ended.
+   */
+  endAll(): number {
+    let n = 0;
+    for (const t of [...this.table.values()]) {
+      if (!t.ended) n++;
+      this.end(t, 'lost', t.lastTs);
+    }
+    while (this.pendingDeletes.length > 0) {
+      const t = this.pendingDeletes.shift()!;
+      if (!t.ended) n++;
+      this.finishDeleted(t, t.deletedTs);
+    }
+    while (this.pendingAuths.length > 0) this.expireAuth(this.pendingAuths.shift()!);
+    return n;
   }
 
   /** Journeys still open (live or waiting for a stitch), e.g. to report at close. */

@@ -211,6 +211,50 @@ describe('rt-journey-tracker node', function () {
     assert.match(String((s.caught[0].error as { message: string }).message), /errors\.notConfigured|Not configured/);
   });
 
+  it('a redeploy with the same zones keeps the journeys in progress: an authorisation given before it opens the gate after it', async () => {
+    await load(flow());
+    let s = watch();
+    let tr = helper.getNode('tr') as TestNode;
+    tr.context().flow.set('door', { state: 'closed', since: Date.now(), ts: Date.now() });
+    for (const m of [ev('track-create', 'r1', { x: 1, y: 1 }), ev('zone-enter', 'r1', { zone: 'store' }), ev('zone-exit', 'r1', { zone: 'store' }), ev('zone-enter', 'r1', { zone: 'pos-1' }), auth('a9', 'pos-1', 1)]) tr.receive(m);
+    await waitFor(() => s.events.some((m) => m.topic === 'auth-matched'), 5000, 'matched before the redeploy');
+    await helper.setFlows(flow({ ttl: 20000 }), 'full'); // other timings, same layout: every node restarts
+    s = watch();
+    tr = helper.getNode('tr') as TestNode;
+    for (const m of [ev('zone-exit', 'r1', { zone: 'pos-1' }), ev('zone-enter', 'r1', { zone: 'gate' }), ev('line-forward', 'r1', { line: 'exit' })]) tr.receive(m);
+    await waitFor(() => s.journeys.length === 1, 5000, 'journey after the redeploy');
+    assert.deepEqual(
+      s.gates.map((m) => m.payload),
+      [{ gate: 'G7', track_id: 'r1' }],
+    );
+    assert.equal(s.journeys[0].payload.outcome, 'complete');
+    assert.equal(s.journeys[0].payload.auth, 'a9');
+    assert.ok(!s.events.some((m) => m.topic === 'gate-blocked'), 'not blocked as an unknown track');
+  });
+
+  it('a redeploy with other zones ends the journeys in progress (lost), sent once the flows have started', async () => {
+    await load(flow());
+    const s0 = watch();
+    const tr = helper.getNode('tr') as TestNode;
+    tr.receive(ev('track-create', 'z1', { x: 1, y: 1 }));
+    tr.receive(ev('zone-enter', 'z1', { zone: 'store' }));
+    await waitFor(() => s0.completed === 2, 5000, 'taken in');
+    // the helper nodes are watched as soon as they exist: the tracker sends at flows:started, before setFlows resolves
+    const s: Seen = { gates: [], journeys: [], events: [], caught: [], completed: 0 };
+    const grab = (): void => {
+      const j = helper.getNode('journeys') as TestNode | null;
+      if (j) j.on('input', (m) => s.journeys.push(m));
+      else setImmediate(grab);
+    };
+    const started = helper.setFlows(flow({ posZones: 'pos-1, pos-3' }), 'full');
+    setImmediate(grab);
+    await started;
+    await waitFor(() => s.journeys.length === 1, 5000, 'the ended journey');
+    assert.deepEqual(s.journeys[0].payload.tracks, ['z1']);
+    assert.equal(s.journeys[0].payload.outcome, 'lost');
+    assert.equal(s0.journeys.length, 0, 'the old node sent nothing');
+  });
+
   it('redeploys leave no tick timer behind', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     for (let i = 0; i < 10; i++) {

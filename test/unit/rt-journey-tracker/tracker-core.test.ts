@@ -474,4 +474,60 @@ describe('rt-journey-tracker core', () => {
       assert.deepEqual(h.debugs, Array(10).fill('event'));
     });
   });
+
+  describe('handed over at a redeploy', () => {
+    it('rebind: outputs go to the new sink, the new timings apply, live tracks and authorisations go on', () => {
+      const h = harness({ ttlMs: 30_000 });
+      toPos(h, 't1');
+      auth(h, 'a1', 'pos-1', 1);
+      const gates: GateCommand[] = [];
+      const journeys: Journey[] = [];
+      h.tr.rebind(
+        { gate: (c) => gates.push(c), journey: (j) => journeys.push(j), event: () => undefined },
+        { debug: () => undefined },
+        { ...h.tr.cfg, ttlMs: 2000 },
+      );
+      posToGate(h, 't1');
+      assert.deepEqual(gates, [{ gate: 'G1', track_id: 't1' }]);
+      assert.equal(h.gates.length, 0, 'the old sink gets nothing after the rebind');
+      toPos(h, 't2');
+      h.wait(2100); // the new TTL, not the old 30 s
+      assert.deepEqual(
+        journeys.map((j) => [j.tracks[0], j.outcome]),
+        [
+          ['t1', 'lost'],
+          ['t2', 'lost'],
+        ],
+      );
+      assert.equal(journeys[0].auth, 'a1');
+    });
+
+    it('rebind refuses other zones, lines or gate', () => {
+      const h = harness();
+      const sink = { gate: () => undefined, journey: () => undefined, event: () => undefined };
+      for (const over of [{ posZones: ['pos-1'] }, { gateZone: 'g2' }, { exitLine: 'out' }, { gate: 'G2' }, { storeZones: ['store', 'aisle'] }]) {
+        assert.throws(() => h.tr.rebind(sink, { debug: () => undefined }, { ...h.tr.cfg, ...over }), /same zones/);
+      }
+    });
+
+    it('endAll: every open journey ends once (live lost, deleted as the stitch window would end it), waiting authorisations unmatched', () => {
+      const h = harness();
+      toPos(h, 'live');
+      h.ev('track-create', 'gone', { x: 1, y: 1 });
+      h.ev('zone-enter', 'gone', { zone: 'gate' });
+      h.ev('track-delete', 'gone');
+      auth(h, 'nobody', 'pos-2', 2);
+      assert.equal(h.tr.open, 2);
+      assert.equal(h.tr.endAll(), 2);
+      assert.equal(h.tr.open, 0);
+      assert.deepEqual(h.journeys.map((j) => [j.tracks[0], j.outcome]).sort(), [
+        ['gone', 'exit-inferred'],
+        ['live', 'lost'],
+      ]);
+      assert.ok(h.events.some((e) => e.topic === 'auth-unmatched' && e.payload.auth === 'nobody'));
+      assert.equal(h.tr.endAll(), 0);
+      h.wait(40_000);
+      assert.equal(h.journeys.length, 2, 'nothing ends twice');
+    });
+  });
 });
