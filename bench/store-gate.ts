@@ -1,4 +1,5 @@
 // npm run bench -- store-gate [--seconds 10] [--shoppers 100] [--rates 2000,5000,10000,20000] [--flood 20000] [--frame-window 128]
+//   [--frame-rate 20] (ours' Frame rate, the store gate example's; 0: every frame)
 //
 // rt-mqtt-ingress against Node-RED's core `mqtt in` (+ a change node setting
 // msg.kind), each feeding the same rt-journey-tracker -> rt-gate-command in a
@@ -42,6 +43,11 @@ const RATES = (flag('rates') ?? '2000,5000,10000,20000').split(',').map(Number);
 const FLOOD = Number(flag('flood') ?? 20_000);
 /** rt-mqtt-ingress's Frame window for ours (the node's default, 128, when not given). */
 const FRAME_WINDOW = flag('frame-window');
+/**
+ * rt-mqtt-ingress's Frame rate for ours: frames per second per sensor, the others merged (20, the store gate
+ * example's setting; 0: every frame, the node's default).
+ */
+const FRAME_RATE = flag('frame-rate') ?? '20';
 /** Development aid: `--sides ours` skips core (the last line then has NaN for core). */
 const SIDES = (flag('sides') ?? 'ours,core').split(',');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -120,7 +126,7 @@ function flows(side: Side, mosq: Mosquitto, peer: Peer): object[] {
       ...common,
       { id: 'br', type: 'rt-mqtt-broker', version: 1, url: mosq.url, keepalive: 30 },
       {
-        id: 'in', z: 't', type: 'rt-mqtt-ingress', version: 1, broker: 'br', queueLimit: 8192, ...(FRAME_WINDOW ? { frameWindow: Number(FRAME_WINDOW) } : {}),
+        id: 'in', z: 't', type: 'rt-mqtt-ingress', version: 1, broker: 'br', queueLimit: 8192, ...(FRAME_WINDOW ? { frameWindow: Number(FRAME_WINDOW) } : {}), frameRate: Number(FRAME_RATE),
         subs: [
           { topic: 'store/s1/tracks', parser: 'tracks', qos: 0, source: 'tracks' },
           { topic: 'store/s1/events', parser: 'events', qos: 1, source: 'events' },
@@ -374,11 +380,11 @@ async function runSide(side: Side, mosq: Mosquitto, peer: Peer): Promise<SideRes
     if (side === 'ours') {
       for (const src of ['tracks', 'events', 'acc']) {
         const d = (w: string): number => ing(m1, w, src) - ing(m0, w, src);
-        unaccounted += Math.max(0, d('received') - d('delivered') - d('dropped') - d('malformed'));
+        unaccounted += Math.max(0, d('received') - d('delivered') - d('dropped') - d('malformed') - d('merged'));
       }
       const d = (w: string): number => ing(m1, w, 'tracks') - ing(m0, w, 'tracks');
       unaccounted += Math.max(0, fr.published - d('received') - d('gaps'));
-      log(`ours flood: published ${fr.published} received ${d('received')} delivered ${d('delivered')} dropped ${d('dropped')} gaps ${d('gaps')}`);
+      log(`ours flood: published ${fr.published} received ${d('received')} delivered ${d('delivered')} dropped ${d('dropped')} merged ${d('merged')} gaps ${d('gaps')}`);
       log(`ours hand-off (worker receive -> flow) over the run: ${handoffSummary(m1)}`);
     } else log(`core flood: published ${fr.published} into tracker ${frames}`);
     if (process.env.SG_TRACE_GC) {
@@ -422,6 +428,8 @@ async function main(): Promise<void> {
       seconds: SECONDS,
       sweep_rates: RATES,
       flood_per_s: FLOOD,
+      ours_frame_rate: Number(FRAME_RATE),
+      ours_frame_window: FRAME_WINDOW ? Number(FRAME_WINDOW) : 128,
       shoppers: SHOPPERS,
       ours_sweep: ours.sweep,
       core_sweep: core.sweep,

@@ -22,6 +22,7 @@ export interface IngressDef extends NodeDef {
   tcpSource?: string;
   queueLimit?: number | string;
   frameWindow?: number | string;
+  frameRate?: number | string;
   maxBytes?: number | string;
 }
 
@@ -32,6 +33,8 @@ export interface IngressConfig {
   queueLimit: number;
   /** Frames (parser tracks) handed to the flow and not yet processed by it, at most, per source (capped by queueLimit). */
   frameWindow: number;
+  /** Frames per second per sensor handed to the flow at most (the others merged into the next); 0: every frame. */
+  frameRate: number;
   maxBytes: number;
   problems: Coded[];
 }
@@ -115,12 +118,15 @@ export function readIngress(raw: IngressDef, hasBroker: boolean): IngressConfig 
   }
   if (subs.length > 0 && !hasBroker) problems.push(coded('no-broker'));
   else if (!tcp && subs.length === 0 && problems.length === 0) problems.push(coded('nothing-to-do'));
+  const frameRate = Math.round(readLimited('rt-mqtt-ingress', 'frameRate', d.frameRate, 0, problems));
+  if (frameRate > 0) for (const src of sources) if (src.parser === 'tracks') src.frameGapMs = 1000 / frameRate;
   return {
     sources,
     subs: hasBroker ? subs : [],
     tcp,
     queueLimit: Math.round(readLimited('rt-mqtt-ingress', 'queueLimit', d.queueLimit, 4096, problems)),
     frameWindow: Math.round(readLimited('rt-mqtt-ingress', 'frameWindow', d.frameWindow, FRAME_WINDOW, problems)),
+    frameRate,
     maxBytes: Math.round(readLimited('rt-mqtt-ingress', 'maxBytes', d.maxBytes, 262144, problems)),
     problems,
   };

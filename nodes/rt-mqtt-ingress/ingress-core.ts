@@ -204,6 +204,44 @@ export function sourceLimits(kinds: readonly EventKind[], queueLimit: number, fr
   return kinds.map((k) => (k === 'frame' ? Math.min(queueLimit, frameWindow) : queueLimit));
 }
 
+/** Objects a merged frame keeps at most (the least recently seen go first): more people than a store holds. */
+export const MERGE_MAX_OBJECTS = 1024;
+
+/**
+ * The frames of one sensor merged while it waits for its next slot (**Frame rate**): the newest frame's
+ * number, time and sensor, and the latest position of every object seen in any of them (an object missing
+ * from a later frame keeps its last one: what the tracker keeps per track). Bounded by MERGE_MAX_OBJECTS.
+ */
+export class FrameMerge {
+  private readonly objects = new Map<unknown, unknown>();
+  private head: Record<string, unknown> | null = null;
+  /** Frames merged since the last take. */
+  frames = 0;
+
+  add(frame: Record<string, unknown>): void {
+    this.head = frame;
+    this.frames++;
+    for (const o of frame.objects as Array<Record<string, unknown>>) {
+      this.objects.delete(o.id);
+      this.objects.set(o.id, o);
+      if (this.objects.size > MERGE_MAX_OBJECTS) this.objects.delete(this.objects.keys().next().value);
+    }
+  }
+
+  /**
+   * The merged frame (`merged`: how many frames it stands for), the frame itself when only one waited, or null
+   * when none did; empties the merge.
+   */
+  take(): Record<string, unknown> | null {
+    if (this.head === null) return null;
+    const out = this.frames === 1 ? this.head : { ...this.head, objects: [...this.objects.values()], merged: this.frames };
+    this.head = null;
+    this.frames = 0;
+    this.objects.clear();
+    return out;
+  }
+}
+
 /** Truncates a raw payload for an error report (1 KiB of text). */
 export function truncateRaw(text: string, max = 1024): string {
   return text.length <= max ? text : text.slice(0, max);

@@ -26,6 +26,11 @@ export interface SourceSpec {
   /** The metrics label and msg.source. */
   name: string;
   parser: ParserName;
+  /**
+   * Frames (parser tracks) only: the least time between two frames of one sensor handed to the flow, in ms
+   * (1000 / Frame rate); the frames in between are merged into the next (FrameMerge). 0: every frame.
+   */
+  frameGapMs?: number;
 }
 
 export interface SubSpec {
@@ -86,7 +91,7 @@ export type IngressEvent =
   | { t: 'broker'; state: 'listening' | 'error'; port: number; error?: string };
 
 /** Per-source counters are named `<what>.<source index>`. */
-export const PER_SOURCE = ['received', 'parsed', 'dropped', 'malformed', 'gaps', 'duplicates'] as const;
+export const PER_SOURCE = ['received', 'parsed', 'dropped', 'malformed', 'gaps', 'duplicates', 'merged'] as const;
 
 export function ingressMetricSpec(sources: number): MetricSpec {
   const counters: string[] = ['connects', 'disconnects', 'tcp_connections'];
@@ -102,7 +107,8 @@ export const HANDOFF_METRICS: MetricSpec = {
 
 /** The counters behind the metrics of one ingress node (node._counts(): tests, benchmarks). */
 export interface IngressCounts {
-  sources: Record<string, { received: number; parsed: number; delivered: number; dropped: number; malformed: number; gaps: number; duplicates: number }>;
+  /** parsed = delivered + dropped + merged (+ those still in flight) */
+  sources: Record<string, { received: number; parsed: number; delivered: number; dropped: number; malformed: number; gaps: number; duplicates: number; merged: number }>;
   depth: number;
   connected: number;
   connects: number;

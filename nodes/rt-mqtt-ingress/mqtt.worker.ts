@@ -32,6 +32,10 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
     // (libuv), i.e. hundreds of milliseconds of frames under a flood.
     defer: (fn) => queueMicrotask(fn),
     now: nowMs,
+    later: (fn, ms) => {
+      const h = setTimeout(fn, ms);
+      return { cancel: () => clearTimeout(h) };
+    },
   });
   let closing = false;
   let client: MqttClient | null = null;
@@ -190,7 +194,7 @@ function startClient(init: ClientInit, ctx: InstanceContext<IngressEvent>) {
       closing = true;
       if (timer) clearTimeout(timer);
       timer = null;
-      pipe.flush();
+      pipe.close();
       const waits: Promise<void>[] = [];
       if (client) {
         const c = client;

@@ -40,12 +40,13 @@ export = function register(RED: NodeAPI): void {
   const metrics = runtimeMetrics(RED);
   const fam = {
     received: metrics.readerFamily('rtedge_ingress_received_total', 'MQTT messages or TCP lines received by the ingress worker, per source', 'counter'),
-    parsed: metrics.readerFamily('rtedge_ingress_parsed_total', 'Valid events parsed by the ingress worker, per source (delivered + dropped)', 'counter'),
+    parsed: metrics.readerFamily('rtedge_ingress_parsed_total', 'Valid events parsed by the ingress worker, per source (delivered + dropped + merged)', 'counter'),
     delivered: metrics.readerFamily('rtedge_ingress_delivered_total', 'Events handed to the flow, per source', 'counter'),
     dropped: metrics.readerFamily('rtedge_ingress_dropped_total', 'Events dropped because the flow side had not taken the ones before (queue full), per source', 'counter'),
     malformed: metrics.readerFamily('rtedge_ingress_malformed_total', 'Malformed messages, lines or array elements refused, per source', 'counter'),
     gaps: metrics.readerFamily('rtedge_ingress_gaps_total', 'Frames or events missing by the sensors own numbering (lost before the ingress), per source', 'counter'),
     duplicates: metrics.readerFamily('rtedge_ingress_duplicates_total', 'Frames or events whose number was not above the last one (redelivery or sensor restart), per source', 'counter'),
+    merged: metrics.readerFamily('rtedge_ingress_merged_total', 'Frames merged into a later frame of their sensor by the Frame rate (their objects positions kept), per source', 'counter'),
     depth: metrics.readerFamily('rtedge_ingress_queue_depth', 'Events posted by the worker and not yet taken by the flow side', 'gauge'),
     connected: metrics.readerFamily('rtedge_ingress_connected', '1 while the MQTT client is connected', 'gauge'),
     connects: metrics.readerFamily('rtedge_ingress_connects_total', 'Successful MQTT connections (the first one and every reconnect)', 'counter'),
@@ -106,6 +107,7 @@ export = function register(RED: NodeAPI): void {
         attach(fam.malformed, l, () => shared.counter(`malformed.${i}`));
         attach(fam.gaps, l, () => shared.counter(`gaps.${i}`));
         attach(fam.duplicates, l, () => shared.counter(`duplicates.${i}`));
+        if (cfg.sources[i].frameGapMs) attach(fam.merged, l, () => shared.counter(`merged.${i}`));
       });
       attach(fam.depth, labels, () => depth());
       attach(fam.connected, labels, () => shared.gauge('connected'));
@@ -123,6 +125,7 @@ export = function register(RED: NodeAPI): void {
               malformed: shared.counter(`malformed.${i}`),
               gaps: shared.counter(`gaps.${i}`),
               duplicates: shared.counter(`duplicates.${i}`),
+              merged: shared.counter(`merged.${i}`),
             },
           ]),
         ),

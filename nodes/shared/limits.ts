@@ -107,6 +107,7 @@ export const LIMITS = {
   'rt-mqtt-ingress': {
     queueLimit: { min: 1, max: 1_000_000, integer: true },
     frameWindow: { min: 1, max: 1_000_000, integer: true },
+    frameRate: { min: 0, max: 1000, integer: true },
     maxBytes: { min: 64, max: 16_777_216, integer: true },
     tcpPort: { min: 0, max: 65535, integer: true },
   },

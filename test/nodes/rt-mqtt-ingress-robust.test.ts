@@ -161,4 +161,47 @@ describe('rt-mqtt-ingress under stress (mosquitto)', function () {
     // the event came in the middle of the flood: frames published before it and still coming after it
     assert.ok(framesAfter > 0, `frames delivered after the event: ${framesAfter}`);
   });
+
+  it('a frame flood with a Frame rate: a few merged frames a second reach the flow, none dropped, each with the latest positions; parsed = delivered + merged', async () => {
+    mosq = await startMosquitto();
+    await load(ingressFlow({ url: mosq.url, clientId: 'sg-rate', clean: true }, { queueLimit: 4096, frameRate: 10 }));
+    const out = collect('out');
+    await connected();
+    // 5 000 frames/s for 2 s from one sensor; 50 objects t-0..t-49, frame n moves object t-(n % 50) to x = (n % 100) / 10
+    const pub = startPublisher({ url: mosq.url, topic: 'store/s1/tracks', kind: 'frames', rate: 5000, seconds: 2, qos: 0, bracket: 300 });
+    const r = await pub.done;
+    await waitFor(() => counts().depth === 0 && counts().sources.tracks.parsed === counts().sources.tracks.received, 10_000, 'everything taken in');
+    await sleep(300); // the last slot
+    const t = counts().sources.tracks;
+    const frames = out.filter((m) => m.kind === 'frame');
+    assert.equal(r.published - t.received, t.gaps);
+    assert.ok(frames.length >= 10 && frames.length <= 40, `about 10 a second over the flood, got ${frames.length} of ${t.parsed}`);
+    assert.equal(t.dropped, 0, 'nothing dropped: merged instead');
+    assert.equal(t.delivered + t.merged, t.parsed, 'every frame delivered or merged into one that was');
+    assert.equal(
+      frames.reduce((a, m) => a + (((m.payload as { merged?: number }).merged) ?? 1), 0),
+      t.parsed,
+      'the merged counts of the messages add up to the frames parsed',
+    );
+    type F = { frame: number; merged?: number; objects: Array<{ id: string; x: number }> };
+    const nums = frames.map((m) => (m.payload as F).frame);
+    assert.deepEqual(
+      nums,
+      [...nums].sort((a, b) => a - b),
+      'in frame order',
+    );
+    assert.equal(nums[nums.length - 1], r.last, 'the last frame published came through');
+    // the biggest merge: every object seen in its frames (50 of them), each at its position in the newest frame
+    // that moved it (with no gap; a frame lost at the broker leaves the one before it)
+    const big = frames.map((m) => m.payload as F).reduce((a, b) => ((b.merged ?? 1) > (a.merged ?? 1) ? b : a));
+    assert.ok((big.merged ?? 1) >= 50, `a merge of at least 50 frames, got ${big.merged}`);
+    assert.equal(big.objects.length, 50);
+    for (const o of big.objects) {
+      const k = Number(o.id.slice(2));
+      let f = big.frame;
+      while (f % 50 !== k) f--;
+      if (t.gaps === 0) assert.equal(o.x, (f % 100) / 10, `object ${o.id} at its position of frame ${f}`);
+      else assert.ok([(f % 100) / 10, ((f - 50) % 100) / 10].includes(o.x), `object ${o.id} at a position it had`);
+    }
+  });
 });

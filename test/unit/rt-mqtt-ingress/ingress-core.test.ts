@@ -6,7 +6,7 @@ import { mqttClientOptions, readBroker, readTlsFiles } from '../../../nodes/rt-m
 import { readIngress } from '../../../nodes/rt-mqtt-ingress/ingress-config';
 import * as gateCore from '../../../nodes/rt-gate-command/gate-core';
 import * as sharedBackoff from '../../../nodes/shared/backoff';
-import { checkTopicFilter, CreditGate, GapTracker, parse, reconnectDelay, sourceLimits } from '../../../nodes/rt-mqtt-ingress/ingress-core';
+import { checkTopicFilter, CreditGate, FrameMerge, GapTracker, MERGE_MAX_OBJECTS, parse, reconnectDelay, sourceLimits } from '../../../nodes/rt-mqtt-ingress/ingress-core';
 import { IngressPipe } from '../../../nodes/rt-mqtt-ingress/ingress-pipe';
 import { type IngressEvent, ingressMetricSpec } from '../../../nodes/rt-mqtt-ingress/ingress-protocol';
 import { topicMatches } from '../../../nodes/rt-mqtt-ingress/topic';
@@ -73,7 +73,7 @@ describe('rt-mqtt-ingress core', () => {
     const gates = CreditGate.perSource(new SharedArrayBuffer(CreditGate.bytes(2)), 2, 4);
     const posted: IngressEvent[] = [];
     const deferred: Array<() => void> = [];
-    const pipe = new IngressPipe(sources, gates, m, 1e6, { post: (e) => posted.push(e), defer: (f) => deferred.push(f), now: () => 1000.5 });
+    const pipe = new IngressPipe(sources, gates, m, 1e6, { post: (e) => posted.push(e), defer: (f) => deferred.push(f), now: () => 1000.5, later: () => assert.fail('no Frame rate: no timer') });
     for (let i = 1; i <= 6; i++) pipe.receive(0, 'store/s1/tracks', JSON.stringify({ ...frame, frame: i === 6 ? 9 : i }));
     assert.equal(posted.length, 0, 'nothing posted before the deferred flush');
     assert.equal(deferred.length, 1, 'one flush scheduled for many events');
@@ -133,6 +133,15 @@ describe('rt-mqtt-ingress core', () => {
     assert.equal(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub }, true).frameWindow, 128);
     assert.equal(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub, frameWindow: 16 }, true).frameWindow, 16);
     assert.ok(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: sub, frameWindow: 0 }, true).problems.length > 0, 'frameWindow 0 is out of range');
+    const both = JSON.stringify([
+      { topic: 'store/+/tracks', parser: 'tracks', qos: 0, source: 'frames' },
+      { topic: 'store/+/events', parser: 'events', qos: 1, source: 'sensor' },
+    ]);
+    assert.deepEqual(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: both }, true).sources.map((x) => x.frameGapMs ?? 0), [0, 0], 'Frame rate off by default: every frame');
+    const rated = readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: both, frameRate: '20' }, true);
+    assert.equal(rated.frameRate, 20);
+    assert.deepEqual(rated.sources.map((x) => x.frameGapMs ?? 0), [50, 0], 'a Frame rate applies to frame sources only');
+    assert.ok(readIngress({ id: 'n', type: 'rt-mqtt-ingress', subs: both, frameRate: 5000 }, true).problems.length > 0, 'frameRate above 1000 is out of range');
   });
 
   it('one set of MQTT client options and TLS file reading for the ingress worker and the journey outbox (broker-config)', () => {
@@ -141,6 +150,93 @@ describe('rt-mqtt-ingress core', () => {
     assert.equal(o.reconnectPeriod, 0, 'the callers reconnect with their own doubling backoff');
     assert.deepEqual([o.clientId, o.clean, o.keepalive, o.username, o.password, o.rejectUnauthorized, o.queueQoSZero], ['c1', false, 15, 'u', 'p', true, false]);
     assert.throws(() => readTlsFiles(s, o), /ENOENT/, 'a CA file that cannot be read is an error, never a connection without it');
+  });
+
+  it('FrameMerge: the newest frame number and time, the latest position of every object seen, bounded', () => {
+    const fm = new FrameMerge();
+    assert.equal(fm.take(), null);
+    const f1 = { frame: 1, ts: 10, sensor: 's1', objects: [{ id: 'a', x: 1, y: 1 }] };
+    fm.add(f1);
+    assert.equal(fm.take(), f1, 'one frame waiting: the frame itself');
+    fm.add(f1);
+    fm.add({ frame: 2, ts: 20, sensor: 's1', objects: [{ id: 'b', x: 2, y: 2 }] });
+    fm.add({ frame: 3, ts: 30, sensor: 's1', objects: [{ id: 'a', x: 3, y: 3 }] });
+    assert.deepEqual(fm.take(), { frame: 3, ts: 30, sensor: 's1', merged: 3, objects: [{ id: 'b', x: 2, y: 2 }, { id: 'a', x: 3, y: 3 }] });
+    assert.equal(fm.take(), null, 'taken: empty');
+    for (let i = 0; i < MERGE_MAX_OBJECTS + 10; i++) fm.add({ frame: i, ts: i, sensor: 's1', objects: [{ id: `o${i}`, x: i, y: 0 }] });
+    const big = fm.take()!;
+    assert.equal((big.objects as unknown[]).length, MERGE_MAX_OBJECTS);
+    assert.deepEqual((big.objects as Array<{ id: string }>)[0].id, 'o10', 'the least recently seen went first');
+  });
+
+  it('pipe with a Frame rate: one frame per sensor per slot, the ones between merged into the next and counted; events untouched', () => {
+    const sources = [
+      { name: 'tracks', parser: 'tracks' as const, frameGapMs: 100 },
+      { name: 'ev', parser: 'events' as const },
+    ];
+    const m = SharedMetrics.create(ingressMetricSpec(2));
+    const gates = CreditGate.perSource(new SharedArrayBuffer(CreditGate.bytes(2)), 2, 1000);
+    const posted: IngressEvent[] = [];
+    const clock = { t: 5000 };
+    const timers: Array<{ at: number; fn: () => void; live: boolean }> = [];
+    const pipe = new IngressPipe(sources, gates, m, 1e6, {
+      post: (e) => posted.push(e),
+      defer: (f) => f(),
+      now: () => clock.t,
+      later: (fn, ms) => {
+        const tm = { at: clock.t + ms, fn, live: true };
+        timers.push(tm);
+        return { cancel: () => (tm.live = false) };
+      },
+    });
+    const run = (to: number): void => {
+      for (;;) {
+        const next = timers.filter((x) => x.live && x.at <= to).sort((a, b) => a.at - b.at)[0];
+        if (!next) break;
+        clock.t = next.at;
+        next.live = false;
+        next.fn();
+      }
+      clock.t = to;
+    };
+    const frames = (): Array<Record<string, unknown>> => posted.flatMap((e) => (e.t === 'batch' ? e.ev.filter((x) => x.s === 0).map((x) => x.p) : []));
+    // 1 kHz of frames from two sensors for 1 s, object "a" moving; an event now and then
+    for (let i = 1; i <= 1000; i++) {
+      run(5000 + i);
+      for (const sensor of ['s1', 's2']) pipe.receive(0, `store/${sensor}/tracks`, JSON.stringify({ frame: i, ts: clock.t, sensor, objects: [{ id: `${sensor}-a`, x: i, y: 0 }, ...(i === 3 ? [{ id: `${sensor}-b`, x: -1, y: -1 }] : [])] }));
+      if (i % 250 === 0) pipe.receive(1, 'store/s1/events', JSON.stringify({ ...event, seq: i }));
+    }
+    run(7000);
+    const out = frames();
+    const per = (sensor: string): Array<Record<string, unknown>> => out.filter((f) => f.sensor === sensor);
+    for (const sensor of ['s1', 's2']) {
+      const fs = per(sensor);
+      assert.ok(fs.length >= 10 && fs.length <= 12, `${sensor}: about 10 per second, got ${fs.length}`);
+      assert.equal(fs[0].frame, 1, 'the first frame goes at once');
+      assert.equal(fs[fs.length - 1].frame, 1000, 'the last frame is not held back');
+      const merged = fs.reduce((a, f) => a + ((f.merged as number | undefined) ?? 1), 0);
+      assert.equal(merged, 1000, 'every frame is in exactly one message');
+      const second = fs[1];
+      assert.deepEqual(
+        (second.objects as Array<{ id: string; x: number }>).map((o) => [o.id, o.x]).sort(),
+        [
+          [`${sensor}-a`, second.frame],
+          [`${sensor}-b`, -1],
+        ],
+        'the latest position of every object seen',
+      );
+    }
+    assert.equal(m.counter('parsed.0'), 2000);
+    assert.equal(m.counter('merged.0') + out.length + m.counter('dropped.0'), 2000, 'parsed = delivered + merged + dropped');
+    assert.equal(m.counter('dropped.0'), 0);
+    assert.equal(posted.flatMap((e) => (e.t === 'batch' ? e.ev.filter((x) => x.s === 1) : [])).length, 4, 'events are not rate-limited');
+    // closing hands over what waits
+    pipe.receive(0, 'store/s1/tracks', JSON.stringify({ frame: 1001, ts: clock.t, sensor: 's1', objects: [] }));
+    pipe.receive(0, 'store/s1/tracks', JSON.stringify({ frame: 1002, ts: clock.t, sensor: 's1', objects: [] }));
+    const before = frames().length;
+    pipe.close();
+    assert.equal(frames().length, before + 1);
+    assert.equal(timers.filter((x) => x.live).length, 0, 'no timer left');
   });
 
   it('configs: embedded broker by default, problems for bad topics, parsers, sources and persistent sessions without an id', () => {
