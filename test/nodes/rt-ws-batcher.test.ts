@@ -101,7 +101,12 @@ describe('rt-ws-batcher node (shared mode, real Node-RED, real ws clients)', fun
   });
 
   it('serves the client module next to the socket, under httpNodeRoot, and on the admin server', async () => {
-    const r = await rt.get(`${ROOT}${PATH}/client.js`);
+    // the node registers the route when the flow starts, which may be after the runtime answers HTTP
+    let r = await rt.get(`${ROOT}${PATH}/client.js`);
+    for (const end = Date.now() + 5000; r.status === 404 && Date.now() < end; ) {
+      await sleep(50);
+      r = await rt.get(`${ROOT}${PATH}/client.js`);
+    }
     assert.equal(r.status, 200);
     assert.match(r.text, /export /);
     assert.equal((await rt.get(`${ROOT}${PATH}/nope.js`)).status, 404);
