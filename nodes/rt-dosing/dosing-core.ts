@@ -1654,7 +1654,10 @@ export class DosingController {
     const h = this.fineFlowHist;
     if (h.length < 3) return f;
     const med = median(h);
-    const spread = Math.max(3 * madSigma(h, med), 3 * this.slopeErr(this.fit.n));
+    // 3 robust sigmas (1.4826 x the median absolute deviation, not rounded: flows are whole cg/s, a rounded sigma of 1
+    // for a spread of +-3 cg/s rejected a third of the doses), or the fit's own slope error
+    const mad = median(h.map((v) => Math.abs(v - med)));
+    const spread = Math.max((3 * 14_826 * mad) / 10_000, 3 * this.slopeErr(this.fit.n));
     return Math.abs(f - med) <= spread ? med : f;
   }
 
