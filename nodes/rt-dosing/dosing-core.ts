@@ -711,6 +711,10 @@ export class DosingController {
   private fitFromUs = 0;
   private fineSteadyUs = 0;
   private fineFlow = 0;
+  /** Fine flows fitted at recent line cuts (cg/s): their spread is what a short fit sees that does not last. */
+  private readonly fineFlowHist: number[] = [];
+  /** The fine flow the last cut-off planned with (recorded in the history when the dose is learned from). */
+  private cutFitFlow = 0;
   private fineTau = 0;
   private fineMinUs = 0;
   private resSq = 0;
@@ -847,6 +851,7 @@ export class DosingController {
     this.coarseFlow = 0;
     this.coarseShort = false;
     this.fineFlow = 0;
+    this.cutFitFlow = 0;
     this.releasedAtCoarse = 0;
     this.probing = false;
     this.measuredDelay = 0;
@@ -1296,7 +1301,12 @@ export class DosingController {
       if (this.L.tauUs === 0) this.fineTau = tauHere;
       if (this.coarseTau === 0 || this.cold) this.coarseTau = tauHere;
     }
-    const inflight = Math.trunc((f * this.fineTau) / 1_000_000);
+    // the in-flight mass: the flow over the next in-flight time. A short fit's slope moves from dose to dose with what
+    // does not last (a ripple too weak to be modelled, the noise): when this dose's slope lies within the spread the
+    // recent doses' slopes showed, their median is the better estimate of the flow still to come; a slope beyond it
+    // (a flow step, a change of material) is taken as it is
+    const fi = this.probing ? f : this.plannedFineFlow(f);
+    const inflight = Math.trunc((fi * this.fineTau) / 1_000_000);
     const remaining = this.targetCg - line - inflight;
     if (this.probing) {
       // the probe: enough room left for a coarse phase? The coarse flow is bounded from the fine one
@@ -1312,9 +1322,9 @@ export class DosingController {
       }
       this.probing = false;
     }
-    if (remaining <= 0) return this.cutoff(t, line, inflight, t, f, true);
+    if (remaining <= 0) return this.lineCut(f, this.cutoff(t, line, inflight, t, fi, true));
     const dtUs = Math.trunc((remaining * 1_000_000) / f);
-    if (dtUs < this.period) return this.cutoff(t, line, inflight + Math.trunc((f * dtUs) / 1_000_000), t + dtUs, f, true);
+    if (dtUs < this.period) return this.lineCut(f, this.cutoff(t, line, inflight + Math.trunc((fi * dtUs) / 1_000_000), t + dtUs, fi, true));
     return { duty: this.duty };
   }
 
@@ -1570,7 +1580,13 @@ export class DosingController {
       if (this.fineFlow > 0) this.setMeasuredFlow(this.fineDuty, this.fineFlow);
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
         if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
-        else outlier = !this.learn(inflight, this.cutoffFlow);
+        else {
+          outlier = !this.learn(inflight, this.cutoffFlow);
+          if (this.cutFitFlow > 0) {
+            this.fineFlowHist.push(this.cutFitFlow);
+            while (this.fineFlowHist.length > this.p.learnDoses) this.fineFlowHist.shift();
+          }
+        }
       }
       // the ripple period search costs up to tens of ms: a job the runner runs in slices between samples
       // (lastRecord(), learned and the next start() finish it at once when it has not ended yet)
@@ -1626,6 +1642,23 @@ export class DosingController {
       d = Math.max(0, Math.min(zeroX, onset - tThr));
     }
     return d;
+  }
+
+  private lineCut(f: number, cmd: MotorCommand): MotorCommand {
+    this.cutFitFlow = f;
+    return cmd;
+  }
+
+  /** The fine flow a line cut plans its in-flight mass with (see above): this dose's slope, or the recent median. */
+  private plannedFineFlow(f: number): number {
+    const h = this.fineFlowHist;
+    if (h.length < 3) return f;
+    const med = median(h);
+    // 3 robust sigmas (1.4826 x the median absolute deviation, not rounded: flows are whole cg/s, a rounded sigma of 1
+    // for a spread of +-3 cg/s rejected a third of the doses), or the fit's own slope error
+    const mad = median(h.map((v) => Math.abs(v - med)));
+    const spread = Math.max((3 * 14_826 * mad) / 10_000, 3 * this.slopeErr(this.fit.n));
+    return Math.abs(f - med) <= spread ? med : f;
   }
 
   private learnDelay(us: number): void {
