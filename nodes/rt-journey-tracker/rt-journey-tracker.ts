@@ -85,6 +85,9 @@ export = function register(RED: NodeAPI): void {
     if (problems.length > 0) {
       node.error(RED._(`${TYPE}.errors.badConfig`, { problems: problems.join('; ') }));
       status.immediate('error', RED._(`${TYPE}.status.badConfig`));
+      // a redeploy into a bad config: the previous tracker's journeys cannot go on (said, as when removed)
+      const dropped = takeHandover(node.id);
+      if (dropped && dropped.open > 0) node.warn(RED._(`${TYPE}.droppedBadConfig`, { n: dropped.open }));
       node.on('input', (_msg: NodeMessage, _send: SendFn, done: DoneFn) => done(new Error(RED._(`${TYPE}.errors.notConfigured`))));
       node.on('close', (_removed: boolean, done: () => void) => {
         status.close();

@@ -255,6 +255,22 @@ describe('rt-journey-tracker node', function () {
     assert.equal(s0.journeys.length, 0, 'the old node sent nothing');
   });
 
+  it('a redeploy into a settings error drops the journeys in progress with a warning', async () => {
+    await load(flow());
+    const s = watch();
+    const tr = helper.getNode('tr') as TestNode;
+    tr.receive(ev('track-create', 'b1', { x: 1, y: 1 }));
+    tr.receive(ev('track-create', 'b2', { x: 5, y: 5 }));
+    await waitFor(() => s.completed === 2, 5000, 'taken in');
+    await helper.setFlows(flow({ ttl: 5 }), 'full');
+    const warned = (): string[] =>
+      (helper.log().args as Array<[{ level: number; msg: unknown }]>)
+        .map((a) => a[0])
+        .filter((l) => l.level === 30 && /journeys in progress dropped|droppedBadConfig/.test(String(l.msg)))
+        .map((l) => String(l.msg));
+    await waitFor(() => warned().length === 1, 5000, 'the warning');
+  });
+
   it('redeploys leave no tick timer behind', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     for (let i = 0; i < 10; i++) {
