@@ -12,6 +12,7 @@
 import { SerialPort } from 'serialport';
 
 import { coded, type Msg } from '../shared/coded';
+import { FairTimer } from '../shared/fair-timer';
 import type { Node } from '../shared/red-types';
 import type { FrameResult } from '../rt-rs485-watch/modbus-core';
 import type { PortConfig } from './port-config';
@@ -75,7 +76,7 @@ export const defaultFactory: SerialFactory = (c) =>
 export const monoMs = (): number => performance.now();
 
 /** Extra wait for an answer when the response timer itself fired late (event loop held up). */
-export const TIMEOUT_GRACE_MS = 5;
+export const TIMEOUT_GRACE_MS = 20;
 
 export interface LinkStats {
   opens: number;
@@ -94,7 +95,7 @@ export class PortLink {
   private readonly users = new Set<LinkUser>();
   private readonly queue: Transaction[] = [];
   private active: Transaction | null = null;
-  private txTimer: NodeJS.Timeout | null = null;
+  private readonly txTimer = new FairTimer(TIMEOUT_GRACE_MS);
   private nextTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private backoff: number;
@@ -248,20 +249,8 @@ export class PortLink {
     const wire = wireMs(tx.bytes.length, this.config);
     // The timeout covers the request's own time on the wire, then the response timeout.
     const wait = Math.ceil(wire) + tx.timeoutMs;
-    const due = monoMs() + wait;
-    let graced = false;
-    const expire = (): void => {
-      // A timer that fires late means the event loop was held up: the answer may be waiting in the
-      // kernel buffer, read only after a few loop turns (poll, then a thread-pool read). Give it one
-      // short grace instead of discarding it; a loop that ran on time gets none.
-      if (!graced && monoMs() - due > 2) {
-        graced = true;
-        this.txTimer = setTimeout(expire, TIMEOUT_GRACE_MS);
-        return;
-      }
-      this.end(tx, 'timeout');
-    };
-    this.txTimer = setTimeout(expire, wait);
+    // (a timer that fires late gives an answer already in the kernel buffer one short grace: FairTimer)
+    this.txTimer.start(wait, () => this.end(tx, 'timeout'));
     p.write(tx.bytes, (err) => {
       if (err) this.end(tx, 'error', err.message);
     });
@@ -270,8 +259,7 @@ export class PortLink {
   private end(tx: Transaction, outcome: TxOutcome, error?: Msg): void {
     if (this.active !== tx) return;
     this.active = null;
-    if (this.txTimer) clearTimeout(this.txTimer);
-    this.txTimer = null;
+    this.txTimer.stop();
     if (outcome === 'done') this.stats.txDone++;
     else if (outcome === 'timeout') this.stats.txTimeout++;
     else this.stats.txError++;
@@ -304,8 +292,7 @@ export class PortLink {
     this.retryTimer = this.nextTimer = null;
     const tx = this.active;
     this.active = null;
-    if (this.txTimer) clearTimeout(this.txTimer);
-    this.txTimer = null;
+    this.txTimer.stop();
     for (const t of [...(tx ? [tx] : []), ...this.queue.splice(0)]) t.onEnd('error', coded('port-closing'));
     this.state = 'closed';
     const p = this.port;

@@ -6,7 +6,8 @@
 // context, messages and status. Reasons are coded (WATCH_REASONS) or a
 // verbatim error of the port; the adapter words them.
 import { isCoded, type Msg } from '../shared/coded';
-import type { LinkState, LinkUser, Transaction } from '../rt-rs485-port/port-link';
+import { FairTimer } from '../shared/fair-timer';
+import { type LinkState, type LinkUser, TIMEOUT_GRACE_MS, type Transaction } from '../rt-rs485-port/port-link';
 import { encodeRequest, type FrameResult, inputValue, type ReadRequest, ResponseReader } from './modbus-core';
 import { type FrameMapping, Framer, type FramerOptions, mapFrame } from './passive-core';
 import { type DoorState, mapValue, reason, type RegisterMapping, StallGuard } from './watch-core';
@@ -26,6 +27,12 @@ export interface ReaderSink {
 
 const mono = (): number => performance.now();
 
+/**
+ * The grace of a stall or silence timer that fired late (event loop held up): longer than a request's
+ * own (TIMEOUT_GRACE_MS), so an answer read in that time ends its request before the state is judged.
+ */
+const LATE_GRACE_MS = 2 * TIMEOUT_GRACE_MS;
+
 export interface PollOptions extends RegisterMapping {
   request: ReadRequest;
   intervalMs: number;
@@ -35,7 +42,7 @@ export interface PollOptions extends RegisterMapping {
 
 export class PollReader implements LinkUser {
   private timer: NodeJS.Timeout | null = null;
-  private stallTimer: NodeJS.Timeout | null = null;
+  private readonly stallTimer = new FairTimer(LATE_GRACE_MS);
   private inFlight = false;
   private owed = false;
   private nextAt = 0;
@@ -171,17 +178,15 @@ export class PollReader implements LinkUser {
     this.clearStall();
     const wait = this.guard.dueIn(mono());
     if (wait < 0) return;
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = null;
+    this.stallTimer.start(wait + 1, () => {
       if (this.stopped) return;
       const r = this.guard.check(mono());
       if (r) this.sink.observe('unknown', r);
-    }, wait + 1);
+    });
   }
 
   private clearStall(): void {
-    if (this.stallTimer) clearTimeout(this.stallTimer);
-    this.stallTimer = null;
+    this.stallTimer.stop();
   }
 
   stop(): void {
@@ -203,7 +208,7 @@ export interface PassiveOptions {
 export class PassiveReader implements LinkUser {
   private readonly framer: Framer;
   private gapTimer: NodeJS.Timeout | null = null;
-  private silenceTimer: NodeJS.Timeout | null = null;
+  private readonly silenceTimer = new FairTimer(LATE_GRACE_MS);
   private stopped = false;
   frames = 0;
 
@@ -269,17 +274,15 @@ export class PassiveReader implements LinkUser {
 
   private armSilence(): void {
     if (this.opt.silenceMs <= 0) return;
-    if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    this.silenceTimer = setTimeout(() => {
-      this.silenceTimer = null;
+    this.silenceTimer.start(this.opt.silenceMs, () => {
       if (!this.stopped) this.sink.observe('unknown', reason('no-frame-for', { ms: this.opt.silenceMs }));
-    }, this.opt.silenceMs);
+    });
   }
 
   private clearTimers(): void {
     if (this.gapTimer) clearTimeout(this.gapTimer);
-    if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    this.gapTimer = this.silenceTimer = null;
+    this.gapTimer = null;
+    this.silenceTimer.stop();
   }
 
   stop(): void {
