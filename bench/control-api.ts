@@ -1,4 +1,5 @@
 // npm run bench -- control-api [--minutes M | --seconds S] [--probe-seconds P] [--max-rate-x N]
+// npm run bench -- control-api --floor-only X [--probe-seconds P]
 //
 // The validation plan's four workloads together (monitoring 40 req/s, control
 // 20, logging 4, GPIO 6: 70 req/s at rate-x 1), open model, against
@@ -28,6 +29,11 @@
 // runtime) at the rate found, with the runtime's CPU per request for both
 // (from /proc; it shows how much of the cost is Node-RED's own).
 //
+// --floor-only X: only the core-only floor, at rate-x X (P seconds, after 10 s of
+// warm-up): can Node-RED's own HTTP path hold the SLOs at that rate on this
+// machine at all? Last line: {"floor_rate_x","floor_pass","floor_rps",
+// "floor_cpu_us_per_req","reads_p99_ms","writes_p99_ms","log_p99_ms","gpio_p99_ms"}.
+//
 // Last line: {"x1_pass","max_rate_x","max_rps","reads_p99_ms","writes_p99_ms","log_p99_ms","gpio_p99_ms","non2xx_pct"}
 // with the p99s and the non-2xx rate (all groups) at max_rate_x (at rate-x 1 when it breached).
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -39,6 +45,7 @@ import { coreFloorFlows, formatTable, GROUPS, recordHealth, type RunResult, runL
 const SECONDS = flag('seconds') !== undefined ? Number(flag('seconds')) : Number(flag('minutes') ?? 2) * 60;
 const PROBE_SECONDS = Math.min(SECONDS, Number(flag('probe-seconds') ?? 30));
 const MAX_X = Number(flag('max-rate-x') ?? 64);
+const FLOOR_ONLY = flag('floor-only') !== undefined ? Number(flag('floor-only')) : null;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
@@ -137,7 +144,30 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+/** The core-only floor alone at one rate-x: Node-RED's own HTTP path, no node of ours. */
+async function floorOnly(x: number): Promise<void> {
+  log(`control-api core-only floor at rate-x ${x}, ${PROBE_SECONDS} s; machine ${JSON.stringify(machine())}; load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+  const f = await startControlRuntime({ flows: coreFloorFlows() });
+  try {
+    const r = await runLoad(f.target, x, PROBE_SECONDS, { warmupS: 10, serverPid: f.proc.pid });
+    log(`[core-floor] ${formatTable(r)}\nload average before ${r.loadBefore}, after ${r.loadAfter}; runtime CPU ${r.serverCpuPct} % of a core, ${r.serverCpuUsPerReq} µs per request`);
+    result({
+      floor_rate_x: x,
+      floor_pass: r.pass,
+      floor_rps: r.totalRps,
+      floor_cpu_us_per_req: r.serverCpuUsPerReq,
+      reads_p99_ms: r.groups.reads.p99,
+      writes_p99_ms: r.groups.writes.p99,
+      log_p99_ms: r.groups.log.p99,
+      gpio_p99_ms: r.groups.gpio.p99,
+    });
+  } finally {
+    await f.rt.kill('SIGTERM');
+    f.rt.cleanup();
+  }
+}
+
+(FLOOR_ONLY !== null ? floorOnly(FLOOR_ONLY) : main()).then(
   () => process.exit(0),
   (err) => {
     console.error(err);

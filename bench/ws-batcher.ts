@@ -1,8 +1,9 @@
 // npm run bench -- ws-batcher [--seconds N] [--mode worker|shared] [--delay MS] [--deflate BYTES] [--nice N]
-//                              [--rss-pairs N] [--rss-warm S]
+//                              [--rss-pairs N] [--rss-warm S] [--shared-runtime 1]
 //                              [--soak SECONDS [--soak-rate MSGS_PER_S] [--soak-deflate BYTES]]
 // rt-ws-batcher against Node-RED's core `websocket out` (websocket-listener)
-// in the same Node-RED process, same run: 10 and 50 clients at 1k and 10k
+// in the same run, each scenario in a fresh Node-RED process with both sides'
+// flows deployed (--shared-runtime 1: all in one process): 10 and 50 clients at 1k and 10k
 // msgs/s of small JSON payloads, plus one stalled client (socket paused) in
 // every scenario. The clients live in child processes, measured the same way
 // for both sides: two "probe" clients alone in one process that does nothing
@@ -46,6 +47,8 @@ const SOAK_DEFLATE = Number(flag('soak-deflate') ?? 1024);
 const CLIENTS = (flag('clients') ?? '10,50').split(',').map(Number);
 const RATES = (flag('rates') ?? '1000,10000').split(',').map(Number);
 const SIDES = (flag('sides') ?? 'ours,core').split(',') as Array<'ours' | 'core'>;
+/** --shared-runtime 1: every scenario in one runtime, one after the other (the default: a fresh runtime each). */
+const SHARED_RT = flag('shared-runtime') === '1';
 /** --stalled 0: no stalled client (to tell its share of the RSS growth). */
 const STALLED = flag('stalled') !== '0';
 /** Stalled-client RSS: seconds of load before the baseline reading; with/without pairs (ABBA order). */
@@ -467,8 +470,16 @@ async function scenario(rt: ChildRuntime, probeFile: string, side: 'ours' | 'cor
   return row;
 }
 
-async function main(): Promise<void> {
-  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY, nice: NICE }));
+/** A Node-RED runtime with the bench flows, and the URLs of both sides. */
+interface Bed {
+  rt: ChildRuntime;
+  probeFile: string;
+  ourUrl: string;
+  coreUrl: string;
+  close(): Promise<void>;
+}
+
+async function bed(): Promise<Bed> {
   const ourPort = await freePort();
   const tmp = tempDir('rtedge-wsb-');
   const probeFile = join(tmp.dir, 'el.json');
@@ -478,28 +489,50 @@ async function main(): Promise<void> {
     execArgv: ['--expose-gc', '-r', join(__dirname, 'lib', 'el-probe.js'), '-r', join(__dirname, 'lib', 'mem-probe.js')],
     env: { RTEDGE_EL_PROBE_OUT: probeFile, RTEDGE_MEM_PROBE_DIR: tmp.dir },
   });
+  await sleep(1000);
+  return {
+    rt,
+    probeFile,
+    ourUrl: MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`,
+    coreUrl: `ws://127.0.0.1:${rt.port}/core`,
+    close: async () => {
+      await rt.kill('SIGTERM');
+      rt.cleanup();
+      tmp.cleanup();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  log(JSON.stringify({ machine: machine(), loadavg: loadavg().map((x) => round(x, 2)), seconds: SECONDS, mode: MODE, deflate: DEFLATE, delay_ms: DELAY, nice: NICE, shared_runtime: SHARED_RT }));
   const rows: Row[] = [];
   const stalledRows: StalledRss[] = [];
-  const ourUrl = MODE === 'worker' ? `ws://127.0.0.1:${ourPort}/ours?format=json` : `ws://127.0.0.1:${rt.port}/ours`;
-  const coreUrl = `ws://127.0.0.1:${rt.port}/core`;
+  // Each scenario in a fresh runtime by default: what one side left behind (the core's buffers for its
+  // stalled client, a grown heap) must not load the next scenario, whichever side that is.
+  const shared = SHARED_RT ? await bed() : null;
+  const run = async <T>(fn: (b: Bed) => Promise<T>): Promise<T> => {
+    const b = shared ?? (await bed());
+    try {
+      return await fn(b);
+    } finally {
+      if (!shared) await b.close();
+    }
+  };
   try {
-    await sleep(1000);
     for (const clients of CLIENTS) {
       for (const rate of RATES) {
-        if (SIDES.includes('ours')) rows.push(await scenario(rt, probeFile, 'ours', ourUrl, clients, rate));
-        if (SIDES.includes('core')) rows.push(await scenario(rt, probeFile, 'core', coreUrl, clients, rate));
+        if (SIDES.includes('ours')) rows.push(await run((b) => scenario(b.rt, b.probeFile, 'ours', b.ourUrl, clients, rate)));
+        if (SIDES.includes('core')) rows.push(await run((b) => scenario(b.rt, b.probeFile, 'core', b.coreUrl, clients, rate)));
       }
     }
     // The stalled client's own share of the RSS growth, at the biggest scenario.
     if (RSS_PAIRS > 0) {
       const clients = Math.max(...CLIENTS);
       const rate = Math.max(...RATES);
-      for (const side of SIDES) stalledRows.push(await stalledRss(rt, probeFile, side, side === 'ours' ? ourUrl : coreUrl, clients, rate));
+      for (const side of SIDES) stalledRows.push(await run((b) => stalledRss(b.rt, b.probeFile, side, side === 'ours' ? b.ourUrl : b.coreUrl, clients, rate)));
     }
   } finally {
-    await rt.kill('SIGTERM');
-    rt.cleanup();
-    tmp.cleanup();
+    await shared?.close();
   }
   log(`load average at the end: ${loadavg().map((x) => round(x, 2)).join(' ')}`);
   log('side  clients  rate   deliv_p50  deliv_p99  flow_hop_p99  after_enq_p99  enq2send_p99  client_el_p99  el_p99  main_cpu%  proc_cpu%  bytes/msg  run_rss+MB  lost/generated  samples');
