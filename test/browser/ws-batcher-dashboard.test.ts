@@ -6,8 +6,8 @@
 //
 // - >= 1200 points visible while 80 SPS arrive, requestAnimationFrame
 //   intervals p95 <= 17 ms over 30 s (the issue's bound), measured in the page;
-//   where a loaded host misses frames, the trace costs none that the same page
-//   with our trace stopped keeps (the control is measured only then);
+//   where a loaded host misses frames, the trace misses no more frames than the
+//   same page with its drawing paused, interleaved 4 x 5 s each (measured only then);
 // - the JS heap of a page drawing the same trace (rt-ws-batcher > 02, through the
 //   same node, in the same runtime) after a forced GC does not grow over 2 minutes (bound
 //   512 KB between the lowest readings of the first and the last 30 s), and a
@@ -90,19 +90,34 @@ describe('dosing weight trace through rt-ws-batcher (Dashboard 2.0 ui-template, 
     if (raf.p95 <= 17) return;
     // Frames were missed. Whether our trace missed them or the host did (a loaded machine: Chromium's compositor,
     // the Dashboard's own app and chart, and the runtime share 2 cores with whatever else runs) is told by a
-    // control: the same page, the same dashboard still running, with our trace stopped (its socket closed, its
-    // renderer gone). The trace may cost no frame that the control keeps.
-    await page.evaluate((p) => {
-      const t = (globalThis as any).rtWsTraces[p];
-      t.client.close();
-      t.renderer.destroy();
-    }, PATH);
-    const control = await measureRaf(page, 20_000);
-    console.log(`      control (the same page, our trace stopped, 20 s): p50 ${control.p50.toFixed(2)}, p95 ${control.p95.toFixed(2)} ms; load ${loadavg()[0].toFixed(1)}`);
+    // control on the same page, interleaved so that the host's drift hits both alike: 4 pairs of 5 s with our
+    // trace drawing and 5 s with it paused (the client still receiving), in A-B-B-A order. The trace may miss
+    // no more frames than the paused page, give or take 2 points of noise (a 20 s share of frames at a 5 % miss
+    // rate varies by about 1 point).
+    const pause = (paused: boolean): Promise<void> =>
+      page.evaluate(
+        ([p, off]) => {
+          const r = (globalThis as any).rtWsTraces[p as string].renderer;
+          r.destroyed = off; // frame() draws nothing while set; invalidate() requests frames again once cleared
+          if (!off) r.invalidate();
+        },
+        [PATH, paused] as const,
+      );
+    const share = { on: { n: 0, missed: 0 }, off: { n: 0, missed: 0 } };
+    for (let i = 0; i < 8; i++) {
+      const off = i % 4 === 1 || i % 4 === 2;
+      await pause(off);
+      const r = await measureRaf(page, 5000);
+      share[off ? 'off' : 'on'].n += r.n;
+      share[off ? 'off' : 'on'].missed += r.over17;
+    }
+    await pause(false);
+    const pct = (x: { n: number; missed: number }): number => (100 * x.missed) / Math.max(1, x.n);
+    console.log(`      interleaved control (4 x 5 s each, load ${loadavg()[0].toFixed(1)}): frames over 17 ms ${pct(share.on).toFixed(1)} % drawing, ${pct(share.off).toFixed(1)} % paused`);
     assert.ok(
-      control.p95 > 17 && raf.p95 <= control.p95 + 1,
+      pct(share.on) <= pct(share.off) + 2,
       `rAF interval p95 ${raf.p95.toFixed(2)} ms (p50 ${raf.p50.toFixed(2)}, p99 ${raf.p99.toFixed(2)}, max ${raf.max.toFixed(1)}, ${raf.over17} of ${raf.n} over 17 ms); ` +
-        `the same page without our trace p95 ${control.p95.toFixed(2)} ms; the trace's own draw: mean ${drawMean.toFixed(2)} ms, max ${t1.renderer.drawMsMax.toFixed(1)} ms; ` +
+        `interleaved: ${pct(share.on).toFixed(1)} % of frames over 17 ms while drawing, ${pct(share.off).toFixed(1)} % paused; the trace's own draw: mean ${drawMean.toFixed(2)} ms, max ${t1.renderer.drawMsMax.toFixed(1)} ms; ` +
         `host load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
     );
   });
