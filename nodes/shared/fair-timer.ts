@@ -3,9 +3,9 @@
 // A timer that fires late means the event loop was held up (a busy flow, a
 // long garbage collection). Whatever the peer sent meanwhile may be waiting in
 // the kernel buffer, and is read only a loop turn or two after the timers
-// phase (poll, then a thread-pool read). Deciding "no answer", "silent" or
-// "end of frame" at that moment is wrong, so such a timer waits one short grace
-// first. A loop that ran on time gets no grace: the timeout means what it says.
+// phase (poll, then a thread-pool read). Deciding "no answer" or "silent" at
+// that moment is wrong, so such a timer waits one short grace first. A loop
+// that ran on time gets no grace: the timeout means what it says.
 
 /** A timer this many ms past its due time counts as held up. */
 export const LATE_MS = 2;
@@ -15,10 +15,6 @@ export class FairTimer {
 
   /** @param graceMs the one extra wait of a timer that fired late */
   constructor(private readonly graceMs: number) {}
-
-  get armed(): boolean {
-    return this.t !== null;
-  }
 
   /** (Re)starts the timer: `fn` runs `ms` from now, or once a grace later if the loop was held up past that. */
   start(ms: number, fn: () => void): void {
