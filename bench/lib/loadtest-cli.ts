@@ -1,6 +1,7 @@
 // npm run loadtest [-- --rate-x N] [--minutes M | --seconds S] [--url http://host:port --user U --pass P] [--cpu-prof] [--out DIR]
 //                  [--admin-root PATH (the started runtime's httpAdminRoot, default /admin)] [--max-sockets N (default 64)]
 //                  [--core-floor (the same routes answered by core nodes alone: Node-RED's own cost per request)]
+//                  [--flows FILE (your own variant of flows/control-api.json, e.g. without the dashboard: what a part costs)]
 //
 // The validation plan's four workloads together (monitoring 40 req/s, control
 // 20, logging 4, GPIO 6, times --rate-x), open model, against
@@ -12,6 +13,7 @@
 // <out>/health.jsonl beside <out>/results.json. --cpu-prof runs the started
 // Node-RED under `node --cpu-prof` and prints its top functions afterwards
 // (the .cpuprofile stays in <out>/ for Chrome DevTools).
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,9 +39,10 @@ async function main(): Promise<void> {
   const cpuProf = argv.includes('--cpu-prof');
   // --core-floor: the same routes answered by core nodes alone (bench/lib/control-load.ts coreFloorFlows)
   const coreFloor = argv.includes('--core-floor');
+  const flowsFile = flag('flows');
   const out = flag('out') ?? join(tmpdir(), `rtedge-loadtest-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   if (!(rateX > 0) || !(seconds > 0)) {
-    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR] [--admin-root PATH] [--max-sockets N]');
+    console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR] [--admin-root PATH] [--max-sockets N] [--core-floor | --flows FILE]');
     process.exit(2);
   }
   let target: Target;
@@ -50,7 +53,8 @@ async function main(): Promise<void> {
     const user = flag('user');
     target = { host: u.hostname, port: Number(u.port || 80), auth: user ? { user, pass: flag('pass') ?? '' } : null };
   } else {
-    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined, adminRoot: flag('admin-root'), flows: coreFloor ? coreFloorFlows() : undefined });
+    const flows = coreFloor ? coreFloorFlows() : flowsFile ? (JSON.parse(readFileSync(flowsFile, 'utf8')) as object[]) : undefined;
+    const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined, adminRoot: flag('admin-root'), flows });
     target = c.target;
     serverPid = c.proc.pid;
     stopRuntime = async () => {
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
       await c.rt.kill('SIGINT', 30_000);
       c.rt.cleanup();
     };
-    console.error(`Node-RED with ${coreFloor ? 'the core-only floor flow' : 'flows/control-api.json'} at http://127.0.0.1:${c.target.port} (pid ${c.proc.pid}); results in ${out}`);
+    console.error(`Node-RED with ${coreFloor ? 'the core-only floor flow' : (flowsFile ?? 'flows/control-api.json')} at http://127.0.0.1:${c.target.port} (pid ${c.proc.pid}); results in ${out}`);
   }
   const stopHealth = recordHealth(target, out);
   console.error(`running the four workloads at rate-x ${rateX} for ${seconds} s ...`);

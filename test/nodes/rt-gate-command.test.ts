@@ -117,6 +117,8 @@ describe('rt-gate-command node', function () {
     assert.match(String(rs[0].reason), /unexpected reply|codes\.bad-reply/); // the helper's RED._ gives the catalog key
     assert.equal(rs[0].reason_code, 'bad-reply');
     assert.equal(rs[0].reply, '??? nonsense');
+    // the peer reports its lines on its stdout pipe, which may trail its reply on the socket
+    await waitFor(() => peer!.lines.length === 2, 5000, 'the peer reported both lines');
     assert.equal(peer.lines[1].line, 'OPEN B');
   });
 
@@ -246,6 +248,9 @@ describe('rt-gate-command node', function () {
     assert.match(caught[2], /bytes|codes\.oversize/);
     assert.deepEqual(codes, ['no-gate', 'missing-field', 'oversize']);
     assert.equal(rs[0].result, 'ok');
+    // the peer reports its lines on its stdout pipe, which may trail its reply on the socket (CI saw none yet)
+    await waitFor(() => peer!.lines.length >= 1, 5000, 'the peer reported the line');
+    assert.equal(peer.lines.length, 1, 'only the good command went out');
     assert.equal(peer.lines[0].line, 'OPEN G2 FOR 7');
   });
 
