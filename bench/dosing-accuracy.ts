@@ -481,7 +481,7 @@ function main(): void {
     const two = series(pr, twoSpeed).slice(LEARN);
     const cm = commission(p);
     const pre = series(pr, () => preact(cm)).slice(LEARN);
-    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: Math.round(TOL_G * 100), ...(has('ripple-periods') ? { ripplePeriodsPct: Math.round(flag('ripple-periods', 2) * 100) } : {}) })));
+    const allOurs = series(pr, () => ours(new DosingController({ toleranceCg: Math.round(TOL_G * 100), ...(has('ripple-periods') ? { ripplePeriodsPct: Math.round(flag('ripple-periods', 2) * 100) } : {}), ...(has('fine-duty') ? { fineDuty: Math.round(flag('fine-duty', 100)) } : {}) })));
     const o = allOurs.slice(LEARN);
     const ab = allOurs.filter((x) => x.aborted).length;
     aborted += ab;

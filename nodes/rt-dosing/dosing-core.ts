@@ -1162,7 +1162,7 @@ export class DosingController {
     const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
     // the fine phase lasts until the coarse tail is gone, then long enough for the fit, and for the ripple model's periods when it will decide
     const P = this.ripplePeriod();
-    const rippleUs = P > 0 && this.rippleMatters(P) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.ripplePct(P) * P) / 100) : 0;
+    const rippleUs = P > 0 && this.rippleMatters(P, false) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.ripplePct(P) * P) / 100) : 0;
     const need = this.fineSettleUs() + Math.max(this.fitSamples() * this.period, rippleUs) + 2 * this.period;
     let m = Math.trunc((ff * need) / 1_000_000);
     // coarse landing uncertainty: jitter, ripple left in the line, slope error over the in-flight time
@@ -1240,7 +1240,7 @@ export class DosingController {
       // still measures the in-flight time: learned from, at the line through the recent readings (not one noisy sample)
       // (not with a ripple that moves the in-flight mass: a line-based measurement would carry its phase into the median)
       const P = this.ripplePeriod();
-      const ffKnown = (this.fineFlow > 0 || this.flowOf(this.fineDuty) > 0) && !(P > 0 && this.rippleMatters(P));
+      const ffKnown = (this.fineFlow > 0 || this.flowOf(this.fineDuty) > 0) && !(P > 0 && this.rippleMatters(P, false));
       const steadyFrom = this.fineFromRest ? this.fineSteadyUs : this.L.coarseTauUs > 0 && this.L.delayUs > 0 ? this.fineStartUs + this.tailUs() : 0;
       const steadySpan = steadyFrom > 0 ? Math.min(t - steadyFrom, 32 * this.period) : 0;
       const n = Math.trunc(steadySpan / this.period);
@@ -1386,13 +1386,20 @@ export class DosingController {
     return this.L.delayUs + lag * ln;
   }
 
-  /** A ripple that cannot move the in-flight mass by more than the noise is left to the line (it moves it by 2 amp |sin(pi tau / P)|). */
-  private rippleMatters(P: number): boolean {
+  /**
+   * A ripple that cannot move the in-flight mass by more than a fit over the ripple window resolves is left to the line
+   * (it moves it by 2 amp |sin(pi tau / P)|). resolved = false: against one reading's noise (is a single dose's landed
+   * mass, after a cut the ripple model did not plan, still a fair sample of the in-flight time?).
+   */
+  private rippleMatters(P: number, resolved = true): boolean {
     const tau = this.fineTau || this.L.tauUs || this.coarseTau;
     // amplitude at fine speed in cg x coarse duty (the coarse one scaled by the duties until the fine ramp shows its own)
     const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
     const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
-    return 2 * amp * SIN_Q14[ph] >= this.noise * SIN_Q * this.p.coarseDuty;
+    // against what a fit over the ripple window can resolve: the noise of its fitted amplitude, sqrt(2 / n) of one reading's
+    // (once the in-flight time is known from 5 doses: the model places the ripple's phase one in-flight time ahead)
+    const n = resolved && this.L.recentTauUs.length >= 5 ? Math.max(2, Math.trunc((((this.p.ripplePeriodsPct * 3) / 4) * P) / 100 / Math.max(1, this.period))) : 2;
+    return 2 * amp * SIN_Q14[ph] * Math.sqrt(n / 2) >= this.noise * SIN_Q * this.p.coarseDuty;
   }
 
   /**
