@@ -1255,8 +1255,11 @@ export class DosingController {
       this.fit.reset(t, net, this.fineNeed);
       this.recent.reset(t, net, Math.max(6, this.fineNeed >> 1));
       this.rfit.reset();
-      // the ripple model's ramp starts once the coarse tail is gone (from rest: once the motor runs steadily)
-      this.rippleFromUs = this.fineFromRest ? t : Math.max(t, this.fineStartUs + this.tailUs());
+      // the ripple model's ramp starts once the coarse tail is gone (from rest: once the motor runs steadily): after the
+      // tail the measured lag gives and after the settle time the switch was measured to take, as fineMass() plans it
+      // (a lag that could not be measured, a coarse in-flight time read at or under the dead time, gives no tail: a
+      // fit from 4/5 of the settle time then took the end of the coarse tail for a ripple)
+      this.rippleFromUs = this.fineFromRest ? t : Math.max(t, this.fineStartUs + this.tailUs(), this.fineStartUs + this.fineSettleUs());
     }
     this.fit.push(t, net);
     this.recent.push(t, net);
