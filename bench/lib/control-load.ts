@@ -438,6 +438,32 @@ export function controlFlows(): object[] {
 export const DEFAULT_ADMIN_ROOT = '/admin';
 
 /**
+ * Reads a flows file for `npm run loadtest -- --flows FILE`: a Node-RED flow export (a JSON array of node
+ * objects, each with a string `id` and `type`). Throws an Error that names the file and what is wrong with it,
+ * so a bad file gives one clear line instead of a stack trace or a runtime that answers 404 to every route.
+ */
+export function readFlowsFile(file: string): object[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`--flows ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let flows: unknown;
+  try {
+    flows = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`--flows ${file}: not JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(flows) || flows.length === 0) throw new Error(`--flows ${file}: not a flow export (a JSON array of nodes is expected)`);
+  const bad = flows.findIndex((n) => typeof n !== 'object' || n === null || typeof (n as { id?: unknown }).id !== 'string' || typeof (n as { type?: unknown }).type !== 'string');
+  if (bad >= 0) throw new Error(`--flows ${file}: element ${bad} is not a node (an object with a string id and type)`);
+  if (!flows.some((n) => typeof (n as { type: string }).type === 'string' && (n as { type: string }).type === 'http in'))
+    throw new Error(`--flows ${file}: no "http in" node: nothing would answer the load test's routes`);
+  return flows as object[];
+}
+
+/**
  * The core-only floor: the same routes (and /api/health), each answered by Node-RED's core nodes alone,
  * `http in` -> `change` (a fixed JSON body of the size ours sends, content-type set) -> `http response`,
  * with no plant, no worker and no perf monitor. Run under the same settings, it shows what Node-RED's HTTP

@@ -13,13 +13,13 @@
 // <out>/health.jsonl beside <out>/results.json. --cpu-prof runs the started
 // Node-RED under `node --cpu-prof` and prints its top functions afterwards
 // (the .cpuprofile stays in <out>/ for Chrome DevTools).
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { flag, machine } from './common';
 import {
   coreFloorFlows,
+  readFlowsFile,
   formatTable,
   mainCpuProfile,
   recordHealth,
@@ -41,7 +41,9 @@ async function main(): Promise<void> {
   const coreFloor = argv.includes('--core-floor');
   const flowsFile = flag('flows');
   const out = flag('out') ?? join(tmpdir(), `rtedge-loadtest-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  if (!(rateX > 0) || !(seconds > 0)) {
+  if (!(rateX > 0) || !(seconds > 0) || (coreFloor && flowsFile !== undefined) || (url !== undefined && (coreFloor || flowsFile !== undefined))) {
+    if (coreFloor && flowsFile !== undefined) console.error('--core-floor and --flows both choose the flow to start: give one');
+    if (url !== undefined && (coreFloor || flowsFile !== undefined)) console.error('--url runs against your own runtime: --core-floor and --flows only apply to the one this script starts');
     console.error('usage: npm run loadtest -- [--rate-x N] [--minutes M | --seconds S] [--url URL --user U --pass P] [--cpu-prof] [--out DIR] [--admin-root PATH] [--max-sockets N] [--core-floor | --flows FILE]');
     process.exit(2);
   }
@@ -53,7 +55,13 @@ async function main(): Promise<void> {
     const user = flag('user');
     target = { host: u.hostname, port: Number(u.port || 80), auth: user ? { user, pass: flag('pass') ?? '' } : null };
   } else {
-    const flows = coreFloor ? coreFloorFlows() : flowsFile ? (JSON.parse(readFileSync(flowsFile, 'utf8')) as object[]) : undefined;
+    let flows: object[] | undefined;
+    try {
+      flows = coreFloor ? coreFloorFlows() : flowsFile !== undefined ? readFlowsFile(flowsFile) : undefined;
+    } catch (err) {
+      console.error((err as Error).message);
+      process.exit(2);
+    }
     const c = await startControlRuntime({ cpuProfDir: cpuProf ? out : undefined, adminRoot: flag('admin-root'), flows });
     target = c.target;
     serverPid = c.proc.pid;
