@@ -202,10 +202,16 @@ export interface LearnedPlant {
   /** Ripple on the weight at fine speed, from the fine ramp: period (us; 0/absent = none seen) and amplitude (cg). Added in 0.2: absent in older stored objects. */
   fineRipplePeriodUs?: number;
   fineRippleCg?: number;
+  /**
+   * The fitted fine flows (cg/s) of the recent doses cut by the line, newest last, as many as the in-flight times
+   * kept: a line cut plans its in-flight mass with their median while its own slope lies within their spread.
+   * Added in 0.2: absent in older stored objects (the history then starts again).
+   */
+  recentFineFlowCgPerS?: number[];
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [] };
 }
 
 /**
@@ -218,7 +224,7 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const L = { ...empty } as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(src)) {
-    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs') continue;
+    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs' || k === 'recentFineFlowCgPerS') continue;
     if (typeof (empty as unknown as Record<string, unknown>)[k] === 'number' ? num(v) : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
   }
   L.version = 1;
@@ -231,6 +237,7 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   // an estimate never stands beside a measurement of the same duty
   L.flowEstCgPerS = Object.fromEntries(Object.entries(flowMap(src.flowEstCgPerS)).filter(([k]) => !((L.flowCgPerS as Record<string, number>)[k] > 0)));
   L.recentTauUs = Array.isArray(src.recentTauUs) ? src.recentTauUs.filter(num) : [];
+  L.recentFineFlowCgPerS = Array.isArray(src.recentFineFlowCgPerS) ? src.recentFineFlowCgPerS.filter((v) => num(v) && v > 0) : [];
   return L as unknown as LearnedPlant;
 }
 
@@ -712,7 +719,6 @@ export class DosingController {
   private fineSteadyUs = 0;
   private fineFlow = 0;
   /** Fine flows fitted at recent line cuts (cg/s): their spread is what a short fit sees that does not last. */
-  private readonly fineFlowHist: number[] = [];
   /** The fine flow the last cut-off planned with (recorded in the history when the dose is learned from). */
   private cutFitFlow = 0;
   private fineTau = 0;
@@ -770,13 +776,17 @@ export class DosingController {
   get tau(): number {
     return this.L.tauUs;
   }
+  /** The recent line cuts' fitted fine flows (stored with the plant, so a restart keeps planning with them). */
+  private get fineFlowHist(): number[] {
+    return (this.L.recentFineFlowCgPerS ??= []);
+  }
   /** A copy of what the controller learned (for persistence and display). */
   get learned(): LearnedPlant {
     this.drain();
     return this.snapshot();
   }
   private snapshot(): LearnedPlant {
-    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs] };
+    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs], recentFineFlowCgPerS: [...this.fineFlowHist] };
   }
   /** Learning left from the last dose (the ripple period search), to be run by work(). */
   get pendingWork(): boolean {
@@ -1593,8 +1603,9 @@ export class DosingController {
         else {
           outlier = !this.learn(inflight, this.cutoffFlow);
           if (this.cutFitFlow > 0) {
-            this.fineFlowHist.push(this.cutFitFlow);
-            while (this.fineFlowHist.length > this.p.learnDoses) this.fineFlowHist.shift();
+            const h = this.fineFlowHist;
+            h.push(this.cutFitFlow);
+            while (h.length > this.p.learnDoses) h.shift();
           }
         }
       }

@@ -181,6 +181,38 @@ describe('dosing-core: DosingController', () => {
     assert.ok(Math.abs(trueG - 100) <= 0.1, `error ${(trueG - 100).toFixed(3)}`);
   });
 
+  it('the recent line cuts\' fine flows are stored with the plant: a restarted controller doses exactly as one that kept running', () => {
+    // p03's physics: a weak ripple the model leaves alone, every dose cut by the line, which plans with the recent
+    // doses' median fine flow. Before this history was stored, a restart planned its next 3 doses with their own
+    // slope (the history started empty): the same plant, the same draws, another dose.
+    const physics = { coarseGps: 29.7, delayS: 0.6, jitterS: 0.016, ripple: 0.021, rippleHz: 0.8, noiseG: 0.01, lagS: 0.123, deadBand: 52, driftPerMin: 0 };
+    // two identical stations (same plant, same draws); the second restarts from what it stored after 12 doses
+    const a = new DosingController({ toleranceCg: 10 });
+    const pa = new Plant({ ...physics, seed: 4 });
+    const a2 = new DosingController({ toleranceCg: 10 });
+    const pb = new Plant({ ...physics, seed: 4 });
+    for (let k = 0; k < 12; k++) {
+      dose(a, pa, 32.6);
+      dose(a2, pb, 32.6);
+    }
+    const stored = JSON.parse(JSON.stringify(a2.learned)) as LearnedPlant;
+    assert.ok((stored.recentFineFlowCgPerS ?? []).length >= 3, `history stored: ${JSON.stringify(stored.recentFineFlowCgPerS)}`);
+    const b = new DosingController({ toleranceCg: 10 }, stored);
+    assert.deepEqual(b.learned.recentFineFlowCgPerS, stored.recentFineFlowCgPerS);
+    for (let k = 0; k < 3; k++) {
+      const ra = dose(a, pa, 32.6);
+      const rb = dose(b, pb, 32.6);
+      assert.equal(rb.trueG, ra.trueG, `dose ${k} after the restart`);
+    }
+    // bad entries of a hand-edited file are dropped, not planned with
+    const edited = { ...stored, recentFineFlowCgPerS: [150, -3, 'x', null, 0, 149] } as unknown as LearnedPlant;
+    assert.deepEqual(new DosingController({ toleranceCg: 10 }, edited).learned.recentFineFlowCgPerS, [150, 149]);
+    // an older stored plant (no history) starts one
+    const older = { ...stored } as Record<string, unknown>;
+    delete older.recentFineFlowCgPerS;
+    assert.deepEqual(new DosingController({ toleranceCg: 10 }, older as unknown as LearnedPlant).learned.recentFineFlowCgPerS, []);
+  });
+
   it('a stored plant with fields missing or of the wrong type (hand-edited, partly written) starts the controller, which learns those again', () => {
     const bad = [
       { version: 1, doses: 2, tauUs: 300_000 },
