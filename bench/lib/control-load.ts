@@ -458,7 +458,7 @@ export function readFlowsFile(file: string): object[] {
   if (!Array.isArray(flows) || flows.length === 0) throw new Error(`--flows ${file}: not a flow export (a JSON array of nodes is expected)`);
   const bad = flows.findIndex((n) => typeof n !== 'object' || n === null || typeof (n as { id?: unknown }).id !== 'string' || typeof (n as { type?: unknown }).type !== 'string');
   if (bad >= 0) throw new Error(`--flows ${file}: element ${bad} is not a node (an object with a string id and type)`);
-  if (!flows.some((n) => typeof (n as { type: string }).type === 'string' && (n as { type: string }).type === 'http in'))
+  if (!flows.some((n) => (n as { type: string }).type === 'http in'))
     throw new Error(`--flows ${file}: no "http in" node: nothing would answer the load test's routes`);
   return flows as object[];
 }

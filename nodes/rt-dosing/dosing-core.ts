@@ -718,7 +718,6 @@ export class DosingController {
   private fitFromUs = 0;
   private fineSteadyUs = 0;
   private fineFlow = 0;
-  /** Fine flows fitted at recent line cuts (cg/s): their spread is what a short fit sees that does not last. */
   /** The fine flow the last cut-off planned with (recorded in the history when the dose is learned from). */
   private cutFitFlow = 0;
   private fineTau = 0;
@@ -776,7 +775,10 @@ export class DosingController {
   get tau(): number {
     return this.L.tauUs;
   }
-  /** The recent line cuts' fitted fine flows (stored with the plant, so a restart keeps planning with them). */
+  /**
+   * Fine flows fitted at recent line cuts (cg/s): their spread is what a short fit sees that does not last. Stored
+   * with the plant, so a restart keeps planning with them.
+   */
   private get fineFlowHist(): number[] {
     return (this.L.recentFineFlowCgPerS ??= []);
   }
@@ -1411,8 +1413,11 @@ export class DosingController {
     const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
     // against what a fit over the ripple window can resolve: the noise of its fitted amplitude, sqrt(2 / n) of one reading's
     // (once the in-flight time is known from 5 doses: the model places the ripple's phase one in-flight time ahead)
-    const n = resolved && this.L.recentTauUs.length >= 5 ? Math.max(2, Math.trunc((((this.p.ripplePeriodsPct * 3) / 4) * P) / 100 / Math.max(1, this.period))) : 2;
-    return 2 * amp * SIN_Q14[ph] * Math.sqrt(n / 2) >= this.noise * SIN_Q * this.p.coarseDuty;
+    const n = resolved && this.L.recentTauUs.length >= 5 ? Math.max(2, Math.trunc((this.p.ripplePeriodsPct * 3 * P) / (400 * Math.max(1, this.period)))) : 2;
+    // swing x sqrt(n / 2) >= noise, squared, in exact integers (the products outgrow a double's 53 bits)
+    const swing = BigInt(Math.round(2 * amp * SIN_Q14[ph]));
+    const noise = BigInt(Math.round(this.noise * SIN_Q * this.p.coarseDuty));
+    return swing * swing * BigInt(n) >= 2n * noise * noise;
   }
 
   /**

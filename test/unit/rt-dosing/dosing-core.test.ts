@@ -44,6 +44,22 @@ function dose(
   return { rec, trueG: plant.mass - zero };
 }
 
+/** |error| (g) of `doses` consecutive doses of one controller on one plant, the first `skip` left out (learning). */
+function absErrors(c: DosingController, plant: Plant, targetG: number, doses: number, skip: number): number[] {
+  const errs: number[] = [];
+  for (let k = 0; k < doses; k++) {
+    const { trueG } = dose(c, plant, targetG);
+    if (k >= skip) errs.push(Math.abs(trueG - targetG));
+  }
+  return errs;
+}
+
+/** The 95th percentile (nearest rank). */
+function p95Of(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.ceil(0.95 * sorted.length) - 1];
+}
+
 function fresh(params: Partial<DosingParams> = {}, plantP: Partial<PlantParams> = {}, tau = 200_000) {
   return { c: new DosingController({ fineDuty: 100, fineBandCg: 200, toleranceCg: 10, ...params }, tau), plant: new Plant({ ...DEFAULT_PLANT, ...plantP }) };
 }
@@ -402,13 +418,7 @@ describe('dosing-core: DosingController', () => {
     for (const seed of [1, 2, 3]) {
       const c = new DosingController({ toleranceCg: 10 });
       const plant = new Plant({ coarseGps: 17.3, delayS: 0.13, jitterS: 0, ripple: 0.075, rippleHz: 3.4, noiseG: 0.004, lagS: 0.184, deadBand: 26, driftPerMin: 0, seed });
-      const errs: number[] = [];
-      for (let k = 0; k < 40; k++) {
-        const { trueG } = dose(c, plant, 370);
-        if (k >= 10) errs.push(Math.abs(trueG - 370));
-      }
-      errs.sort((x, y) => x - y);
-      p95s.push(errs[Math.ceil(0.95 * errs.length) - 1]);
+      p95s.push(p95Of(absErrors(c, plant, 370, 40, 10)));
     }
     const mean = p95s.reduce((a, b) => a + b, 0) / p95s.length;
     assert.ok(mean <= 0.0105, `p95 per seed ${p95s.map((v) => v.toFixed(4)).join(', ')} g, mean ${mean.toFixed(4)}`);
@@ -422,13 +432,7 @@ describe('dosing-core: DosingController', () => {
     for (const seed of [1, 2, 3]) {
       const c = new DosingController({ toleranceCg: 10 });
       const plant = new Plant({ coarseGps: 24.6, delayS: 0.58, jitterS: 0.01, ripple: 0.124, rippleHz: 2.6, noiseG: 0.009, lagS: 0.082, deadBand: 11, driftPerMin: 0, seed });
-      const errs: number[] = [];
-      for (let k = 0; k < 40; k++) {
-        const { trueG } = dose(c, plant, 11.7);
-        if (k >= 10) errs.push(Math.abs(trueG - 11.7));
-      }
-      errs.sort((x, y) => x - y);
-      const p95 = errs[Math.ceil(0.95 * errs.length) - 1];
+      const p95 = p95Of(absErrors(c, plant, 11.7, 40, 10));
       assert.ok(p95 <= 0.037, `seed ${seed}: p95 ${p95.toFixed(4)} g`);
     }
   });
@@ -443,13 +447,8 @@ describe('dosing-core: DosingController', () => {
     for (const seed of [1, 2, 3]) {
       const c = new DosingController({ toleranceCg: 10 });
       const plant = new Plant({ coarseGps: 21.5, delayS: 0.43, jitterS: 0.006, ripple: 0.073, rippleHz: 0.6, noiseG: 0.026, lagS: 0.053, deadBand: 14, driftPerMin: 0, seed });
-      const errs: number[] = [];
-      for (let k = 0; k < 40; k++) {
-        const { trueG } = dose(c, plant, 25.3);
-        if (k >= 5) errs.push(Math.abs(trueG - 25.3));
-      }
-      const sorted = [...errs].sort((x, y) => x - y);
-      const p95 = sorted[Math.ceil(0.95 * sorted.length) - 1];
+      const errs = absErrors(c, plant, 25.3, 40, 5);
+      const p95 = p95Of(errs);
       assert.ok(p95 <= 0.025, `seed ${seed}: p95 ${p95.toFixed(3)} g`);
       assert.ok(Math.max(...errs) <= 0.04, `seed ${seed}: max ${Math.max(...errs).toFixed(3)} g`);
     }
