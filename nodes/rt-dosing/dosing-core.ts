@@ -613,7 +613,7 @@ export class RippleFit {
     return runJob(this.searchPeriodJob(minUs, maxUs, noiseCg, fromUs, periods, whole));
   }
   /** searchPeriod as a job that yields after each least-squares solve (one pass over the samples), so it can run in slices. */
-  *searchPeriodJob(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false): Generator<void, RippleModel | null, void> {
+  *searchPeriodJob(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false, minSnr = 6, maxRssShare = 0.8, minAmpCg = 1): Generator<void, RippleModel | null, void> {
     const line = this.solve(0, fromUs);
     if (!line) return null;
     const newest = this.n ? this.t[(this.head - 1 + this.size) % this.size] : 0;
@@ -637,9 +637,42 @@ export class RippleFit {
     }
     // a real ripple: well above the reading noise and what is left around the model, and a clear share of the residuals
     const amp = rippleAmp(best);
-    if (amp < Math.max(1, 6 * Math.sqrt((2 * best.rss) / best.n / best.n)) || best.rss > 0.8 * line.rss) return null;
+    if (amp < Math.max(minAmpCg, minSnr * Math.sqrt((2 * best.rss) / best.n / best.n)) || best.rss > maxRssShare * line.rss) return null;
     return best;
   }
+}
+
+/** A ripple one dose's short ramp showed: its period, amplitude (cg at fine speed) and phase at the ramp's start (unit vector). */
+interface ShortRipple {
+  periodUs: number;
+  ampCg: number;
+  ux: number;
+  uy: number;
+}
+function shortRipple(m: RippleModel, ampCg: number): ShortRipple {
+  // c cos th + d sin th = A sin(th + psi), A sin psi = c, A cos psi = d; the phase at the ramp's start t0 is th0 + psi
+  const i = phaseOf(m.t0Us, m.periodUs);
+  const s0 = SIN_Q14[i] / SIN_Q;
+  const c0 = SIN_Q14[(i + SIN_N / 4) & (SIN_N - 1)] / SIN_Q;
+  const a = Math.sqrt(m.c * m.c + m.d * m.d) || 1;
+  return { periodUs: m.periodUs, ampCg, ux: (c0 * m.d - s0 * m.c) / a, uy: (s0 * m.d + c0 * m.c) / a };
+}
+/**
+ * The period 3 of the last 4 doses agree on (within 6 % of their median), with the median amplitude; null when they do
+ * not, or when their phases at the ramp's start line up (resultant over 0.9: the same transient in every dose).
+ */
+function agreedRipple(list: ReadonlyArray<ShortRipple | null>): { periodUs: number; ampCg: number } | null {
+  const got = list.filter((c): c is ShortRipple => c !== null);
+  if (got.length < 3) return null;
+  const med = median(got.map((c) => c.periodUs));
+  const near = got.filter((c) => Math.abs(c.periodUs - med) * 100 <= 6 * med);
+  if (near.length < 3) return null;
+  const rx = near.reduce((s, c) => s + c.ux, 0);
+  const ry = near.reduce((s, c) => s + c.uy, 0);
+  if (rx * rx + ry * ry > 0.81 * near.length * near.length) return null;
+  const amp = median(near.map((c) => c.ampCg));
+  if (amp < 1) return null;
+  return { periodUs: median(near.map((c) => c.periodUs)), ampCg: amp };
 }
 
 /** Runs a job to its end at once. */
@@ -733,6 +766,9 @@ export class DosingController {
   private prevCg = 0;
   private cold = true;
   private probing = false;
+  /** The last doses' short-ramp ripple candidates (shortRippleJob), coarse and fine ramps; not persisted. */
+  private readonly shortCoarse: Array<ShortRipple | null> = [];
+  private readonly shortFine: Array<ShortRipple | null> = [];
   private fineFromRest = false;
   private releasedAtCoarse = 0;
   private measuredDelay = 0;
@@ -1515,7 +1551,10 @@ export class DosingController {
       // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
       if (!m) m = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
     }
-    if (!m) return;
+    if (!m) {
+      if (!cm && known === 0) yield* this.shortRippleJob();
+      return;
+    }
     // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
     const same = cp > 0 && Math.abs(m.periodUs - cp) * 20 <= cp;
     const fc = this.flowPlan(this.p.coarseDuty);
@@ -1525,6 +1564,33 @@ export class DosingController {
     if (same) this.L.fineRipplePeriodUs = cp;
     else this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 4) : m.periodUs;
     this.L.fineRippleCg = Math.round(rippleAmp(m));
+  }
+
+  /**
+   * A ripple slower than the ramps one dose shows (a coarse ramp of 1-2 periods, a fine one of 1.5-3): each dose's
+   * short ramps are searched, and a period is taken as the fine ripple's only when 3 of the last 4 doses found it
+   * (within 6 % of their median) at phases spread over the period. A transient (the motor's spin-up, the coarse tail)
+   * looks alike in every dose at the same place of the ramp: its fitted "phase" from the ramp's start repeats and it
+   * is refused. The coarse ramp's amplitude is scaled to fine speed by the flows (the ripple is a share of the flow).
+   */
+  private *shortRippleJob(): Generator<void, void, void> {
+    const minUs = Math.max(4 * this.period, 150_000);
+    const push = (list: Array<ShortRipple | null>, c: ShortRipple | null): void => {
+      list.push(c);
+      while (list.length > 4) list.shift();
+    };
+    const fc = this.flowPlan(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    const cm = this.fitFromUs > 0 ? yield* this.cfit.searchPeriodJob(minUs, 2_500_000, this.noise, this.fitFromUs + 2 * this.spinUs(), 1, false, 4, 0.97, 0.25) : null;
+    push(this.shortCoarse, cm && fc > 0 && ff > 0 ? shortRipple(cm, Math.round((rippleAmp(cm) * ff) / fc)) : null);
+    const fm = this.rippleFromUs > 0 ? yield* this.rfit.searchPeriodJob(minUs, 2_500_000, this.noise, this.rippleFromUs, 1.5, false, 4, 0.97, 0.25) : null;
+    push(this.shortFine, fm ? shortRipple(fm, Math.round(rippleAmp(fm))) : null);
+    const found = agreedRipple(this.shortFine) ?? agreedRipple(this.shortCoarse);
+    if (!found) return;
+    this.L.fineRipplePeriodUs = found.periodUs;
+    this.L.fineRippleCg = found.ampCg;
+    this.shortFine.length = 0;
+    this.shortCoarse.length = 0;
   }
 
   private settleStep(t: number, net: number): MotorCommand {
