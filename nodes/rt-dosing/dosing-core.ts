@@ -91,7 +91,11 @@ export interface DosingParams {
   flowGainDiv: number;
   /** Minimum fine-phase fit window (us); the window grows with the measured noise. */
   fitWindowUs: number;
-  /** Safety */
+  /**
+   * Safety. maxDoseUs: a dose still running after this long is aborted; 0 = derived from the measured flow:
+   * 60 s plus three times the dose's mass over the flow (the coarse flow measured in this dose or learned, else the
+   * fine flow scaled linearly to coarse duty, a lower bound when the motor has a dead band), 10 min while no flow is known.
+   */
   maxDoseUs: number;
   neverExceedCg: number;
   /** less than this gained in noProgressUs (after the measured dead time) at coarse speed: jam or empty hopper. */
@@ -139,7 +143,7 @@ export const DEFAULT_PARAMS: DosingParams = {
   rateWindowUs: 0,
   fitWindowUs: 150_000,
   flowGainDiv: 4,
-  maxDoseUs: 60_000_000,
+  maxDoseUs: 0,
   neverExceedCg: 2_000_000,
   noProgressCg: 50,
   noProgressUs: 2_000_000,
@@ -208,10 +212,17 @@ export interface LearnedPlant {
    * Added in 0.2: absent in older stored objects (the history then starts again).
    */
   recentFineFlowCgPerS?: number[];
+  /**
+   * The last doses' fine-ramp ripple candidates for the search across doses (a ripple slower than one dose's fine ramp
+   * resolves), oldest first, null for a dose that showed none. Added in 0.3: absent in older stored objects.
+   */
+  recentShortRipples?: Array<ShortRipple | null>;
+  /** The fine ripple's period was found across doses (refined by later agreements), not on one dose's ramp. Added in 0.3. */
+  fineRippleAcrossDoses?: boolean;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [] };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false };
 }
 
 /**
@@ -224,8 +235,9 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const L = { ...empty } as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(src)) {
-    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs' || k === 'recentFineFlowCgPerS') continue;
-    if (typeof (empty as unknown as Record<string, unknown>)[k] === 'number' ? num(v) : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
+    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs' || k === 'recentFineFlowCgPerS' || k === 'recentShortRipples') continue;
+    const was = (empty as unknown as Record<string, unknown>)[k];
+    if (typeof was === 'number' ? num(v) : typeof was === 'boolean' ? typeof v === 'boolean' : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
   }
   L.version = 1;
   const flowMap = (m: unknown): Record<string, number> => {
@@ -238,6 +250,14 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   L.flowEstCgPerS = Object.fromEntries(Object.entries(flowMap(src.flowEstCgPerS)).filter(([k]) => !((L.flowCgPerS as Record<string, number>)[k] > 0)));
   L.recentTauUs = Array.isArray(src.recentTauUs) ? src.recentTauUs.filter(num) : [];
   L.recentFineFlowCgPerS = Array.isArray(src.recentFineFlowCgPerS) ? src.recentFineFlowCgPerS.filter((v) => num(v) && v > 0) : [];
+  // a candidate is a period, an amplitude and a unit vector; a list that is not one starts again
+  const unit = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= 1;
+  const cand = (c: unknown): boolean => {
+    const r = c as Record<string, unknown> | null;
+    return c === null || (typeof c === 'object' && num(r?.periodUs) && r.periodUs > 0 && num(r.ampCg) && unit(r.ux) && unit(r.uy));
+  };
+  const cands = (a: unknown): Array<ShortRipple | null> => (Array.isArray(a) && a.length <= 6 && a.every(cand) ? (a as Array<ShortRipple | null>).map((c) => (c ? { periodUs: c.periodUs, ampCg: c.ampCg, ux: c.ux, uy: c.uy } : null)) : []);
+  L.recentShortRipples = cands(src.recentShortRipples);
   return L as unknown as LearnedPlant;
 }
 
@@ -643,13 +663,13 @@ export class RippleFit {
 }
 
 /** A ripple one dose's short ramp showed: its period, amplitude (cg at fine speed) and phase at the ramp's start (unit vector). */
-interface ShortRipple {
+export interface ShortRipple {
   periodUs: number;
   ampCg: number;
   ux: number;
   uy: number;
 }
-function shortRipple(m: RippleModel, ampCg: number): ShortRipple {
+export function shortRipple(m: RippleModel, ampCg: number): ShortRipple {
   // c cos th + d sin th = A sin(th + psi), A sin psi = c, A cos psi = d; the phase at the ramp's start t0 is th0 + psi
   const i = phaseOf(m.t0Us, m.periodUs);
   const s0 = SIN_Q14[i] / SIN_Q;
@@ -658,15 +678,15 @@ function shortRipple(m: RippleModel, ampCg: number): ShortRipple {
   return { periodUs: m.periodUs, ampCg, ux: (c0 * m.d - s0 * m.c) / a, uy: (s0 * m.d + c0 * m.c) / a };
 }
 /**
- * The period 3 of the last 4 doses agree on (within 6 % of their median), with the median amplitude; null when they do
+ * The period 4 of the last 6 doses agree on (within 8 % of their median), with the median amplitude; null when they do
  * not, or when their phases at the ramp's start line up (resultant over 0.9: the same transient in every dose).
  */
-function agreedRipple(list: ReadonlyArray<ShortRipple | null>): { periodUs: number; ampCg: number } | null {
+export function agreedRipple(list: ReadonlyArray<ShortRipple | null>): { periodUs: number; ampCg: number } | null {
   const got = list.filter((c): c is ShortRipple => c !== null);
-  if (got.length < 3) return null;
+  if (got.length < 4) return null;
   const med = median(got.map((c) => c.periodUs));
-  const near = got.filter((c) => Math.abs(c.periodUs - med) * 100 <= 6 * med);
-  if (near.length < 3) return null;
+  const near = got.filter((c) => Math.abs(c.periodUs - med) * 100 <= 8 * med);
+  if (near.length < 4) return null;
   const rx = near.reduce((s, c) => s + c.ux, 0);
   const ry = near.reduce((s, c) => s + c.uy, 0);
   if (rx * rx + ry * ry > 0.81 * near.length * near.length) return null;
@@ -766,9 +786,6 @@ export class DosingController {
   private prevCg = 0;
   private cold = true;
   private probing = false;
-  /** The last doses' short-ramp ripple candidates (shortRippleJob), coarse and fine ramps; not persisted. */
-  private readonly shortCoarse: Array<ShortRipple | null> = [];
-  private readonly shortFine: Array<ShortRipple | null> = [];
   private fineFromRest = false;
   private releasedAtCoarse = 0;
   private measuredDelay = 0;
@@ -980,6 +997,15 @@ export class DosingController {
     if (us > 0) this.periodEst = Math.round(us);
   }
 
+  /** The dose time limit: the configured one, or (0) derived from the measured flow (DosingParams.maxDoseUs). */
+  private maxDoseUs(): number {
+    if (this.p.maxDoseUs > 0) return this.p.maxDoseUs;
+    const ff = this.fineFlow || this.flowOf(this.fineDuty);
+    const f = this.coarseFlow || this.flowPlan(this.p.coarseDuty) || Math.trunc((ff * this.p.coarseDuty) / this.fineDuty);
+    if (f <= 0) return 600_000_000;
+    return 60_000_000 + Math.min(3_600_000_000, Math.trunc((3 * Math.max(0, this.targetCg) * 1_000_000) / f));
+  }
+
   private get period(): number {
     return this.periodEst || this.L.samplePeriodUs || 12_500;
   }
@@ -1061,7 +1087,7 @@ export class DosingController {
     }
     this.lastUs = t;
     if (s.fault) return this.abort('sensor-fault', t);
-    if (t - this.startUs > this.p.maxDoseUs) return this.abort('max-time', t);
+    if (t - this.startUs > this.maxDoseUs()) return this.abort('max-time', t);
 
     if (this._state === 'taring') {
       if (this.win.count > 0) {
@@ -1552,7 +1578,9 @@ export class DosingController {
       if (!m) m = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
     }
     if (!m) {
-      if (!cm && known === 0) yield* this.shortRippleJob();
+      // nothing this dose's ramps resolve alone: the search across doses (it also refines a period it found, not one a
+      // single dose's longer ramp resolved: that one is the more precise)
+      if (!cm && (known === 0 || this.L.fineRippleAcrossDoses)) yield* this.shortRippleJob();
       return;
     }
     // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
@@ -1563,34 +1591,30 @@ export class DosingController {
     // the same ripple as at coarse speed (within 5 %): the coarse ramp's period is the precise one
     if (same) this.L.fineRipplePeriodUs = cp;
     else this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 4) : m.periodUs;
+    this.L.fineRippleAcrossDoses = false;
     this.L.fineRippleCg = Math.round(rippleAmp(m));
   }
 
   /**
-   * A ripple slower than the ramps one dose shows (a coarse ramp of 1-2 periods, a fine one of 1.5-3): each dose's
-   * short ramps are searched, and a period is taken as the fine ripple's only when 3 of the last 4 doses found it
-   * (within 6 % of their median) at phases spread over the period. A transient (the motor's spin-up, the coarse tail)
-   * looks alike in every dose at the same place of the ramp: its fitted "phase" from the ramp's start repeats and it
-   * is refused. The coarse ramp's amplitude is scaled to fine speed by the flows (the ripple is a share of the flow).
+   * A ripple slower than the fine ramp one dose shows (1.5-3 periods: too short for the search of one dose, whose
+   * acceptance needs a clear share of the residuals), at about a reading's noise: each dose's steady fine ramp is searched
+   * with a looser acceptance, and a period is taken as the fine ripple's only when 4 of the last 6 doses found it (within
+   * 8 % of their median) at phases spread over the period; later agreements refine it by a quarter. A transient looks
+   * alike in every dose at the same place of the ramp: its fitted "phase" from the ramp's start repeats and it is
+   * refused. (The coarse ramp is not searched so: one of a period or two, right after the spin-up, read periods 10 %
+   * short that later agreements drove further down.)
    */
   private *shortRippleJob(): Generator<void, void, void> {
-    const minUs = Math.max(4 * this.period, 150_000);
-    const push = (list: Array<ShortRipple | null>, c: ShortRipple | null): void => {
-      list.push(c);
-      while (list.length > 4) list.shift();
-    };
-    const fc = this.flowPlan(this.p.coarseDuty);
-    const ff = this.flowOf(this.fineDuty);
-    const cm = this.fitFromUs > 0 ? yield* this.cfit.searchPeriodJob(minUs, 2_500_000, this.noise, this.fitFromUs + 2 * this.spinUs(), 1, false, 4, 0.97, 0.25) : null;
-    push(this.shortCoarse, cm && fc > 0 && ff > 0 ? shortRipple(cm, Math.round((rippleAmp(cm) * ff) / fc)) : null);
-    const fm = this.rippleFromUs > 0 ? yield* this.rfit.searchPeriodJob(minUs, 2_500_000, this.noise, this.rippleFromUs, 1.5, false, 4, 0.97, 0.25) : null;
-    push(this.shortFine, fm ? shortRipple(fm, Math.round(rippleAmp(fm))) : null);
-    const found = agreedRipple(this.shortFine) ?? agreedRipple(this.shortCoarse);
+    const list = (this.L.recentShortRipples ??= []);
+    const fm = this.rippleFromUs > 0 ? yield* this.rfit.searchPeriodJob(Math.max(4 * this.period, 150_000), 2_500_000, this.noise, this.rippleFromUs, 1.5, false, 4, 0.97, 0.25) : null;
+    list.push(fm ? shortRipple(fm, Math.round(rippleAmp(fm))) : null);
+    while (list.length > 6) list.shift();
+    const found = agreedRipple(list);
     if (!found) return;
-    this.L.fineRipplePeriodUs = found.periodUs;
+    const known = this.L.fineRipplePeriodUs ?? 0;
+    this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((found.periodUs - known) / 4) : found.periodUs;
     this.L.fineRippleCg = found.ampCg;
-    this.shortFine.length = 0;
-    this.shortCoarse.length = 0;
+    this.L.fineRippleAcrossDoses = true;
   }
 
   private settleStep(t: number, net: number): MotorCommand {

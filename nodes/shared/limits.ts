@@ -58,7 +58,7 @@ export const LIMITS = {
     finePct: { min: 0, max: 100, above: true },
     fineBandG: { min: 0, max: 200_000 },
     toleranceG: { min: 0, max: 200_000, above: true },
-    maxTimeS: { min: 0, max: 3600, above: true },
+    maxTimeS: { min: 0, max: 3600 },
     neverExceedG: { min: 0, max: 200_000 },
     noProgressG: { min: 0, max: 200_000 },
     containerDropG: { min: 0, max: 200_000 },

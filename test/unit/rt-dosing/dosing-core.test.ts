@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, type LearnedPlant, RippleFit } from '../../../nodes/rt-dosing/dosing-core';
+import { agreedRipple, DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, type LearnedPlant, RippleFit, type ShortRipple } from '../../../nodes/rt-dosing/dosing-core';
 import { learnedPayload } from '../../../nodes/rt-dosing/dose-result';
 import type { CodedError } from '../../../nodes/shared/coded';
 import { en } from '../../helpers/catalog';
@@ -234,6 +234,8 @@ describe('dosing-core: DosingController', () => {
       { version: 1, doses: 2, tauUs: 300_000 },
       { version: 1, doses: 'x', tauUs: -4, recentTauUs: 'junk', flowCgPerS: 5, delayUs: null, noiseCg: Number.NaN },
       { version: 1, flowCgPerS: { '100': 'fast', '1000': -3 }, recentTauUs: [300_000, 'x', null] },
+      { version: 1, recentShortRipples: [{ periodUs: 1e6, ampCg: 2, ux: 3, uy: 0 }, null], fineRippleAcrossDoses: 'yes' },
+      { version: 1, recentShortRipples: { coarse: [] }, fineRippleAcrossDoses: 1 },
     ] as unknown as LearnedPlant[];
     for (const prior of bad) {
       const c = new DosingController({ fineDuty: 100, toleranceCg: 10 }, prior);
@@ -241,6 +243,8 @@ describe('dosing-core: DosingController', () => {
       assert.ok(Array.isArray(L.recentTauUs) && L.recentTauUs.every(Number.isFinite), JSON.stringify(L.recentTauUs));
       assert.ok(Object.values(L.flowCgPerS).every((v) => Number.isFinite(v) && v > 0), JSON.stringify(L.flowCgPerS));
       for (const k of ['doses', 'tauUs', 'delayUs', 'noiseCg'] as const) assert.ok(Number.isFinite(L[k]) && L[k] >= 0, `${k} ${L[k]}`);
+      assert.deepEqual(L.recentShortRipples, []);
+      assert.equal(L.fineRippleAcrossDoses, false);
       const { rec } = dose(c, new Plant({ ...DEFAULT_PLANT }), 20);
       assert.notEqual(rec.result, 'aborted', String(rec.reason));
     }
@@ -452,6 +456,53 @@ describe('dosing-core: DosingController', () => {
       assert.ok(p95 <= 0.025, `seed ${seed}: p95 ${p95.toFixed(3)} g`);
       assert.ok(Math.max(...errs) <= 0.04, `seed ${seed}: max ${Math.max(...errs).toFixed(3)} g`);
     }
+  });
+
+  it('a ripple slower than one dose\'s fine ramp is found across doses, and the model then cuts with its phase (p03\'s physics)', () => {
+    // 2.1 % at 0.8 Hz: the coarse phase (0.9 s) is shorter than a period and the steady fine ramp (about 2.5 s) shorter
+    // than the 3 periods the search of one dose asks; the ripple moves the in-flight mass by about a reading's noise.
+    // Before the search across doses no seed found the period and the p95 over seeds 1-6 were 0.042, 0.034, 0.045, 0.037,
+    // 0.061 and 0.033 g (mean 0.042); with it 5 of the 6 find it and the mean is 0.030 g. Seed 2 agrees on 1.0 s (its
+    // candidates scatter from 0.73 to 1.3 s): no worse than before, and why the test asks for 4 of 6.
+    const p95s: number[] = [];
+    let found = 0;
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const c = new DosingController({ toleranceCg: 10 });
+      const plant = new Plant({ coarseGps: 29.7, delayS: 0.6, jitterS: 0.016, ripple: 0.021, rippleHz: 0.8, noiseG: 0.01, lagS: 0.123, deadBand: 52, driftPerMin: 0, seed });
+      p95s.push(p95Of(absErrors(c, plant, 32.6, 40, 10)));
+      if (Math.abs((c.learned.fineRipplePeriodUs ?? 0) - 1_250_000) <= 75_000) found++;
+    }
+    const mean = p95s.reduce((a, b) => a + b, 0) / p95s.length;
+    assert.ok(found >= 4, `period found on ${found} of 6 seeds`);
+    assert.ok(mean <= 0.033, `p95 per seed ${p95s.map((v) => v.toFixed(4)).join(', ')} g, mean ${mean.toFixed(4)}`);
+  });
+
+  it('agreedRipple: 4 of the last 6 doses must agree on the period, at phases spread over it (a transient repeats its phase)', () => {
+    const at = (periodUs: number, deg: number, ampCg = 3): ShortRipple => ({ periodUs, ampCg, ux: Math.cos((deg * Math.PI) / 180), uy: Math.sin((deg * Math.PI) / 180) });
+    assert.deepEqual(agreedRipple([at(1_000_000, 10), null, at(1_060_000, 130), at(960_000, 250), at(700_000, 40), at(1_020_000, 300)]), { periodUs: 1_010_000, ampCg: 3 });
+    // three agree: not enough
+    assert.equal(agreedRipple([at(1_000_000, 10), null, at(1_040_000, 130), at(700_000, 250), at(980_000, 40), null]), null);
+    // four agree at one phase from the ramp's start: the same transient in every dose
+    assert.equal(agreedRipple([at(1_000_000, 10), at(1_020_000, 15), at(990_000, 5), at(1_010_000, 20), null, null]), null);
+    // more than 8 % off the median is not counted
+    assert.equal(agreedRipple([at(1_000_000, 10), at(1_100_000, 130), at(900_000, 250), at(1_000_000, 40)]), null);
+    // a ripple under 1 cg at fine speed is left to the line
+    assert.equal(agreedRipple([at(1_000_000, 10, 0), at(1_000_000, 130, 0), at(1_000_000, 250, 1), at(1_000_000, 40, 0)]), null);
+  });
+
+  it('the max dose time follows the measured flow by default: a 420 g dose at 6.5 g/s (over a minute of coarse) is not cut at 60 s', () => {
+    const plantP = { coarseGps: 6.5, delayS: 0.25, jitterS: 0.005, ripple: 0.05, rippleHz: 1, noiseG: 0.01, lagS: 0.1, deadBand: 10, driftPerMin: 0, seed: 4 };
+    const auto = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant(plantP);
+    for (let k = 0; k < 3; k++) {
+      const { rec, trueG } = dose(auto, plant, 420);
+      assert.notEqual(rec.result, 'aborted', `dose ${k}: ${rec.reason}`);
+      assert.ok(rec.durationUs > 60_000_000, `dose ${k} took ${rec.durationUs} us`);
+      if (k > 0) assert.ok(Math.abs(trueG - 420) <= 0.1, `dose ${k}: ${trueG} g`);
+    }
+    // a configured limit is kept as it is
+    const fixed = new DosingController({ toleranceCg: 10, maxDoseUs: 60_000_000 });
+    assert.equal(dose(fixed, new Plant(plantP), 420).rec.reason, 'max-time');
   });
 
   it('a weak ripple the model leaves alone: the line cut plans with the recent doses\' fine flow, not the short fit\'s slope, while the slope stays within their spread', () => {
