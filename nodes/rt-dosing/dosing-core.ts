@@ -217,12 +217,14 @@ export interface LearnedPlant {
    * resolves), oldest first, null for a dose that showed none. Added in 0.3: absent in older stored objects.
    */
   recentShortRipples?: Array<ShortRipple | null>;
+  /** A period a long fine ramp explained clearly better than the known one, waiting for a second dose to agree (us; 0 = none). Added in 0.3. */
+  fineRippleRivalUs?: number;
   /** The fine ripple's period was found across doses (refined by later agreements), not on one dose's ramp. Added in 0.3. */
   fineRippleAcrossDoses?: boolean;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0 };
 }
 
 /**
@@ -1572,7 +1574,24 @@ export class DosingController {
     // a period of its own is refined only on a ramp of 3 periods or more (shorter ones are biased by what is left of the transient)
     if (known > 0 && known !== cp) m = yield* this.rfit.searchPeriodJob(...near(known), this.noise, from, 3, true);
     else if (known > 0) m = yield* this.rfit.searchPeriodJob(...near(known), this.noise, from, 2, true);
-    else {
+    if (known > 0) {
+      // a known period is refined only near itself, so a wrong one (a slow ripple read on short ramps as a shorter one)
+      // would stay: a ramp of 3 periods of another one that explains it clearly better, in 2 doses in a row, replaces it
+      const rival = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
+      const mine = m ?? this.rfit.solve(known, from);
+      const [lo, hi] = near(known);
+      if (rival && mine && (rival.periodUs < lo || rival.periodUs > hi) && rival.rss * 10 < mine.rss * 9) {
+        const prev = this.L.fineRippleRivalUs ?? 0;
+        if (prev > 0 && Math.abs(rival.periodUs - prev) * 20 <= prev) {
+          this.L.fineRipplePeriodUs = Math.trunc((rival.periodUs + prev) / 2);
+          this.L.fineRippleCg = Math.round(rippleAmp(rival));
+          this.L.fineRippleAcrossDoses = false;
+          this.L.fineRippleRivalUs = 0;
+          return;
+        }
+        this.L.fineRippleRivalUs = rival.periodUs;
+      } else this.L.fineRippleRivalUs = 0;
+    } else {
       if (cp > 0) m = yield* this.rfit.searchPeriodJob(...near(cp), this.noise, from, 2, true);
       // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
       if (!m) m = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
