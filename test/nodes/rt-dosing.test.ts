@@ -155,9 +155,7 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     await start();
     hx('simulate', { jammed: true });
     dose(50);
-    // a fresh station has never seen its fine speed flow: nothing starting may be a motor dead band, so the fine speed is
-    // doubled (10, 20, 40, 50 %) with one onset wait each (4 s while the dead time is unknown) before it is a jam
-    await waitFor(() => results.length === 1, 25_000, 'the jammed dose');
+    await waitFor(() => results.length === 1, 10_000, 'the jammed dose');
     assert.equal(results[0].result, 'aborted');
     assert.equal(results[0].reason, 'no-progress');
     assert.ok(errors.some((e) => /aborted|no-progress/.test(e)), 'an abort for a fault is an error too');
