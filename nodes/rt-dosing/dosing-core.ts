@@ -1295,17 +1295,7 @@ export class DosingController {
     if (this.fineFromRest && this.fineSteadyUs === 0) {
       // from rest (a probe, or a dose smaller than the coarse phase needs): wait for the material, then for a steady ramp
       if (!this.detectOnset(t, net, this.fineStartUs)) {
-        if (t - this.fineStartUs > this.onsetWaitUs()) {
-          // nothing flows at a fine duty never seen flowing: the motor's dead band may swallow it (a cold start knows
-          // nothing of it), so it is doubled, up to the highest fine duty (a jam is then found after 3 more waits, not 8);
-          // a duty that flowed before and now gives nothing is a jam or an empty hopper, as is the highest one
-          if (this.flowOf(this.fineDuty) > 0 || this.fineDuty >= this.p.fineMaxDuty) return this.abort('no-progress', t);
-          this.fineDuty = Math.min(this.p.fineMaxDuty, 2 * this.fineDuty);
-          this.L.fineDuty = this.fineDuty;
-          this.duty = this.fineDuty;
-          this.fineStartUs = t;
-          this.onsetCount = 0;
-        }
+        if (t - this.fineStartUs > this.onsetWaitUs()) return this.abort('no-progress', t);
         return { duty: this.duty };
       }
       this.fineSteadyUs = this.onsetUs + this.spinUs();

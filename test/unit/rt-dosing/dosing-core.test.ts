@@ -579,33 +579,6 @@ describe('dosing-core: DosingController', () => {
     assert.equal(new DosingController({}, 0).tau, 0);
   });
 
-  it('a motor dead band above the fine duty (15 % against 10 %): a cold start raises the fine duty until material flows, and doses', () => {
-    // before: nothing flowed at the probe's fine duty, and every dose was aborted as no-progress (the raise only
-    // happened once a fine ramp had been fitted, which never came)
-    const c = new DosingController({ toleranceCg: 10 });
-    const plant = new Plant({ coarseGps: 20, delayS: 0.35, jitterS: 0.005, ripple: 0.03, rippleHz: 2, noiseG: 0.01, lagS: 0.08, deadBand: 150, driftPerMin: 0, seed: 3 });
-    const first = dose(c, plant, 50);
-    assert.notEqual(first.rec.result, 'aborted', String(first.rec.reason));
-    assert.equal(c.learned.fineDuty, 200, 'raised in 5 % steps to the first duty that flows');
-    for (let k = 0; k < 6; k++) {
-      const { rec, trueG } = dose(c, plant, 50);
-      assert.equal(rec.result, 'ok', `dose ${k + 2}: ${rec.result} ${rec.reason ?? ''}`);
-      assert.ok(Math.abs(trueG - 50) <= 0.1, `dose ${k + 2}: ${trueG} g`);
-    }
-  });
-
-  it('a fine duty that flowed before and gives nothing from rest is a jam: no-progress, the duty is not raised', () => {
-    const c = new DosingController({ toleranceCg: 10 });
-    const plant = new Plant({ ...DEFAULT_PLANT, seed: 4 });
-    for (let k = 0; k < 3; k++) dose(c, plant, 50);
-    const duty = c.learned.fineDuty;
-    plant.jammed = true;
-    const { rec } = dose(c, plant, 1); // 1 g: at fine speed from rest
-    assert.equal(rec.reason, 'no-progress');
-    assert.equal(c.learned.fineDuty, duty);
-    assert.ok(rec.durationUs <= 5_000_000, `aborted after ${rec.durationUs} us`);
-  });
-
   it('stop input: motor off in the same call, dose aborted', () => {
     const { c, plant } = fresh({}, {}, 350_000);
     const { rec } = dose(c, plant, 100, {
@@ -619,36 +592,12 @@ describe('dosing-core: DosingController', () => {
     assert.equal(rec.reason, 'stop');
   });
 
-  it('no progress (jam or empty hopper) on a station whose flows are not known: aborted after the fine duty was raised to its highest', () => {
-    // nothing flowing from rest at a fine duty never seen flowing may be a motor dead band: the duty is doubled (10, 20,
-    // 40, 50 %) with one onset wait each (2 s here), then it is a jam. A station whose duty flowed before aborts after
-    // one wait (the next test); a jam at coarse speed within ~2 s (the test after it).
+  it('no progress (jam or empty hopper) aborts within ~2 s of coarse', () => {
     const { c, plant } = fresh({}, {}, 350_000);
     plant.jammed = true;
     const { rec } = dose(c, plant, 100);
     assert.equal(rec.reason, 'no-progress');
-    assert.ok(rec.durationUs < 9_000_000, `${rec.durationUs}`);
-    assert.equal(c.learned.fineDuty, 500);
-  });
-
-  it('no progress at coarse speed (the flow stops mid-dose) aborts within ~2 s', () => {
-    const c = new DosingController({ toleranceCg: 10 });
-    const plant = new Plant({ ...DEFAULT_PLANT, seed: 6 });
-    for (let k = 0; k < 3; k++) dose(c, plant, 50);
-    let jamAt = 0;
-    let lastUs = 0;
-    const { rec } = dose(c, plant, 100, {
-      onStep: (tUs, p) => {
-        lastUs = tUs;
-        if (jamAt === 0 && p.mass > 5 && c.state === 'coarse') {
-          jamAt = tUs;
-          p.jammed = true;
-        }
-      },
-    });
-    assert.equal(rec.reason, 'no-progress');
-    assert.ok(jamAt > 0, 'jammed during the coarse phase');
-    assert.ok(lastUs - jamAt < 4_000_000, `aborted ${lastUs - jamAt} us after the jam`);
+    assert.ok(rec.durationUs < 4_000_000, `${rec.durationUs}`);
   });
 
   it('container removed (a sudden drop) aborts', () => {
