@@ -677,7 +677,9 @@ export function shortRipple(m: RippleModel, ampCg: number): ShortRipple {
   const s0 = SIN_Q14[i] / SIN_Q;
   const c0 = SIN_Q14[(i + SIN_N / 4) & (SIN_N - 1)] / SIN_Q;
   const a = Math.sqrt(m.c * m.c + m.d * m.d) || 1;
-  return { periodUs: m.periodUs, ampCg, ux: (c0 * m.d - s0 * m.c) / a, uy: (s0 * m.d + c0 * m.c) / a };
+  // the Q14 table's sin^2 + cos^2 is 1 only within its rounding: clamped, so a stored candidate reads back as a unit vector
+  const unit = (v: number): number => Math.max(-1, Math.min(1, v));
+  return { periodUs: m.periodUs, ampCg, ux: unit((c0 * m.d - s0 * m.c) / a), uy: unit((s0 * m.d + c0 * m.c) / a) };
 }
 /**
  * The period 4 of the last 6 doses agree on (within 8 % of their median), with the median amplitude; null when they do
@@ -843,7 +845,7 @@ export class DosingController {
     return this.snapshot();
   }
   private snapshot(): LearnedPlant {
-    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs], recentFineFlowCgPerS: [...this.fineFlowHist] };
+    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs], recentFineFlowCgPerS: [...this.fineFlowHist], recentShortRipples: [...(this.L.recentShortRipples ?? [])] };
   }
   /** Learning left from the last dose (the ripple period search), to be run by work(). */
   get pendingWork(): boolean {
@@ -1004,7 +1006,8 @@ export class DosingController {
     if (this.p.maxDoseUs > 0) return this.p.maxDoseUs;
     const ff = this.fineFlow || this.flowOf(this.fineDuty);
     const f = this.coarseFlow || this.flowPlan(this.p.coarseDuty) || Math.trunc((ff * this.p.coarseDuty) / this.fineDuty);
-    if (f <= 0) return 600_000_000;
+    // (a fine duty of 0, a fine speed under 0.05 %, makes the scaled flow NaN: no flow known)
+    if (!(f > 0)) return 600_000_000;
     return 60_000_000 + Math.min(3_600_000_000, Math.trunc((3 * Math.max(0, this.targetCg) * 1_000_000) / f));
   }
 

@@ -493,6 +493,20 @@ describe('dosing-core: DosingController', () => {
     }
   });
 
+  it('the search across doses\' candidates survive a store and reload (JSON), and `learned` is a copy of them', () => {
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ coarseGps: 29.7, delayS: 0.6, jitterS: 0.016, ripple: 0.021, rippleHz: 0.8, noiseG: 0.01, lagS: 0.123, deadBand: 52, driftPerMin: 0, seed: 1 });
+    absErrors(c, plant, 32.6, 4, 0);
+    const stored = c.learned;
+    const cands = stored.recentShortRipples ?? [];
+    assert.ok(cands.some((x) => x !== null), `candidates: ${JSON.stringify(cands)}`);
+    const reloaded = new DosingController({ toleranceCg: 10 }, JSON.parse(JSON.stringify(stored)) as LearnedPlant);
+    assert.deepEqual(reloaded.learned.recentShortRipples, cands);
+    const before = JSON.stringify(cands);
+    absErrors(c, plant, 32.6, 2, 0);
+    assert.equal(JSON.stringify(stored.recentShortRipples), before, 'a learned snapshot does not change with later doses');
+  });
+
   it('agreedRipple: 4 of the last 6 doses must agree on the period, at phases spread over it (a transient repeats its phase)', () => {
     const at = (periodUs: number, deg: number, ampCg = 3): ShortRipple => ({ periodUs, ampCg, ux: Math.cos((deg * Math.PI) / 180), uy: Math.sin((deg * Math.PI) / 180) });
     assert.deepEqual(agreedRipple([at(1_000_000, 10), null, at(1_060_000, 130), at(960_000, 250), at(700_000, 40), at(1_020_000, 300)]), { periodUs: 1_010_000, ampCg: 3 });
