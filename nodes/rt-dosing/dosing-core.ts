@@ -810,6 +810,8 @@ export class DosingController {
   constructor(params: Partial<DosingParams> = {}, prior?: number | LearnedPlant | null) {
     this.p = { ...DEFAULT_PARAMS, ...params };
     this.win = new Window(256);
+    // a fine duty of 0 (a fine speed under 0.05 %) would never flow, nor could it be raised: 0.1 % at least
+    this.p.fineDuty = Math.max(1, Math.round(this.p.fineDuty));
     this.fineDuty = this.p.fineDuty;
     this.L = emptyLearned(this.p.fineDuty);
     if (typeof prior === 'number') {
@@ -820,7 +822,7 @@ export class DosingController {
       }
     } else if (prior && prior.version === 1) {
       this.L = sanePlant(prior, emptyLearned(this.p.fineDuty));
-      if (this.L.fineDuty >= this.p.fineDuty && this.L.fineDuty <= this.p.fineMaxDuty) this.fineDuty = this.L.fineDuty;
+      if (this.L.fineDuty >= this.p.fineDuty && this.L.fineDuty <= this.fineCap()) this.fineDuty = this.L.fineDuty;
       else this.L.fineDuty = this.p.fineDuty;
     }
   }
@@ -893,6 +895,8 @@ export class DosingController {
     if (!Number.isInteger(targetCg) || targetCg <= 0) throw new CodedError('bad-target', { cg: targetCg });
     if (targetCg >= this.p.neverExceedCg) throw new CodedError('beyond-never-exceed', { cg: targetCg, limit: this.p.neverExceedCg });
     this.drain(); // the last dose's learning ends before this one uses it
+    // the fine duty is the one material was last seen flowing at (a raise that found nothing, a jam, is not kept)
+    this.fineDuty = this.L.fineDuty;
     this.targetCg = targetCg;
     this.startUs = nowUs;
     this.lastUs = nowUs;
@@ -1039,6 +1043,10 @@ export class DosingController {
     if (fc > 0) return fc;
     const ff = this.flowOf(this.fineDuty);
     return ff > 0 ? Math.trunc((2 * ff * this.p.coarseDuty) / this.fineDuty) : 0;
+  }
+  /** The highest fine duty a dead band may raise the fine one to: the configured highest, never above the coarse duty. */
+  private fineCap(): number {
+    return Math.min(this.p.fineMaxDuty, this.p.coarseDuty);
   }
   private clampTau(us: number): number {
     return Math.min(this.p.tauMaxUs, Math.max(this.p.tauMinUs, us));
@@ -1298,9 +1306,22 @@ export class DosingController {
     if (this.fineFromRest && this.fineSteadyUs === 0) {
       // from rest (a probe, or a dose smaller than the coarse phase needs): wait for the material, then for a steady ramp
       if (!this.detectOnset(t, net, this.fineStartUs)) {
-        if (t - this.fineStartUs > this.onsetWaitUs()) return this.abort('no-progress', t);
+        if (t - this.fineStartUs > this.onsetWaitUs()) {
+          // nothing came at a fine duty never seen flowing: the motor's dead band may swallow it (a fresh station knows
+          // nothing of it). The duty in use is doubled, up to the highest fine duty (never above the coarse one), one
+          // onset wait each; it is kept (L.fineDuty) only once material flows at it, so a jam does not leave it raised.
+          // A duty that flowed before and gives nothing now is a jam or an empty hopper, as is the highest one.
+          const cap = this.fineCap();
+          if (this.flowOf(this.fineDuty) > 0 || this.fineDuty >= cap) return this.abort('no-progress', t);
+          this.fineDuty = Math.min(cap, Math.max(2 * this.fineDuty, this.fineDuty + 50));
+          this.duty = this.fineDuty;
+          this.fineStartUs = t;
+          this.onsetCount = 0;
+        }
         return { duty: this.duty };
       }
+      // material flows at this duty: it is the station's fine duty from now on
+      this.L.fineDuty = this.fineDuty;
       this.fineSteadyUs = this.onsetUs + this.spinUs();
     }
     // gross overshoot guard: the reading alone (less its noise) plus the fine in-flight already reaches the target
@@ -1362,10 +1383,10 @@ export class DosingController {
       this.L.fineSettleUs = this.L.fineSettleUs > 0 ? this.L.fineSettleUs + Math.trunc((settled - this.L.fineSettleUs) / 4) : settled;
     }
     // no flow at fine speed: the dead band swallowed it; raise the fine duty and measure again
+    // (kept in L.fineDuty once a ramp at the raised duty is measured: a jam mid-ramp does not leave it raised)
     if (f <= 3 * this.slopeErr(this.fit.n) || f * 100 < this.coarseFlow) {
-      if (this.fineDuty + 50 > this.p.fineMaxDuty) return this.abort('no-progress', t);
+      if (this.fineDuty + 50 > this.fineCap()) return this.abort('no-progress', t);
       this.fineDuty += 50;
-      this.L.fineDuty = this.fineDuty;
       this.duty = this.fineDuty;
       this.fineSteadyUs = t + this.fineSettleUs();
       this.fit.reset(t, net, 400);
@@ -1374,6 +1395,7 @@ export class DosingController {
       return { duty: this.duty };
     }
     this.fineFlow = f;
+    this.L.fineDuty = this.fineDuty;
     const line = this.fit.at(t);
     const first = !this.fineMeasured;
     this.fineMeasured = true;

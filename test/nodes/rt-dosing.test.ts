@@ -155,7 +155,9 @@ describe('rt-dosing node (simulated scale, real time)', function () {
     await start();
     hx('simulate', { jammed: true });
     dose(50);
-    await waitFor(() => results.length === 1, 10_000, 'the jammed dose');
+    // a fresh station does not know whether its fine speed is inside the motor's dead band: it doubles it (10, 20, 40,
+    // 50 %) with one onset wait of 4 s each before calling it a jam, ~16 s (a station that saw its fine duty flow: 4 s)
+    await waitFor(() => results.length === 1, 30_000, 'the jammed dose');
     assert.equal(results[0].result, 'aborted');
     assert.equal(results[0].reason, 'no-progress');
     assert.ok(errors.some((e) => /aborted|no-progress/.test(e)), 'an abort for a fault is an error too');

@@ -13,7 +13,7 @@ function dose(
   c: DosingController,
   plant: Plant,
   targetG: number,
-  hooks: { onStep?: (tUs: number, plant: Plant) => boolean | void } = {},
+  hooks: { onStep?: (tUs: number, plant: Plant) => boolean | void; onDuty?: (duty: number) => void } = {},
   /** Called when the dose has ended, before its record is read (as the runner does). */
   afterEnd?: (c: DosingController) => void,
 ): { rec: DoseRecord; trueG: number } {
@@ -27,6 +27,7 @@ function dose(
     plant.advance(t);
     if (hooks.onStep?.(t, plant) === true) continue; // sample suppressed
     const cmd = c.step({ cg: plant.readCg(), tUs: t });
+    if (cmd.duty !== duty) hooks.onDuty?.(cmd.duty);
     if (cmd.stopAtUs !== undefined) {
       if (cmd.duty !== duty) plant.setDuty(cmd.duty, t);
       plant.setDuty(0, cmd.stopAtUs);
@@ -593,6 +594,33 @@ describe('dosing-core: DosingController', () => {
     assert.equal(new DosingController({}, 0).tau, 0);
   });
 
+  it('a motor dead band above the fine duty (15 % against 10 %): a cold start raises the fine duty until material flows, and doses', () => {
+    // before: nothing flowed at the probe's fine duty, and every dose was aborted as no-progress (the raise only
+    // happened once a fine ramp had been fitted, which never came)
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ coarseGps: 20, delayS: 0.35, jitterS: 0.005, ripple: 0.03, rippleHz: 2, noiseG: 0.01, lagS: 0.08, deadBand: 150, driftPerMin: 0, seed: 3 });
+    const first = dose(c, plant, 50);
+    assert.notEqual(first.rec.result, 'aborted', String(first.rec.reason));
+    assert.equal(c.learned.fineDuty, 200, 'raised in 5 % steps to the first duty that flows');
+    for (let k = 0; k < 6; k++) {
+      const { rec, trueG } = dose(c, plant, 50);
+      assert.equal(rec.result, 'ok', `dose ${k + 2}: ${rec.result} ${rec.reason ?? ''}`);
+      assert.ok(Math.abs(trueG - 50) <= 0.1, `dose ${k + 2}: ${trueG} g`);
+    }
+  });
+
+  it('a fine duty that flowed before and gives nothing from rest is a jam: no-progress, the duty is not raised', () => {
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, seed: 4 });
+    for (let k = 0; k < 3; k++) dose(c, plant, 50);
+    const duty = c.learned.fineDuty;
+    plant.jammed = true;
+    const { rec } = dose(c, plant, 1); // 1 g: at fine speed from rest
+    assert.equal(rec.reason, 'no-progress');
+    assert.equal(c.learned.fineDuty, duty);
+    assert.ok(rec.durationUs <= 5_000_000, `aborted after ${rec.durationUs} us`);
+  });
+
   it('stop input: motor off in the same call, dose aborted', () => {
     const { c, plant } = fresh({}, {}, 350_000);
     const { rec } = dose(c, plant, 100, {
@@ -606,12 +634,63 @@ describe('dosing-core: DosingController', () => {
     assert.equal(rec.reason, 'stop');
   });
 
-  it('no progress (jam or empty hopper) aborts within ~2 s of coarse', () => {
+  it('no progress (jam or empty hopper) on a station whose flows are not known: aborted after the fine duty was raised to its highest', () => {
+    // nothing flowing from rest at a fine duty never seen flowing may be a motor dead band: the duty is doubled (10, 20,
+    // 40, 50 %) with one onset wait each (2 s here), then it is a jam. A station whose duty flowed before aborts after
+    // one wait (the next test); a jam at coarse speed within ~2 s (the test after it).
     const { c, plant } = fresh({}, {}, 350_000);
     plant.jammed = true;
-    const { rec } = dose(c, plant, 100);
+    const duties: number[] = [];
+    const { rec } = dose(c, plant, 100, { onDuty: (d) => duties.push(d) });
     assert.equal(rec.reason, 'no-progress');
-    assert.ok(rec.durationUs < 4_000_000, `${rec.durationUs}`);
+    assert.ok(rec.durationUs < 9_000_000, `${rec.durationUs}`);
+    assert.deepEqual(duties, [100, 200, 400, 500, 0]);
+    // a raise that found no material is not kept: the next dose (the jam cleared) starts again at the configured duty
+    assert.equal(c.learned.fineDuty, 100);
+    plant.jammed = false;
+    const next: number[] = [];
+    const ok = dose(c, plant, 100, { onDuty: (d) => next.push(d) });
+    assert.equal(ok.rec.result === 'aborted', false, String(ok.rec.reason));
+    assert.equal(next[0], 100);
+    assert.equal(c.learned.fineDuty, 100);
+  });
+
+  it('a dead band is never raised through above the coarse duty, and a fine speed under 0.05 % is not duty 0', () => {
+    const c = new DosingController({ toleranceCg: 10, coarseDuty: 300, fineDuty: 100 });
+    const plant = new Plant({ ...DEFAULT_PLANT, seed: 8 });
+    plant.jammed = true;
+    let top = 0;
+    const { rec } = dose(c, plant, 100, { onDuty: (d) => (top = Math.max(top, d)) });
+    assert.equal(rec.reason, 'no-progress');
+    assert.equal(top, 300);
+    assert.equal(c.learned.fineDuty, 100);
+    // 0.04 % rounds to duty 0: it is 0.1 %, and a jam there still ends (raised to the highest fine duty, then no-progress)
+    const z = new DosingController({ toleranceCg: 10, fineDuty: 0 });
+    const p2 = new Plant({ ...DEFAULT_PLANT, seed: 9 });
+    p2.jammed = true;
+    const r2 = dose(z, p2, 100).rec;
+    assert.equal(r2.reason, 'no-progress');
+    assert.ok(r2.durationUs < 60_000_000, `${r2.durationUs}`);
+  });
+
+  it('no progress at coarse speed (the flow stops mid-dose) aborts within ~2 s', () => {
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, seed: 6 });
+    for (let k = 0; k < 3; k++) dose(c, plant, 50);
+    let jamAt = 0;
+    let lastUs = 0;
+    const { rec } = dose(c, plant, 100, {
+      onStep: (tUs, p) => {
+        lastUs = tUs;
+        if (jamAt === 0 && p.mass > 5 && c.state === 'coarse') {
+          jamAt = tUs;
+          p.jammed = true;
+        }
+      },
+    });
+    assert.equal(rec.reason, 'no-progress');
+    assert.ok(jamAt > 0, 'jammed during the coarse phase');
+    assert.ok(lastUs - jamAt < 4_000_000, `aborted ${lastUs - jamAt} us after the jam`);
   });
 
   it('container removed (a sudden drop) aborts', () => {
