@@ -418,7 +418,7 @@ function ours(c: DosingController): Strategy {
       if (!r) return { aborted: true, timeUs: 0 };
       if (TRACE)
         log(
-          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} fset ${r.learned.fineSettleUs} delay ${r.learned.delayUs} ctau ${r.learned.coarseTauUs} flow ${JSON.stringify(r.learned.flowCgPerS)} est ${JSON.stringify(r.learned.flowEstCgPerS ?? {})} ${r.result}${r.outlier ? ' outlier' : ''}`,
+          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} fset ${r.learned.fineSettleUs} delay ${r.learned.delayUs} ctau ${r.learned.coarseTauUs} lag ${r.learned.lagUs ?? 0} ${JSON.stringify(r.learned.recentLagUs ?? [])} flow ${JSON.stringify(r.learned.flowCgPerS)} est ${JSON.stringify(r.learned.flowEstCgPerS ?? {})} ${r.result}${r.outlier ? ' outlier' : ''}`,
         );
       return { aborted: r.result === 'aborted', timeUs: t0 + r.durationUs };
     },

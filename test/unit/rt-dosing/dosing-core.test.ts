@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { agreedRipple, DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, type LearnedPlant, RippleFit, type ShortRipple } from '../../../nodes/rt-dosing/dosing-core';
+import { agreedRipple, DEFAULT_PARAMS, type DoseRecord, DosingController, type DosingParams, fitSpinUpJob, type LearnedPlant, trustedLag, RippleFit, type ShortRipple } from '../../../nodes/rt-dosing/dosing-core';
 import { learnedPayload } from '../../../nodes/rt-dosing/dose-result';
 import type { CodedError } from '../../../nodes/shared/coded';
 import { en } from '../../helpers/catalog';
@@ -621,6 +621,83 @@ describe('dosing-core: DosingController', () => {
     assert.ok(rec.durationUs <= 5_000_000, `aborted after ${rec.durationUs} us`);
   });
 
+  /** A coarse spin-up from rest on a plant, sampled at 80 SPS for `spanS`: (time since the motor start, net). */
+  function spinUp(pp: Partial<PlantParams>, spanS: number): { t: number[]; w: number[]; onsetUs: number } {
+    const plant = new Plant({ ...DEFAULT_PLANT, ...pp });
+    const t: number[] = [];
+    const w: number[] = [];
+    plant.setDuty(1000, 0);
+    let onsetUs = 0;
+    for (let us = PERIOD_US; us <= spanS * 1e6; us += PERIOD_US) {
+      plant.advance(us);
+      const cg = plant.readCg();
+      t.push(us);
+      w.push(cg);
+      // as the controller sees it: the first of 3 readings in a row above 6 x the noise
+      const k = w.length;
+      if (onsetUs === 0 && k >= 3 && w.slice(k - 3).every((v) => v > Math.max(5, 6 * (pp.noiseG ?? 0.01) * 100))) onsetUs = t[k - 3];
+    }
+    return { t, w, onsetUs };
+  }
+  /** The fitted lag (us) when trusted against the residual and the given coarse ripple (cg), else 0. */
+  function fitLag(s: { t: number[]; w: number[]; onsetUs: number }, rippleCg = 0): number {
+    const job = fitSpinUpJob(s.t, s.w, s.t.length, s.onsetUs);
+    for (;;) {
+      const r = job.next();
+      if (r.done) return r.value && trustedLag(r.value, rippleCg) ? r.value.lagUs : 0;
+    }
+  }
+
+  it('fitSpinUpJob: the motor lag from a coarse spin-up (first-order model, dead time and dead band), not from where a line crosses zero', () => {
+    for (const [lagS, seed] of [[0.05, 1], [0.12, 2], [0.2, 3], [0.35, 4]] as const) {
+      const s = spinUp({ coarseGps: 30, delayS: 0.45, lagS, deadBand: 40, ripple: 0.03, rippleHz: 2.2, noiseG: 0.01, seed }, 2.2);
+      const got = fitLag(s);
+      assert.ok(Math.abs(got - lagS * 1e6) <= Math.max(25_000, lagS * 1e6 * 0.15), `lag ${lagS * 1000} ms: fitted ${got / 1000} ms`);
+    }
+    // a ramp too short after its onset tells no lag
+    assert.equal(fitLag(spinUp({ coarseGps: 30, delayS: 0.45, lagS: 0.2, seed: 5 }, 0.8)), 0);
+    // a strong slow ripple over the spin-up (14 % at 0.5 Hz, 1.8 g on the weight) is taken up by the lag term: not trusted
+    // once the ripple is known
+    const rippled = spinUp({ coarseGps: 41.85, delayS: 0.226, lagS: 0.094, ripple: 0.14, rippleHz: 0.51, noiseG: 0.0226, seed: 6 }, 2.5);
+    assert.equal(fitLag(rippled, Math.round((0.14 * 4185) / (2 * Math.PI * 0.51))), 0);
+  });
+
+  it('a long motor lag (200 ms) on a short coarse phase: the lag is fitted to the spin-up and the coarse line starts after it (seed 1 p03 of the benchmark)', () => {
+    // before: the lag was the coarse in-flight time less the dead time, read short by a line that starts in the
+    // spin-up (120-130 ms), so the next line started earlier still; the coarse flow read 5-10 % low, more landed than
+    // planned and the fine phase ran out: p95 0.035-0.170 g over these seeds, mean 0.116 g. Now 0.026-0.111 g, mean
+    // 0.050 g (bench: --seed 1 --only p03). The mean over the seeds holds it: one seed's p95 moves with its draws.
+    const pp = { coarseGps: 40.2, delayS: 0.53, jitterS: 0.008, lagS: 0.2, deadBand: 55, ripple: 0.054, rippleHz: 2.4, noiseG: 0.025, driftPerMin: 0 };
+    const p95s: number[] = [];
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const c = new DosingController({ toleranceCg: 10 });
+      const plant = new Plant({ ...pp, seed });
+      p95s.push(p95Of(absErrors(c, plant, 52.2, 40, 10)));
+      const lag = c.learned.lagUs ?? 0;
+      // (the dead band, 5.5 %, shapes the spin-up too: the fits read 160-255 ms)
+      assert.ok(lag >= 140_000 && lag <= 280_000, `seed ${seed}: lag ${lag / 1000} ms`);
+    }
+    const mean = p95s.reduce((a, b) => a + b, 0) / p95s.length;
+    assert.ok(mean <= 0.075, `p95 per seed ${p95s.map((v) => v.toFixed(3)).join(', ')} g, mean ${mean.toFixed(3)}`);
+  });
+
+  it('the fitted lags are stored with the plant: a JSON round trip keeps them, bad stored ones are dropped', () => {
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, lagS: 0.1, seed: 7 });
+    for (let k = 0; k < 5; k++) dose(c, plant, 100);
+    const stored = JSON.parse(JSON.stringify(c.learned)) as LearnedPlant;
+    assert.ok((stored.recentLagUs ?? []).length >= 2 && (stored.lagUs ?? 0) > 0, JSON.stringify(stored.recentLagUs));
+    const again = new DosingController({ toleranceCg: 10 }, stored);
+    assert.deepEqual(again.learned.recentLagUs, stored.recentLagUs);
+    assert.equal(again.learned.lagUs, stored.lagUs);
+    const bad = new DosingController({ toleranceCg: 10 }, { ...stored, lagUs: -3, recentLagUs: [90_000, -1, 'x' as unknown as number, NaN, 110_000] });
+    assert.deepEqual(bad.learned.recentLagUs, [90_000, 110_000]);
+    assert.equal(bad.learned.lagUs, 0);
+    // learned is a copy
+    (c.learned.recentLagUs ?? []).push(1);
+    assert.deepEqual(c.learned.recentLagUs, stored.recentLagUs);
+  });
+
   it('stop input: motor off in the same call, dose aborted', () => {
     const { c, plant } = fresh({}, {}, 350_000);
     const { rec } = dose(c, plant, 100, {
@@ -655,6 +732,50 @@ describe('dosing-core: DosingController', () => {
     assert.equal(c.learned.fineDuty, 100);
   });
 
+  it('a raise whose dose aborts is not kept, even when a lump shaking loose from a jam was taken for the onset', () => {
+    // (review of the dead-band change: the raised duty was kept at the onset, so this dose's 40 % stayed after the abort)
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, seed: 11 });
+    plant.jammed = true;
+    const duties: number[] = [];
+    let lump = false;
+    const r1 = dose(c, plant, 100, {
+      onDuty: (d) => duties.push(d),
+      onStep: (_t, p) => {
+        if (!lump && duties.includes(400)) {
+          lump = true;
+          p.mass += 0.5;
+        }
+      },
+    });
+    assert.ok(lump, `duties ${duties.join(',')}`);
+    assert.equal(r1.rec.result, 'aborted');
+    assert.equal(r1.rec.learned.fineDuty, 100);
+    assert.equal(c.learned.fineDuty, 100);
+    plant.jammed = false;
+    const d2: number[] = [];
+    const r2 = dose(c, plant, 100, { onDuty: (d) => d2.push(d) });
+    assert.equal(d2[0], 100);
+    assert.equal(r2.rec.learned.fineDuty, 100);
+  });
+
+  it('a fine duty raised by 5 % on a fitted ramp (a worn motor) is kept when the ripple model cuts the dose, and a small dose from rest then runs', () => {
+    // (review of the dead-band change: it was kept only on the line's path; every later dose raised again, and a 1 g dose
+    // from rest was aborted as a jam, the old duty having a flow on record)
+    const c = new DosingController({ toleranceCg: 10 });
+    const plant = new Plant({ ...DEFAULT_PLANT, ripple: 0.1, rippleHz: 4, noiseG: 0.01, seed: 31, lagS: 0.05 });
+    for (let k = 0; k < 7; k++) dose(c, plant, 60);
+    (plant.p as { deadBand?: number }).deadBand = 110; // 10 % no longer turns the worn motor
+    dose(c, plant, 60);
+    const raised = c.learned.fineDuty;
+    assert.ok(raised > 100, `fine duty ${raised}`);
+    const later: number[] = [];
+    dose(c, plant, 60, { onDuty: (d) => later.push(d) });
+    assert.ok(!later.includes(100), `the next dose starts at the raised duty: ${later.join(',')}`);
+    const small = dose(c, plant, 1);
+    assert.notEqual(small.rec.result, 'aborted', String(small.rec.reason));
+  });
+
   it('a dead band is never raised through above the coarse duty, and a fine speed under 0.05 % is not duty 0', () => {
     const c = new DosingController({ toleranceCg: 10, coarseDuty: 300, fineDuty: 100 });
     const plant = new Plant({ ...DEFAULT_PLANT, seed: 8 });
@@ -665,6 +786,8 @@ describe('dosing-core: DosingController', () => {
     assert.equal(top, 300);
     assert.equal(c.learned.fineDuty, 100);
     // 0.04 % rounds to duty 0: it is 0.1 %, and a jam there still ends (raised to the highest fine duty, then no-progress)
+    assert.equal(new DosingController({ fineDuty: 0.4 }).p.fineDuty, 1);
+    assert.equal(new DosingController({ fineDuty: undefined as unknown as number }).p.fineDuty, DEFAULT_PARAMS.fineDuty);
     const z = new DosingController({ toleranceCg: 10, fineDuty: 0 });
     const p2 = new Plant({ ...DEFAULT_PLANT, seed: 9 });
     p2.jammed = true;
