@@ -64,6 +64,8 @@ export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
     delay_ms: r2(n('delayUs') / 1000),
     tau_ms: r2(n('tauUs') / 1000),
     coarse_tau_ms: r2(n('coarseTauUs') / 1000),
+    // the motor's spin-up/coast lag fitted to the coarse spin-up (0: not measured, or a ripple too strong to tell it)
+    lag_ms: r2(n('lagUs') / 1000),
     jitter_ms: r2(n('jitterUs') / 1000),
     fine_settle_ms: r2(n('fineSettleUs') / 1000),
     noise_g: n('noiseCg') / 100,

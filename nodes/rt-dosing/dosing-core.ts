@@ -762,8 +762,9 @@ export function* fitSpinUpJob(tUs: ArrayLike<number>, w: ArrayLike<number>, n: n
         yield;
       }
     })();
-  // the dead time lies before the onset the threshold saw (the spin-up reaches it late), by up to half a second
-  yield* search(onsetUs - 500_000, onsetUs + 20_000, 0, maxLagUs, 20_000);
+  // the dead time lies before the onset the threshold saw: a spin-up reaches it after sqrt(2 lag threshold / flow), 0.12 s
+  // for a 600 ms lag at 5 g/s; half the longest lag searched covers it
+  yield* search(onsetUs - Math.trunc(maxLagUs / 2), onsetUs + 20_000, 0, maxLagUs, 20_000);
   yield* search(bestD - 20_000, bestD + 20_000, bestLag - 20_000, bestLag + 20_000, 5_000);
   if (!(best < Infinity)) return null;
   return { lagUs: bestLag, flowCgPerS: bestFlow, rmsCg: Math.sqrt(Math.max(0, best) / n) };
