@@ -662,6 +662,14 @@ describe('dosing-core: DosingController', () => {
     assert.equal(fitLag(rippled, Math.round((0.14 * 4185) / (2 * Math.PI * 0.51))), 0);
   });
 
+  it('trustedLag: the mass the lag holds back must be 12 times the residual and the known ripple', () => {
+    const fit = { lagUs: 200_000, flowCgPerS: 4000, rmsCg: 10 }; // holds back 800 cg
+    assert.equal(trustedLag(fit, 0), true);
+    assert.equal(trustedLag(fit, 60), true);
+    assert.equal(trustedLag(fit, 70), false);
+    assert.equal(trustedLag({ ...fit, rmsCg: 70 }, 0), false);
+  });
+
   it('a long motor lag (200 ms) on a short coarse phase: the lag is fitted to the spin-up and the coarse line starts after it (seed 1 p03 of the benchmark)', () => {
     // before: the lag was the coarse in-flight time less the dead time, read short by a line that starts in the
     // spin-up (120-130 ms), so the next line started earlier still; the coarse flow read 5-10 % low, more landed than
@@ -692,7 +700,12 @@ describe('dosing-core: DosingController', () => {
     assert.equal(again.learned.lagUs, stored.lagUs);
     const bad = new DosingController({ toleranceCg: 10 }, { ...stored, lagUs: -3, recentLagUs: [90_000, -1, 'x' as unknown as number, NaN, 110_000] });
     assert.deepEqual(bad.learned.recentLagUs, [90_000, 110_000]);
-    assert.equal(bad.learned.lagUs, 0);
+    // the lag in use is the stored fits' median (a stored lag of its own, or one beside a single fit, is not taken)
+    assert.equal(bad.learned.lagUs, 100_000);
+    const one = new DosingController({ toleranceCg: 10 }, { ...stored, lagUs: 1e12, recentLagUs: [120_000] });
+    assert.equal(one.learned.lagUs, 0);
+    const long = new DosingController({ toleranceCg: 10 }, { ...stored, recentLagUs: Array.from({ length: 1000 }, () => 90_000) });
+    assert.equal(long.learned.recentLagUs?.length, 25);
     // learned is a copy
     (c.learned.recentLagUs ?? []).push(1);
     assert.deepEqual(c.learned.recentLagUs, stored.recentLagUs);
