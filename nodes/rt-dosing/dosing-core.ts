@@ -731,9 +731,9 @@ export function* fitSpinUpJob(tUs: ArrayLike<number>, w: ArrayLike<number>, n: n
     let sxx = 0;
     let sxy = 0;
     let syy = 0;
+    const l = lag / 1e6;
     for (let i = 0; i < n; i++) {
       const u = (tUs[i] - d) / 1e6;
-      const l = lag / 1e6;
       const x = u <= 0 ? 0 : l > 0 ? u - l * (1 - Math.exp(-u / l)) : u;
       const y = w[i];
       sx += x;
@@ -1359,11 +1359,19 @@ export class DosingController {
     const slopeErr = this.fit.n > 3 ? this.slopeErr(this.fit.n) : Math.trunc(fc / 20);
     // the coarse ripple: measured on the coarse ramp, or (a coarse phase too short to show it) the fine one scaled by
     // the flows (the ripple is a share of the flow): over a coarse phase of less than a period it moves the landed mass by twice it
-    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
-    const coarseRipple = Math.max(this.L.rippleCg, fineAmp);
+    const coarseRipple = this.coarseRippleCg(fc, ff);
     m += 3 * Math.trunc((fc * jitter) / 1_000_000) + 2 * coarseRipple + Math.trunc((slopeErr * this.coarseTau) / 1_000_000) + 4 * this.noise;
     if (this.cold || this.L.doses < 2) m += Math.trunc((fc * this.coarseTau * this.p.probeMarginPct) / 100_000_000);
     return Math.max(m, this.p.fineBandCg);
+  }
+
+  /**
+   * The ripple on the weight at coarse speed (cg): measured on the coarse ramp, or (a coarse phase too short to show it)
+   * the fine one scaled by the flows fc and ff (the ripple is a share of the flow).
+   */
+  private coarseRippleCg(fc: number, ff: number): number {
+    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+    return Math.max(this.L.rippleCg, fineAmp);
   }
 
   /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
@@ -1674,13 +1682,7 @@ export class DosingController {
     return this.clampTau(Math.trunc((lo + hi) / 2));
   }
 
-  /**
-   * After a dose: the ripple's period, searched on this dose's steady ramps (line + sinusoid, least
-   * squares). At coarse speed first (a strong ripple, a long ramp: a precise period); at fine speed
-   * near the coarse period (a ripple at a fixed frequency), else over the whole range (one that
-   * follows the motor speed), and near the one already known at fine speed once found. The first
-   * spin-up time of the fine ramp is left out (the coarse tail still decays there).
-   */
+  /** After a dose: the ripple searches (learnRippleJob), then the motor's lag from this dose's spin-up from rest, if it had one. */
   private *learnJob(spin: { t: Int32Array; w: Int32Array; onsetUs: number } | null): Generator<void, void, void> {
     yield* this.learnRippleJob();
     if (!spin) return;
@@ -1691,10 +1693,7 @@ export class DosingController {
     // plant without ripple, a 300 ms lag at 10 g/s: 31 cg, and its right fits are then refused). Counting only
     // amplitudes with a period let a slow ripple's inflated fits through (a 14 % ripple at 0.51 Hz read as a 385 ms lag:
     // the wrong-period unit test failed on 2 of 3 seeds), so the amplitude counts as it is.
-    const ff = this.flowOf(this.fineDuty);
-    const fc = this.flowPlan(this.p.coarseDuty);
-    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 && fc > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
-    const ripple = Math.max(this.L.rippleCg, fineAmp);
+    const ripple = this.coarseRippleCg(this.flowPlan(this.p.coarseDuty), this.flowOf(this.fineDuty));
     const h = (this.L.recentLagUs ??= []);
     if (trustedLag(fit, 0) && !trustedLag(fit, ripple)) {
       // a ripple found since the earlier fits were made: they may have taken it up too
@@ -1710,6 +1709,13 @@ export class DosingController {
     this.L.lagUs = h.length >= 2 ? median(h) : 0;
   }
 
+  /**
+   * After a dose: the ripple's period, searched on this dose's steady ramps (line + sinusoid, least
+   * squares). At coarse speed first (a strong ripple, a long ramp: a precise period); at fine speed
+   * near the coarse period (a ripple at a fixed frequency), else over the whole range (one that
+   * follows the motor speed), and near the one already known at fine speed once found. The first
+   * spin-up time of the fine ramp is left out (the coarse tail still decays there).
+   */
   private *learnRippleJob(): Generator<void, void, void> {
     const minUs = Math.max(4 * this.period, 150_000);
     const maxUs = 2_500_000;
