@@ -1315,11 +1315,15 @@ export class DosingController {
     }
     // a warm station keeps its learned flow until the ramp is long enough that the coarse ripple moves the fitted
     // slope by less than 2 % (2 x amplitude over the window; a short fit reads part of a ripple period as the flow),
-    // unless the short fit already differs from the learned flow by more than twice what the ripple explains (the flow changed)
-    const rippleFit = fc > 0 && this.L.doses > 0 && this.L.coarseTauUs > 0 ? Math.ceil((100 * this.L.rippleCg * 1_000_000) / (fc * this.period)) : 0;
+    // unless the short fit already differs from the learned flow by more than twice what the ripple explains (the flow changed).
+    // The coarse ripple is the one measured on the coarse ramp with its period, else (no coarse ramp long enough to show
+    // a period: a fit over part of a slow ripple's period reads it as the flow) the fine one scaled by the flows
+    const ffPlan = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
+    const cRipple = this.L.ripplePeriodUs > 0 || fc <= 0 ? this.L.rippleCg : this.coarseRippleCg(fc, ffPlan);
+    const rippleFit = fc > 0 && this.L.doses > 0 && this.L.coarseTauUs > 0 ? Math.ceil((100 * cRipple * 1_000_000) / (fc * this.period)) : 0;
     this.coarseShort = this.fit.n < Math.min(this.rateSamples(), rippleFit);
     if (this.coarseShort) {
-      const rippleBias = Math.trunc((4 * this.L.rippleCg * 1_000_000) / (this.fit.n * this.period));
+      const rippleBias = Math.trunc((4 * cRipple * 1_000_000) / (this.fit.n * this.period));
       this.coarseShort = Math.abs(this.coarseFlow - fc) <= rippleBias + 3 * this.slopeErr(this.fit.n);
     }
     // in-flight time at coarse speed, from rest: where the steady line crosses zero (dead time + spin-up)
@@ -1329,8 +1333,10 @@ export class DosingController {
       this.coarseTau = this.L.coarseTauUs > 0 ? Math.trunc((this.L.coarseTauUs + measured) / 2) : measured;
     }
     if (this.coarseShort) {
+      // the learned flow over the in-flight time, from where the ramp is now (the short fit's line at its end: the
+      // landed mass, ripple and all); not from the time since the start, whose ripple error grows with the whole burst
       const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
-      if (released >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
+      if (Math.max(released, line + Math.trunc((fc * this.coarseTau) / 1_000_000)) >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
       return { duty: this.duty };
     }
     const inflight = Math.trunc((this.coarseFlow * this.coarseTau) / 1_000_000);
