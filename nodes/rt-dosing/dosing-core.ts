@@ -1694,12 +1694,16 @@ export class DosingController {
     if (!spin) return;
     const fit = yield* fitSpinUpJob(spin.t, spin.w, spin.t.length, spin.onsetUs);
     if (!fit) return;
-    // the ripple at coarse speed: measured on the coarse ramp, or the fine one scaled by the flows (as fineMass() takes
-    // it). Known limitation: a coarse amplitude without a period may be what a line started inside the spin-up left (a
-    // plant without ripple, a 300 ms lag at 10 g/s: 31 cg, and its right fits are then refused). Counting only
-    // amplitudes with a period let a slow ripple's inflated fits through (a 14 % ripple at 0.51 Hz read as a 385 ms lag:
-    // the wrong-period unit test failed on 2 of 3 seeds), so the amplitude counts as it is.
-    const ripple = this.coarseRippleCg(this.flowPlan(this.p.coarseDuty), this.flowOf(this.fineDuty));
+    // the ripple at coarse speed: measured on the coarse ramp, and the fine one scaled by the flows (as fineMass() takes
+    // it). A coarse amplitude without a period may be what a line started inside the spin-up left (a plant without
+    // ripple: 80 cg at 40 g/s with a 193 ms lag, which refused every right fit for good); a ripple that is there stays
+    // in this fit's residual over the 4 s, so such an amplitude counts up to 3x the fit's rms. (Leaving it out let a
+    // slow ripple's inflated fits through: a 14 % ripple at 0.51 Hz read as a 385 ms lag, the wrong-period unit test.)
+    const fc = this.flowPlan(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+    const coarseAmp = this.L.ripplePeriodUs > 0 ? this.L.rippleCg : Math.min(this.L.rippleCg, 3 * Math.ceil(fit.rmsCg));
+    const ripple = Math.max(fineAmp, coarseAmp);
     const h = (this.L.recentLagUs ??= []);
     if (trustedLag(fit, 0) && !trustedLag(fit, ripple)) {
       // a ripple found since the earlier fits were made: they may have taken it up too
