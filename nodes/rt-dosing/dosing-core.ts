@@ -1333,10 +1333,17 @@ export class DosingController {
       this.coarseTau = this.L.coarseTauUs > 0 ? Math.trunc((this.L.coarseTauUs + measured) / 2) : measured;
     }
     if (this.coarseShort) {
-      // the learned flow over the in-flight time, from where the ramp is now (the short fit's line at its end: the
-      // landed mass, ripple and all); not from the time since the start, whose ripple error grows with the whole burst
+      // two estimates of the landing with the learned flow: over the time since the start (a ripple moves it by
+      // 2 amp |sin(pi T / P)| over a burst of T), and the short fit's line at its end (the landed mass, ripple and all)
+      // plus the flow over the in-flight time (2 amp |sin(pi tau / P)|). With a known period, the one the ripple moves
+      // less; else the first to reach the switch point
       const released = this.releasedAtCoarse + Math.trunc((fc * (t - this.coarseStartUs)) / 1_000_000);
-      if (Math.max(released, line + Math.trunc((fc * this.coarseTau) / 1_000_000)) >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
+      const P = this.ripplePeriod();
+      const now = P > 0 ? this.win.fitNow(Math.max(8 * this.period, Math.trunc(P / 8))) : line;
+      const landed = now + Math.trunc((fc * this.coarseTau) / 1_000_000);
+      const swing = (us: number): number => SIN_Q14[Math.trunc(((us % P) * SIN_N) / (2 * P)) & (SIN_N - 1)];
+      const est = P > 0 ? (swing(t - this.coarseStartUs) <= swing(this.coarseTau) ? released : landed) : Math.max(released, landed);
+      if (est >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
       return { duty: this.duty };
     }
     const inflight = Math.trunc((this.coarseFlow * this.coarseTau) / 1_000_000);
