@@ -1318,8 +1318,7 @@ export class DosingController {
     // unless the short fit already differs from the learned flow by more than twice what the ripple explains (the flow changed).
     // The coarse ripple is the one measured on the coarse ramp with its period, else (no coarse ramp long enough to show
     // a period: a fit over part of a slow ripple's period reads it as the flow) the fine one scaled by the flows
-    const ffPlan = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
-    const cRipple = this.L.ripplePeriodUs > 0 || fc <= 0 ? this.L.rippleCg : this.coarseRippleCg(fc, ffPlan);
+    const cRipple = this.shortRippleCg(fc);
     const rippleFit = fc > 0 && this.L.doses > 0 && this.L.coarseTauUs > 0 ? Math.ceil((100 * cRipple * 1_000_000) / (fc * this.period)) : 0;
     this.coarseShort = this.fit.n < Math.min(this.rateSamples(), rippleFit);
     if (this.coarseShort) {
@@ -1385,6 +1384,15 @@ export class DosingController {
   private coarseRippleCg(fc: number, ff: number): number {
     const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
     return Math.max(this.L.rippleCg, fineAmp);
+  }
+
+  /**
+   * The coarse ripple a short coarse ramp or burst must allow for (cg): the one measured on the coarse ramp with its
+   * period, else (no coarse ramp long enough to show a period) the fine one scaled by the flows.
+   */
+  private shortRippleCg(fc: number): number {
+    if (this.L.ripplePeriodUs > 0 || fc <= 0) return this.L.rippleCg;
+    return this.coarseRippleCg(fc, this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty));
   }
 
   /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
@@ -1582,18 +1590,28 @@ export class DosingController {
       // after 4 lags) reads the flow low, and every later dose then lands more coarse material than it planned (the
       // fine phase is cut short). A burst that disagrees by more than what its mass can carry (the coarse ripple, the
       // reading noise, the delay jitter at coarse flow, the spin-up correction) replaces the learned flow.
-      const slack = 2 * this.L.rippleCg + 4 * this.noise + Math.trunc((3 * learned * Math.max(this.L.jitterUs, this.period / 2)) / 1_000_000) + Math.trunc((corr * burstUs) / 1_000_000);
-      if (Math.abs(fc + corr - learned) * burstUs > slack * 1_000_000) this.L.flowCgPerS[key] = fc + corr;
+      if (Math.abs(fc + corr - learned) * burstUs > this.burstSlack(learned, corr, burstUs) * 1_000_000) this.L.flowCgPerS[key] = fc + corr;
       return;
     }
     const est = (this.L.flowEstCgPerS ??= {});
+    const prev = est[key] ?? 0;
     if (burstUs >= 3 * this.spinUs()) est[key] = fc;
-    else {
+    else if (prev > 0 && this.L.doses >= 2 && Math.abs(fc + corr - prev) * burstUs > this.burstSlack(prev, corr, burstUs) * 1_000_000) {
+      // a warm station's estimate that a burst disagrees with by more than its mass can carry (as above) is replaced, up
+      // or down: raised only, a high estimate (a flow step down) ended every later coarse phase early, so its bursts
+      // stayed short and the ramp never long enough to be fitted, and the estimate never came down
+      est[key] = fc + corr;
+    } else {
       // a first-order spin-up of lag L loses fc x L, the coast to fine speed gives back (fc - ff) x L: the burst reads
       // ff x L / B low (L at most half the spin-up allowance), and a burst shorter than the lag lower still (the coast
-      // not yet all landed): the correction (corr) is added, and a short burst never lowers an earlier estimate
-      est[key] = Math.max(fc + corr, est[key] ?? 0);
+      // not yet all landed): the correction (corr) is added, and a short burst within the slack never lowers an earlier estimate
+      est[key] = Math.max(fc + corr, prev);
     }
+  }
+
+  /** What a burst's mass can carry (cg) against a coarse flow fc: the coarse ripple, the reading noise, the delay jitter at fc, the spin-up correction. */
+  private burstSlack(fc: number, corr: number, burstUs: number): number {
+    return 2 * this.shortRippleCg(fc) + 4 * this.noise + Math.trunc((3 * fc * Math.max(this.L.jitterUs, this.period / 2)) / 1_000_000) + Math.trunc((corr * burstUs) / 1_000_000);
   }
 
   /**
