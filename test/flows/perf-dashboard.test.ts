@@ -26,9 +26,10 @@ describe('perf dashboard in a real browser', function () {
     });
     const cells = (await row.innerText()).split(/\s+/);
     // columns: node, type, messages, p50, p99, max (ms); the median is the node's own 3 ms (the tail
-    // may hold a descheduling on a loaded machine, so p99 is only checked to be no lower)
+    // may hold a descheduling on a loaded machine, so p99 is only checked to be no lower). The node busies until
+    // Date.now() passes now + 3, which lasts between 2 and 3 ms (millisecond ticks): a p50 of 2.43 ms was seen in CI
     const [p50, p99, max] = cells.slice(-3).map(Number) as [number, number, number];
-    assert.ok(p50 >= 2.5 && p50 < 50, `the 3 ms node's p50 is about 3 ms: ${cells.join(' ')}`);
+    assert.ok(p50 >= 2 && p50 < 50, `the 3 ms node's p50 is about 3 ms: ${cells.join(' ')}`);
     assert.ok(p99 >= p50 && max >= p99, `p50 <= p99 <= max: ${cells.join(' ')}`);
     // the event-loop chart has drawn (a canvas with a size)
     const canvas = page.locator('canvas').first();
