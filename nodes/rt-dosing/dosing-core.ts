@@ -505,6 +505,11 @@ function phaseOf(tUs: number, periodUs: number): number {
   return Math.trunc(((tUs % periodUs) * SIN_N) / periodUs) & (SIN_N - 1);
 }
 
+/** |sin(pi x / P)| in Q14 (x >= 0): how much of a ripple of period P a window of length x holds (its swing over x). */
+function swingQ14(xUs: number, periodUs: number): number {
+  return SIN_Q14[Math.trunc(((xUs % periodUs) * SIN_N) / (2 * periodUs)) & (SIN_N - 1)];
+}
+
 /** A line plus a sinusoid of known period: w(t) = a + b (t - t0) + c cos + d sin (phase of absolute time). */
 export interface RippleModel {
   t0Us: number;
@@ -1344,9 +1349,8 @@ export class DosingController {
       const P = this.ripplePeriod();
       let est = Math.max(released, line + inflight);
       if (P > 0) {
-        const swing = (us: number): number => SIN_Q14[Math.trunc(((us % P) * SIN_N) / (2 * P)) & (SIN_N - 1)];
         const span = Math.min(Math.max(8 * this.period, Math.trunc(P / 8)), t - this.fitFromUs);
-        est = swing(t - this.coarseStartUs) <= swing(this.coarseTau) ? released : this.win.fitNow(span) + inflight;
+        est = swingQ14(t - this.coarseStartUs, P) <= swingQ14(this.coarseTau, P) ? released : this.win.fitNow(span) + inflight;
       }
       if (est >= this.targetCg - this.fineMass(fc)) this.enterFine(t, false);
       return { duty: this.duty };
@@ -1366,7 +1370,7 @@ export class DosingController {
 
   /** Mass to dose at fine speed (cg): the fine flow over the time the fine phase needs, plus the coarse landing's uncertainty. */
   private fineMass(fc: number): number {
-    const ff = this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
+    const ff = this.fineFlowFor(fc);
     // the fine phase lasts until the coarse tail is gone, then long enough for the fit, and for the ripple model's periods when it will decide
     const P = this.ripplePeriod();
     const rippleUs = P > 0 && this.rippleMatters(P, false) ? Math.max(0, this.tailUs() - this.fineSettleUs()) + Math.trunc((this.ripplePct(P) * P) / 100) : 0;
@@ -1388,8 +1392,17 @@ export class DosingController {
    * the fine one scaled by the flows fc and ff (the ripple is a share of the flow).
    */
   private coarseRippleCg(fc: number, ff: number): number {
-    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
-    return Math.max(this.L.rippleCg, fineAmp);
+    return Math.max(this.L.rippleCg, this.fineRippleAtCg(fc, ff));
+  }
+
+  /** The fine ramp's ripple scaled to a flow fc from the fine flow ff (cg); 0 while no fine ripple is known. */
+  private fineRippleAtCg(fc: number, ff: number): number {
+    return this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+  }
+
+  /** The fine flow to plan with beside a coarse flow fc: the measured one, else fc scaled by the duties. */
+  private fineFlowFor(fc: number): number {
+    return this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty);
   }
 
   /**
@@ -1398,7 +1411,7 @@ export class DosingController {
    */
   private shortRippleCg(fc: number): number {
     if (this.L.ripplePeriodUs > 0 || fc <= 0) return this.L.rippleCg;
-    return this.coarseRippleCg(fc, this.flowOf(this.fineDuty) || Math.trunc((fc * this.fineDuty) / this.p.coarseDuty));
+    return this.coarseRippleCg(fc, this.fineFlowFor(fc));
   }
 
   /** Time after the switch to fine before the ramp is steady: the coarse in-flight time plus spin-down. */
@@ -1644,12 +1657,11 @@ export class DosingController {
     const tau = this.fineTau || this.L.tauUs || this.coarseTau;
     // amplitude at fine speed in cg x coarse duty (the coarse one scaled by the duties until the fine ramp shows its own)
     const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
-    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
     // against what a fit over the ripple window can resolve: the noise of its fitted amplitude, sqrt(2 / n) of one reading's
     // (once the in-flight time is known from 5 doses: the model places the ripple's phase one in-flight time ahead)
     const n = resolved && this.L.recentTauUs.length >= 5 ? Math.max(2, Math.trunc((this.p.ripplePeriodsPct * 3 * P) / (400 * Math.max(1, this.period)))) : 2;
     // swing x sqrt(n / 2) >= noise, squared, in exact integers (the products outgrow a double's 53 bits)
-    const swing = BigInt(Math.round(2 * amp * SIN_Q14[ph]));
+    const swing = BigInt(Math.round(2 * amp * swingQ14(tau, P)));
     const noise = BigInt(Math.round(this.noise * SIN_Q * this.p.coarseDuty));
     return swing * swing * BigInt(n) >= 2n * noise * noise;
   }
@@ -1661,8 +1673,7 @@ export class DosingController {
   private ripplePct(P: number): number {
     const tau = this.fineTau || this.L.tauUs || this.coarseTau;
     const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
-    const ph = Math.trunc(((tau % P) * SIN_N) / (2 * P)) & (SIN_N - 1);
-    return 2 * amp * SIN_Q14[ph] >= 3 * this.noise * SIN_Q * this.p.coarseDuty ? this.p.ripplePeriodsPct : Math.trunc((this.p.ripplePeriodsPct * 3) / 4);
+    return 2 * amp * swingQ14(tau, P) >= 3 * this.noise * SIN_Q * this.p.coarseDuty ? this.p.ripplePeriodsPct : Math.trunc((this.p.ripplePeriodsPct * 3) / 4);
   }
 
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
@@ -1732,7 +1743,7 @@ export class DosingController {
     // slow ripple's inflated fits through: a 14 % ripple at 0.51 Hz read as a 385 ms lag, the wrong-period unit test.)
     const fc = this.flowPlan(this.p.coarseDuty);
     const ff = this.flowOf(this.fineDuty);
-    const fineAmp = this.L.fineRipplePeriodUs && ff > 0 ? Math.trunc(((this.L.fineRippleCg ?? 0) * fc) / ff) : 0;
+    const fineAmp = this.fineRippleAtCg(fc, ff);
     const coarseAmp = this.L.ripplePeriodUs > 0 ? this.L.rippleCg : Math.min(this.L.rippleCg, 3 * Math.ceil(fit.rmsCg));
     const ripple = Math.max(fineAmp, coarseAmp);
     const h = (this.L.recentLagUs ??= []);

@@ -502,7 +502,7 @@ describe('dosing-core: DosingController', () => {
     // 48 g/s, 9.8 % at 0.6 Hz: the coarse phase (1.1-1.3 s) is shorter than a period, so the coarse ramp never shows
     // one and its amplitude was taken as 0. The line fitted over the last 0.3-0.5 s of it read the ripple's slope as
     // the flow, and the coarse landing swung by grams: before this change p95 0.15-0.27 g (mean 0.19) over these seeds,
-    // now 0.05-0.11 g (mean 0.07). The fine ramp's ripple, scaled by the flows, now keeps the learned flow (and the
+    // 0.05-0.11 g (mean 0.07) with it, 0.046-0.073 g (mean 0.061) with this stop's later changes. The fine ramp's ripple, scaled by the flows, now keeps the learned flow (and the
     // landed mass) in charge until the fit is long enough for it.
     const p95s: number[] = [];
     for (const seed of [1, 2, 3, 4]) {
