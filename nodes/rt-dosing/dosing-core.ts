@@ -832,6 +832,9 @@ export class DosingController {
   private spinN = 0;
   private rippleFromUs = 0;
   private cutModel: RippleModel | null = null;
+  /** coastRipple()'s last answer and what it was for */
+  private coastKey = '';
+  private coast: { lenUs: number; gr: number; gi: number } | null = null;
   /** The last dose's ripple period search, when it has not ended yet. */
   private job: Generator<void, void, void> | null = null;
   // dose in progress
@@ -1695,7 +1698,7 @@ export class DosingController {
     const m = this.rfit.solve(P, this.rippleFromUs);
     if (!m || m.b <= 0) return null;
     this.fineFlow = Math.round(m.b * 1000);
-    const finalIf = (ts: number): number => modelAt(m, ts + tau);
+    const finalIf = (ts: number): number => modelAt(m, ts) + this.landedIf(m, ts, tau);
     let at = -1;
     if (finalIf(t) >= this.targetCg) at = t;
     else if (finalIf(t + this.period) >= this.targetCg) {
@@ -1716,15 +1719,66 @@ export class DosingController {
     return cmd;
   }
 
+  /**
+   * The mass (cg) a cut at atUs lands when the material keeps coming for an in-flight time of tauUs, by the ripple model m.
+   * The in-flight time holds the motor's coast: with a measured lag, the flow runs on for tau less the coast and then
+   * decays with the motor's speed (a first-order lag, the flow ending where the speed falls into the dead band): the
+   * coast lands its flow x its length, as that much more of the ramp would, but the ripple it carries is filtered by the
+   * decay (coastRipple()). (Cut as if the ramp went on for tau, a 2.5 Hz ripple with a 190 ms coast was placed with the
+   * wrong phase: an error as large as the ripple.)
+   */
+  private landedIf(m: RippleModel, atUs: number, tauUs: number): number {
+    const line = (m.b * tauUs) / 1000 - rippleAt(m, atUs);
+    const c = m.periodUs > 0 ? this.coastRipple(m.periodUs, tauUs) : null;
+    if (!c) return line + rippleAt(m, atUs + tauUs);
+    const t1 = atUs + tauUs - c.lenUs;
+    return line + rippleAt(m, t1) * (1 + c.gr) + rippleAt(m, t1 + Math.trunc(m.periodUs / 4)) * c.gi;
+  }
+
+  /**
+   * The motor's coast from fine speed, seen by a ripple of period P: its length in ramp time (the mass it lands over the
+   * fine flow) and its response G = i w int h(s) e^(i w s) ds (gr + i gi) on the ripple's phasor at its start, h the
+   * flow's share as the speed decays (exp(-s / lag)) into the dead band (from the two measured flows: linear above it).
+   * null: no lag measured.
+   */
+  private coastRipple(periodUs: number, tauUs: number): { lenUs: number; gr: number; gi: number } | null {
+    const lag = this.L.lagUs ?? 0;
+    if (lag <= 0) return null;
+    const key = `${periodUs}/${lag}/${tauUs}/${this.fineDuty}`;
+    if (this.coastKey === key) return this.coast;
+    const fc = this.flowPlan(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    const D = this.fineDuty;
+    // the dead band where the line through the two flows meets zero (none when it is not below the fine duty)
+    const db = fc > ff && ff > 0 ? Math.max(0, Math.min((D * 9) / 10, (D * fc - this.p.coarseDuty * ff) / (fc - ff))) : 0;
+    const end = db > 0 ? lag * Math.log(D / db) : 8 * lag;
+    const N = 64;
+    const w = (2 * Math.PI) / periodUs;
+    let len = 0;
+    let ir = 0;
+    let ii = 0;
+    for (let k = 0; k < N; k++) {
+      const s = ((k + 0.5) * end) / N;
+      const h = (D * Math.exp(-s / lag) - db) / (D - db);
+      len += h;
+      ir += h * Math.cos(w * s);
+      ii += h * Math.sin(w * s);
+    }
+    const ds = end / N;
+    const lenUs = Math.min(tauUs, len * ds);
+    this.coastKey = key;
+    this.coast = { lenUs, gr: -w * ii * ds, gi: w * ir * ds };
+    return this.coast;
+  }
+
   /** The in-flight time (us) that explains a landed mass after a cut-off made with the ripple model. */
   private tauFromModel(m: RippleModel, atUs: number, landedCg: number): number {
-    const w0 = modelAt(m, atUs);
     let lo = 0;
     let hi = this.p.tauMaxUs;
-    if (modelAt(m, atUs + hi) - w0 <= landedCg) return hi;
+    if (this.landedIf(m, atUs, hi) <= landedCg) return hi;
     while (hi - lo > 200) {
       const mid = Math.trunc((lo + hi) / 2);
-      if (modelAt(m, atUs + mid) - w0 >= landedCg) hi = mid;
+      if (this.landedIf(m, atUs, mid) >= landedCg) hi = mid;
       else lo = mid;
     }
     return this.clampTau(Math.trunc((lo + hi) / 2));
