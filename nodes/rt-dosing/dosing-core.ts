@@ -1836,6 +1836,7 @@ export class DosingController {
     const from = this.rippleFromUs;
     const known = this.L.fineRipplePeriodUs ?? 0;
     let m: RippleModel | null = null;
+    let rivalUs = 0;
     const cp = this.L.ripplePeriodUs;
     // a period of its own is refined only on a ramp of 3 periods or more (shorter ones are biased by what is left of the transient)
     if (known > 0 && known !== cp) m = yield* this.rfit.searchPeriodJob(...near(known), this.noise, from, 3, true);
@@ -1844,6 +1845,7 @@ export class DosingController {
       // a known period is refined only near itself, so a wrong one (a slow ripple read on short ramps as a shorter one)
       // would stay: a ramp of 3 periods of another one that explains it clearly better, in 2 doses in a row, replaces it
       const rival = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
+      rivalUs = rival?.periodUs ?? 0;
       const mine = m ?? this.rfit.solve(known, from);
       const [lo, hi] = near(known);
       if (rival && mine && (rival.periodUs < lo || rival.periodUs > hi) && rival.rss * 10 < mine.rss * 9) {
@@ -1874,7 +1876,14 @@ export class DosingController {
     const ff = this.flowOf(this.fineDuty);
     if (same && fc > 0 && ff > 0 && rippleAmp(m) > (2 * this.L.rippleCg * ff) / fc + 2 * this.noise) return;
     // the same ripple as at coarse speed (within 5 %): the coarse ramp's period is the precise one
+    // a known period is moved by a quarter of what the search found; by all of it when the search found its best at the
+    // edge of its window (the period lies further: by quarters a 1.24 s period read early took 15 doses to reach 1.6 s),
+    // and to the wide search's period when that one lies beyond the edge (a ramp of 3 periods showed it)
+    const [lo, hi] = near(known);
+    const edge = known > 0 && ((m.periodUs - lo) * 20 <= hi - lo || (hi - m.periodUs) * 20 <= hi - lo);
+    const beyond = rivalUs > 0 && (m.periodUs >= known ? rivalUs > hi : rivalUs < lo);
     if (same) this.L.fineRipplePeriodUs = cp;
+    else if (edge) this.L.fineRipplePeriodUs = beyond ? rivalUs : m.periodUs;
     else this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 4) : m.periodUs;
     this.L.fineRippleAcrossDoses = false;
     this.L.fineRippleCg = Math.round(rippleAmp(m));

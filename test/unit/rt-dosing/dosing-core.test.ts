@@ -564,6 +564,19 @@ describe('dosing-core: DosingController', () => {
     }
   });
 
+  it('a known fine ripple period that the search finds at the edge of its window moves all the way, to the wide search\'s period when that one lies beyond', () => {
+    // The station starts with 1.6 s stored for a 1.96 s ripple (within the 15 % window the refinement searches, so the
+    // rival check does not apply to it). Before this change the search's best, at the window's edge (1.84 s), moved it by a
+    // quarter per dose: after 2 doses 1.66-1.73 s, and on seed 1 still 1.92 s after 12. Now it is 1.96 s after the first.
+    for (const seed of [1, 2, 3, 4]) {
+      const c = new DosingController({ toleranceCg: 10 }, { version: 1, fineRipplePeriodUs: 1_600_000, fineRippleCg: 7 } as unknown as LearnedPlant);
+      const plant = new Plant({ coarseGps: 41.85, delayS: 0.226, jitterS: 0.0097, ripple: 0.14, rippleHz: 0.51, noiseG: 0.0226, lagS: 0.094, deadBand: 35, driftPerMin: 0, seed });
+      absErrors(c, plant, 128.4, 2, 0);
+      const P = c.learned.fineRipplePeriodUs ?? 0;
+      assert.ok(Math.abs(P - 1_960_784) <= 60_000, `seed ${seed}: period ${P} us after 2 doses`);
+    }
+  });
+
   it('the search across doses\' candidates survive a store and reload (JSON), and `learned` is a copy of them', () => {
     const c = new DosingController({ toleranceCg: 10 });
     const plant = new Plant({ coarseGps: 29.7, delayS: 0.6, jitterS: 0.016, ripple: 0.021, rippleHz: 0.8, noiseG: 0.01, lagS: 0.123, deadBand: 52, driftPerMin: 0, seed: 1 });
