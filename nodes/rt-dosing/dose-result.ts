@@ -71,6 +71,8 @@ export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
     noise_g: n('noiseCg') / 100,
     ripple_g: n('rippleCg') / 100,
     ripple_hz: period > 0 ? r2(1e6 / period) : 0,
+    // how the ripple lands in the motor's coast, learned from the doses the ripple model cut
+    ripple_coast: n('coastWay') === 1 ? 'filtered' : n('coastWay') === 2 ? 'as_ramp' : 'undecided',
     outliers: n('outliers'),
   };
 }

@@ -227,10 +227,21 @@ export interface LearnedPlant {
    */
   lagUs?: number;
   recentLagUs?: number[];
+  /**
+   * The recent doses the ripple model cut, newest last: [the coast's difference from the plain model, the landed mass's
+   * difference from the plain model] (cg), from which checkCoast() learns how the ripple lands in the motor's coast.
+   * Added in 0.5: absent in older stored objects.
+   */
+  recentCoastCheck?: Array<[number, number]>;
+  /**
+   * How the ripple lands in the motor's coast, learned from recentCoastCheck: 1 filtered by the slowing speed (a fixed
+   * frequency), 2 as the ramp's (a ripple that follows the speed), 0 not decided yet. Added in 0.5.
+   */
+  coastWay?: number;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [] };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], recentCoastCheck: [], coastWay: 0 };
 }
 
 /**
@@ -243,7 +254,7 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const L = { ...empty } as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(src)) {
-    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs' || k === 'recentFineFlowCgPerS' || k === 'recentShortRipples' || k === 'recentLagUs') continue;
+    if (k === 'flowCgPerS' || k === 'flowEstCgPerS' || k === 'recentTauUs' || k === 'recentFineFlowCgPerS' || k === 'recentShortRipples' || k === 'recentLagUs' || k === 'recentCoastCheck') continue;
     const was = (empty as unknown as Record<string, unknown>)[k];
     if (typeof was === 'number' ? num(v) : typeof was === 'boolean' ? typeof v === 'boolean' : k === 'fineRipplePeriodUs' || k === 'fineRippleCg' ? num(v) : true) L[k] = v;
   }
@@ -261,6 +272,8 @@ function sanePlant(prior: LearnedPlant, empty: LearnedPlant): LearnedPlant {
   // (as many as learnDoses can keep, 25; the lag in use is their median from the second on, as the controller sets it)
   L.recentLagUs = Array.isArray(src.recentLagUs) ? src.recentLagUs.filter((v) => num(v) && v <= 10_000_000).slice(-25) : [];
   L.lagUs = (L.recentLagUs as number[]).length >= 2 ? median(L.recentLagUs as number[]) : 0;
+  const pair = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && Math.abs(x) <= 1_000_000);
+  L.recentCoastCheck = Array.isArray(src.recentCoastCheck) ? (src.recentCoastCheck.filter(pair) as Array<[number, number]>).slice(-16).map(([d, e]) => [d, e]) : [];
   // a candidate is a period, an amplitude and a unit vector; a list that is not one starts again
   const unit = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= 1;
   const cand = (c: unknown): boolean => {
@@ -832,9 +845,6 @@ export class DosingController {
   private spinN = 0;
   private rippleFromUs = 0;
   private cutModel: RippleModel | null = null;
-  /** coastRipple()'s last answer and what it was for */
-  private coastKey = '';
-  private coast: { lenUs: number; gr: number; gi: number } | null = null;
   /** The last dose's ripple period search, when it has not ended yet. */
   private job: Generator<void, void, void> | null = null;
   // dose in progress
@@ -941,7 +951,7 @@ export class DosingController {
     return this.snapshot();
   }
   private snapshot(): LearnedPlant {
-    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs], recentFineFlowCgPerS: [...this.fineFlowHist], recentShortRipples: [...(this.L.recentShortRipples ?? [])], recentLagUs: [...(this.L.recentLagUs ?? [])] };
+    return { ...this.L, flowCgPerS: { ...this.L.flowCgPerS }, flowEstCgPerS: { ...this.L.flowEstCgPerS }, recentTauUs: [...this.L.recentTauUs], recentFineFlowCgPerS: [...this.fineFlowHist], recentShortRipples: [...(this.L.recentShortRipples ?? [])], recentLagUs: [...(this.L.recentLagUs ?? [])], recentCoastCheck: (this.L.recentCoastCheck ?? []).map(([d, e]) => [d, e]) };
   }
   /** Learning left from the last dose (the ripple period search), to be run by work(). */
   get pendingWork(): boolean {
@@ -1662,9 +1672,10 @@ export class DosingController {
     const amp = this.L.fineRipplePeriodUs ? (this.L.fineRippleCg ?? 0) * this.p.coarseDuty : this.L.rippleCg * this.fineDuty;
     // against what a fit over the ripple window can resolve: the noise of its fitted amplitude, sqrt(2 / n) of one reading's
     // (once the in-flight time is known from 5 doses: the model places the ripple's phase one in-flight time ahead)
-    const n = resolved && this.L.recentTauUs.length >= 5 ? Math.max(2, Math.trunc((this.p.ripplePeriodsPct * 3 * P) / (400 * Math.max(1, this.period)))) : 2;
+    const warm = resolved && this.L.recentTauUs.length >= 5;
+    const n = warm ? Math.max(2, Math.trunc((this.p.ripplePeriodsPct * 3 * P) / (400 * Math.max(1, this.period)))) : 2;
     // swing x sqrt(n / 2) >= noise, squared, in exact integers (the products outgrow a double's 53 bits)
-    const swing = BigInt(Math.round(2 * amp * swingQ14(tau, P)));
+    const swing = BigInt(Math.round(2 * amp * (warm ? Math.max(swingQ14(tau, P), SIN_Q / 2) : swingQ14(tau, P))));
     const noise = BigInt(Math.round(this.noise * SIN_Q * this.p.coarseDuty));
     return swing * swing * BigInt(n) >= 2n * noise * noise;
   }
@@ -1723,52 +1734,106 @@ export class DosingController {
    * The mass (cg) a cut at atUs lands when the material keeps coming for an in-flight time of tauUs, by the ripple model m.
    * The in-flight time holds the motor's coast: with a measured lag, the flow runs on for tau less the coast and then
    * decays with the motor's speed (a first-order lag, the flow ending where the speed falls into the dead band): the
-   * coast lands its flow x its length, as that much more of the ramp would, but the ripple it carries is filtered by the
-   * decay (coastRipple()). (Cut as if the ramp went on for tau, a 2.5 Hz ripple with a 190 ms coast was placed with the
-   * wrong phase: an error as large as the ripple.)
+   * coast lands its flow x its length, as that much more of the ramp would, but a ripple at a fixed frequency is
+   * filtered by the decay (coastRipple()). (Cut as if the ramp went on for tau, a 2.5 Hz ripple with a 190 ms coast was
+   * placed with the wrong phase: an error as large as the ripple.) A ripple that follows the motor's speed (one per turn
+   * of the auger) slows down with it and lands as if the ramp went on: coast = false, and coastFits() chooses.
    */
-  private landedIf(m: RippleModel, atUs: number, tauUs: number): number {
+  private landedIf(m: RippleModel, atUs: number, tauUs: number, coast = this.coastFits()): number {
     const line = (m.b * tauUs) / 1000 - rippleAt(m, atUs);
-    const c = m.periodUs > 0 ? this.coastRipple(m.periodUs, tauUs) : null;
+    const c = coast && m.periodUs > 0 ? this.coastRipple(m.periodUs) : null;
     if (!c) return line + rippleAt(m, atUs + tauUs);
-    const t1 = atUs + tauUs - c.lenUs;
+    const t1 = atUs + tauUs - Math.min(tauUs, c.lenUs);
     return line + rippleAt(m, t1) * (1 + c.gr) + rippleAt(m, t1 + Math.trunc(m.periodUs / 4)) * c.gi;
   }
 
   /**
    * The motor's coast from fine speed, seen by a ripple of period P: its length in ramp time (the mass it lands over the
-   * fine flow) and its response G = i w int h(s) e^(i w s) ds (gr + i gi) on the ripple's phasor at its start, h the
-   * flow's share as the speed decays (exp(-s / lag)) into the dead band (from the two measured flows: linear above it).
-   * null: no lag measured.
+   * fine flow) and its response G = i w I (gr + i gi) on the ripple's phasor at its start, I = int h(s) e^(i w s) ds, h
+   * the flow's share as the speed D decays (exp(-s / lag)) into the dead band db (from the two measured flows: linear
+   * above it), which it reaches at E = lag ln(D / db). In closed form (a sum over samples aliases a short period):
+   * I = (D (e^((i w - 1/lag) E) - 1) / (i w - 1/lag) - db (e^(i w E) - 1) / (i w)) / (D - db). null: no lag measured.
    */
-  private coastRipple(periodUs: number, tauUs: number): { lenUs: number; gr: number; gi: number } | null {
+  private coastRipple(periodUs: number): { lenUs: number; gr: number; gi: number } | null {
     const lag = this.L.lagUs ?? 0;
-    if (lag <= 0) return null;
-    const key = `${periodUs}/${lag}/${tauUs}/${this.fineDuty}`;
-    if (this.coastKey === key) return this.coast;
+    if (lag <= 0 || periodUs <= 0) return null;
     const fc = this.flowPlan(this.p.coarseDuty);
     const ff = this.flowOf(this.fineDuty);
     const D = this.fineDuty;
-    // the dead band where the line through the two flows meets zero (none when it is not below the fine duty)
     const db = fc > ff && ff > 0 ? Math.max(0, Math.min((D * 9) / 10, (D * fc - this.p.coarseDuty * ff) / (fc - ff))) : 0;
-    const end = db > 0 ? lag * Math.log(D / db) : 8 * lag;
-    const N = 64;
     const w = (2 * Math.PI) / periodUs;
-    let len = 0;
-    let ir = 0;
-    let ii = 0;
-    for (let k = 0; k < N; k++) {
-      const s = ((k + 0.5) * end) / N;
-      const h = (D * Math.exp(-s / lag) - db) / (D - db);
-      len += h;
-      ir += h * Math.cos(w * s);
-      ii += h * Math.sin(w * s);
+    // e^(-E/lag) = db / D; (no dead band: E infinite, I = 1 / (1/lag - i w))
+    const decay = db / D;
+    const wE = db > 0 ? w * lag * Math.log(D / db) : 0;
+    // term 1: D (decay e^(i wE) - 1) / (i w - 1/lag)
+    const xr = decay * Math.cos(wE) - 1;
+    const xi = decay * Math.sin(wE);
+    const ar = -1 / lag;
+    const ai = w;
+    const a2 = ar * ar + ai * ai;
+    let ir = (D * (xr * ar + xi * ai)) / a2;
+    let ii = (D * (xi * ar - xr * ai)) / a2;
+    // term 2: db (e^(i wE) - 1) / (i w) = db (sin wE + i (1 - cos wE)) / w
+    if (db > 0) {
+      ir -= (db * Math.sin(wE)) / w;
+      ii -= (db * (1 - Math.cos(wE))) / w;
     }
-    const ds = end / N;
-    const lenUs = Math.min(tauUs, len * ds);
-    this.coastKey = key;
-    this.coast = { lenUs, gr: -w * ii * ds, gi: w * ir * ds };
-    return this.coast;
+    ir /= D - db;
+    ii /= D - db;
+    const lenUs = db > 0 ? (D * lag * (1 - decay) - db * lag * Math.log(D / db)) / (D - db) : lag;
+    return { lenUs, gr: -w * ii, gi: w * ir };
+  }
+
+  /**
+   * How the ripple lands in the motor's coast: as learned (checkCoast()); until then filtered only when the coarse and
+   * the fine ramp showed the same period (a fixed frequency), else as the ramp's (a ripple that follows the speed, one
+   * per turn of an auger, or one not yet known to be neither).
+   */
+  private coastFits(): boolean {
+    if (this.L.coastWay === 1 || this.L.coastWay === 2) return this.L.coastWay === 1;
+    const cp = this.L.ripplePeriodUs;
+    const fp = this.L.fineRipplePeriodUs ?? 0;
+    return cp > 0 && fp > 0 && Math.abs(fp - cp) * 20 <= cp;
+  }
+
+  /**
+   * After a dose the ripple model cut, which way the ripple lands in the coast is learned: the landed mass less the plain
+   * model's (the ramp going on for the in-flight time) against the coast's difference from it (d), over the recent such
+   * doses. A ripple at a fixed frequency makes that error follow d (slope 1), one that follows the motor's speed leaves
+   * it at the noise (slope 0). The choice changes only when the slope lies beyond 1/2 by 2 standard errors, over 8
+   * doses or more whose d spreads over more than the noise (where the two ways do not differ, nothing is decided).
+   */
+  private checkCoast(m: RippleModel, atUs: number, landedCg: number): void {
+    const tau = this.fineTau;
+    if (!this.coastRipple(m.periodUs) || tau <= 0) return;
+    const plain = this.landedIf(m, atUs, tau, false);
+    const h = (this.L.recentCoastCheck ??= []);
+    h.push([Math.round((this.landedIf(m, atUs, tau, true) - plain) * 100) / 100, Math.round((landedCg - plain) * 100) / 100]);
+    while (h.length > 16) h.shift();
+    if (h.length < 8) return;
+    let sd = 0;
+    let se = 0;
+    for (const [d, e] of h) {
+      sd += d;
+      se += e;
+    }
+    const md = sd / h.length;
+    const me = se / h.length;
+    let vd = 0;
+    let cde = 0;
+    let ve = 0;
+    for (const [d, e] of h) {
+      vd += (d - md) * (d - md);
+      cde += (d - md) * (e - me);
+      ve += (e - me) * (e - me);
+    }
+    if (vd <= (h.length * this.noise * this.noise) / 4) return;
+    // residual variance of the better of the two (slope 0 or 1), per degree of freedom
+    const sse = Math.min(ve, ve - 2 * cde + vd);
+    const sigma = Math.sqrt(Math.max(0, sse) / (h.length - 2));
+    const z = (cde - vd / 2) / (Math.sqrt(vd) * Math.max(sigma, 1e-9));
+    if (z > 2) this.L.coastWay = 1;
+    else if (z < -2) this.L.coastWay = 2;
   }
 
   /** The in-flight time (us) that explains a landed mass after a cut-off made with the ripple model. */
@@ -1992,7 +2057,10 @@ export class DosingController {
       if (this.coarseTau > 0) this.L.coarseTauUs = this.coarseTau;
       if (this.fineFlow > 0) this.setMeasuredFlow(this.fineDuty, this.fineFlow);
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
-        if (this.cutModel) outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
+        if (this.cutModel) {
+          this.checkCoast(this.cutModel, this.cutoffAtUs, inflight);
+          outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
+        }
         else {
           outlier = !this.learn(inflight, this.cutoffFlow);
           if (this.cutFitFlow > 0) {

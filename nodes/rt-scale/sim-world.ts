@@ -24,6 +24,8 @@ export interface PlantParams {
   deadBand?: number;
   /** Slow flow drift, fraction per minute of motor running (a hopper emptying: negative); the flow never drifts below half. */
   driftPerMin?: number;
+  /** The ripple follows the motor's speed (one per turn of an auger): rippleHz is then its frequency at full speed. Default: a fixed frequency. */
+  rippleFollowsSpeed?: boolean;
 }
 
 /** The reference plant (the demo's). A profile of the envelope overrides any of it. */
@@ -81,9 +83,9 @@ export class Plant {
     while (this.t < end - 1e-12) {
       const step = Math.min(dt, end - this.t);
       while (this.pending.length && this.pending[0][0] <= this.t) this.effDuty = this.pending.shift()![1];
-      this.phase += 2 * Math.PI * this.p.rippleHz * step;
       const lag = this.p.lagS ?? 0;
       this.speed = lag > 0 ? this.speed + (this.effDuty - this.speed) * Math.min(1, step / lag) : this.effDuty;
+      this.phase += 2 * Math.PI * this.p.rippleHz * step * (this.p.rippleFollowsSpeed ? this.speed / 1000 : 1);
       if (Math.abs(this.speed - this.effDuty) < 0.01) this.speed = this.effDuty;
       if (this.speed > 0) this.runS += step;
       const drift = 1 + ((this.p.driftPerMin ?? 0) * this.runS) / 60;

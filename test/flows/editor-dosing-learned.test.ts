@@ -74,6 +74,8 @@ describe('rt-dosing learned plant in the editor and behind admin permissions (re
     assert.ok(text.includes(`Fine duty in use ${l.fine_duty_pct} %`), text);
     assert.match(text, /Flow per duty .*10%: [\d.]+ g\/s/, text);
     assert.match(text, /Outliers rejected \d+/, text);
+    // how the ripple lands in the coast: nothing decided after one dose
+    assert.ok(text.includes("Ripple in the motor's coast not decided yet"), text);
     // the fields are worded from the catalog: the fine band is a minimum fine mass, 0 = automatic
     const labels = await page.evaluate("({ band: $('label[for=node-input-fineBandG]').text(), learn: $('label[for=node-input-learnDoses]').text(), tips: $('.form-tips').text() })");
     assert.match((labels as { band: string }).band, /Min fine mass \(g\)/);
