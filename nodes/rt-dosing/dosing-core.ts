@@ -791,6 +791,42 @@ export function* fitSpinUpJob(tUs: ArrayLike<number>, w: ArrayLike<number>, n: n
 }
 
 /**
+ * How the ripple lands in the motor's coast, from pairs [d, e] of the doses the ripple model cut (cg): d the coast's
+ * difference from the plain model (the ramp going on), e the landed mass less the plain model's. A fixed frequency makes
+ * e follow d (slope 1), a ripple that follows the speed leaves it at the noise (slope 0). 1: filtered, 2: as the ramp's,
+ * 0: not decided (fewer than 8 pairs, d within the noise, or the slope's standard error over 1/4: with d about the size
+ * of the tau jitter's scatter, 2 standard errors alone flipped back and forth). The slope must lie 2 standard errors
+ * beyond 1/2.
+ */
+export function coastVerdict(h: ReadonlyArray<readonly [number, number]>, noiseCg: number): 0 | 1 | 2 {
+  const n = h.length;
+  if (n < 8) return 0;
+  let sumD = 0;
+  let sumE = 0;
+  for (const [x, y] of h) {
+    sumD += x;
+    sumE += y;
+  }
+  const md = sumD / n;
+  const me = sumE / n;
+  let vd = 0;
+  let cde = 0;
+  let ve = 0;
+  for (const [x, y] of h) {
+    vd += (x - md) * (x - md);
+    cde += (x - md) * (y - me);
+    ve += (y - me) * (y - me);
+  }
+  if (vd <= (n * noiseCg * noiseCg) / 4 || vd <= 0) return 0;
+  // residual variance of the better of the two (slope 0 or 1), per degree of freedom; the slope's standard error
+  const sigma = Math.sqrt(Math.max(0, Math.min(ve, ve - 2 * cde + vd)) / (n - 2));
+  const se = Math.max(sigma, 1e-9) / Math.sqrt(vd);
+  if (se > 0.25) return 0;
+  const z = (cde / vd - 0.5) / se;
+  return z > 2 ? 1 : z < -2 ? 2 : 0;
+}
+
+/**
  * A fitted lag is trusted when what it explains (the mass it holds back, flow x lag) is at least 12 times both the rms the
  * model leaves and the ripple known at coarse speed (cg on the weight). A ripple slower than the spin-up is not left in
  * the residual: the lag term takes it up (a 14 % ripple at 0.5 Hz read a 94 ms lag as 230-465 ms with a small residual).
@@ -845,6 +881,8 @@ export class DosingController {
   private spinN = 0;
   private rippleFromUs = 0;
   private cutModel: RippleModel | null = null;
+  /** The ripple model's cut: the coast's difference from the plain model and the plain model's landed mass (cg), for checkCoast() */
+  private cutCoast: { d: number; plain: number } | null = null;
   /** The last dose's ripple period search, when it has not ended yet. */
   private job: Generator<void, void, void> | null = null;
   // dose in progress
@@ -1015,6 +1053,7 @@ export class DosingController {
     this.cutoffAtUs = 0;
     this.cutSteady = false;
     this.cutModel = null;
+    this.cutCoast = null;
     this.cfit.reset();
     this.rfit.reset();
     this.rippleFromUs = 0;
@@ -1727,6 +1766,9 @@ export class DosingController {
     const cmd = this.cutoff(t, Math.round(modelAt(m, t)), Math.round(finalIf(at) - modelAt(m, at)), at, flow, true);
     this.cutoffCg = Math.round(modelAt(m, at));
     this.cutModel = m;
+    // for checkCoast(): the two ways of landing the coast, as this cut saw them (the flows and the lag change after it)
+    const plain = this.landedIf(m, at, tau, false);
+    this.cutCoast = this.coastRipple(m.periodUs) ? { d: this.landedIf(m, at, tau, true) - plain, plain } : null;
     return cmd;
   }
 
@@ -1800,40 +1842,16 @@ export class DosingController {
    * After a dose the ripple model cut, which way the ripple lands in the coast is learned: the landed mass less the plain
    * model's (the ramp going on for the in-flight time) against the coast's difference from it (d), over the recent such
    * doses. A ripple at a fixed frequency makes that error follow d (slope 1), one that follows the motor's speed leaves
-   * it at the noise (slope 0). The choice changes only when the slope lies beyond 1/2 by 2 standard errors, over 8
-   * doses or more whose d spreads over more than the noise (where the two ways do not differ, nothing is decided).
+   * it at the noise (slope 0). The choice changes only when the slope lies beyond 1/2 by 2 standard errors of at most
+   * 1/4, over 8 doses or more whose d spreads over more than the noise (where the two ways do not differ, nothing is
+   * decided). d and e are as the cut saw them (cutCoast); doses learnTau() rejects are left out.
    */
-  private checkCoast(m: RippleModel, atUs: number, landedCg: number): void {
-    const tau = this.fineTau;
-    if (!this.coastRipple(m.periodUs) || tau <= 0) return;
-    const plain = this.landedIf(m, atUs, tau, false);
+  private checkCoast(d: number, e: number): void {
     const h = (this.L.recentCoastCheck ??= []);
-    h.push([Math.round((this.landedIf(m, atUs, tau, true) - plain) * 100) / 100, Math.round((landedCg - plain) * 100) / 100]);
+    h.push([Math.round(d * 100) / 100, Math.round(e * 100) / 100]);
     while (h.length > 16) h.shift();
-    if (h.length < 8) return;
-    let sd = 0;
-    let se = 0;
-    for (const [d, e] of h) {
-      sd += d;
-      se += e;
-    }
-    const md = sd / h.length;
-    const me = se / h.length;
-    let vd = 0;
-    let cde = 0;
-    let ve = 0;
-    for (const [d, e] of h) {
-      vd += (d - md) * (d - md);
-      cde += (d - md) * (e - me);
-      ve += (e - me) * (e - me);
-    }
-    if (vd <= (h.length * this.noise * this.noise) / 4) return;
-    // residual variance of the better of the two (slope 0 or 1), per degree of freedom
-    const sse = Math.min(ve, ve - 2 * cde + vd);
-    const sigma = Math.sqrt(Math.max(0, sse) / (h.length - 2));
-    const z = (cde - vd / 2) / (Math.sqrt(vd) * Math.max(sigma, 1e-9));
-    if (z > 2) this.L.coastWay = 1;
-    else if (z < -2) this.L.coastWay = 2;
+    const v = coastVerdict(h, this.noise);
+    if (v) this.L.coastWay = v;
   }
 
   /** The in-flight time (us) that explains a landed mass after a cut-off made with the ripple model. */
@@ -1911,8 +1929,9 @@ export class DosingController {
       // a known period is refined only near itself, so a wrong one (a slow ripple read on short ramps as a shorter one)
       // would stay: a ramp of 3 periods of another one that explains it clearly better, in 2 doses in a row, replaces it
       const rival = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
-      rivalUs = rival?.periodUs ?? 0;
       const mine = m ?? this.rfit.solve(known, from);
+      // (taken past the window's edge only when it explains this ramp better than the known period does)
+      rivalUs = rival && mine && rival.rss < mine.rss ? rival.periodUs : 0;
       const [lo, hi] = near(known);
       if (rival && mine && (rival.periodUs < lo || rival.periodUs > hi) && rival.rss * 10 < mine.rss * 9) {
         const prev = this.L.fineRippleRivalUs ?? 0;
@@ -2058,8 +2077,9 @@ export class DosingController {
       if (this.fineFlow > 0) this.setMeasuredFlow(this.fineDuty, this.fineFlow);
       if (this.topUps === 0 && this.cutSteady && this.cutoffFlow > 0) {
         if (this.cutModel) {
-          this.checkCoast(this.cutModel, this.cutoffAtUs, inflight);
           outlier = !this.learnTau(this.tauFromModel(this.cutModel, this.cutoffAtUs, inflight));
+          // (an outlier is not evidence of how the coast lands: a jam, a lump, a tau that is changing)
+          if (!outlier && this.cutCoast) this.checkCoast(this.cutCoast.d, inflight - this.cutCoast.plain);
         }
         else {
           outlier = !this.learn(inflight, this.cutoffFlow);
@@ -2167,8 +2187,9 @@ export class DosingController {
         this.outlierRun.push(measured);
         this.L.outliers++;
         if (this.outlierRun.length < this.p.confirm) return false;
-        // `confirm` outliers in a row: a real change; start over from them
+        // `confirm` outliers in a row: a real change; start over from them (and the coast checks, made against the old one)
         hist.length = 0;
+        this.L.recentCoastCheck = [];
         hist.push(...this.outlierRun);
         this.outlierRun = [];
         this.updateTau();
