@@ -1748,7 +1748,9 @@ export class DosingController {
     const m = this.rfit.solve(P, this.rippleFromUs);
     if (!m || m.b <= 0) return null;
     this.fineFlow = Math.round(m.b * 1000);
-    const finalIf = (ts: number): number => modelAt(m, ts) + this.landedIf(m, ts, tau);
+    // the coast's response, once for this step (not in each landedIf() of the search below)
+    const used = this.coastFits() ? this.coastRipple(m.periodUs) : null;
+    const finalIf = (ts: number): number => modelAt(m, ts) + this.landedIf(m, ts, tau, used);
     let at = -1;
     if (finalIf(t) >= this.targetCg) at = t;
     else if (finalIf(t + this.period) >= this.targetCg) {
@@ -1767,8 +1769,9 @@ export class DosingController {
     this.cutoffCg = Math.round(modelAt(m, at));
     this.cutModel = m;
     // for checkCoast(): the two ways of landing the coast, as this cut saw them (the flows and the lag change after it)
-    const plain = this.landedIf(m, at, tau, false);
-    this.cutCoast = this.coastRipple(m.periodUs) ? { d: this.landedIf(m, at, tau, true) - plain, plain } : null;
+    const plain = this.landedIf(m, at, tau, null);
+    const coast = used ?? this.coastRipple(m.periodUs);
+    this.cutCoast = coast ? { d: this.landedIf(m, at, tau, coast) - plain, plain } : null;
     return cmd;
   }
 
@@ -1779,12 +1782,12 @@ export class DosingController {
    * coast lands its flow x its length, as that much more of the ramp would, but a ripple at a fixed frequency is
    * filtered by the decay (coastRipple()). (Cut as if the ramp went on for tau, a 2.5 Hz ripple with a 190 ms coast was
    * placed with the wrong phase: an error as large as the ripple.) A ripple that follows the motor's speed (one per turn
-   * of the auger) slows down with it and lands as if the ramp went on: coast = false, and coastFits() chooses.
+   * of the auger) slows down with it and lands as if the ramp went on: c = null. c: coastRipple()'s response for m's
+   * period, or null; coastFits() chooses.
    */
-  private landedIf(m: RippleModel, atUs: number, tauUs: number, coast = this.coastFits()): number {
+  private landedIf(m: RippleModel, atUs: number, tauUs: number, c: { lenUs: number; gr: number; gi: number } | null): number {
     const line = (m.b * tauUs) / 1000 - rippleAt(m, atUs);
-    const c = coast && m.periodUs > 0 ? this.coastRipple(m.periodUs) : null;
-    if (!c) return line + rippleAt(m, atUs + tauUs);
+    if (!c || m.periodUs <= 0) return line + rippleAt(m, atUs + tauUs);
     const t1 = atUs + tauUs - Math.min(tauUs, c.lenUs);
     return line + rippleAt(m, t1) * (1 + c.gr) + rippleAt(m, t1 + Math.trunc(m.periodUs / 4)) * c.gi;
   }
@@ -1839,12 +1842,8 @@ export class DosingController {
   }
 
   /**
-   * After a dose the ripple model cut, which way the ripple lands in the coast is learned: the landed mass less the plain
-   * model's (the ramp going on for the in-flight time) against the coast's difference from it (d), over the recent such
-   * doses. A ripple at a fixed frequency makes that error follow d (slope 1), one that follows the motor's speed leaves
-   * it at the noise (slope 0). The choice changes only when the slope lies beyond 1/2 by 2 standard errors of at most
-   * 1/4, over 8 doses or more whose d spreads over more than the noise (where the two ways do not differ, nothing is
-   * decided). d and e are as the cut saw them (cutCoast); doses learnTau() rejects are left out.
+   * After a dose the ripple model cut (doses learnTau() rejects are left out): its pair [d, e] as the cut saw them
+   * (cutCoast), kept over the last 16 such doses, from which coastVerdict() decides how the ripple lands in the coast.
    */
   private checkCoast(d: number, e: number): void {
     const h = (this.L.recentCoastCheck ??= []);
@@ -1856,12 +1855,13 @@ export class DosingController {
 
   /** The in-flight time (us) that explains a landed mass after a cut-off made with the ripple model. */
   private tauFromModel(m: RippleModel, atUs: number, landedCg: number): number {
+    const c = this.coastFits() ? this.coastRipple(m.periodUs) : null;
     let lo = 0;
     let hi = this.p.tauMaxUs;
-    if (this.landedIf(m, atUs, hi) <= landedCg) return hi;
+    if (this.landedIf(m, atUs, hi, c) <= landedCg) return hi;
     while (hi - lo > 200) {
       const mid = Math.trunc((lo + hi) / 2);
-      if (this.landedIf(m, atUs, mid) >= landedCg) hi = mid;
+      if (this.landedIf(m, atUs, mid, c) >= landedCg) hi = mid;
       else lo = mid;
     }
     return this.clampTau(Math.trunc((lo + hi) / 2));
