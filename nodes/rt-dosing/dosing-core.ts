@@ -228,6 +228,11 @@ export interface LearnedPlant {
   lagUs?: number;
   recentLagUs?: number[];
   /**
+   * The swing (cg, amplitude) about the fitted spin-up at coarse speed, from the newest lag fit's residual less the
+   * reading noise: the coarse ripple's size where the coarse ramp is too short for its period. Added in 0.5.
+   */
+  coarseSwingCg?: number;
+  /**
    * The recent doses the ripple model cut, newest last: [the coast's difference from the plain model, the landed mass's
    * difference from the plain model] (cg), from which checkCoast() learns how the ripple lands in the motor's coast.
    * Added in 0.5: absent in older stored objects.
@@ -241,7 +246,7 @@ export interface LearnedPlant {
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], recentCoastCheck: [], coastWay: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: 0, recentCoastCheck: [], coastWay: 0 };
 }
 
 /**
@@ -1830,15 +1835,26 @@ export class DosingController {
   }
 
   /**
-   * How the ripple lands in the motor's coast: as learned (checkCoast()); until then filtered only when the coarse and
-   * the fine ramp showed the same period (a fixed frequency), else as the ramp's (a ripple that follows the speed, one
-   * per turn of an auger, or one not yet known to be neither).
+   * How the ripple lands in the motor's coast: as learned (checkCoast()); until then filtered only when the ramps show
+   * a fixed frequency, else as the ramp's (a ripple that follows the speed, one per turn of an auger, or one not yet
+   * known to be neither). A fixed frequency shows as the same period on the coarse and the fine ramp; with no period
+   * at coarse speed (a coarse ramp too short for one), in the amplitudes: a ripple's swing in mass is its share of the
+   * flow over 2 pi f, so at a fixed f it grows with the flow from fine to coarse speed, and one whose f follows the
+   * speed keeps the same swing at both. Decided at the geometric middle of the two (coarse swing over fine swing
+   * against the square root of the flows' ratio), and only when that ratio (4 or more) separates them.
    */
   private coastFits(): boolean {
     if (this.L.coastWay === 1 || this.L.coastWay === 2) return this.L.coastWay === 1;
     const cp = this.L.ripplePeriodUs;
     const fp = this.L.fineRipplePeriodUs ?? 0;
-    return cp > 0 && fp > 0 && Math.abs(fp - cp) * 20 <= cp;
+    if (fp <= 0) return false;
+    if (cp > 0) return Math.abs(fp - cp) * 20 <= cp;
+    const fa = this.L.fineRippleCg ?? 0;
+    const ca = this.L.coarseSwingCg ?? 0;
+    const fc = this.flowPlan(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    if (fa <= 0 || ca <= 0 || ff <= 0 || fc < 4 * ff) return false;
+    return ca * ca * ff >= fa * fa * fc;
   }
 
   /**
@@ -1873,6 +1889,8 @@ export class DosingController {
     if (!spin) return;
     const fit = yield* fitSpinUpJob(spin.t, spin.w, spin.t.length, spin.onsetUs);
     if (!fit) return;
+    // what swings about the spin-up's model at coarse speed (the line's residual also holds the spin-up's curve)
+    this.L.coarseSwingCg = Math.round(Math.SQRT2 * Math.sqrt(Math.max(0, fit.rmsCg * fit.rmsCg - this.noise * this.noise)));
     // the ripple at coarse speed: measured on the coarse ramp, and the fine one scaled by the flows (as fineMass() takes
     // it). A coarse amplitude without a period may be what a line started inside the spin-up left (a plant without
     // ripple: 80 cg at 40 g/s with a 193 ms lag, which refused every right fit for good); a ripple that is there stays
