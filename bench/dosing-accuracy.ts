@@ -2,7 +2,7 @@
 //                                  [--profile '{"coarseGps":45,"delayS":0.6,...,"targetG":250,"stepAt":50}']
 //                                  [--coarse-gps G] [--delay S] [--jitter S] [--ripple F] [--ripple-hz HZ]
 //                                  [--noise G] [--lag S] [--dead-band PERMILLE] [--target G] [--step-at K]
-//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--trace] [--diag]
+//                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--follows-speed] [--trace] [--diag]
 //
 // The physics envelope, swept. A fixed, seeded list of profiles (a Latin
 // hypercube over the envelope, so every range is covered evenly) plus the
@@ -58,7 +58,8 @@ function flag(name: string, dflt: number): number {
   const n = v === undefined ? NaN : Number(v);
   return Number.isFinite(n) ? n : dflt;
 }
-const has = (name: string): boolean => flagStr(name) !== undefined;
+// (a flag with no value, as the last argument, is given too)
+const has = (name: string): boolean => process.argv.includes(`--${name}`) || flagStr(name) !== undefined;
 
 const DOSES = flag('doses', 100);
 const NPROF = flag('profiles', 24);
@@ -418,7 +419,7 @@ function ours(c: DosingController): Strategy {
       if (!r) return { aborted: true, timeUs: 0 };
       if (TRACE)
         log(
-          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} fset ${r.learned.fineSettleUs} delay ${r.learned.delayUs} ctau ${r.learned.coarseTauUs} lag ${r.learned.lagUs ?? 0} ${JSON.stringify(r.learned.recentLagUs ?? [])} flow ${JSON.stringify(r.learned.flowCgPerS)} est ${JSON.stringify(r.learned.flowEstCgPerS ?? {})} ${r.result}${r.outlier ? ' outlier' : ''}`,
+          `  dose err ${((r.errorCg) / 100).toFixed(2)} (reading) inflight ${r.inflightCg} predicted ${r.predictedInflightCg} tau ${r.tauUs} coarse ${(r.coarseUs / 1e6).toFixed(2)} fine ${(r.fineUs / 1e6).toFixed(2)} settle ${(r.settleUs / 1e6).toFixed(2)} s rp ${r.learned.fineRipplePeriodUs} ra ${r.learned.fineRippleCg} crp ${r.learned.ripplePeriodUs} cra ${r.learned.rippleCg} csw ${r.learned.coarseSwingCg ?? -1} way ${r.learned.coastWay ?? 0} fset ${r.learned.fineSettleUs} delay ${r.learned.delayUs} ctau ${r.learned.coarseTauUs} lag ${r.learned.lagUs ?? 0} ${JSON.stringify(r.learned.recentLagUs ?? [])} flow ${JSON.stringify(r.learned.flowCgPerS)} est ${JSON.stringify(r.learned.flowEstCgPerS ?? {})} ${r.result}${r.outlier ? ' outlier' : ''}`,
         );
       return { aborted: r.result === 'aborted', timeUs: t0 + r.durationUs };
     },
@@ -467,6 +468,8 @@ function main(): void {
   let list: Profile[] = cli ? [cli] : [{ name: 'ref', plant: { ...DEFAULT_PLANT }, targetG: 100 }, ...profiles(NPROF, LIST_SEED)];
   const only = flagStr('only');
   if (only) list = list.filter((p) => only.split(',').includes(p.name));
+  // --follows-speed: every profile's ripple follows the motor's speed (one per auger turn; its Hz at full duty)
+  if (has('follows-speed')) list = list.map((p) => ({ ...p, plant: { ...p.plant, rippleFollowsSpeed: true } }));
   log(`dosing-accuracy: ${list.length} profile(s) x ${DOSES} doses x 4 controllers, virtual time, 80 SPS`);
   log(JSON.stringify(machine()));
   log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn lrnBd recov abort');

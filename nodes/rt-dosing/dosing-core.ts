@@ -229,7 +229,7 @@ export interface LearnedPlant {
   recentLagUs?: number[];
   /**
    * The swing (cg, amplitude) about the fitted spin-up at coarse speed, from the newest lag fit's residual less the
-   * reading noise: the coarse ripple's size where the coarse ramp is too short for its period. Added in 0.5.
+   * reading noise: the coarse ripple's size where the coarse ramp is too short for its period; -1 not measured. Added in 0.5.
    */
   coarseSwingCg?: number;
   /**
@@ -246,7 +246,7 @@ export interface LearnedPlant {
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: 0, recentCoastCheck: [], coastWay: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: -1, recentCoastCheck: [], coastWay: 0 };
 }
 
 /**
@@ -1835,26 +1835,34 @@ export class DosingController {
   }
 
   /**
-   * How the ripple lands in the motor's coast: as learned (checkCoast()); until then filtered only when the ramps show
-   * a fixed frequency, else as the ramp's (a ripple that follows the speed, one per turn of an auger, or one not yet
-   * known to be neither). A fixed frequency shows as the same period on the coarse and the fine ramp; with no period
-   * at coarse speed (a coarse ramp too short for one), in the amplitudes: a ripple's swing in mass is its share of the
-   * flow over 2 pi f, so at a fixed f it grows with the flow from fine to coarse speed, and one whose f follows the
-   * speed keeps the same swing at both. Decided at the geometric middle of the two (coarse swing over fine swing
+   * What the two ramps show of the ripple's kind: 1 a fixed frequency, 2 one that follows the motor's speed (one per
+   * turn of an auger), 0 not known. A fixed frequency shows as the same period on the coarse and the fine ramp; with no
+   * period at coarse speed (a coarse ramp too short for one), in the amplitudes: a ripple's swing in mass is its share
+   * of the flow over 2 pi f, so at a fixed f it grows with the flow from fine to coarse speed, and one whose f follows
+   * the speed keeps the same swing at both. Decided at the geometric middle of the two (coarse swing over fine swing
    * against the square root of the flows' ratio), and only when that ratio (4 or more) separates them.
+   */
+  private rippleKind(): 0 | 1 | 2 {
+    const cp = this.L.ripplePeriodUs;
+    const fp = this.L.fineRipplePeriodUs ?? 0;
+    if (fp <= 0) return 0;
+    if (cp > 0) return Math.abs(fp - cp) * 20 <= cp ? 1 : 2;
+    const fa = this.L.fineRippleCg ?? 0;
+    const ca = this.L.coarseSwingCg ?? -1;
+    const fc = this.flowPlan(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    if (fa <= 0 || ca < 0 || ff <= 0 || fc < 4 * ff) return 0;
+    return ca * ca * ff >= fa * fa * fc ? 1 : 2;
+  }
+
+  /**
+   * How the ripple lands in the motor's coast: as learned (checkCoast()); until then filtered only when the ramps show a
+   * fixed frequency (rippleKind()), else as the ramp's (a ripple that follows the speed, or one not yet known to be
+   * either).
    */
   private coastFits(): boolean {
     if (this.L.coastWay === 1 || this.L.coastWay === 2) return this.L.coastWay === 1;
-    const cp = this.L.ripplePeriodUs;
-    const fp = this.L.fineRipplePeriodUs ?? 0;
-    if (fp <= 0) return false;
-    if (cp > 0) return Math.abs(fp - cp) * 20 <= cp;
-    const fa = this.L.fineRippleCg ?? 0;
-    const ca = this.L.coarseSwingCg ?? 0;
-    const fc = this.flowPlan(this.p.coarseDuty);
-    const ff = this.flowOf(this.fineDuty);
-    if (fa <= 0 || ca <= 0 || ff <= 0 || fc < 4 * ff) return false;
-    return ca * ca * ff >= fa * fa * fc;
+    return this.rippleKind() === 1;
   }
 
   /**
@@ -1926,6 +1934,9 @@ export class DosingController {
   private *learnRippleJob(): Generator<void, void, void> {
     const minUs = Math.max(4 * this.period, 150_000);
     const maxUs = 2_500_000;
+    // at fine speed a ripple that follows the speed (one per auger turn) is 10x slower than at coarse: a 4 s one, searched
+    // only up to 2.5 s, was taken at 2.0-2.5 s and cut with (p95 0.2 g); a ramp of 3 periods is still asked
+    const fineMaxUs = 8_000_000;
     const near = (p: number): [number, number] => [Math.trunc((p * 85) / 100), Math.trunc((p * 115) / 100)];
     const skip = 2 * this.spinUs();
     const cm = yield* this.cfit.searchPeriodJob(minUs, maxUs, this.noise, this.fitFromUs + skip);
@@ -1946,7 +1957,7 @@ export class DosingController {
     if (known > 0) {
       // a known period is refined only near itself, so a wrong one (a slow ripple read on short ramps as a shorter one)
       // would stay: a ramp of 3 periods of another one that explains it clearly better, in 2 doses in a row, replaces it
-      const rival = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
+      const rival = yield* this.rfit.searchPeriodJob(minUs, fineMaxUs, this.noise, from, 3);
       const mine = m ?? this.rfit.solve(known, from);
       // (taken past the window's edge only when it explains this ramp better than the known period does)
       rivalUs = rival && mine && rival.rss < mine.rss ? rival.periodUs : 0;
@@ -1965,7 +1976,7 @@ export class DosingController {
     } else {
       if (cp > 0) m = yield* this.rfit.searchPeriodJob(...near(cp), this.noise, from, 2, true);
       // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
-      if (!m) m = yield* this.rfit.searchPeriodJob(minUs, maxUs, this.noise, from, 3);
+      if (!m) m = yield* this.rfit.searchPeriodJob(minUs, fineMaxUs, this.noise, from, 3);
     }
     if (!m) {
       // nothing this dose's ramps resolve alone: the search across doses (it also refines a period it found, not one a

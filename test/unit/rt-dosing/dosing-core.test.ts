@@ -581,6 +581,17 @@ describe('dosing-core: DosingController', () => {
     assert.deepEqual(following, [false, false, false, false], 'a ripple that follows the speed, landed as the ramp');
   });
 
+  it('a ripple that follows the speed, slower than 2.5 s at fine speed, is found at its period when a long ramp shows 3 of them (p23\'s physics)', () => {
+    // 12.7 % at 2.5 Hz at full speed, one per auger turn: 4.0 s at the fine duty, a swing of about 0.1 g. The wide search
+    // stopped at 2.5 s and took a wrong period of 2.0-2.5 s that the ripple model then cut with: p95 per seed 0.184, 0.208
+    // and 0.200 g before this change, 0.037, 0.043 and 0.042 g with it (preact: about 0.15 g on this plant).
+    const plant = { coarseGps: 13.1, delayS: 0.72, jitterS: 0.007, ripple: 0.127, rippleHz: 2.5, rippleFollowsSpeed: true, noiseG: 0.003, lagS: 0.19, deadBand: 6, driftPerMin: 0 };
+    const periods: number[] = [];
+    const { p95s, mean } = p95PerSeed([1, 2, 3], plant, 21.9, 40, 10, (c) => periods.push(c.learned.fineRipplePeriodUs ?? 0));
+    assert.ok(periods.every((p) => Math.abs(p - 4_000_000) <= 200_000), `periods ${periods.join(', ')} us`);
+    assert.ok(Math.max(...p95s) <= 0.1 && mean <= 0.08, `p95 per seed ${p95s.map((v) => v.toFixed(4)).join(', ')} g, mean ${mean.toFixed(4)}`);
+  });
+
   it('a ripple slower than one dose\'s fine ramp is found across doses, and the model then cuts with its phase (p03\'s physics)', () => {
     // 2.1 % at 0.8 Hz: the coarse phase (0.9 s) is shorter than a period and the steady fine ramp (about 2.5 s) shorter
     // than the 3 periods the search of one dose asks; the ripple moves the in-flight mass by about a reading's noise.
@@ -638,14 +649,17 @@ describe('dosing-core: DosingController', () => {
     }
   });
 
-  it('the coast checks and the way learned from them survive a store and reload; malformed ones are dropped', () => {
-    const stored = { version: 1, recentCoastCheck: [[0.5, 0.4], [-0.3, -0.2]], coastWay: 1 } as unknown as LearnedPlant;
+  it('the coast checks, the way learned from them and the coarse swing survive a store and reload; malformed ones are dropped', () => {
+    const stored = { version: 1, recentCoastCheck: [[0.5, 0.4], [-0.3, -0.2]], coastWay: 1, coarseSwingCg: 7 } as unknown as LearnedPlant;
     const c = new DosingController({ toleranceCg: 10 }, JSON.parse(JSON.stringify(stored)) as LearnedPlant);
     assert.deepEqual(c.learned.recentCoastCheck, [[0.5, 0.4], [-0.3, -0.2]]);
     assert.equal(c.learned.coastWay, 1);
-    const bad = new DosingController({ toleranceCg: 10 }, { version: 1, recentCoastCheck: [[0.5], [1, 'x'], [NaN, 1], [0.2, -0.1], 'no'], coastWay: -1 } as unknown as LearnedPlant);
+    assert.equal(c.learned.coarseSwingCg, 7);
+    const bad = new DosingController({ toleranceCg: 10 }, { version: 1, recentCoastCheck: [[0.5], [1, 'x'], [NaN, 1], [0.2, -0.1], 'no'], coastWay: -1, coarseSwingCg: 'x' } as unknown as LearnedPlant);
     assert.deepEqual(bad.learned.recentCoastCheck, [[0.2, -0.1]]);
     assert.equal(bad.learned.coastWay, 0);
+    assert.equal(bad.learned.coarseSwingCg, -1, 'not measured');
+    assert.equal(new DosingController({ toleranceCg: 10 }).learned.coarseSwingCg, -1, 'a fresh station has not measured it');
   });
 
   it('the search across doses\' candidates survive a store and reload (JSON), and `learned` is a copy of them', () => {
