@@ -69,9 +69,9 @@ const LEARN = 5;
 /** The dose tolerance (g): ok/under/over of every dose, and doses_to_learn. */
 const TOL_G = 0.1;
 /** --trace: one line per dose of ours (with --only or a profile on the command line). */
-const TRACE = has('trace') || process.argv.includes('--trace');
+const TRACE = has('trace');
 /** --diag: per profile, ours' error split into bias and spread, by cut kind, and the doses out of bound (stderr). */
-const DIAG = has('diag') || process.argv.includes('--diag');
+const DIAG = has('diag');
 
 interface Profile {
   name: string;

@@ -166,7 +166,7 @@ export const DEFAULT_PARAMS: DosingParams = {
 /**
  * What the controller learned about its plant: plain data (JSON), persisted
  * per station by the node and shown in the editor and the dose result.
- * 0 means "not measured yet".
+ * 0 means "not measured yet" (coarseSwingCg: -1).
  */
 export interface LearnedPlant {
   version: 1;
@@ -1840,7 +1840,10 @@ export class DosingController {
    * period at coarse speed (a coarse ramp too short for one), in the amplitudes: a ripple's swing in mass is its share
    * of the flow over 2 pi f, so at a fixed f it grows with the flow from fine to coarse speed, and one whose f follows
    * the speed keeps the same swing at both. Decided at the geometric middle of the two (coarse swing over fine swing
-   * against the square root of the flows' ratio), and only when that ratio (4 or more) separates them.
+   * against the square root of the flows' ratio), and only when that ratio (4 or more) separates them. (This takes the
+   * flow as proportional to the speed. With a dead band, a ripple following the speed swings by the flows' ratio times
+   * the duties' at coarse speed: 2.35x for 6 % at a 10 % fine duty, against a middle of 4.85x; a dead band near the
+   * fine duty would read as a fixed frequency.)
    */
   private rippleKind(): 0 | 1 | 2 {
     const cp = this.L.ripplePeriodUs;
@@ -1897,7 +1900,8 @@ export class DosingController {
     if (!spin) return;
     const fit = yield* fitSpinUpJob(spin.t, spin.w, spin.t.length, spin.onsetUs);
     if (!fit) return;
-    // what swings about the spin-up's model at coarse speed (the line's residual also holds the spin-up's curve)
+    // what swings about the spin-up's model at coarse speed (not about the coarse line: its residual also holds the
+    // spin-up's curve)
     this.L.coarseSwingCg = Math.round(Math.SQRT2 * Math.sqrt(Math.max(0, fit.rmsCg * fit.rmsCg - this.noise * this.noise)));
     // the ripple at coarse speed: measured on the coarse ramp, and the fine one scaled by the flows (as fineMass() takes
     // it). A coarse amplitude without a period may be what a line started inside the spin-up left (a plant without
@@ -1935,7 +1939,8 @@ export class DosingController {
     const minUs = Math.max(4 * this.period, 150_000);
     const maxUs = 2_500_000;
     // at fine speed a ripple that follows the speed (one per auger turn) is 10x slower than at coarse: a 4 s one, searched
-    // only up to 2.5 s, was taken at 2.0-2.5 s and cut with (p95 0.2 g); a ramp of 3 periods is still asked
+    // only up to 2.5 s, was taken at 2.0-2.5 s and cut with (p95 0.2 g); a ramp of 3 periods is still asked, so the
+    // 12.8 s the fit holds at 80 SPS reach about 4.3 s (a slower ripple is still taken at that edge)
     const fineMaxUs = 8_000_000;
     const near = (p: number): [number, number] => [Math.trunc((p * 85) / 100), Math.trunc((p * 115) / 100)];
     const skip = 2 * this.spinUs();
