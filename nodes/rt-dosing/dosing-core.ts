@@ -1901,8 +1901,8 @@ export class DosingController {
     const fit = yield* fitSpinUpJob(spin.t, spin.w, spin.t.length, spin.onsetUs);
     if (!fit) return;
     // what swings about the spin-up's model at coarse speed (not about the coarse line: its residual also holds the
-    // spin-up's curve)
-    this.L.coarseSwingCg = Math.round(Math.SQRT2 * Math.sqrt(Math.max(0, fit.rmsCg * fit.rmsCg - this.noise * this.noise)));
+    // spin-up's curve), from a fit that explains the spin-up (a failed one's residual is not a ripple)
+    if (trustedLag(fit, 0)) this.L.coarseSwingCg = Math.round(Math.SQRT2 * Math.sqrt(Math.max(0, fit.rmsCg * fit.rmsCg - this.noise * this.noise)));
     // the ripple at coarse speed: measured on the coarse ramp, and the fine one scaled by the flows (as fineMass() takes
     // it). A coarse amplitude without a period may be what a line started inside the spin-up left (a plant without
     // ripple: 80 cg at 40 g/s with a 193 ms lag, which refused every right fit for good); a ripple that is there stays
