@@ -840,6 +840,11 @@ export function trustedLag(fit: { lagUs: number; flowCgPerS: number; rmsCg: numb
   return (fit.flowCgPerS * fit.lagUs) / 1e6 >= 12 * Math.max(fit.rmsCg, rippleCg);
 }
 
+/** Two ripple periods are the same one: within 5 % of the reference (false when there is none, ref 0). */
+function samePeriod(periodUs: number, refUs: number): boolean {
+  return refUs > 0 && Math.abs(periodUs - refUs) * 20 <= refUs;
+}
+
 /** Runs a job to its end at once. */
 function runJob<T>(job: Generator<void, T, void>): T {
   for (;;) {
@@ -1849,7 +1854,7 @@ export class DosingController {
     const cp = this.L.ripplePeriodUs;
     const fp = this.L.fineRipplePeriodUs ?? 0;
     if (fp <= 0) return 0;
-    if (cp > 0) return Math.abs(fp - cp) * 20 <= cp ? 1 : 2;
+    if (cp > 0) return samePeriod(fp, cp) ? 1 : 2;
     const fa = this.L.fineRippleCg ?? 0;
     const ca = this.L.coarseSwingCg ?? -1;
     const fc = this.flowPlan(this.p.coarseDuty);
@@ -1969,7 +1974,7 @@ export class DosingController {
       const [lo, hi] = near(known);
       if (rival && mine && (rival.periodUs < lo || rival.periodUs > hi) && rival.rss * 10 < mine.rss * 9) {
         const prev = this.L.fineRippleRivalUs ?? 0;
-        if (prev > 0 && Math.abs(rival.periodUs - prev) * 20 <= prev) {
+        if (samePeriod(rival.periodUs, prev)) {
           this.L.fineRipplePeriodUs = Math.trunc((rival.periodUs + prev) / 2);
           this.L.fineRippleCg = Math.round(rippleAmp(rival));
           this.L.fineRippleAcrossDoses = false;
@@ -1990,7 +1995,7 @@ export class DosingController {
       return;
     }
     // the ripple is a share of the flow: at the coarse period, much more than the coarse ripple scaled by the flows is a transient, not a ripple
-    const same = cp > 0 && Math.abs(m.periodUs - cp) * 20 <= cp;
+    const same = samePeriod(m.periodUs, cp);
     const fc = this.flowPlan(this.p.coarseDuty);
     const ff = this.flowOf(this.fineDuty);
     if (same && fc > 0 && ff > 0 && rippleAmp(m) > (2 * this.L.rippleCg * ff) / fc + 2 * this.noise) return;
