@@ -659,6 +659,58 @@ export class RippleFit {
     return m;
   }
   /**
+   * What a cubic in time leaves of the samples at or after fromUs (residual sum of squares, cg^2; -1 when too few): as
+   * many parameters as a line plus a sinusoid, and what a ripple far slower than the window looks like in it (a curve).
+   */
+  cubicRss(fromUs = 0): number {
+    let lo = -1;
+    let hi = -1;
+    for (let j = this.n; j >= 1; j--) {
+      const tt = this.t[(this.head - j + this.size) % this.size];
+      if (tt < fromUs) continue;
+      if (lo < 0) lo = tt;
+      hi = tt;
+    }
+    if (hi <= lo) return -1;
+    // time scaled to [-1, 1] over the samples, so the normal equations stay well conditioned in doubles
+    const mid = (lo + hi) / 2;
+    const half = (hi - lo) / 2;
+    const A = [...Array(4)].map(() => new Array<number>(4).fill(0));
+    const y = new Array<number>(4).fill(0);
+    const x = new Array<number>(4);
+    let n = 0;
+    let w0 = Number.NaN;
+    const each = (f: (xs: number[], v: number) => void): void => {
+      for (let j = this.n; j >= 1; j--) {
+        const i = (this.head - j + this.size) % this.size;
+        if (this.t[i] < fromUs) continue;
+        if (Number.isNaN(w0)) w0 = this.w[i];
+        const u = (this.t[i] - mid) / half;
+        x[0] = 1;
+        x[1] = u;
+        x[2] = u * u;
+        x[3] = u * u * u;
+        f(x, this.w[i] - w0);
+      }
+    };
+    each((xs, v) => {
+      for (let r = 0; r < 4; r++) {
+        y[r] += xs[r] * v;
+        for (let c = 0; c < 4; c++) A[r][c] += xs[r] * xs[c];
+      }
+      n++;
+    });
+    if (n < 12) return -1;
+    const sol = solveNormal(A, y);
+    if (!sol) return -1;
+    let rss = 0;
+    each((xs, v) => {
+      const r = v - (sol[0] + sol[1] * xs[1] + sol[2] * xs[2] + sol[3] * xs[3]);
+      rss += r * r;
+    });
+    return rss;
+  }
+  /**
    * The ripple period that best explains the samples (a sinusoid of `periods` periods or more in the window,
    * between minUs and maxUs, 2 % steps), with its model; null when no sinusoid explains clearly more
    * than the line and the noise.
@@ -692,6 +744,13 @@ export class RippleFit {
     // a real ripple: well above the reading noise and what is left around the model, and a clear share of the residuals
     const amp = rippleAmp(best);
     if (amp < Math.max(minAmpCg, minSnr * Math.sqrt((2 * best.rss) / best.n / best.n)) || best.rss > maxRssShare * line.rss) return null;
+    // a period the window resolves: a cubic (as many parameters) leaves at least half of what its sinusoid leaves. A
+    // ripple much slower than the window is a curve there, the search's best then sits at the longest period it tried,
+    // and a cubic leaves under 0.3x of it; a real ripple in 1.5 periods leaves a cubic 0.3-1x of it when it is weak
+    // against the noise (bench, 4 seeds of the list). Such edge periods, agreed across doses, were cut with for good on a
+    // ripple that follows the motor's speed (10x slower at fine speed: p95 0.5 g)
+    const cubic = this.cubicRss(fromUs);
+    if (cubic >= 0 && 2 * cubic < best.rss) return null;
     return best;
   }
 }

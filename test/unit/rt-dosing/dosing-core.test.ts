@@ -198,6 +198,38 @@ describe('dosing-core: DosingController', () => {
     assert.equal(tail.searchPeriod(150_000, 2_500_000, 1, 1_000_000), null, 'the tail left out (from 1 s), nothing left');
   });
 
+  it('RippleFit: a ripple far slower than the window is a curve there, not a period at the edge of the search', () => {
+    let seed = 11;
+    const noise = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return (seed / 2147483648 - 0.5) * 4; // +-2 cg
+    };
+    // a fine ramp of 3 s at 80 SPS, 2 g/s, with a 12 % ripple that follows the motor's speed: 0.17 Hz at fine speed (5.9 s)
+    const slow = new RippleFit(1024);
+    // the same ramp with a ripple of 0.8 s, 3.75 periods in the window: a period the window resolves
+    const fast = new RippleFit(1024);
+    for (let i = 0; i < 240; i++) {
+      const s = i * 0.0125;
+      const w = 200 * s;
+      slow.push(i * 12_500, Math.round(w - ((0.12 * 200 * 5.9) / (2 * Math.PI)) * Math.cos((2 * Math.PI * s) / 5.9 + 1) + noise()));
+      fast.push(i * 12_500, Math.round(w - ((0.12 * 200 * 0.8) / (2 * Math.PI)) * Math.cos((2 * Math.PI * s) / 0.8 + 1) + noise()));
+    }
+    // the search across doses' acceptance (1.5 periods in the window, a loose share of the residuals)
+    const search = (f: RippleFit): ReturnType<RippleFit['searchPeriod']> => {
+      const job = f.searchPeriodJob(150_000, 2_500_000, 1, 0, 1.5, false, 4, 0.97, 0.25);
+      for (;;) {
+        const r = job.next();
+        if (r.done) return r.value;
+      }
+    };
+    const cubic = slow.cubicRss();
+    const edge = slow.solve(2_000_000);
+    assert.ok(edge && cubic >= 0 && 2 * cubic < edge.rss, `a cubic leaves ${cubic} cg^2, a 2 s sinusoid ${edge?.rss}`);
+    assert.equal(search(slow), null, 'no period taken from the slow ripple');
+    const m = search(fast);
+    assert.ok(m && Math.abs(m.periodUs - 800_000) < 16_000, `the resolved one found: ${m?.periodUs}`);
+  });
+
   it('a LearnedPlant stored by an older version (no ripple-at-fine fields) loads and doses warm', () => {
     const a = new DosingController({ toleranceCg: 10 });
     const plant = new Plant({ ...DEFAULT_PLANT, seed: 6 });
