@@ -243,10 +243,16 @@ export interface LearnedPlant {
    * frequency), 2 as the ramp's (a ripple that follows the speed), 0 not decided yet. Added in 0.5.
    */
   coastWay?: number;
+  /**
+   * Doses in a row whose fine ramp, 2 periods of the coarse ripple long, showed under a third of the swing that ripple
+   * has at fine speed when its frequency is fixed (a ripple that follows the motor's speed is slower there): from 2 on,
+   * the coarse period is not the fine ripple's (ripplePeriod()). 0 when the coarse period changes. Added in 0.6.
+   */
+  coarseNotAtFine?: number;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: -1, recentCoastCheck: [], coastWay: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: -1, recentCoastCheck: [], coastWay: 0, coarseNotAtFine: 0 };
 }
 
 /**
@@ -1800,7 +1806,7 @@ export class DosingController {
 
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
   private ripplePeriod(): number {
-    return this.L.fineRipplePeriodUs || this.L.ripplePeriodUs;
+    return this.L.fineRipplePeriodUs || ((this.L.coarseNotAtFine ?? 0) >= 2 ? 0 : this.L.ripplePeriodUs);
   }
 
   /**
@@ -2010,6 +2016,7 @@ export class DosingController {
     const skip = 2 * this.spinUs();
     const cm = yield* this.cfit.searchPeriodJob(minUs, maxUs, this.noise, this.fitFromUs + skip);
     if (cm) {
+      if (!samePeriod(cm.periodUs, this.L.ripplePeriodUs)) this.L.coarseNotAtFine = 0;
       this.L.ripplePeriodUs = cm.periodUs;
       this.L.rippleCg = Math.round(rippleAmp(cm));
     }
@@ -2044,6 +2051,7 @@ export class DosingController {
       } else this.L.fineRippleRivalUs = 0;
     } else {
       if (cp > 0) m = yield* this.rfit.searchPeriodJob(...near(cp), this.noise, from, 2, true);
+      if (cp > 0) this.L.coarseNotAtFine = m ? 0 : Math.min(2, (this.L.coarseNotAtFine ?? 0) + (this.coarseAbsentAtFine(cp, from) ? 1 : 0));
       // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
       if (!m) m = yield* this.rfit.searchPeriodJob(minUs, fineMaxUs, this.noise, from, 3);
     }
@@ -2070,6 +2078,20 @@ export class DosingController {
     else this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((m.periodUs - known) / 4) : m.periodUs;
     this.L.fineRippleAcrossDoses = false;
     this.L.fineRippleCg = Math.round(rippleAmp(m));
+  }
+
+  /**
+   * This dose's fine ramp (from fromUs) is 2 coarse ripple periods cp long or more, and the sinusoid at cp fitted to it
+   * has under a third of the swing a ripple at a fixed frequency has at fine speed (the coarse one scaled by the flows:
+   * swing = share x flow / (2 pi f)), which is itself 6 of its standard errors or more: the ramp would have shown it.
+   */
+  private coarseAbsentAtFine(cp: number, fromUs: number): boolean {
+    const fc = this.flowPlan(this.p.coarseDuty);
+    const ff = this.flowOf(this.fineDuty);
+    const m = this.rfit.solve(cp, fromUs);
+    if (!m || fc <= 0 || ff <= 0 || this.rfit.spanUs < 2 * cp) return false;
+    const expected = (this.L.rippleCg * ff) / fc;
+    return expected >= 6 * Math.sqrt((2 * m.rss) / m.n / m.n) && 3 * rippleAmp(m) < expected;
   }
 
   /**

@@ -589,6 +589,27 @@ describe('dosing-core: DosingController', () => {
     assert.ok(!ways.includes(1) && ways.includes(2), `ways per seed: ${ways.join(', ')}`);
   });
 
+  it('the coarse ripple\'s period is not taken for the fine one when the fine ramps show none of it (a ripple that follows the speed; p17\'s physics)', () => {
+    // 10.8 % at 1.3 Hz at full speed, 28.9 g/s, 176 g: the coarse ramp shows the 0.77 s period. Taken at fine speed (a
+    // fixed frequency) it was cut with on every dose, though one that follows the speed is 10x slower there (7.7 s).
+    const p17 = { coarseGps: 28.9, delayS: 0.52, jitterS: 0.018, ripple: 0.108, rippleHz: 1.3, noiseG: 0.008, lagS: 0.099, deadBand: 20, driftPerMin: 0 };
+    const seeds = [1, 2, 3, 4];
+    const state = (c: DosingController): string => {
+      const priv = c as unknown as { ripplePeriod(): number };
+      const L = c.learned;
+      return `not at fine ${L.coarseNotAtFine} cut with ${priv.ripplePeriod() === L.ripplePeriodUs && L.ripplePeriodUs > 0 ? 'coarse' : 'own'}`;
+    };
+    const follows: string[] = [];
+    const fs = p95PerSeed(seeds, { ...p17, rippleFollowsSpeed: true }, 176, 30, 10, (c) => follows.push(state(c)));
+    const fixed: string[] = [];
+    const fx = p95PerSeed(seeds, p17, 176, 30, 10, (c) => fixed.push(state(c)));
+    assert.deepEqual(follows, seeds.map(() => 'not at fine 2 cut with own'), 'follows the speed');
+    assert.deepEqual(fixed, seeds.map(() => 'not at fine 0 cut with coarse'), 'a fixed frequency');
+    // doses 11-30, mean p95 of the 4 seeds: following the speed 0.194 g before, 0.084 g with it; a fixed frequency 0.043 g both
+    assert.ok(fs.mean <= 0.12, `follows the speed: p95 per seed ${fs.p95s.map((v) => v.toFixed(3)).join(', ')}`);
+    assert.ok(fx.mean <= 0.06, `a fixed frequency: p95 per seed ${fx.p95s.map((v) => v.toFixed(3)).join(', ')}`);
+  });
+
   it('a fixed-frequency ripple on a coarse ramp too short for its period is filtered by the coast before its way is learned, told by the swings (p23\'s physics)', () => {
     // 12.7 % at 2.5 Hz, 13.1 g/s for a 21.9 g target: the coarse ramp after the spin-up is too short to show a period, so
     // the two ramps' periods cannot be compared, and the coast's own learning decides on only half of these seeds in 50 doses.
@@ -687,16 +708,18 @@ describe('dosing-core: DosingController', () => {
     }
   });
 
-  it('the coast checks, the way learned from them and the coarse swing survive a store and reload; malformed ones are dropped', () => {
-    const stored = { version: 1, recentCoastCheck: [[0.5, 0.4], [-0.3, -0.2]], coastWay: 1, coarseSwingCg: 7 } as unknown as LearnedPlant;
+  it('the coast checks, the way learned from them, the coarse swing and the coarse period\'s absence at fine survive a store and reload; malformed ones are dropped', () => {
+    const stored = { version: 1, recentCoastCheck: [[0.5, 0.4], [-0.3, -0.2]], coastWay: 1, coarseSwingCg: 7, coarseNotAtFine: 2 } as unknown as LearnedPlant;
     const c = new DosingController({ toleranceCg: 10 }, JSON.parse(JSON.stringify(stored)) as LearnedPlant);
     assert.deepEqual(c.learned.recentCoastCheck, [[0.5, 0.4], [-0.3, -0.2]]);
     assert.equal(c.learned.coastWay, 1);
     assert.equal(c.learned.coarseSwingCg, 7);
-    const bad = new DosingController({ toleranceCg: 10 }, { version: 1, recentCoastCheck: [[0.5], [1, 'x'], [NaN, 1], [0.2, -0.1], 'no'], coastWay: -1, coarseSwingCg: 'x' } as unknown as LearnedPlant);
+    assert.equal(c.learned.coarseNotAtFine, 2);
+    const bad = new DosingController({ toleranceCg: 10 }, { version: 1, recentCoastCheck: [[0.5], [1, 'x'], [NaN, 1], [0.2, -0.1], 'no'], coastWay: -1, coarseSwingCg: 'x', coarseNotAtFine: -1 } as unknown as LearnedPlant);
     assert.deepEqual(bad.learned.recentCoastCheck, [[0.2, -0.1]]);
     assert.equal(bad.learned.coastWay, 0);
     assert.equal(bad.learned.coarseSwingCg, -1, 'not measured');
+    assert.equal(bad.learned.coarseNotAtFine, 0);
     assert.equal(new DosingController({ toleranceCg: 10 }).learned.coarseSwingCg, -1, 'a fresh station has not measured it');
   });
 
