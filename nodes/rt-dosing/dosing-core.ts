@@ -244,15 +244,17 @@ export interface LearnedPlant {
    */
   coastWay?: number;
   /**
-   * Doses in a row whose fine ramp, 2 periods of the coarse ripple long, showed under a third of the swing that ripple
-   * has at fine speed when its frequency is fixed (a ripple that follows the motor's speed is slower there): from 2 on,
-   * the coarse period is not the fine ripple's (ripplePeriod()). 0 when the coarse period changes. Added in 0.6.
+   * Fine ramps, 2.3 periods of the coarse ripple (coarseNotAtFineUs) long or more, that showed under a third of the swing
+   * that ripple has at fine speed when its frequency is fixed (a ripple that follows the motor's speed is slower there),
+   * with none showing it between them: from 2 on, the coarse period is not the fine ripple's (ripplePeriod()). Counted
+   * again from 0 for a coarse period more than 15 % from coarseNotAtFineUs (another ripple). Added in 0.6.
    */
   coarseNotAtFine?: number;
+  coarseNotAtFineUs?: number;
 }
 
 export function emptyLearned(fineDuty: number): LearnedPlant {
-  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: -1, recentCoastCheck: [], coastWay: 0, coarseNotAtFine: 0 };
+  return { version: 1, doses: 0, flowCgPerS: {}, flowEstCgPerS: {}, fineDuty, delayUs: 0, coarseTauUs: 0, tauUs: 0, jitterUs: 0, noiseCg: 0, rippleCg: 0, ripplePeriodUs: 0, samplePeriodUs: 0, fineSettleUs: 0, recentTauUs: [], outliers: 0, fineRipplePeriodUs: 0, fineRippleCg: 0, recentFineFlowCgPerS: [], recentShortRipples: [], fineRippleAcrossDoses: false, fineRippleRivalUs: 0, lagUs: 0, recentLagUs: [], coarseSwingCg: -1, recentCoastCheck: [], coastWay: 0, coarseNotAtFine: 0, coarseNotAtFineUs: 0 };
 }
 
 /**
@@ -619,6 +621,10 @@ export class RippleFit {
     if (this.n < 2) return 0;
     return this.t[(this.head - 1 + this.size) % this.size] - this.t[(this.head - this.n + this.size) % this.size];
   }
+  /** Newest sample time (us; 0 when empty). */
+  get newestUs(): number {
+    return this.n ? this.t[(this.head - 1 + this.size) % this.size] : 0;
+  }
   /** Least squares over the samples at or after fromUs; periodUs 0 = a line only. */
   solve(periodUs: number, fromUs = 0): RippleModel | null {
     const k = periodUs > 0 ? 4 : 2;
@@ -728,7 +734,7 @@ export class RippleFit {
   *searchPeriodJob(minUs: number, maxUs: number, noiseCg: number, fromUs = 0, periods = 2, whole = false, minSnr = 6, maxRssShare = 0.8, minAmpCg = 1): Generator<void, RippleModel | null, void> {
     const line = this.solve(0, fromUs);
     if (!line) return null;
-    const newest = this.n ? this.t[(this.head - 1 + this.size) % this.size] : 0;
+    const newest = this.newestUs;
     const hi = Math.min(maxUs, Math.trunc((newest - Math.max(fromUs, newest - this.spanUs)) / periods));
     // a search near a known period needs the whole range: a cut range would pull the estimate to its edge
     if (whole && hi < maxUs) return null;
@@ -1806,7 +1812,16 @@ export class DosingController {
 
   /** Period of the ripple seen at fine speed (us): measured on the fine ramp, else the coarse one's; 0 = none. */
   private ripplePeriod(): number {
-    return this.L.fineRipplePeriodUs || ((this.L.coarseNotAtFine ?? 0) >= 2 ? 0 : this.L.ripplePeriodUs);
+    return this.L.fineRipplePeriodUs || (this.coarseNotAtFine(this.L.ripplePeriodUs) ? 0 : this.L.ripplePeriodUs);
+  }
+
+  /**
+   * The coarse ripple's period cp was found absent at fine speed (coarseNotAtFine): within 15 % of the period counted
+   * with (the coarse period is read again on every dose's coarse ramp, a few % apart).
+   */
+  private coarseNotAtFine(cp: number): boolean {
+    const at = this.L.coarseNotAtFineUs ?? 0;
+    return (this.L.coarseNotAtFine ?? 0) >= 2 && cp > 0 && Math.abs(cp - at) * 100 <= 15 * at;
   }
 
   /**
@@ -2016,7 +2031,6 @@ export class DosingController {
     const skip = 2 * this.spinUs();
     const cm = yield* this.cfit.searchPeriodJob(minUs, maxUs, this.noise, this.fitFromUs + skip);
     if (cm) {
-      if (!samePeriod(cm.periodUs, this.L.ripplePeriodUs)) this.L.coarseNotAtFine = 0;
       this.L.ripplePeriodUs = cm.periodUs;
       this.L.rippleCg = Math.round(rippleAmp(cm));
     }
@@ -2051,7 +2065,15 @@ export class DosingController {
       } else this.L.fineRippleRivalUs = 0;
     } else {
       if (cp > 0) m = yield* this.rfit.searchPeriodJob(...near(cp), this.noise, from, 2, true);
-      if (cp > 0) this.L.coarseNotAtFine = m ? 0 : Math.min(2, (this.L.coarseNotAtFine ?? 0) + (this.coarseAbsentAtFine(cp, from) ? 1 : 0));
+      if (cp > 0) {
+        // (another coarse ripple: counted again)
+        const at = this.L.coarseNotAtFineUs ?? 0;
+        if (Math.abs(cp - at) * 100 > 15 * at) {
+          this.L.coarseNotAtFine = 0;
+          this.L.coarseNotAtFineUs = cp;
+        }
+        this.L.coarseNotAtFine = m ? 0 : Math.min(2, (this.L.coarseNotAtFine ?? 0) + (this.coarseAbsentAtFine(cp, from) ? 1 : 0));
+      }
       // a ripple of its own at fine speed (one that follows the motor speed): 3 periods in the ramp at least
       if (!m) m = yield* this.rfit.searchPeriodJob(minUs, fineMaxUs, this.noise, from, 3);
     }
@@ -2081,15 +2103,16 @@ export class DosingController {
   }
 
   /**
-   * This dose's fine ramp (from fromUs) is 2 coarse ripple periods cp long or more, and the sinusoid at cp fitted to it
-   * has under a third of the swing a ripple at a fixed frequency has at fine speed (the coarse one scaled by the flows:
-   * swing = share x flow / (2 pi f)), which is itself 6 of its standard errors or more: the ramp would have shown it.
+   * This dose's fine ramp (from fromUs) is 2.3 coarse ripple periods cp long or more (what the search near cp needs to
+   * find it), and the sinusoid at cp fitted to it has under a third of the swing a ripple at a fixed frequency has at
+   * fine speed (the coarse one scaled by the flows: swing = share x flow / (2 pi f)), which is itself 6 of its standard
+   * errors or more: the ramp would have shown it.
    */
   private coarseAbsentAtFine(cp: number, fromUs: number): boolean {
     const fc = this.flowPlan(this.p.coarseDuty);
     const ff = this.flowOf(this.fineDuty);
     const m = this.rfit.solve(cp, fromUs);
-    if (!m || fc <= 0 || ff <= 0 || this.rfit.spanUs < 2 * cp) return false;
+    if (!m || fc <= 0 || ff <= 0 || (this.rfit.newestUs - m.t0Us) * 10 < 23 * cp) return false;
     const expected = (this.L.rippleCg * ff) / fc;
     return expected >= 6 * Math.sqrt((2 * m.rss) / m.n / m.n) && 3 * rippleAmp(m) < expected;
   }

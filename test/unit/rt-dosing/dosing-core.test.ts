@@ -605,6 +605,30 @@ describe('dosing-core: DosingController', () => {
     const fx = p95PerSeed(seeds, p17, 176, 30, 10, (c) => fixed.push(state(c)));
     assert.deepEqual(follows, seeds.map(() => 'not at fine 2 cut with own'), 'follows the speed');
     assert.deepEqual(fixed, seeds.map(() => 'not at fine 0 cut with coarse'), 'a fixed frequency');
+    // the rule itself, on each dose's fine ramp long enough for it (2.3 coarse periods): never "absent" for the fixed
+    // frequency (its fine period is found at once, so the controller does not ask; asked here), and for the one that
+    // follows the speed "absent" on such ramps
+    const verdicts = (plantP: PlantParams): { asked: number; absent: number } => {
+      const c = new DosingController({ toleranceCg: 10 });
+      const plant = new Plant(plantP);
+      const priv = c as unknown as { coarseAbsentAtFine(cp: number, fromUs: number): boolean; rippleFromUs: number; rfit: RippleFit };
+      let asked = 0;
+      let absent = 0;
+      for (let k = 0; k < 30; k++) {
+        absErrors(c, plant, 176, 1, 0);
+        const cp = c.learned.ripplePeriodUs;
+        if (cp <= 0 || priv.rippleFromUs <= 0 || (priv.rfit.newestUs - priv.rippleFromUs) * 10 < 23 * cp) continue;
+        asked++;
+        if (priv.coarseAbsentAtFine(cp, priv.rippleFromUs)) absent++;
+      }
+      return { asked, absent };
+    };
+    for (const seed of seeds) {
+      const fixedV = verdicts({ ...p17, seed });
+      assert.ok(fixedV.asked >= 10 && fixedV.absent === 0, `seed ${seed}, a fixed frequency: ${JSON.stringify(fixedV)}`);
+      const followsV = verdicts({ ...p17, rippleFollowsSpeed: true, seed });
+      assert.ok(followsV.asked >= 2 && followsV.absent >= followsV.asked / 2, `seed ${seed}, following the speed: ${JSON.stringify(followsV)}`);
+    }
     // doses 11-30, mean p95 of the 4 seeds: following the speed 0.194 g before, 0.084 g with it; a fixed frequency 0.043 g both
     assert.ok(fs.mean <= 0.12, `follows the speed: p95 per seed ${fs.p95s.map((v) => v.toFixed(3)).join(', ')}`);
     assert.ok(fx.mean <= 0.06, `a fixed frequency: p95 per seed ${fx.p95s.map((v) => v.toFixed(3)).join(', ')}`);
