@@ -733,17 +733,19 @@ describe('dosing-core: DosingController', () => {
   });
 
   it('the coast checks, the way learned from them, the coarse swing and the coarse period\'s absence at fine survive a store and reload; malformed ones are dropped', () => {
-    const stored = { version: 1, recentCoastCheck: [[0.5, 0.4], [-0.3, -0.2]], coastWay: 1, coarseSwingCg: 7, coarseNotAtFine: 2 } as unknown as LearnedPlant;
+    const stored = { version: 1, recentCoastCheck: [[0.5, 0.4], [-0.3, -0.2]], coastWay: 1, coarseSwingCg: 7, coarseNotAtFine: 2, coarseNotAtFineUs: 770_000 } as unknown as LearnedPlant;
     const c = new DosingController({ toleranceCg: 10 }, JSON.parse(JSON.stringify(stored)) as LearnedPlant);
     assert.deepEqual(c.learned.recentCoastCheck, [[0.5, 0.4], [-0.3, -0.2]]);
     assert.equal(c.learned.coastWay, 1);
     assert.equal(c.learned.coarseSwingCg, 7);
     assert.equal(c.learned.coarseNotAtFine, 2);
-    const bad = new DosingController({ toleranceCg: 10 }, { version: 1, recentCoastCheck: [[0.5], [1, 'x'], [NaN, 1], [0.2, -0.1], 'no'], coastWay: -1, coarseSwingCg: 'x', coarseNotAtFine: -1 } as unknown as LearnedPlant);
+    assert.equal(c.learned.coarseNotAtFineUs, 770_000);
+    const bad = new DosingController({ toleranceCg: 10 }, { version: 1, recentCoastCheck: [[0.5], [1, 'x'], [NaN, 1], [0.2, -0.1], 'no'], coastWay: -1, coarseSwingCg: 'x', coarseNotAtFine: -1, coarseNotAtFineUs: 'x' } as unknown as LearnedPlant);
     assert.deepEqual(bad.learned.recentCoastCheck, [[0.2, -0.1]]);
     assert.equal(bad.learned.coastWay, 0);
     assert.equal(bad.learned.coarseSwingCg, -1, 'not measured');
     assert.equal(bad.learned.coarseNotAtFine, 0);
+    assert.equal(bad.learned.coarseNotAtFineUs, 0);
     assert.equal(new DosingController({ toleranceCg: 10 }).learned.coarseSwingCg, -1, 'a fresh station has not measured it');
   });
 
