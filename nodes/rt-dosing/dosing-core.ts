@@ -2051,6 +2051,18 @@ export class DosingController {
       // would stay: a ramp of 3 periods of another one that explains it clearly better, in 2 doses in a row, replaces it
       const rival = yield* this.rfit.searchPeriodJob(minUs, fineMaxUs, this.noise, from, 3);
       const mine = m ?? this.rfit.solve(known, from);
+      // a period agreed across doses that a ramp of 2 of its periods shows to be a curve (a cubic leaves under half of
+      // what its sinusoid leaves: the searches refuse such a period now, an older one may be stored) is dropped
+      if (this.L.fineRippleAcrossDoses && mine && this.rfit.newestUs - mine.t0Us >= 2 * known) {
+        const cubic = this.rfit.cubicRss(from);
+        if (cubic >= 0 && 2 * cubic < mine.rss) {
+          this.L.fineRipplePeriodUs = 0;
+          this.L.fineRippleCg = 0;
+          this.L.fineRippleAcrossDoses = false;
+          this.L.recentShortRipples = [];
+          return;
+        }
+      }
       // (taken past the window's edge only when it explains this ramp better than the known period does)
       rivalUs = rival && mine && rival.rss < mine.rss ? rival.periodUs : 0;
       const [lo, hi] = near(known);
