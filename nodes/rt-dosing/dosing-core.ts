@@ -761,8 +761,9 @@ export class RippleFit {
     // and a cubic mostly leaves under 0.3x of it; a real ripple in 1.5 periods leaves a cubic 0.3-1x of it when it is
     // weak against the noise (4 seeds of the benchmark: 338 of 340 right periods at 0.3x or more, 8 of them 0.3-0.6x).
     // The half is the benchmark's choice: at 0.3x (profiles run one by one) the seed-6 p17 and seed-3 p13 losses stayed
-    // and the seed-7 p11 gain went; refusing any period a cubic matches cost the list a plant. Such edge periods, agreed across doses, were cut with for good on a ripple
-    // that follows the motor's speed (10x slower at fine speed: p95 0.5 g)
+    // and the seed-7 p11 gain went; refusing any period a cubic matches cost the list a plant. Such edge
+    // periods, agreed across doses, were cut with for good on a ripple that follows the motor's speed (10x slower at
+    // fine speed: p95 0.5 g)
     const cubic = this.cubicRss(fromUs);
     if (cubic >= 0 && 2 * cubic < best.rss) return null;
     return best;

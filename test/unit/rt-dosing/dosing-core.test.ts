@@ -75,6 +75,9 @@ function p95PerSeed(seeds: number[], plantP: Omit<PlantParams, 'seed'>, targetG:
   return { p95s, mean: p95s.reduce((a, b) => a + b, 0) / p95s.length };
 }
 
+/** The seed-12 list's p17 (10.8 % ripple at 1.3 Hz at full speed, 28.9 g/s, a 20 permille dead band): dosed 176 g. */
+const P17: Omit<PlantParams, 'seed'> = { coarseGps: 28.9, delayS: 0.52, jitterS: 0.018, ripple: 0.108, rippleHz: 1.3, noiseG: 0.008, lagS: 0.099, deadBand: 20, driftPerMin: 0 };
+
 function fresh(params: Partial<DosingParams> = {}, plantP: Partial<PlantParams> = {}, tau = 200_000) {
   return { c: new DosingController({ fineDuty: 100, fineBandCg: 200, toleranceCg: 10, ...params }, tau), plant: new Plant({ ...DEFAULT_PLANT, ...plantP }) };
 }
@@ -592,7 +595,7 @@ describe('dosing-core: DosingController', () => {
   it('the coarse ripple\'s period is not taken for the fine one when the fine ramps show none of it (a ripple that follows the speed; p17\'s physics)', () => {
     // 10.8 % at 1.3 Hz at full speed, 28.9 g/s, 176 g: the coarse ramp shows the 0.77 s period. Taken at fine speed (a
     // fixed frequency) it was cut with on every dose, though one that follows the speed is 10x slower there (7.7 s).
-    const p17 = { coarseGps: 28.9, delayS: 0.52, jitterS: 0.018, ripple: 0.108, rippleHz: 1.3, noiseG: 0.008, lagS: 0.099, deadBand: 20, driftPerMin: 0 };
+    const p17 = P17;
     const seeds = [1, 2, 3, 4];
     const state = (c: DosingController): string => {
       const priv = c as unknown as { ripplePeriod(): number };
@@ -736,7 +739,7 @@ describe('dosing-core: DosingController', () => {
     // Before the searches refused edge periods, a ripple that follows the speed (7.7 s at fine speed here) was agreed at
     // the edge of the search across doses, about 2 s, and stored; found in review. Kept, doses 11-40 had p95 1.006 g
     // (seed 1); dropped: 0.100 and 0.082 g on these seeds.
-    const p17 = { coarseGps: 28.9, delayS: 0.52, jitterS: 0.018, ripple: 0.108, rippleHz: 1.3, rippleFollowsSpeed: true, noiseG: 0.008, lagS: 0.099, deadBand: 20, driftPerMin: 0 };
+    const p17 = { ...P17, rippleFollowsSpeed: true };
     for (const seed of [1, 2]) {
       const plant = new Plant({ ...p17, seed });
       const warm = new DosingController({ toleranceCg: 10 });
