@@ -75,6 +75,15 @@ function p95PerSeed(seeds: number[], plantP: Omit<PlantParams, 'seed'>, targetG:
   return { p95s, mean: p95s.reduce((a, b) => a + b, 0) / p95s.length };
 }
 
+/** A seeded reading noise, uniform within +-2 cg (a linear congruential generator: the same draws for a seed). */
+function seededNoise(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return (x / 2147483648 - 0.5) * 4;
+  };
+}
+
 /** The seed-12 list's p17 (10.8 % ripple at 1.3 Hz at full speed, 28.9 g/s, a 20 permille dead band): dosed 176 g. */
 const P17: Omit<PlantParams, 'seed'> = { coarseGps: 28.9, delayS: 0.52, jitterS: 0.018, ripple: 0.108, rippleHz: 1.3, noiseG: 0.008, lagS: 0.099, deadBand: 20, driftPerMin: 0 };
 
@@ -177,11 +186,7 @@ describe('dosing-core: DosingController', () => {
   });
 
   it('RippleFit: finds a ripple period within 0.5 %, and no ripple in a line nor in a decaying transient', () => {
-    let seed = 7;
-    const noise = (): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return (seed / 2147483648 - 0.5) * 4; // +-2 cg
-    };
+    const noise = seededNoise(7);
     const f = new RippleFit(1024);
     for (let i = 0; i < 400; i++) {
       const t = 1_000_000_000 + i * 12_500;
@@ -202,11 +207,7 @@ describe('dosing-core: DosingController', () => {
   });
 
   it('RippleFit: a ripple far slower than the window is a curve there, not a period at the edge of the search', () => {
-    let seed = 11;
-    const noise = (): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return (seed / 2147483648 - 0.5) * 4; // +-2 cg
-    };
+    const noise = seededNoise(11);
     // a fine ramp of 3 s at 80 SPS, 2 g/s, with a 12 % ripple that follows the motor's speed: 0.17 Hz at fine speed (5.9 s)
     const slow = new RippleFit(1024);
     // the same ramp with a ripple of 0.8 s, 3.75 periods in the window: a period the window resolves
