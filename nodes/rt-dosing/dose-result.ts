@@ -1,5 +1,6 @@
 // The dose record as the flow sees it (grams, seconds, milliseconds). Pure.
 import type { LearnedPlant } from './dosing-core';
+import { fineRippleFrom } from './ripple-source';
 import type { DoseDone } from './dosing-protocol';
 
 const r2 = (v: number): number => Math.round(v * 100) / 100;
@@ -56,6 +57,7 @@ export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
   add(raw.flowCgPerS, false);
   add(raw.flowEstCgPerS, true);
   const period = n('ripplePeriodUs');
+  const finePeriod = n('fineRipplePeriodUs');
   return {
     doses: n('doses'),
     flow_gps: flow,
@@ -71,6 +73,11 @@ export function learnedPayload(l: LearnedPlant): Record<string, unknown> {
     noise_g: n('noiseCg') / 100,
     ripple_g: n('rippleCg') / 100,
     ripple_hz: period > 0 ? r2(1e6 / period) : 0,
+    // the ripple at fine speed: its own when a fine ramp (or several doses' fine ramps) showed it, else the coarse
+    // ripple's period with its amplitude scaled to the fine flow, or none where that one is absent at fine speed
+    fine_ripple_g: finePeriod > 0 ? n('fineRippleCg') / 100 : 0,
+    fine_ripple_hz: finePeriod > 0 ? r2(1e6 / finePeriod) : 0,
+    fine_ripple_from: fineRippleFrom(finePeriod, raw.fineRippleAcrossDoses === true, period, n('coarseNotAtFine'), n('coarseNotAtFineUs')),
     // how the ripple lands in the motor's coast, learned from the doses the ripple model cut
     ripple_coast: n('coastWay') === 1 ? 'filtered' : n('coastWay') === 2 ? 'as_ramp' : 'undecided',
     outliers: n('outliers'),

@@ -57,6 +57,7 @@
 // ripple explain.
 
 import { CodedError } from '../shared/coded';
+import { coarsePeriodRuledOutAtFine } from './ripple-source';
 
 /** Codes of start() errors (catalog rt-dosing.codes.<code>: they come back through the dosing consumer in the scale's worker). */
 export const DOSE_START_CODES = ['dose-already-running', 'bad-target', 'beyond-never-exceed'] as const;
@@ -1823,8 +1824,7 @@ export class DosingController {
    * with (the coarse period is read again on every dose's coarse ramp, a few % apart).
    */
   private coarseNotAtFine(cp: number): boolean {
-    const at = this.L.coarseNotAtFineUs ?? 0;
-    return (this.L.coarseNotAtFine ?? 0) >= 2 && cp > 0 && Math.abs(cp - at) * 100 <= 15 * at;
+    return coarsePeriodRuledOutAtFine(this.L.coarseNotAtFine ?? 0, this.L.coarseNotAtFineUs ?? 0, cp);
   }
 
   /**

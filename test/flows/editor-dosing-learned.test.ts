@@ -20,7 +20,7 @@ const bcrypt = require('bcryptjs') as { hashSync(s: string, rounds: number): str
 const example = join(repoRoot, 'examples', 'rt-dosing', '01 - Dose a target on the simulated scale.json');
 
 interface LearnedView {
-  learned: { doses: number; delay_ms: number; tau_ms: number; jitter_ms: number; lag_ms: number; noise_g: number; outliers: number; fine_duty_pct: number } | null;
+  learned: { doses: number; delay_ms: number; tau_ms: number; jitter_ms: number; lag_ms: number; noise_g: number; outliers: number; fine_duty_pct: number; fine_ripple_g: number; fine_ripple_hz: number; fine_ripple_from: string } | null;
   running: boolean;
 }
 
@@ -74,6 +74,10 @@ describe('rt-dosing learned plant in the editor and behind admin permissions (re
     assert.ok(text.includes(`Fine duty in use ${l.fine_duty_pct} %`), text);
     assert.match(text, /Flow per duty .*10%: [\d.]+ g\/s/, text);
     assert.match(text, /Outliers rejected \d+/, text);
+    // the ripple at fine speed, worded from where its period comes from
+    const fineRipple: Record<string, string> = { fine_ramp: 'seen on a fine ramp', across_doses: "seen across doses' fine ramps", coarse_ramp: "the coarse ripple's period", not_at_fine: 'the coarse ripple is absent at fine speed', none: 'none seen' };
+    assert.ok(l.fine_ripple_from && l.fine_ripple_from in fineRipple, JSON.stringify(l));
+    assert.ok(text.includes(`Ripple at fine speed ${l.fine_ripple_hz ? `${l.fine_ripple_g} g, ${l.fine_ripple_hz} Hz (` : ''}${fineRipple[l.fine_ripple_from]}`), text);
     // how the ripple lands in the coast: nothing decided after one dose
     assert.ok(text.includes("Ripple in the motor's coast not decided yet"), text);
     // the fields are worded from the catalog: the fine band is a minimum fine mass, 0 = automatic

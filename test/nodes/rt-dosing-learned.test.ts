@@ -205,7 +205,7 @@ describe('rt-dosing learned plant: stored per station, restored, shown and forgo
     v = await get('/rt-dosing/dz/learned');
     const l = v.body.learned as Learned;
     assert.equal(l.doses, 1);
-    for (const k of ['flow_gps', 'delay_ms', 'tau_ms', 'coarse_tau_ms', 'lag_ms', 'jitter_ms', 'noise_g', 'ripple_g', 'ripple_hz', 'ripple_coast', 'fine_duty_pct', 'outliers']) assert.ok(k in l, `${k} shown`);
+    for (const k of ['flow_gps', 'delay_ms', 'tau_ms', 'coarse_tau_ms', 'lag_ms', 'jitter_ms', 'noise_g', 'ripple_g', 'ripple_hz', 'fine_ripple_g', 'fine_ripple_hz', 'fine_ripple_from', 'ripple_coast', 'fine_duty_pct', 'outliers']) assert.ok(k in l, `${k} shown`);
     assert.deepEqual(l, r1.learned, 'the endpoint shows what the result reported');
     assert.equal(v.body.legacy_tau_ms, undefined);
     await waitFor(() => stored()?.learned?.doses === 1, 5000, 'the learned plant stored');

@@ -73,6 +73,24 @@ describe('rt-dosing learned store', () => {
     assert.equal(shown.tau_ms, 300);
     assert.deepEqual(shown.flow_gps, {});
     assert.equal(shown.noise_g, 0);
+    assert.equal(shown.fine_ripple_from, 'none');
+    assert.equal(shown.fine_ripple_hz, 0);
+  });
+
+  it('the ripple at fine speed is shown with where its period comes from', () => {
+    const base = { version: 1, doses: 12, ripplePeriodUs: 770_000, rippleCg: 40 };
+    const shown = (extra: object): Record<string, unknown> => learnedPayload({ ...base, ...extra } as unknown as Parameters<typeof learnedPayload>[0]);
+    // its own, from one fine ramp or across doses
+    const own = shown({ fineRipplePeriodUs: 2_500_000, fineRippleCg: 7, fineRippleAcrossDoses: false });
+    assert.deepEqual([own.fine_ripple_g, own.fine_ripple_hz, own.fine_ripple_from], [0.07, 0.4, 'fine_ramp']);
+    assert.equal(shown({ fineRipplePeriodUs: 2_500_000, fineRippleCg: 7, fineRippleAcrossDoses: true }).fine_ripple_from, 'across_doses');
+    // none of its own: the coarse period, unless 2 fine ramps ruled it out near that period
+    const coarse = shown({ fineRipplePeriodUs: 0, fineRippleCg: 0 });
+    assert.deepEqual([coarse.fine_ripple_g, coarse.fine_ripple_hz, coarse.fine_ripple_from], [0, 0, 'coarse_ramp']);
+    assert.equal(shown({ coarseNotAtFine: 2, coarseNotAtFineUs: 800_000 }).fine_ripple_from, 'not_at_fine');
+    assert.equal(shown({ coarseNotAtFine: 1, coarseNotAtFineUs: 800_000 }).fine_ripple_from, 'coarse_ramp', 'one ramp is not enough');
+    assert.equal(shown({ coarseNotAtFine: 2, coarseNotAtFineUs: 1_000_000 }).fine_ripple_from, 'coarse_ramp', 'another coarse period (23 % away)');
+    assert.equal(shown({ ripplePeriodUs: 0, coarseNotAtFine: 2, coarseNotAtFineUs: 800_000 }).fine_ripple_from, 'none');
   });
 
   it('the controller continues from a stored plant: the next dose is not a cold one', () => {

@@ -601,14 +601,15 @@ describe('dosing-core: DosingController', () => {
     const state = (c: DosingController): string => {
       const priv = c as unknown as { ripplePeriod(): number };
       const L = c.learned;
-      return `not at fine ${L.coarseNotAtFine} cut with ${priv.ripplePeriod() === L.ripplePeriodUs && L.ripplePeriodUs > 0 ? 'coarse' : 'own'}`;
+      return `not at fine ${L.coarseNotAtFine} cut with ${priv.ripplePeriod() === L.ripplePeriodUs && L.ripplePeriodUs > 0 ? 'coarse' : 'own'} shown ${String(learnedPayload(L).fine_ripple_from)}`;
     };
     const follows: string[] = [];
     const fs = p95PerSeed(seeds, { ...p17, rippleFollowsSpeed: true }, 176, 30, 10, (c) => follows.push(state(c)));
     const fixed: string[] = [];
     const fx = p95PerSeed(seeds, p17, 176, 30, 10, (c) => fixed.push(state(c)));
-    assert.deepEqual(follows, seeds.map(() => 'not at fine 2 cut with own'), 'follows the speed');
-    assert.deepEqual(fixed, seeds.map(() => 'not at fine 0 cut with coarse'), 'a fixed frequency');
+    // and the result shows it (learned.fine_ripple_from)
+    assert.deepEqual(follows, seeds.map(() => 'not at fine 2 cut with own shown not_at_fine'), 'follows the speed');
+    assert.deepEqual(fixed, seeds.map(() => 'not at fine 0 cut with coarse shown fine_ramp'), 'a fixed frequency: the fine ramp shows the coarse period');
     // the rule itself, on each dose's fine ramp long enough for it (2.3 coarse periods): never "absent" for the fixed
     // frequency (its fine period is found at once, so the controller does not ask; asked here), and for the one that
     // follows the speed "absent" on such ramps
