@@ -20,7 +20,7 @@ const bcrypt = require('bcryptjs') as { hashSync(s: string, rounds: number): str
 const example = join(repoRoot, 'examples', 'rt-dosing', '01 - Dose a target on the simulated scale.json');
 
 interface LearnedView {
-  learned: { doses: number; delay_ms: number; tau_ms: number; jitter_ms: number; lag_ms: number; noise_g: number; outliers: number; fine_duty_pct: number; fine_ripple_g: number; fine_ripple_hz: number; fine_ripple_from: string } | null;
+  learned: { doses: number; delay_ms: number; tau_ms: number; jitter_ms: number; lag_ms: number; noise_g: number; outliers: number; fine_duty_pct: number; fine_settle_ms: number; fine_ripple_g: number; fine_ripple_hz: number; fine_ripple_from: string } | null;
   running: boolean;
 }
 
@@ -70,6 +70,7 @@ describe('rt-dosing learned plant in the editor and behind admin permissions (re
     assert.ok(text.includes(`jitter ${l.jitter_ms} ms`), text);
     // the motor's lag is fitted from the second coarse spin-up from rest on: after one dose, not yet
     assert.ok(text.includes(`Motor lag ${l.lag_ms ? `${l.lag_ms} ms` : 'not measured'}`), text);
+    assert.ok(text.includes(`Switch to a steady fine ramp ${l.fine_settle_ms ? `${l.fine_settle_ms} ms` : 'not measured'}`), text);
     assert.ok(text.includes(`Noise (sigma) ${l.noise_g > 0 ? `${l.noise_g} g` : 'under 0.01 g'}`), text);
     assert.ok(text.includes(`Fine duty in use ${l.fine_duty_pct} %`), text);
     assert.match(text, /Flow per duty .*10%: [\d.]+ g\/s/, text);
