@@ -806,6 +806,91 @@ export function agreedRipple(list: ReadonlyArray<ShortRipple | null>): { periodU
   return { periodUs: median(near.map((c) => c.periodUs)), ampCg: amp };
 }
 
+/** The periods the joint search across doses scans (us): 2 % steps from 150 ms to 2.5 s, as the search of one ramp. */
+export const JOINT_GRID_US: readonly number[] = (() => {
+  const g: number[] = [];
+  for (let p = 150_000; p <= 2_500_000; p = Math.trunc((p * 102) / 100) + 1) g.push(p);
+  return g;
+})();
+
+/**
+ * What one dose's steady fine ramp says of each period of JOINT_GRID_US: z, the residual the sinusoid takes off the
+ * line in units of the line's residual variance (about 2 for noise alone: 2 more parameters), NaN where the ramp is
+ * shorter than 1.5 periods or the period is not resolved there (a cubic leaves under half of what the sinusoid leaves);
+ * the phase at the ramp's start (unit vector) and the amplitude (cg).
+ */
+export interface JointRecord {
+  z: Float64Array;
+  /** z over the ramp's second half */
+  zLate: Float64Array;
+  ux: Float64Array;
+  uy: Float64Array;
+  amp: Float64Array;
+}
+
+/**
+ * The period the last doses' fine ramps show together: the sum of their z at each period against what noise alone
+ * reaches (a chi-square of 2 per dose: 2K + 12 sqrt K, about its 1e-4 tail), over 4 doses or more, the best period the
+ * one furthest above it; refused when the doses' phases at the ramp's start line up (a transient, as agreedRipple) or
+ * the median amplitude is under 1 cg. Each dose alone may scatter its best period by 20 % (a ripple about as large as
+ * the noise on a ramp of 2 periods), while the sum resolves it.
+ */
+export function jointRipple(records: ReadonlyArray<JointRecord | null>): { periodUs: number; ampCg: number } | null {
+  const got = records.filter((r): r is JointRecord => r !== null);
+  if (got.length < 4) return null;
+  let bestG = -1;
+  let bestMargin = 0;
+  for (let g = 0; g < JOINT_GRID_US.length; g++) {
+    let k = 0;
+    let sum = 0;
+    for (const r of got) {
+      const z = r.z[g];
+      if (Number.isNaN(z)) continue;
+      k++;
+      sum += z;
+    }
+    if (k < 4) continue;
+    const margin = sum - (2 * k + 12 * Math.sqrt(k));
+    if (margin > bestMargin) {
+      bestMargin = margin;
+      bestG = g;
+    }
+  }
+  if (bestG < 0) return null;
+  // a peak: over the doses that show the best period, the mean z falls on both sides, to a share of it, before any of
+  // those doses leaves its range (a ripple much slower than the ramps is a curve there, whose z grows up to the
+  // longest period each ramp resolves: its best sat at that edge)
+  const at = got.filter((r) => !Number.isNaN(r.z[bestG]));
+  const meanAt = (g: number): number => {
+    let sum = 0;
+    for (const r of at) {
+      const z = r.z[g];
+      if (Number.isNaN(z)) return NaN;
+      sum += z;
+    }
+    return sum / at.length;
+  };
+  const peak = meanAt(bestG);
+  const falls = (step: number, share: number): boolean => {
+    for (let g = bestG + step; g >= 0 && g < JOINT_GRID_US.length; g += step) {
+      const m = meanAt(g);
+      if (Number.isNaN(m)) return false;
+      if (m <= share * peak) return true;
+    }
+    return false;
+  };
+  if (!falls(-1, 0.5) || !falls(1, 0.5)) return null;
+  const rx = at.reduce((v, r) => v + r.ux[bestG], 0);
+  const ry = at.reduce((v, r) => v + r.uy[bestG], 0);
+  if (rx * rx + ry * ry > 0.81 * at.length * at.length) return null;
+  // and it lasts: the ramps' second halves show it too (a period the coarse tail brings into the ramp's start, where
+  // the ripple follows the speed and is 10x slower at fine, does not), against noise alone at this one period
+  const late = at.reduce((v, r) => v + r.zLate[bestG], 0);
+  if (Number.isNaN(late) || late < 2 * at.length + 6 * Math.sqrt(at.length)) return null;
+  const amp = Math.round(median(at.map((r) => r.amp[bestG])));
+  return amp >= 1 ? { periodUs: JOINT_GRID_US[bestG], ampCg: amp } : null;
+}
+
 /**
  * The motor's first-order lag (us) from a coarse spin-up from rest: the samples (time since the motor start, us; net
  * weight, cg) are fitted with c + F h(t - d), h(u) = u - lag (1 - e^(-u / lag)) for u > 0 (0 before: the dead time d),
@@ -970,6 +1055,8 @@ export class DosingController {
   private cutCoast: { d: number; plain: number } | null = null;
   /** The last dose's ripple period search, when it has not ended yet. */
   private job: Generator<void, void, void> | null = null;
+  /** This process's last doses' JointRecord (as many as recentShortRipples), for jointRipple; not stored. */
+  private jointRecords: Array<JointRecord | null> = [];
   // dose in progress
   private targetCg = 0;
   private zeroCg = 0;
@@ -2061,6 +2148,7 @@ export class DosingController {
           this.L.fineRippleCg = 0;
           this.L.fineRippleAcrossDoses = false;
           this.L.recentShortRipples = [];
+          this.jointRecords = [];
           return;
         }
       }
@@ -2132,6 +2220,39 @@ export class DosingController {
     return expected >= 6 * Math.sqrt((2 * m.rss) / m.n / m.n) && 3 * rippleAmp(m) < expected;
   }
 
+  /** This dose's JointRecord over its steady fine ramp (from fromUs); null when the ramp is too short for a line. */
+  private *jointRecordJob(fromUs: number): Generator<void, JointRecord | null, void> {
+    const f = this.rfit;
+    const line = f.solve(0, fromUs);
+    if (!line || line.n < 24 || line.rss <= 0) return null;
+    const s2 = line.rss / line.n;
+    const cubic = f.cubicRss(fromUs);
+    const newest = f.newestUs;
+    const hi = Math.trunc((newest - Math.max(fromUs, newest - f.spanUs)) / 1.5);
+    const lo = Math.max(4 * this.period, 150_000);
+    const n = JOINT_GRID_US.length;
+    const r: JointRecord = { z: new Float64Array(n).fill(NaN), zLate: new Float64Array(n).fill(NaN), ux: new Float64Array(n), uy: new Float64Array(n), amp: new Float64Array(n) };
+    const fromLate = Math.trunc((Math.max(fromUs, newest - f.spanUs) + newest) / 2);
+    const lineLate = f.solve(0, fromLate);
+    for (let g = 0; g < n; g++) {
+      const p = JOINT_GRID_US[g];
+      if (p < lo || p > hi) continue;
+      const m = f.solve(p, fromUs);
+      yield;
+      if (!m || (cubic >= 0 && 2 * cubic < m.rss)) continue;
+      const u = shortRipple(m, 0);
+      r.z[g] = (line.rss - m.rss) / s2;
+      r.ux[g] = u.ux;
+      r.uy[g] = u.uy;
+      r.amp[g] = rippleAmp(m);
+      if (!lineLate || lineLate.n < 12) continue;
+      const late = f.solve(p, fromLate);
+      yield;
+      if (late) r.zLate[g] = (lineLate.rss - late.rss) / s2;
+    }
+    return r;
+  }
+
   /**
    * A ripple slower than the fine ramp one dose shows (1.5-3 periods: too short for the search of one dose, whose
    * acceptance needs a clear share of the residuals), at about a reading's noise: each dose's steady fine ramp is searched
@@ -2146,7 +2267,9 @@ export class DosingController {
     const fm = this.rippleFromUs > 0 ? yield* this.rfit.searchPeriodJob(Math.max(4 * this.period, 150_000), 2_500_000, this.noise, this.rippleFromUs, 1.5, false, 4, 0.97, 0.25) : null;
     list.push(fm ? shortRipple(fm, Math.round(rippleAmp(fm))) : null);
     while (list.length > 6) list.shift();
-    const found = agreedRipple(list);
+    this.jointRecords.push(this.rippleFromUs > 0 ? yield* this.jointRecordJob(this.rippleFromUs) : null);
+    while (this.jointRecords.length > 6) this.jointRecords.shift();
+    const found = agreedRipple(list) ?? jointRipple(this.jointRecords);
     if (!found) return;
     const known = this.L.fineRipplePeriodUs ?? 0;
     this.L.fineRipplePeriodUs = known > 0 ? known + Math.trunc((found.periodUs - known) / 4) : found.periodUs;
