@@ -832,10 +832,11 @@ export interface JointRecord {
 
 /**
  * The period the last doses' fine ramps show together: the sum of their z at each period against what noise alone
- * reaches (a chi-square of 2 per dose: 2K + 12 sqrt K, about its 1e-4 tail), over 4 doses or more, the best period the
- * one furthest above it; refused when the doses' phases at the ramp's start line up (a transient, as agreedRipple) or
- * the median amplitude is under 1 cg. Each dose alone may scatter its best period by 20 % (a ripple about as large as
- * the noise on a ramp of 2 periods), while the sum resolves it.
+ * reaches (a chi-square of 2 per dose: 2K + 12 sqrt K, about its 1e-4 tail at one period; the best of the grid's
+ * periods passes it more often), over 4 doses or more, the best period the one furthest above it; refused when it is
+ * not a peak, when the doses' phases at the ramp's start line up (a transient, as agreedRipple), when the ramps' second
+ * halves do not show it, or when the median amplitude rounds to under 1 cg. Each dose alone may scatter its best
+ * period by 20 % (a ripple about as large as the noise on a ramp of 2 periods), while the sum resolves it.
  */
 export function jointRipple(records: ReadonlyArray<JointRecord | null>): { periodUs: number; ampCg: number } | null {
   const got = records.filter((r): r is JointRecord => r !== null);
