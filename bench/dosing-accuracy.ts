@@ -3,6 +3,7 @@
 //                                  [--coarse-gps G] [--delay S] [--jitter S] [--ripple F] [--ripple-hz HZ]
 //                                  [--noise G] [--lag S] [--dead-band PERMILLE] [--target G] [--step-at K]
 //                                  [--preact-gain 0.25] [--dribble 1] [--preact-avg 4] [--ripple-periods 2] [--follows-speed] [--trace] [--diag]
+//                                  [--scale-filter [median+4|4|...]]
 //
 // The physics envelope, swept. A fixed, seeded list of profiles (a Latin
 // hypercube over the envelope, so every range is covered evenly) plus the
@@ -33,6 +34,11 @@
 //            --preact-avg change them
 //   ours     DosingController (learns the plant from the first dose)
 //
+// --scale-filter: every strategy reads through rt-scale's own reading filter
+// (ReadingFilter), as rt-dosing does in the product: alone, the scale's default
+// (median of 3, then an average of 4); 'median+N' or 'N' (no median) for others.
+// Without it the readings are the chip's, unfiltered.
+//
 // Dose time: from the motor start to the moment the result is known (ours:
 // the controller's own settle; the baselines: an oracle settle of the true
 // delay + jitter + a 0.5 s stable window after their cut-off).
@@ -46,6 +52,7 @@
 // the floor being the flow at 10 % duty times the delay jitter.
 import { DosingController } from '../nodes/rt-dosing/dosing-core';
 import { DEFAULT_PLANT, flowAt, Plant, type PlantParams, xorshift32 } from '../test/helpers/dosing-plant';
+import { DEFAULT_SAMPLER, ReadingFilter } from '../nodes/rt-scale/sampler-core';
 import { log, machine, percentile, result, round } from './lib/common';
 
 function flagStr(name: string): string | undefined {
@@ -72,6 +79,15 @@ const TOL_G = 0.1;
 const TRACE = has('trace');
 /** --diag: per profile, ours' error split into bias and spread, by cut kind, and the doses out of bound (stderr). */
 const DIAG = has('diag');
+/** --scale-filter: the readings go through the scale's filter (null: unfiltered). */
+const SCALE_FILTER = ((): { median: boolean; average: number } | null => {
+  if (!has('scale-filter')) return null;
+  const v = flagStr('scale-filter');
+  if (v === undefined || v.startsWith('--')) return { median: DEFAULT_SAMPLER.median, average: DEFAULT_SAMPLER.average };
+  const m = /^(median\+)?(\d+)$/.exec(v);
+  if (!m) throw new Error(`--scale-filter ${v}: expected median+N or N (N 1..16)`);
+  return { median: m[1] !== undefined, average: Number(m[2]) };
+})();
 
 interface Profile {
   name: string;
@@ -159,10 +175,26 @@ interface Strategy {
   ctl?: DosingController;
 }
 
-function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
+/** The readings a strategy gets: the chip's, or through the scale's filter (--scale-filter). */
+type Reader = { read(): number; prime(): void };
+function readerFor(plant: Plant): Reader {
+  if (!SCALE_FILTER) return { read: () => plant.readCg(), prime: () => undefined };
+  const f = new ReadingFilter(SCALE_FILTER.median, SCALE_FILTER.average);
+  return {
+    read: () => Math.round(f.push(plant.readCg())),
+    // the scale samples between doses too: its filter holds readings of the scale at rest when a dose starts
+    prime: () => {
+      f.reset();
+      for (let k = 0; k < SCALE_FILTER.average + 2; k++) f.push(plant.readCg());
+    },
+  };
+}
+
+function runDose(plant: Plant, s: Strategy, targetG: number, reader: Reader): Outcome {
   let t = plant.timeUs;
   const zero = plant.mass;
   const zeroRead = plant.readCg();
+  reader.prime();
   s.start(Math.round(targetG * 100), t);
   let duty = 0;
   let motorOn = 0;
@@ -170,7 +202,7 @@ function runDose(plant: Plant, s: Strategy, targetG: number): Outcome {
   for (let i = 0; i < 200_000; i++) {
     t += PERIOD_US;
     plant.advance(t);
-    const cmd = s.step(plant.readCg(), t);
+    const cmd = s.step(reader.read(), t);
     if (cmd === null) break;
     if (cmd.duty > 0 && motorOn === 0) motorOn = t;
     if (cmd.stopAtUs !== undefined) {
@@ -428,11 +460,12 @@ function ours(c: DosingController): Strategy {
 
 function series(pr: Profile, make: () => Strategy): Outcome[] {
   const plant = new Plant(pr.plant);
+  const reader = readerFor(plant);
   const s = make();
   const out: Outcome[] = [];
   for (let k = 0; k < DOSES; k++) {
     if (pr.stepAt !== undefined && k === pr.stepAt) plant.flowScale = 0.8;
-    out.push(runDose(plant, s, pr.targetG));
+    out.push(runDose(plant, s, pr.targetG, reader));
   }
   return out;
 }
@@ -471,6 +504,7 @@ function main(): void {
   // --follows-speed: every profile's ripple follows the motor's speed (one per auger turn; its Hz at full duty)
   if (has('follows-speed')) list = list.map((p) => ({ ...p, plant: { ...p.plant, rippleFollowsSpeed: true } }));
   log(`dosing-accuracy: ${list.length} profile(s) x ${DOSES} doses x 4 controllers, virtual time, 80 SPS`);
+  log(SCALE_FILTER ? `readings through the scale's filter: ${SCALE_FILTER.median ? 'median of 3, then ' : ''}an average of ${SCALE_FILTER.average}` : 'readings unfiltered (the chip\'s)');
   log(JSON.stringify(machine()));
   log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn lrnBd recov abort');
   const rows: Array<Record<string, number | string | boolean>> = [];

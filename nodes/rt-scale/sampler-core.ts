@@ -155,6 +155,54 @@ export function calibrateCpg(avgCounts: number, zero: number, knownCg: number): 
   return cpgMilli;
 }
 
+/**
+ * The scale's reading filter: spike rejection by the median of the last three
+ * (when `median`), then a moving average of the last `average`. Its output is
+ * the mean, unrounded. Used by the sampler, and by the dosing benchmark to feed
+ * the controller what the scale feeds it.
+ */
+export class ReadingFilter {
+  private m1 = 0;
+  private m2 = 0;
+  private mCount = 0;
+  private readonly avgBuf: Float64Array;
+  private avgSum = 0;
+  private avgN = 0;
+  private avgI = 0;
+
+  constructor(
+    readonly median: boolean,
+    readonly average: number,
+  ) {
+    if (!Number.isInteger(average) || average < 1 || average > 16) throw new RangeError('average must be 1..16');
+    this.avgBuf = new Float64Array(average);
+  }
+
+  reset(): void {
+    this.mCount = 0;
+    this.avgSum = this.avgN = this.avgI = 0;
+  }
+
+  push(x: number): number {
+    let v = x;
+    if (this.median) {
+      const a = this.m1;
+      const b = this.m2;
+      this.m2 = this.m1;
+      this.m1 = x;
+      this.mCount++;
+      if (this.mCount >= 3) v = med3(x, a, b);
+    }
+    const n = this.average;
+    if (this.avgN === n) this.avgSum -= this.avgBuf[this.avgI];
+    else this.avgN++;
+    this.avgBuf[this.avgI] = v;
+    this.avgSum += v;
+    this.avgI = (this.avgI + 1) % n;
+    return this.avgSum / this.avgN;
+  }
+}
+
 export class Sampler {
   readonly o: SamplerOptions;
   cal: Calibration;
@@ -164,13 +212,7 @@ export class Sampler {
   good = 0;
   settled = 0;
   private settleLeft: number;
-  private m1 = 0;
-  private m2 = 0;
-  private mCount = 0;
-  private readonly avgBuf: Int32Array;
-  private avgSum = 0;
-  private avgN = 0;
-  private avgI = 0;
+  private readonly filter: ReadingFilter;
   private lastRaw = NaN;
   /** The last reading that was decoded and not discarded (NaN after power-up). */
   private lastAccepted = NaN;
@@ -188,10 +230,9 @@ export class Sampler {
 
   constructor(cal: Calibration, opts: Partial<SamplerOptions> = {}) {
     this.o = { ...DEFAULT_SAMPLER, ...opts };
-    if (this.o.average < 1 || this.o.average > 16) throw new RangeError('average must be 1..16');
+    this.filter = new ReadingFilter(this.o.median, this.o.average);
     this.cal = cal;
     this.settleLeft = this.o.settle;
-    this.avgBuf = new Int32Array(this.o.average);
     this.stable = new WindowMinMax(Math.max(2, this.o.stableWindow));
     this.noise = new Int32Array(Math.max(2, this.o.noiseWindow));
   }
@@ -199,8 +240,7 @@ export class Sampler {
   /** After power-up or a gain change: discard the next `settle` conversions and restart the filters. */
   resettle(): void {
     this.settleLeft = this.o.settle;
-    this.mCount = 0;
-    this.avgSum = this.avgN = this.avgI = 0;
+    this.filter.reset();
     this.stable.reset();
     this.lastRaw = NaN;
     this.lastAccepted = NaN;
@@ -264,24 +304,8 @@ export class Sampler {
     if (this.sameRun >= this.o.stuckRun) {
       return { sample: this.flagged(raw, edgeUs), event: this.badRead('stuck'), bad: 'stuck' };
     }
-    // spike rejection: median of the last three
-    let v = raw;
-    if (this.o.median) {
-      const a = this.m1;
-      const b = this.m2;
-      this.m2 = this.m1;
-      this.m1 = raw;
-      this.mCount++;
-      if (this.mCount >= 3) v = med3(raw, a, b);
-    }
-    // moving average
-    const n = this.o.average;
-    if (this.avgN === n) this.avgSum -= this.avgBuf[this.avgI];
-    else this.avgN++;
-    this.avgBuf[this.avgI] = v;
-    this.avgSum += v;
-    this.avgI = (this.avgI + 1) % n;
-    const filtered = Math.round(this.avgSum / this.avgN);
+    // spike rejection (median of the last three), then the moving average
+    const filtered = Math.round(this.filter.push(raw));
     const cg = countsToCg(filtered, this.cal);
     this.lastCg = cg;
     this.lastFiltered = filtered;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { type Clock, VirtualClock } from '../../../nodes/rt-scale/clock';
 import { simulatedHal } from '../../../nodes/rt-scale/hal';
 import { decode24, encode24, GAIN_PULSES, type Hx711Pins, readFrame } from '../../../nodes/rt-scale/hx711-protocol';
-import { calibrateCpg, countsToCg, FLAG_FAULT, FLAG_STABLE, med3, type SampleOut, Sampler } from '../../../nodes/rt-scale/sampler-core';
+import { calibrateCpg, countsToCg, FLAG_FAULT, FLAG_STABLE, med3, ReadingFilter, type SampleOut, Sampler } from '../../../nodes/rt-scale/sampler-core';
 import { ScaleEngine } from '../../../nodes/rt-scale/scale-engine';
 import type { ScaleEvent } from '../../../nodes/rt-scale/scale-protocol';
 import { SimHx711 } from '../../../nodes/rt-scale/sim-hx711';
@@ -166,6 +166,19 @@ describe('sampler arithmetic and filters', () => {
     const withMedian = run(true);
     assert.ok(Math.max(...withMedian) <= 100_100, `spike rejected: ${withMedian}`);
     assert.ok(Math.max(...run(false)) > 400_000, 'without the median the spike passes');
+  });
+
+  it('the reading filter (shared by the sampler and the dosing benchmark): a median of 3, then a moving average over what it has, reset forgets', () => {
+    const f = new ReadingFilter(true, 4);
+    // the median needs 3 readings: the first two pass as they are, averaged over what the filter has
+    assert.deepEqual([10, 20, 30, 1000, 40, 50].map((v) => f.push(v)), [10, 15, (10 + 20 + 20) / 3, (10 + 20 + 20 + 30) / 4, (20 + 20 + 30 + 40) / 4, (20 + 30 + 40 + 50) / 4]);
+    f.reset();
+    assert.equal(f.push(7), 7, 'after a reset nothing of before is averaged');
+    const plain = new ReadingFilter(false, 2);
+    assert.deepEqual([1, 3, 1000, 5].map((v) => plain.push(v)), [1, 2, 501.5, 502.5], 'without the median a spike passes into the average');
+    assert.throws(() => new ReadingFilter(true, 0), RangeError);
+    assert.throws(() => new ReadingFilter(true, 17), RangeError);
+    assert.throws(() => new Sampler({ zero: 0, cpgMilli: 1000 }, { average: 17 }), RangeError);
   });
 
   it('marks stable only when the window spread is under the threshold, and settles 4 samples', () => {
