@@ -1343,6 +1343,10 @@ export class DosingController {
   private get noise(): number {
     return Math.max(1, this.L.noiseCg);
   }
+  /** The shortest ripple period the searches try (us): 4 sample periods, and 150 ms. */
+  private get minRipplePeriodUs(): number {
+    return Math.max(4 * this.period, 150_000);
+  }
   /** The measured flow at a duty (cg/s; 0 = not measured). */
   private flowOf(duty: number): number {
     return this.L.flowCgPerS[String(duty)] ?? 0;
@@ -2117,7 +2121,7 @@ export class DosingController {
    * spin-up time of the fine ramp is left out (the coarse tail still decays there).
    */
   private *learnRippleJob(): Generator<void, void, void> {
-    const minUs = Math.max(4 * this.period, 150_000);
+    const minUs = this.minRipplePeriodUs;
     const maxUs = 2_500_000;
     // at fine speed a ripple that follows the speed (one per auger turn) is 10x slower than at coarse: a 4 s one, searched
     // only up to 2.5 s, was taken at 2.0-2.5 s and cut with (p95 0.2 g); a ramp of 3 periods is still asked, so the
@@ -2234,11 +2238,12 @@ export class DosingController {
     const s2 = line.rss / line.n;
     const cubic = f.cubicRss(fromUs);
     const newest = f.newestUs;
-    const hi = Math.trunc((newest - Math.max(fromUs, newest - f.spanUs)) / 1.5);
-    const lo = Math.max(4 * this.period, 150_000);
+    const oldest = Math.max(fromUs, newest - f.spanUs);
+    const hi = Math.trunc((newest - oldest) / 1.5);
+    const lo = this.minRipplePeriodUs;
     const n = JOINT_GRID_US.length;
     const r: JointRecord = { z: new Float64Array(n).fill(NaN), zLate: new Float64Array(n).fill(NaN), ux: new Float64Array(n), uy: new Float64Array(n), amp: new Float64Array(n) };
-    const fromLate = Math.trunc((Math.max(fromUs, newest - f.spanUs) + newest) / 2);
+    const fromLate = Math.trunc((oldest + newest) / 2);
     const lineLate = f.solve(0, fromLate);
     for (let g = 0; g < n; g++) {
       const p = JOINT_GRID_US[g];
@@ -2271,7 +2276,7 @@ export class DosingController {
    */
   private *shortRippleJob(): Generator<void, void, void> {
     const list = (this.L.recentShortRipples ??= []);
-    const fm = this.rippleFromUs > 0 ? yield* this.rfit.searchPeriodJob(Math.max(4 * this.period, 150_000), 2_500_000, this.noise, this.rippleFromUs, 1.5, false, 4, 0.97, 0.25) : null;
+    const fm = this.rippleFromUs > 0 ? yield* this.rfit.searchPeriodJob(this.minRipplePeriodUs, 2_500_000, this.noise, this.rippleFromUs, 1.5, false, 4, 0.97, 0.25) : null;
     list.push(fm ? shortRipple(fm, Math.round(rippleAmp(fm))) : null);
     while (list.length > 6) list.shift();
     this.jointRecords.push(this.rippleFromUs > 0 ? yield* this.jointRecordJob(this.rippleFromUs) : null);
