@@ -34,10 +34,14 @@
 //            --preact-avg change them
 //   ours     DosingController (learns the plant from the first dose)
 //
-// --scale-filter: every strategy reads through rt-scale's own reading filter
-// (ReadingFilter), as rt-dosing does in the product: alone, the scale's default
-// (median of 3, then an average of 4); 'median+N' or 'N' (no median) for others.
-// Without it the readings are the chip's, unfiltered.
+// --scale-filter: every strategy's readings during a dose go through rt-scale's
+// own reading filter (ReadingFilter), as rt-dosing's do in the product: alone,
+// the scale's default (median of 3, then an average of 4); 'median+N' or 'N' (no
+// median) for others. The filter is primed at each dose start with readings of
+// the scale at rest, from a generator of their own (the plant's draws stay the
+// unfiltered run's). The baselines' settled reading after a dose (a mean of 40)
+// and the preact baseline's commissioning run read the chip. Without it the
+// readings are the chip's, unfiltered.
 //
 // Dose time: from the motor start to the moment the result is known (ours:
 // the controller's own settle; the baselines: an oracle settle of the true
@@ -85,7 +89,7 @@ const SCALE_FILTER = ((): { median: boolean; average: number } | null => {
   const v = flagStr('scale-filter');
   if (v === undefined || v.startsWith('--')) return { median: DEFAULT_SAMPLER.median, average: DEFAULT_SAMPLER.average };
   const m = /^(median\+)?(\d+)$/.exec(v);
-  if (!m) throw new Error(`--scale-filter ${v}: expected median+N or N (N 1..16)`);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 16) throw new Error(`--scale-filter ${v}: expected median+N or N (N 1..16)`);
   return { median: m[1] !== undefined, average: Number(m[2]) };
 })();
 
@@ -180,12 +184,19 @@ type Reader = { read(): number; prime(): void };
 function readerFor(plant: Plant): Reader {
   if (!SCALE_FILTER) return { read: () => plant.readCg(), prime: () => undefined };
   const f = new ReadingFilter(SCALE_FILTER.median, SCALE_FILTER.average);
+  // the primer's noise has a generator of its own: the plant's draws (its noise and its delay jitter) stay those of the
+  // unfiltered run, so a filter that changes nothing (--scale-filter 1) gives the unfiltered run's figures
+  const rnd = xorshift32((plant.p.seed ^ 0x2545f491) >>> 0);
+  const restCg = (): number => {
+    const u = Math.max(1e-12, rnd());
+    return Math.round((plant.mass + Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd()) * plant.p.noiseG) * 100);
+  };
   return {
     read: () => Math.round(f.push(plant.readCg())),
     // the scale samples between doses too: its filter holds readings of the scale at rest when a dose starts
     prime: () => {
       f.reset();
-      for (let k = 0; k < SCALE_FILTER.average + 2; k++) f.push(plant.readCg());
+      for (let k = 0; k < SCALE_FILTER.average + 2; k++) f.push(restCg());
     },
   };
 }
@@ -504,7 +515,7 @@ function main(): void {
   // --follows-speed: every profile's ripple follows the motor's speed (one per auger turn; its Hz at full duty)
   if (has('follows-speed')) list = list.map((p) => ({ ...p, plant: { ...p.plant, rippleFollowsSpeed: true } }));
   log(`dosing-accuracy: ${list.length} profile(s) x ${DOSES} doses x 4 controllers, virtual time, 80 SPS`);
-  log(SCALE_FILTER ? `readings through the scale's filter: ${SCALE_FILTER.median ? 'median of 3, then ' : ''}an average of ${SCALE_FILTER.average}` : 'readings unfiltered (the chip\'s)');
+  if (SCALE_FILTER) log(`readings through the scale's filter: ${SCALE_FILTER.median ? 'median of 3, then ' : ''}an average of ${SCALE_FILTER.average}`);
   log(JSON.stringify(machine()));
   log('profile  coarse delay  jit  lag  db ripple  Hz   noise target step | floor  bound | single  2speed preact   ours | t_pre  t_ours | learn lrnBd recov abort');
   const rows: Array<Record<string, number | string | boolean>> = [];
@@ -597,6 +608,8 @@ function main(): void {
     doses_to_bound_max: boundMax,
     profiles_within_bound: withinBound,
     targets_met: targets,
+    // only with --scale-filter: the filter the readings went through
+    ...(SCALE_FILTER ? { scale_filter: `${SCALE_FILTER.median ? 'median+' : ''}${SCALE_FILTER.average}` } : {}),
   });
 }
 
