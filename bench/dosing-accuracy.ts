@@ -55,7 +55,7 @@
 // doses from the flow step until one is within the bound again. A profile's bound is max(0.03 g, 1.5 x its floor),
 // the floor being the flow at 10 % duty times the delay jitter.
 import { DosingController } from '../nodes/rt-dosing/dosing-core';
-import { DEFAULT_PLANT, flowAt, Plant, type PlantParams, xorshift32 } from '../test/helpers/dosing-plant';
+import { DEFAULT_PLANT, flowAt, gaussian, Plant, type PlantParams, xorshift32 } from '../test/helpers/dosing-plant';
 import { DEFAULT_SAMPLER, ReadingFilter } from '../nodes/rt-scale/sampler-core';
 import { log, machine, percentile, result, round } from './lib/common';
 
@@ -187,10 +187,7 @@ function readerFor(plant: Plant): Reader {
   // the primer's noise has a generator of its own: the plant's draws (its noise and its delay jitter) stay those of the
   // unfiltered run, so a filter that changes nothing (--scale-filter 1) gives the unfiltered run's figures
   const rnd = xorshift32((plant.p.seed ^ 0x2545f491) >>> 0);
-  const restCg = (): number => {
-    const u = Math.max(1e-12, rnd());
-    return Math.round((plant.mass + Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd()) * plant.p.noiseG) * 100);
-  };
+  const restCg = (): number => Math.round((plant.mass + gaussian(rnd) * plant.p.noiseG) * 100);
   return {
     read: () => Math.round(f.push(plant.readCg())),
     // the scale samples between doses too: its filter holds readings of the scale at rest when a dose starts

@@ -105,11 +105,9 @@ export class Plant {
     this.mass = 0;
   }
 
-  /** Standard normal deviate from the seeded generator (Box-Muller). */
+  /** Standard normal deviate from the seeded generator. */
   gauss(): number {
-    const u = Math.max(1e-12, this.rnd());
-    const v = this.rnd();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    return gaussian(this.rnd);
   }
 
   /** Uniform in [0, 1) from the seeded generator. */
@@ -121,6 +119,13 @@ export class Plant {
   readCg(): number {
     return Math.round((this.mass + this.gauss() * this.p.noiseG) * 100);
   }
+}
+
+/** A standard normal deviate from a uniform generator (Box-Muller: two draws). */
+export function gaussian(rnd: () => number): number {
+  const u = Math.max(1e-12, rnd());
+  const v = rnd();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
 }
 
 /** A seeded xorshift32 generator of uniform numbers in [0, 1) (seed 0 counts as 1). */
